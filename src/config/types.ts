@@ -1,0 +1,81 @@
+// The validated, normalized, deep-frozen configuration every component receives a slice of.
+// Produced only by config/load.ts; nothing outside config/ reads files or process.env for settings.
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+
+/** A socket address: `127.0.0.1:5353` or `[::1]:5353` in the file. */
+export interface ListenAddress {
+  readonly host: string          // without brackets: '127.0.0.1', '::1'
+  readonly port: number          // 0 = let the OS pick (tests)
+  readonly family: 4 | 6
+}
+
+export type UpstreamProtocol = 'udp' | 'tcp' | 'tls' | 'https'
+
+export interface UpstreamConfig {
+  readonly url: string           // as written, for logs and status ('udp://127.0.0.2:5300')
+  readonly protocol: UpstreamProtocol
+  readonly host: string          // IP literal or host name (tls/https only may use names)
+  readonly port: number          // default 53 (udp/tcp), 853 (tls), 443 (https)
+  readonly path: string          // https only: '/dns-query' by default; '' otherwise
+  readonly timeoutMs: number     // per attempt; default dns.upstreamTimeoutMs
+  readonly servername: string | undefined   // tls/https: SNI + certificate name; default host when it is a name
+  readonly caFile: string | undefined       // tls/https: extra CA bundle (PEM) to trust
+}
+
+export interface DnsConfig {
+  readonly listen: readonly ListenAddress[]
+  readonly ednsUdpSize: number              // what we advertise to clients and upstreams (default 1232)
+  readonly upstreamTimeoutMs: number        // default 2000
+  readonly udpSockets: number               // upstream UDP socket pool size, each on a random port (default 32)
+  readonly maxInflight: number              // cap on distinct upstream queries outstanding (default 4096)
+  readonly shutdownGraceMs: number          // SIGTERM: wait at most this long for in-flight queries (default 5000)
+  readonly tcp: {
+    readonly idleTimeoutMs: number          // default 10000 (RFC 7766 recommends seconds, not minutes)
+    readonly maxConnections: number         // default 1024
+    readonly maxInflightPerConnection: number  // default 64
+  }
+}
+
+export interface CacheConfig {
+  readonly enabled: boolean                 // default true
+  readonly maxEntries: number               // default 100000
+  readonly minTtl: number                   // seconds, default 0
+  readonly maxTtl: number                   // seconds, default 86400
+  readonly negativeMaxTtl: number           // seconds, cap for RFC 2308 negative TTL, default 3600
+}
+
+export interface ApiToken { readonly name: string, readonly role: 'admin' | 'viewer' | 'metrics', readonly sha256: string }
+
+export interface ApiConfig {
+  readonly listen: ListenAddress            // default 127.0.0.1:8053
+  readonly tokens: readonly ApiToken[]
+}
+
+export interface CategoryOverride { readonly enabled?: boolean }
+
+export interface ListSource {
+  readonly name: string
+  readonly path?: string
+  readonly url?: string
+  readonly format: 'plain' | 'hosts' | 'adblock' | 'dnsmasq' | 'cidr'
+  readonly category?: string
+}
+
+export interface BlocklistsConfig {
+  readonly dir: string                      // default ./blocklists (resolved against the process cwd)
+  readonly categories: Readonly<Record<string, CategoryOverride>>
+  readonly sources: readonly ListSource[]
+}
+
+export interface Config {
+  readonly dns: DnsConfig
+  readonly upstreams: readonly UpstreamConfig[]   // never empty after load
+  readonly cache: CacheConfig
+  readonly api: ApiConfig
+  readonly dataDir: string                  // default ./var
+  readonly blocklists: BlocklistsConfig
+  readonly log: { readonly level: LogLevel }
+  /** Where this config came from: a file path, or 'defaults'. */
+  readonly source: string
+}

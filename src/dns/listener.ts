@@ -1,0 +1,182 @@
+// DNS listeners: UDP and TCP on each configured address. TCP follows RFC 7766: 2-byte length
+// framing, many queries per connection answered as they complete (possibly out of order), an idle
+// timeout, a cap on connections and on queries in flight per connection (reading pauses at the cap).
+// Knows nothing of DNS beyond framing: every message goes to the injected `serve` function.
+
+import dgram from 'node:dgram'
+import net from 'node:net'
+import type { Logger } from 'pino'
+import type { DnsConfig, ListenAddress } from '../config/types.js'
+import { EgressdError } from '../errors.js'
+import type { DnsMetrics } from './metrics.js'
+import type { Protocol } from './pipeline.js'
+
+export type Serve = (msg: Buffer, protocol: Protocol, client: string) => Buffer | Promise<Buffer> | null
+
+export interface BoundAddress { readonly protocol: Protocol, readonly host: string, readonly port: number }
+
+export interface ListenerDeps {
+  readonly dns: DnsConfig
+  readonly log: Logger
+  readonly metrics: DnsMetrics
+}
+
+export class DnsListener {
+  readonly #deps: ListenerDeps
+  readonly #log: Logger
+  /** Swappable: a config reload installs a new pipeline without touching sockets. */
+  serve: Serve
+  readonly #udp: dgram.Socket[] = []
+  readonly #tcp: net.Server[] = []
+  readonly #conns = new Set<net.Socket>()
+  #inflight = 0
+  #draining = false
+  #closed = false
+  #drained: (() => void) | undefined
+
+  constructor (deps: ListenerDeps, serve: Serve) {
+    this.#deps = deps
+    this.#log = deps.log.child({ mod: 'listener' })
+    this.serve = serve
+  }
+
+  /** Binds UDP and TCP on every address; rejects (closing what was opened) if any bind fails. */
+  async start (): Promise<BoundAddress[]> {
+    const bound: BoundAddress[] = []
+    try {
+      for (const a of this.#deps.dns.listen) {
+        // Bind TCP first so that port 0 (tests) gives UDP the same port number.
+        const tcpPort = await this.#listenTcp(a)
+        const udpPort = await this.#listenUdp({ ...a, port: a.port === 0 ? tcpPort : a.port })
+        bound.push({ protocol: 'tcp', host: a.host, port: tcpPort }, { protocol: 'udp', host: a.host, port: udpPort })
+      }
+    } catch (err) {
+      await this.close(0)
+      throw err
+    }
+    this.#log.info({ addresses: bound.map(b => `${b.protocol}://${b.host.includes(':') ? `[${b.host}]` : b.host}:${b.port}`) }, 'DNS listening')
+    return bound
+  }
+
+  #listenUdp (a: ListenAddress): Promise<number> {
+    const sock = dgram.createSocket({ type: a.family === 6 ? 'udp6' : 'udp4', recvBufferSize: 1 << 22, sendBufferSize: 1 << 22 })
+    return new Promise((resolve, reject) => {
+      sock.once('error', err => reject(new EgressdError('EGRESSD_ERR_LISTEN', `cannot listen on udp ${a.host}:${a.port}: ${err.message}`, { cause: err })))
+      sock.bind(a.port, a.host, () => {
+        sock.removeAllListeners('error')
+        sock.on('error', err => this.#log.error({ err }, 'UDP socket error'))
+        sock.on('message', (msg, rinfo) => this.#onUdp(sock, msg, rinfo))
+        this.#udp.push(sock)
+        resolve(sock.address().port)
+      })
+    })
+  }
+
+  #onUdp (sock: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.#draining) return
+    const r = this.serve(msg, 'udp', rinfo.address)
+    if (r === null) return
+    if (r instanceof Promise) {
+      this.#inflight++
+      r.then(b => {
+        if (!this.#closed) sock.send(b, rinfo.port, rinfo.address)
+      }).finally(() => this.#done())
+    } else {
+      sock.send(r, rinfo.port, rinfo.address)
+    }
+  }
+
+  #listenTcp (a: ListenAddress): Promise<number> {
+    const t = this.#deps.dns.tcp
+    const server = net.createServer({ noDelay: true }, sock => this.#onConnection(sock))
+    server.maxConnections = t.maxConnections
+    server.on('drop', () => { this.#deps.metrics.tcp.rejected++ })
+    return new Promise((resolve, reject) => {
+      server.once('error', err => reject(new EgressdError('EGRESSD_ERR_LISTEN', `cannot listen on tcp ${a.host}:${a.port}: ${err.message}`, { cause: err })))
+      server.listen({ port: a.port, host: a.host, ipv6Only: a.family === 6 }, () => {
+        server.removeAllListeners('error')
+        server.on('error', err => this.#log.error({ err }, 'TCP server error'))
+        this.#tcp.push(server)
+        resolve((server.address() as net.AddressInfo).port)
+      })
+    })
+  }
+
+  #onConnection (sock: net.Socket): void {
+    const m = this.#deps.metrics
+    const t = this.#deps.dns.tcp
+    m.tcp.accepted++
+    this.#conns.add(sock)
+    const client = sock.remoteAddress ?? ''
+    let buf: Buffer | undefined
+    let inflight = 0
+    let paused = false
+    sock.setTimeout(t.idleTimeoutMs)
+    sock.on('timeout', () => {
+      if (inflight === 0) { m.tcp.idleClosed++; sock.end() }
+    })
+    sock.on('error', () => { m.tcp.errors++ })
+    sock.on('close', () => { this.#conns.delete(sock) })
+
+    const send = (b: Buffer): void => {
+      if (sock.destroyed || !sock.writable) return
+      const frame = Buffer.allocUnsafe(2 + b.length)
+      frame.writeUInt16BE(b.length, 0)
+      b.copy(frame, 2)
+      sock.write(frame)
+    }
+    const finished = (): void => {
+      inflight--
+      if (paused && inflight < t.maxInflightPerConnection && !this.#draining) { paused = false; sock.resume() }
+      if (this.#draining && inflight === 0) sock.end()
+    }
+    sock.on('data', (d: Buffer) => {
+      buf = buf === undefined ? d : Buffer.concat([buf, d])
+      while (buf.length >= 2 && !this.#draining) {
+        const len = buf.readUInt16BE(0)
+        if (buf.length < 2 + len) break
+        const msg = Buffer.from(buf.subarray(2, 2 + len))
+        buf = buf.subarray(2 + len)
+        const r = this.serve(msg, 'tcp', client)
+        if (r === null) continue
+        if (r instanceof Promise) {
+          inflight++
+          this.#inflight++
+          r.then(send).finally(() => { finished(); this.#done() })
+        } else {
+          send(r)
+        }
+      }
+      if (buf.length === 0) buf = undefined
+      if (inflight >= t.maxInflightPerConnection && !paused) { paused = true; sock.pause() }
+    })
+  }
+
+  #done (): void {
+    this.#inflight--
+    if (this.#draining && this.#inflight === 0) this.#drained?.()
+  }
+
+  /** Queries being answered right now (waiting on upstreams). */
+  get inflight (): number { return this.#inflight }
+
+  /**
+   * Stops accepting queries, waits up to `graceMs` for the ones in flight to be answered, then
+   * closes every socket.
+   */
+  async close (graceMs: number): Promise<void> {
+    this.#draining = true
+    for (const s of this.#tcp) s.close()
+    if (this.#inflight > 0 && graceMs > 0) {
+      await new Promise<void>(resolve => {
+        const timer = setTimeout(resolve, graceMs)
+        this.#drained = () => { clearTimeout(timer); resolve() }
+      })
+    }
+    this.#closed = true
+    for (const c of this.#conns) c.destroy()
+    for (const s of this.#udp) s.close()
+    this.#udp.length = 0
+    this.#tcp.length = 0
+  }
+}

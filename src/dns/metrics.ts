@@ -1,0 +1,32 @@
+// Counters of the DNS path: plain numeric fields, incremented on the hot path without lookups.
+// The management API (later) renders them; tests read them directly.
+
+import { MALFORMED_KINDS, type Malformed } from './wire.js'
+import type { DropReason } from './upstream/transport.js'
+
+export type OutcomeKind = 'cached' | 'resolved' | 'servfail' | 'refused'
+
+function zeroes<K extends string> (keys: readonly K[]): Record<K, number> {
+  const o = {} as Record<K, number>
+  for (const k of keys) o[k] = 0
+  return o
+}
+
+export class DnsMetrics {
+  readonly queries = { udp: 0, tcp: 0 }
+  readonly outcomes: Record<OutcomeKind, number> = zeroes(['cached', 'resolved', 'servfail', 'refused'])
+  /** Client packets that were not queries we serve, by kind (FORMERR/NOTIMP answered, or dropped). */
+  readonly malformed: Record<Malformed, number> = zeroes(MALFORMED_KINDS)
+  /** Packets from (or claiming to be from) upstreams that were thrown away (RFC 5452 checks). */
+  readonly upstreamDropped: Record<DropReason, number> = zeroes(['unknown-id', 'wrong-source', 'wrong-question', 'short'])
+  upstreamErrors = 0
+  upstreamBadAnswers = 0
+  upstreamTcpRetries = 0
+  /** Client queries that joined an identical upstream query already in flight. */
+  coalesced = 0
+  /** Queries refused because too many distinct upstream queries were in flight. */
+  overloaded = 0
+  /** UDP answers cut to header + question with TC set (the client retries over TCP). */
+  truncated = 0
+  readonly tcp = { accepted: 0, rejected: 0, idleClosed: 0, errors: 0 }
+}

@@ -1,0 +1,207 @@
+// The upstream pool: turns configured upstreams into transports, asks them in order with failover,
+// tracks their health (a failing upstream is tried last until it answers again; after `probeMs` it
+// gets its configured place back so real traffic can show it has recovered), retries a truncated
+// UDP answer over TCP, and validates every answer before anyone sees it.
+
+import net from 'node:net'
+import tls from 'node:tls'
+import { readFileSync } from 'node:fs'
+import type { Logger } from 'pino'
+import type { UpstreamConfig } from '../../config/types.js'
+import { EgressdError, UpstreamError } from '../../errors.js'
+import { buildUpstreamQuery, prepareAnswer, Rcode, type StoredAnswer, type TtlPolicy } from '../wire.js'
+import type { DnsMetrics } from '../metrics.js'
+import { DohTransport } from './doh-transport.js'
+import { RandomIds } from './random-ids.js'
+import { StreamTransport } from './stream-transport.js'
+import type { DropReason, Exchange, Transport } from './transport.js'
+import { UdpSocketPool } from './udp-socket-pool.js'
+
+export interface UpstreamHealth {
+  readonly url: string
+  readonly healthy: boolean
+  readonly queries: number
+  readonly failures: number
+  readonly consecutiveFailures: number
+  readonly lastError: string | undefined
+  /** Smoothed answer time in ms (EWMA), 0 before the first answer. */
+  readonly latencyMs: number
+}
+
+interface Upstream {
+  readonly cfg: UpstreamConfig
+  readonly transport: Transport
+  /** udp:// only: the TCP transport used when an answer comes back truncated. */
+  readonly tcp: Transport | undefined
+  queries: number
+  failures: number
+  consecutiveFailures: number
+  lastFailureAt: number
+  lastError: string | undefined
+  latencyMs: number
+}
+
+export interface PoolOptions {
+  readonly upstreams: readonly UpstreamConfig[]
+  readonly udpSockets: number
+  readonly ednsUdpSize: number
+  readonly ttl: TtlPolicy
+  readonly log: Logger
+  readonly metrics: DnsMetrics
+  readonly now: () => number
+  /** How long a failed upstream stays at the back of the line before it is tried in order again. */
+  readonly probeMs?: number
+}
+
+export interface Resolution { readonly answer: StoredAnswer, readonly upstream: string }
+
+export class UpstreamPool {
+  readonly #opts: PoolOptions
+  readonly #list: Upstream[]
+  readonly #random = new RandomIds()
+  readonly #udp = new Map<4 | 6, UdpSocketPool>()
+  readonly #log: Logger
+
+  constructor (opts: PoolOptions) {
+    this.#opts = opts
+    this.#log = opts.log.child({ mod: 'upstream' })
+    this.#list = opts.upstreams.map(cfg => {
+      const { transport, tcp } = this.#transports(cfg)
+      return { cfg, transport, tcp, queries: 0, failures: 0, consecutiveFailures: 0, lastFailureAt: 0, lastError: undefined, latencyMs: 0 }
+    })
+  }
+
+  #transports (cfg: UpstreamConfig): { transport: Transport, tcp: Transport | undefined } {
+    const onDrop = (reason: DropReason): void => { this.#opts.metrics.upstreamDropped[reason]++ }
+    const random = this.#random
+    const tcpTo = (url: string): StreamTransport => new StreamTransport({
+      url, random, onDrop, connect: () => net.connect({ host: cfg.host, port: cfg.port, noDelay: true })
+    })
+    switch (cfg.protocol) {
+      case 'udp': {
+        const family = net.isIPv6(cfg.host) ? 6 : 4
+        let pool = this.#udp.get(family)
+        if (pool === undefined) {
+          pool = new UdpSocketPool({ family, size: this.#opts.udpSockets, random, onDrop })
+          this.#udp.set(family, pool)
+        }
+        const udp = pool
+        const transport: Transport = {
+          url: cfg.url,
+          exchange: (x: Exchange) => udp.exchange(cfg.url, cfg.host, cfg.port, x),
+          close: () => {}
+        }
+        return { transport, tcp: tcpTo(cfg.url + ' (tcp)') }
+      }
+      case 'tcp':
+        return { transport: tcpTo(cfg.url), tcp: undefined }
+      case 'tls': {
+        const ca = cfg.caFile === undefined ? undefined : readFileSync(cfg.caFile)
+        const servername = cfg.servername ?? (net.isIP(cfg.host) === 0 ? cfg.host : undefined)
+        const transport = new StreamTransport({
+          url: cfg.url,
+          random,
+          onDrop,
+          connect: () => tls.connect({ host: cfg.host, port: cfg.port, servername, ca, rejectUnauthorized: true, ALPNProtocols: ['dot'] })
+        })
+        return { transport, tcp: undefined }
+      }
+      case 'https':
+        return {
+          transport: new DohTransport({ url: cfg.url, host: cfg.host, port: cfg.port, path: cfg.path, servername: cfg.servername, caFile: cfg.caFile, onDrop }),
+          tcp: undefined
+        }
+    }
+  }
+
+  /** Upstreams in the order to try now: healthy (or due for a probe) in configured order, then the rest. */
+  #order (now: number): Upstream[] {
+    const probeMs = this.#opts.probeMs ?? 30_000
+    const first: Upstream[] = []
+    const last: Upstream[] = []
+    for (const u of this.#list) {
+      if (u.consecutiveFailures === 0 || now - u.lastFailureAt >= probeMs) first.push(u)
+      else last.push(u)
+    }
+    return last.length === 0 ? first : first.concat(last)
+  }
+
+  /**
+   * Resolves one question (lower-cased question bytes) through the upstreams. Resolves with the first
+   * usable answer; SERVFAIL/REFUSED answers make the next upstream try, and are returned only when
+   * nobody answers better. Rejects with EGRESSD_ERR_ALL_UPSTREAMS_FAILED when every upstream failed.
+   */
+  async resolve (question: Buffer, dnssecOk: boolean): Promise<Resolution> {
+    const o = this.#opts
+    let fallback: Resolution | undefined
+    const errors: string[] = []
+    for (const u of this.#order(o.now())) {
+      const started = o.now()
+      u.queries++
+      try {
+        const answer = await this.#ask(u, question, dnssecOk)
+        this.#succeeded(u, o.now() - started)
+        if (answer.rcode === Rcode.SERVFAIL || answer.rcode === Rcode.REFUSED) {
+          fallback ??= { answer, upstream: u.cfg.url }
+          errors.push(`${u.cfg.url}: rcode ${answer.rcode}`)
+          continue
+        }
+        return { answer, upstream: u.cfg.url }
+      } catch (err) {
+        this.#failed(u, err)
+        errors.push((err as Error).message)
+      }
+    }
+    if (fallback !== undefined) return fallback
+    throw new EgressdError('EGRESSD_ERR_ALL_UPSTREAMS_FAILED', `all upstreams failed: ${errors.join('; ')}`)
+  }
+
+  async #ask (u: Upstream, question: Buffer, dnssecOk: boolean): Promise<StoredAnswer> {
+    const o = this.#opts
+    const x: Exchange = { wire: buildUpstreamQuery(question, dnssecOk, o.ednsUdpSize), question, timeoutMs: u.cfg.timeoutMs }
+    let raw = await u.transport.exchange(x)
+    let answer = prepareAnswer(raw, question, o.ttl, o.ednsUdpSize)
+    if (answer === 'truncated' && u.tcp !== undefined) {
+      o.metrics.upstreamTcpRetries++
+      raw = await u.tcp.exchange({ ...x, wire: buildUpstreamQuery(question, dnssecOk, o.ednsUdpSize) })
+      answer = prepareAnswer(raw, question, o.ttl, o.ednsUdpSize)
+    }
+    if (typeof answer === 'string') {
+      o.metrics.upstreamBadAnswers++
+      throw new UpstreamError('EGRESSD_ERR_UPSTREAM_BAD_ANSWER', u.cfg.url, `unusable answer (${answer})`)
+    }
+    return answer
+  }
+
+  #succeeded (u: Upstream, ms: number): void {
+    if (u.consecutiveFailures > 0) this.#log.info({ upstream: u.cfg.url, after: u.consecutiveFailures }, 'upstream recovered')
+    u.consecutiveFailures = 0
+    u.latencyMs = u.latencyMs === 0 ? ms : u.latencyMs * 0.9 + ms * 0.1
+  }
+
+  #failed (u: Upstream, err: unknown): void {
+    u.failures++
+    u.consecutiveFailures++
+    u.lastFailureAt = this.#opts.now()
+    u.lastError = (err as Error).message
+    this.#opts.metrics.upstreamErrors++
+    if (u.consecutiveFailures === 1) this.#log.warn({ upstream: u.cfg.url, err: u.lastError }, 'upstream failed; trying it last until it recovers')
+  }
+
+  health (): UpstreamHealth[] {
+    return this.#list.map(u => ({
+      url: u.cfg.url,
+      healthy: u.consecutiveFailures === 0,
+      queries: u.queries,
+      failures: u.failures,
+      consecutiveFailures: u.consecutiveFailures,
+      lastError: u.lastError,
+      latencyMs: Math.round(u.latencyMs * 100) / 100
+    }))
+  }
+
+  close (): void {
+    for (const u of this.#list) { u.transport.close(); u.tcp?.close() }
+    for (const p of this.#udp.values()) p.close()
+  }
+}

@@ -1,0 +1,467 @@
+// DNS wire format on the hot path: a hand-written reader for the client's header and question,
+// a walker for upstream answers (validation, TTL offsets, negative TTL, OPT), and response
+// builders that work from the query bytes. No full decode, no dns-packet here (see README:
+// "Architecture"). Knows nothing of sockets, caches or policy.
+
+export const Rcode = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const
+export const QType = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SVCB: 64, HTTPS: 65, OPT: 41, ANY: 255 } as const
+
+const HEADER = 12
+const FLAG_QR = 0x8000
+const FLAG_AA = 0x0400
+const FLAG_TC = 0x0200
+const FLAG_RD = 0x0100
+const FLAG_RA = 0x0080
+const FLAG_CD = 0x0010
+const OPT_DO = 0x8000
+const MAX_NAME = 255
+/** EDNS(0) option code for Extended DNS Errors (RFC 8914). */
+export const EDE_OPTION = 15
+
+/** What the reader knows about a client's query. Offsets refer to the client's own bytes. */
+export interface Query {
+  readonly id: number
+  readonly flags: number
+  /** Lower-cased presentation form without the trailing dot ('' for the root); odd bytes escaped as \DDD. */
+  readonly qname: string
+  readonly qtype: number
+  readonly qclass: number
+  /** Offset just past QCLASS: bytes 12..questionEnd are the question as the client wrote it. */
+  readonly questionEnd: number
+  /** The client sent an OPT record. */
+  readonly edns: boolean
+  /** Largest UDP answer the client accepts: 512 without EDNS, else max(512, its payload size). */
+  readonly udpSize: number
+  /** DNSSEC OK bit from the client's OPT. */
+  readonly do: boolean
+  /** Cache and coalescing key: (lower-cased name, type, class, DO). */
+  readonly key: string
+}
+
+/**
+ * Why a packet is not a query we serve. `short` and `response` are dropped without an answer (the
+ * header is unusable, or answering a response invites loops); `opcode` gets NOTIMP; the rest FORMERR.
+ */
+export type Malformed =
+  | 'short' | 'response' | 'opcode' | 'qdcount' | 'sections'
+  | 'label' | 'pointer' | 'name-too-long' | 'truncated' | 'opt' | 'trailing'
+
+export const MALFORMED_KINDS: readonly Malformed[] = ['short', 'response', 'opcode', 'qdcount', 'sections', 'label', 'pointer', 'name-too-long', 'truncated', 'opt', 'trailing']
+
+/** The rcode a malformed packet is answered with, or -1 to drop it. */
+export function malformedRcode (kind: Malformed): number {
+  if (kind === 'short' || kind === 'response') return -1
+  return kind === 'opcode' ? Rcode.NOTIMP : Rcode.FORMERR
+}
+
+// Scratch space for building the name string in one pass (synchronous use only).
+const nameScratch = Buffer.allocUnsafe(MAX_NAME)
+
+/**
+ * Reads the header, the single question and an optional OPT record of a client's packet.
+ * Returns the Query, or the kind of malformation. Allocates only the name and key strings.
+ */
+export function readQuery (msg: Buffer): Query | Malformed {
+  const len = msg.length
+  if (len < HEADER) return 'short'
+  const flags = (msg[2] << 8) | msg[3]
+  if ((flags & FLAG_QR) !== 0) return 'response'
+  if (((flags >> 11) & 0xf) !== 0) return 'opcode'
+  if (msg[4] !== 0 || msg[5] !== 1) return 'qdcount'
+  if (msg[6] !== 0 || msg[7] !== 0 || msg[8] !== 0 || msg[9] !== 0) return 'sections'
+  const arcount = (msg[10] << 8) | msg[11]
+
+  // Question name: plain labels only (a compression pointer in a query is a format error).
+  let p = HEADER
+  let n = 0 // bytes written to nameScratch
+  let wire = 1 // wire length of the name, including the root byte
+  let plain = true
+  for (;;) {
+    if (p >= len) return 'truncated'
+    const l = msg[p]
+    if (l === 0) { p++; break }
+    if ((l & 0xc0) === 0xc0) return 'pointer'
+    if (l > 63) return 'label'
+    wire += l + 1
+    if (wire > MAX_NAME) return 'name-too-long'
+    if (p + 1 + l > len) return 'truncated'
+    if (n > 0) nameScratch[n++] = 0x2e
+    for (let i = p + 1, end = p + 1 + l; i < end; i++) {
+      let c = msg[i]
+      if (c >= 0x41 && c <= 0x5a) c |= 0x20
+      else if (c <= 0x20 || c >= 0x7f || c === 0x2e || c === 0x5c) plain = false
+      nameScratch[n++] = c
+    }
+    p += l + 1
+  }
+  if (p + 4 > len) return 'truncated'
+  const qtype = (msg[p] << 8) | msg[p + 1]
+  const qclass = (msg[p + 2] << 8) | msg[p + 3]
+  const questionEnd = p + 4
+  const qname = plain ? nameScratch.toString('latin1', 0, n) : escapedName(msg, HEADER)
+
+  // Additional section: at most one OPT (RFC 6891 6.1.1); other records (TSIG, ...) are not ours to
+  // verify, so a query carrying them is refused as a format error rather than forwarded half-understood.
+  let edns = false
+  let udpSize = 512
+  let dnssecOk = false
+  p = questionEnd
+  for (let i = 0; i < arcount; i++) {
+    if (p + 11 > len) return 'truncated'
+    if (msg[p] !== 0) return 'opt'           // OPT's owner is the root
+    const type = (msg[p + 1] << 8) | msg[p + 2]
+    if (type !== QType.OPT || edns) return 'opt'
+    edns = true
+    const size = (msg[p + 3] << 8) | msg[p + 4]
+    udpSize = size > 512 ? size : 512
+    dnssecOk = (msg[p + 7] & 0x80) !== 0
+    const rdlen = (msg[p + 9] << 8) | msg[p + 10]
+    p += 11 + rdlen
+    if (p > len) return 'truncated'
+  }
+  if (p !== len) return 'trailing'
+
+  let key = qname + '/' + qtype
+  if (qclass !== 1) key += '/' + qclass
+  if (dnssecOk) key += '/do'
+  return { id: (msg[0] << 8) | msg[1], flags, qname, qtype, qclass, questionEnd, edns, udpSize, do: dnssecOk, key }
+}
+
+/** Slow path for names with dots, backslashes or non-printable bytes inside labels. */
+function escapedName (msg: Buffer, start: number): string {
+  const labels: string[] = []
+  let p = start
+  while (msg[p] !== 0) {
+    const l = msg[p]
+    let s = ''
+    for (let i = p + 1; i <= p + l; i++) {
+      let c = msg[i]
+      if (c >= 0x41 && c <= 0x5a) c |= 0x20
+      if (c <= 0x20 || c >= 0x7f) s += '\\' + String(c).padStart(3, '0')
+      else if (c === 0x2e || c === 0x5c) s += '\\' + String.fromCharCode(c)
+      else s += String.fromCharCode(c)
+    }
+    labels.push(s)
+    p += l + 1
+  }
+  return labels.join('.')
+}
+
+/**
+ * The question as sent upstream: the client's question bytes with ASCII letters lower-cased, so
+ * coalesced queries with different case share one upstream query and the answer check is exact.
+ */
+export function upstreamQuestion (msg: Buffer, q: Query): Buffer {
+  const b = Buffer.allocUnsafe(q.questionEnd - HEADER)
+  msg.copy(b, 0, HEADER, q.questionEnd)
+  for (let i = 0; i < b.length - 4; i++) {
+    const c = b[i]
+    if (c >= 0x41 && c <= 0x5a) b[i] = c | 0x20
+  }
+  return b
+}
+
+/**
+ * Builds the query egressd sends upstream: RD set, a fresh ID (filled in by the transport), the
+ * lower-cased question and our own OPT (payload size `udpSize`, DO as the client asked).
+ */
+export function buildUpstreamQuery (question: Buffer, dnssecOk: boolean, udpSize: number): Buffer {
+  const b = Buffer.alloc(HEADER + question.length + 11)
+  b.writeUInt16BE(FLAG_RD, 2)
+  b[5] = 1
+  b[11] = 1
+  question.copy(b, HEADER)
+  const o = HEADER + question.length
+  // OPT: root owner (0), TYPE 41, CLASS = payload size, TTL = ext-rcode/version/flags, RDLEN 0.
+  b.writeUInt16BE(QType.OPT, o + 1)
+  b.writeUInt16BE(udpSize, o + 3)
+  if (dnssecOk) b.writeUInt16BE(OPT_DO, o + 7)
+  return b
+}
+
+/** True when the answer's question section equals `question` (ASCII case-insensitively). */
+export function questionMatches (answer: Buffer, question: Buffer): boolean {
+  if (answer.length < HEADER + question.length) return false
+  if (answer[4] !== 0 || answer[5] !== 1) return false
+  for (let i = 0; i < question.length; i++) {
+    let c = answer[HEADER + i]
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20
+    if (c !== question[i]) return false
+  }
+  return true
+}
+
+/**
+ * An upstream answer made ready to serve many times: OPT removed from the body (it is rebuilt per
+ * client), TTLs clamped, offsets of every TTL field kept for patching on cache hits.
+ */
+export interface StoredAnswer {
+  /** The answer without its OPT record; ID and question case are patched per client. */
+  readonly body: Buffer
+  /** Our OPT record for EDNS clients: payload size ours, DO and options (e.g. EDE) from upstream. */
+  readonly opt: Buffer
+  readonly rcode: number
+  readonly ttlOffsets: Uint32Array
+  readonly ttls: Uint32Array
+  /** Seconds this answer may be cached (0 = do not cache). */
+  readonly lifetime: number
+  readonly ancount: number
+  /** Owner and target names of CNAMEs and the A/AAAA addresses in the answer, for answer policy. */
+  readonly cnames: readonly string[]
+  readonly addresses: readonly string[]
+}
+
+export interface TtlPolicy { minTtl: number, maxTtl: number, negativeMaxTtl: number }
+
+/** Why an upstream answer was rejected. */
+export type BadAnswer = 'short' | 'not-response' | 'question' | 'format' | 'truncated'
+
+interface Cursor { p: number }
+
+/** Skips a (possibly compressed) name; returns false when it runs out of bounds. */
+function skipName (b: Buffer, c: Cursor): boolean {
+  let p = c.p
+  for (let guard = 0; guard < 128; guard++) {
+    if (p >= b.length) return false
+    const l = b[p]
+    if (l === 0) { c.p = p + 1; return true }
+    if ((l & 0xc0) === 0xc0) {
+      if (p + 2 > b.length) return false
+      c.p = p + 2
+      return true
+    }
+    if (l > 63) return false
+    p += l + 1
+  }
+  return false
+}
+
+/** Reads a (possibly compressed) name as lower-case dotted text; undefined when malformed. */
+export function readName (b: Buffer, start: number): string | undefined {
+  let p = start
+  let out = ''
+  let wire = 0
+  for (let jumps = 0; jumps < 64;) {
+    if (p >= b.length) return undefined
+    const l = b[p]
+    if (l === 0) return out
+    if ((l & 0xc0) === 0xc0) {
+      if (p + 2 > b.length) return undefined
+      p = ((l & 0x3f) << 8) | b[p + 1]
+      jumps++
+      continue
+    }
+    if (l > 63 || p + 1 + l > b.length) return undefined
+    wire += l + 1
+    if (wire > MAX_NAME) return undefined
+    if (out.length > 0) out += '.'
+    out += b.toString('latin1', p + 1, p + 1 + l).toLowerCase()
+    p += l + 1
+  }
+  return undefined
+}
+
+function ipv4 (b: Buffer, p: number): string {
+  return `${b[p]}.${b[p + 1]}.${b[p + 2]}.${b[p + 3]}`
+}
+
+function ipv6 (b: Buffer, p: number): string {
+  const parts: string[] = []
+  for (let i = 0; i < 16; i += 2) parts.push(((b[p + i] << 8) | b[p + i + 1]).toString(16))
+  return parts.join(':')
+}
+
+/**
+ * Validates an upstream answer against the question we sent and prepares it for serving.
+ * Runs once per upstream answer (the slow path); cache hits reuse the result.
+ */
+export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy, udpSize: number): StoredAnswer | BadAnswer {
+  if (answer.length < HEADER) return 'short'
+  if ((answer[2] & 0x80) === 0) return 'not-response'
+  if (!questionMatches(answer, question)) return 'question'
+  if ((answer[2] & (FLAG_TC >> 8)) !== 0) return 'truncated'
+  const rcode = answer[3] & 0x0f
+  const ancount = answer.readUInt16BE(6)
+  const nscount = answer.readUInt16BE(8)
+  const arcount = answer.readUInt16BE(10)
+  const total = ancount + nscount + arcount
+  const c: Cursor = { p: HEADER + question.length }
+  const offsets: number[] = []
+  const ttls: number[] = []
+  const cnames: string[] = []
+  const addresses: string[] = []
+  let optStart = -1
+  let optEnd = -1
+  let optFlags = 0
+  let optRdata: Buffer | undefined
+  let minTtl = Infinity
+  let negTtl = -1
+  for (let i = 0; i < total; i++) {
+    const owner = c.p
+    if (!skipName(answer, c)) return 'format'
+    const p = c.p
+    if (p + 10 > answer.length) return 'format'
+    const type = answer.readUInt16BE(p)
+    const rdlen = answer.readUInt16BE(p + 8)
+    const rdata = p + 10
+    if (rdata + rdlen > answer.length) return 'format'
+    c.p = rdata + rdlen
+    if (type === QType.OPT) {
+      if (i < ancount + nscount || optStart >= 0) return 'format'
+      optStart = owner
+      optEnd = c.p
+      optFlags = answer.readUInt16BE(p + 6)
+      optRdata = answer.subarray(rdata, rdata + rdlen)
+      continue
+    }
+    const t = answer.readUInt32BE(p + 4)
+    offsets.push(p + 4)
+    ttls.push(t)
+    if (t < minTtl) minTtl = t
+    if (i < ancount) {
+      if (type === QType.CNAME) {
+        const target = readName(answer, rdata)
+        if (target === undefined) return 'format'
+        cnames.push(target)
+      } else if (type === QType.A && rdlen === 4) addresses.push(ipv4(answer, rdata))
+      else if (type === QType.AAAA && rdlen === 16) addresses.push(ipv6(answer, rdata))
+    } else if (i < ancount + nscount && type === QType.SOA && negTtl < 0) {
+      // RFC 2308 5: the negative TTL is min(SOA TTL, SOA MINIMUM); MINIMUM is the last 4 bytes.
+      if (rdlen < 22) return 'format'
+      const minimum = answer.readUInt32BE(rdata + rdlen - 4)
+      negTtl = Math.min(t, minimum)
+    }
+  }
+  if (c.p !== answer.length) return 'format'
+
+  // Lifetime: positive answers live as long as their shortest TTL, negative ones per RFC 2308.
+  const negative = rcode === Rcode.NXDOMAIN || (rcode === Rcode.NOERROR && ancount === 0)
+  let lifetime = 0
+  let cap = ttl.maxTtl
+  if (negative) {
+    if (negTtl >= 0) lifetime = clamp(negTtl, ttl.minTtl, ttl.negativeMaxTtl)
+    cap = ttl.negativeMaxTtl
+  } else if (rcode === Rcode.NOERROR && minTtl !== Infinity) {
+    lifetime = clamp(minTtl, ttl.minTtl, ttl.maxTtl)
+  }
+
+  // Body: the answer without OPT, with RA set (we recurse for the client) and TTLs clamped.
+  let body: Buffer
+  if (optStart >= 0) {
+    body = Buffer.allocUnsafe(answer.length - (optEnd - optStart))
+    answer.copy(body, 0, 0, optStart)
+    answer.copy(body, optStart, optEnd)
+    body.writeUInt16BE(arcount - 1, 10)
+    for (let i = 0; i < offsets.length; i++) if (offsets[i] > optStart) offsets[i] -= optEnd - optStart
+  } else {
+    body = Buffer.from(answer)
+  }
+  body[3] |= FLAG_RA
+  const ttlArr = new Uint32Array(ttls.length)
+  for (let i = 0; i < ttls.length; i++) {
+    const v = clamp(ttls[i], negative ? 0 : ttl.minTtl, cap)
+    ttlArr[i] = v
+    body.writeUInt32BE(v, offsets[i])
+  }
+  const opt = buildOpt(udpSize, (optFlags & OPT_DO) !== 0, optRdata)
+  return { body, opt, rcode, ttlOffsets: Uint32Array.from(offsets), ttls: ttlArr, lifetime, ancount, cnames, addresses }
+}
+
+function clamp (v: number, lo: number, hi: number): number {
+  return v < lo ? lo : v > hi ? hi : v
+}
+
+/** An OPT RR: root owner, payload size, DO flag, and the given options (RDATA). */
+export function buildOpt (udpSize: number, dnssecOk: boolean, rdata?: Buffer): Buffer {
+  const rdlen = rdata === undefined ? 0 : rdata.length
+  const b = Buffer.alloc(11 + rdlen)
+  b.writeUInt16BE(QType.OPT, 1)
+  b.writeUInt16BE(udpSize, 3)
+  if (dnssecOk) b.writeUInt16BE(OPT_DO, 7)
+  b.writeUInt16BE(rdlen, 9)
+  if (rdata !== undefined) rdata.copy(b, 11)
+  return b
+}
+
+/** The EDE option (RFC 8914): info-code and UTF-8 extra text. */
+export function edeOption (infoCode: number, text: string): Buffer {
+  const t = Buffer.from(text, 'utf8')
+  const b = Buffer.allocUnsafe(6 + t.length)
+  b.writeUInt16BE(EDE_OPTION, 0)
+  b.writeUInt16BE(2 + t.length, 2)
+  b.writeUInt16BE(infoCode, 4)
+  t.copy(b, 6)
+  return b
+}
+
+/**
+ * Renders a stored answer for one client: its ID, its question bytes (case preserved), its RD bit,
+ * TTLs decremented by `elapsed` seconds, and our OPT when it sent EDNS.
+ */
+export function renderAnswer (a: StoredAnswer, msg: Buffer, q: Query, elapsed: number): Buffer {
+  const body = a.body
+  const withOpt = q.edns
+  const out = Buffer.allocUnsafe(withOpt ? body.length + a.opt.length : body.length)
+  body.copy(out)
+  out[0] = msg[0]
+  out[1] = msg[1]
+  out[2] = (out[2] & ~(FLAG_RD >> 8)) | (msg[2] & (FLAG_RD >> 8))
+  msg.copy(out, HEADER, HEADER, q.questionEnd)
+  if (elapsed > 0) {
+    const offs = a.ttlOffsets
+    const ttls = a.ttls
+    for (let i = 0; i < offs.length; i++) {
+      const v = ttls[i] - elapsed
+      out.writeUInt32BE(v > 0 ? v : 0, offs[i])
+    }
+  }
+  if (withOpt) {
+    a.opt.copy(out, body.length)
+    out.writeUInt16BE(out.readUInt16BE(10) + 1, 10)
+  }
+  return out
+}
+
+/**
+ * A response with no records, built from the query bytes: header (ID, opcode, RD, CD from the
+ * client; QR, RA and `rcode` set), the client's question, and an OPT when the client sent EDNS,
+ * optionally with an Extended DNS Error option.
+ */
+export function emptyResponse (msg: Buffer, q: Query, rcode: number, udpSize: number, ede?: Buffer): Buffer {
+  const qlen = q.questionEnd - HEADER
+  const opt = q.edns ? buildOpt(udpSize, q.do, ede) : undefined
+  const out = Buffer.allocUnsafe(HEADER + qlen + (opt === undefined ? 0 : opt.length))
+  out[0] = msg[0]
+  out[1] = msg[1]
+  out[2] = 0x80 | (msg[2] & 0x79) // QR, opcode and RD from the query; AA and TC clear
+  out[3] = (FLAG_RA | (msg[3] & FLAG_CD) | (rcode & 0x0f))
+  out.writeUInt32BE(0x00010000, 4) // QDCOUNT 1, ANCOUNT 0
+  out.writeUInt32BE(opt === undefined ? 0 : 1, 8) // NSCOUNT 0, ARCOUNT
+  msg.copy(out, HEADER, HEADER, q.questionEnd)
+  if (opt !== undefined) opt.copy(out, HEADER + qlen)
+  return out
+}
+
+/** A 12-byte answer for a packet whose header is readable but whose body is not (FORMERR/NOTIMP). */
+export function headerOnlyResponse (msg: Buffer, rcode: number): Buffer {
+  const out = Buffer.alloc(HEADER)
+  out[0] = msg[0]
+  out[1] = msg[1]
+  out[2] = 0x80 | (msg[2] & 0x79)
+  out[3] = FLAG_RA | (rcode & 0x0f)
+  return out
+}
+
+/**
+ * The UDP-sized version of a response: unchanged when it fits in `limit` bytes, else header and
+ * question (and OPT for EDNS clients) with TC set, so the client retries over TCP (RFC 7766 / 6891).
+ */
+export function truncateForUdp (resp: Buffer, msg: Buffer, q: Query, limit: number, udpSize: number): Buffer {
+  if (resp.length <= limit) return resp
+  const out = emptyResponse(msg, q, resp[3] & 0x0f, udpSize)
+  out[2] = resp[2] | (FLAG_TC >> 8)
+  out[3] = resp[3]
+  return out
+}
+
+export const flags = { QR: FLAG_QR, AA: FLAG_AA, TC: FLAG_TC, RD: FLAG_RD, RA: FLAG_RA, CD: FLAG_CD } as const

@@ -1,0 +1,48 @@
+// One catalog of coded errors (STYLE.md: fastify's lib/errors.js, undici's UND_ERR_*).
+// Codes are stable and never reused; tests assert on `code`. Every error can carry a `cause`.
+
+export type ErrorCode =
+  | 'EGRESSD_ERR_CONFIG_INVALID'
+  | 'EGRESSD_ERR_CONFIG_READ'
+  | 'EGRESSD_ERR_UPSTREAM_TIMEOUT'
+  | 'EGRESSD_ERR_UPSTREAM_NETWORK'
+  | 'EGRESSD_ERR_UPSTREAM_BAD_ANSWER'
+  | 'EGRESSD_ERR_UPSTREAM_HTTP'
+  | 'EGRESSD_ERR_UPSTREAM_CLOSED'
+  | 'EGRESSD_ERR_ALL_UPSTREAMS_FAILED'
+  | 'EGRESSD_ERR_LISTEN'
+  | 'EGRESSD_ERR_USAGE'
+
+export class EgressdError extends Error {
+  readonly code: ErrorCode
+  constructor (code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = 'EgressdError'
+  }
+}
+
+/** One problem in a config file: `path` is dotted (`dns.listen.0`), `message` says what is wrong. */
+export interface ConfigIssue { path: string, message: string }
+
+export class ConfigError extends EgressdError {
+  readonly issues: readonly ConfigIssue[]
+  readonly file: string | undefined
+  constructor (issues: ConfigIssue[], file?: string, options?: { cause?: unknown }) {
+    const where = file ?? '<config>'
+    super('EGRESSD_ERR_CONFIG_INVALID',
+      `${where}: ${issues.length} error(s)\n` + issues.map(i => `  ${i.path || '(root)'}: ${i.message}`).join('\n'), options)
+    this.issues = issues
+    this.file = file
+    this.name = 'ConfigError'
+  }
+}
+
+export class UpstreamError extends EgressdError {
+  readonly upstream: string
+  constructor (code: ErrorCode, upstream: string, message: string, options?: { cause?: unknown }) {
+    super(code, `${upstream}: ${message}`, options)
+    this.upstream = upstream
+    this.name = 'UpstreamError'
+  }
+}

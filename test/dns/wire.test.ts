@@ -1,0 +1,207 @@
+import t from 'tap'
+import * as packet from 'dns-packet'
+import {
+  readQuery, malformedRcode, prepareAnswer, renderAnswer, upstreamQuestion, emptyResponse, headerOnlyResponse,
+  truncateForUdp, edeOption, buildUpstreamQuery, questionMatches, Rcode, type Query, type StoredAnswer
+} from '../../src/dns/wire.js'
+
+const TTL = { minTtl: 0, maxTtl: 86400, negativeMaxTtl: 3600 }
+
+function query (name: string, opts: { type?: packet.RecordType, id?: number, edns?: number, do?: boolean } = {}): Buffer {
+  return packet.encode({
+    type: 'query',
+    id: opts.id ?? 0x1234,
+    flags: packet.RECURSION_DESIRED,
+    questions: [{ name, type: opts.type ?? 'A', class: 'IN' }],
+    additionals: opts.edns === undefined ? [] : [{ type: 'OPT', name: '.', udpPayloadSize: opts.edns, flags: opts.do === true ? packet.DNSSEC_OK : 0 } as any]
+  })
+}
+
+function read (msg: Buffer): Query {
+  const q = readQuery(msg)
+  if (typeof q === 'string') throw new Error(`unexpected ${q}`)
+  return q
+}
+
+t.test('readQuery reads header, question and OPT', async t => {
+  const q = read(query('WwW.Example.COM', { type: 'AAAA', id: 7, edns: 4096, do: true }))
+  t.equal(q.id, 7)
+  t.equal(q.qname, 'www.example.com')
+  t.equal(q.qtype, 28)
+  t.equal(q.qclass, 1)
+  t.equal(q.edns, true)
+  t.equal(q.udpSize, 4096)
+  t.equal(q.do, true)
+  t.equal(q.key, 'www.example.com/28/do')
+  const plain = read(query('example.com'))
+  t.equal(plain.edns, false)
+  t.equal(plain.udpSize, 512)
+  t.equal(plain.key, 'example.com/1')
+  t.equal(read(query('x.test', { edns: 100 })).udpSize, 512, 'advertised sizes under 512 count as 512')
+  t.equal(read(query('.')).qname, '', 'root')
+})
+
+t.test('readQuery escapes dots and odd bytes inside labels', async t => {
+  // label "a.b" then "test": must not collide with a.b.test
+  const msg = Buffer.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 0x61, 0x2e, 0x62, 4, 0x74, 0x65, 0x73, 0x74, 0, 0, 1, 0, 1])
+  t.equal(read(msg).qname, 'a\\.b.test')
+  const odd = Buffer.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 2, 0x41, 0x07, 0, 0, 1, 0, 1])
+  t.equal(read(odd).qname, 'a\\007')
+})
+
+t.test('readQuery classifies every malformation', async t => {
+  const ok = query('example.com')
+  const mut = (f: (b: Buffer) => Buffer): Buffer => f(Buffer.from(ok))
+  const name255 = Array.from({ length: 5 }, () => 'a'.repeat(63)).join('.') // 5*64+1 = 321 bytes on the wire
+  const cases: Array<[string, Buffer, string, number]> = [
+    ['11 bytes', ok.subarray(0, 11), 'short', -1],
+    ['QR=1', mut(b => { b[2] |= 0x80; return b }), 'response', -1],
+    ['opcode 2 (STATUS)', mut(b => { b[2] |= 2 << 3; return b }), 'opcode', Rcode.NOTIMP],
+    ['QDCOUNT 0', mut(b => { b[5] = 0; return b }), 'qdcount', Rcode.FORMERR],
+    ['QDCOUNT 2', mut(b => { b[5] = 2; return b }), 'qdcount', Rcode.FORMERR],
+    ['ANCOUNT 1', mut(b => { b[7] = 1; return b }), 'sections', Rcode.FORMERR],
+    ['label length 64', mut(b => { b[12] = 64; return b }), 'label', Rcode.FORMERR],
+    ['compression pointer', Buffer.concat([ok.subarray(0, 12), Buffer.from([0xc0, 0x0c, 0, 1, 0, 1])]), 'pointer', Rcode.FORMERR],
+    ['name over 255 bytes', query(name255), 'name-too-long', Rcode.FORMERR],
+    ['label past the end', ok.subarray(0, 15), 'truncated', Rcode.FORMERR],
+    ['no QTYPE/QCLASS', ok.subarray(0, ok.length - 3), 'truncated', Rcode.FORMERR],
+    ['two OPT records', (() => { const b = query('x.test', { edns: 1232 }); const opt = b.subarray(b.length - 11); const two = Buffer.concat([b, opt]); two[11] = 2; return two })(), 'opt', Rcode.FORMERR],
+    ['non-OPT additional', (() => { const b = Buffer.concat([ok, Buffer.from([0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0])]); b[11] = 1; return b })(), 'opt', Rcode.FORMERR],
+    ['trailing garbage', Buffer.concat([ok, Buffer.from([1, 2, 3])]), 'trailing', Rcode.FORMERR]
+  ]
+  for (const [label, msg, kind, rcode] of cases) {
+    t.equal(readQuery(msg), kind, label)
+    t.equal(malformedRcode(kind as any), rcode, `${label}: rcode`)
+  }
+})
+
+t.test('headerOnlyResponse echoes ID and opcode with QR and the rcode', async t => {
+  const msg = query('x.test', { id: 0xbeef })
+  msg[2] |= 2 << 3
+  const r = headerOnlyResponse(msg, Rcode.NOTIMP)
+  t.equal(r.length, 12)
+  t.equal(r.readUInt16BE(0), 0xbeef)
+  t.equal(r[2] & 0x80, 0x80)
+  t.equal((r[2] >> 3) & 0xf, 2)
+  t.equal(r[3] & 0xf, Rcode.NOTIMP)
+})
+
+function answer (q: Buffer, answers: packet.Answer[], opts: { rcode?: string, authorities?: packet.Answer[], edns?: boolean, tc?: boolean } = {}): Buffer {
+  const d = packet.decode(q)
+  return packet.encode({
+    type: 'response',
+    id: d.id,
+    flags: packet.RECURSION_DESIRED | packet.RECURSION_AVAILABLE | (opts.tc === true ? packet.TRUNCATED_RESPONSE : 0),
+    rcode: opts.rcode ?? 'NOERROR',
+    questions: d.questions,
+    answers,
+    authorities: opts.authorities ?? [],
+    additionals: opts.edns === false ? [] : [{ type: 'OPT', name: '.', udpPayloadSize: 4096, flags: 0 } as any]
+  } as any)
+}
+
+function prepared (msg: Buffer, resp: Buffer): StoredAnswer {
+  const q = read(msg)
+  const a = prepareAnswer(resp, upstreamQuestion(msg, q), TTL, 1232)
+  if (typeof a === 'string') throw new Error(a)
+  return a
+}
+
+t.test('prepareAnswer validates, clamps TTLs and collects names and addresses', async t => {
+  const msg = query('www.test', { edns: 1232 })
+  const resp = answer(msg, [
+    { name: 'www.test', type: 'CNAME', ttl: 300, data: 'Edge.CDN.test' },
+    { name: 'edge.cdn.test', type: 'A', ttl: 60, data: '192.0.2.1' },
+    { name: 'edge.cdn.test', type: 'AAAA', ttl: 120, data: '2001:db8::1' }
+  ])
+  const a = prepared(msg, resp)
+  t.equal(a.rcode, 0)
+  t.equal(a.lifetime, 60)
+  t.same([...a.ttls], [300, 60, 120])
+  t.same(a.cnames, ['edge.cdn.test'])
+  t.same(a.addresses, ['192.0.2.1', '2001:db8:0:0:0:0:0:1'])
+  t.equal(a.body.readUInt16BE(10), 0, 'OPT removed from the body')
+  const clamped = prepareAnswer(resp, upstreamQuestion(msg, read(msg)), { minTtl: 100, maxTtl: 200, negativeMaxTtl: 50 }, 1232) as StoredAnswer
+  t.same([...clamped.ttls], [200, 100, 120])
+  t.equal(clamped.lifetime, 100)
+})
+
+t.test('prepareAnswer rejects answers that do not fit the question or are broken', async t => {
+  const msg = query('www.test')
+  const q = upstreamQuestion(msg, read(msg))
+  t.equal(prepareAnswer(answer(query('other.test'), []), q, TTL, 1232), 'question')
+  t.equal(prepareAnswer(answer(query('www.test', { type: 'AAAA' }), []), q, TTL, 1232), 'question')
+  t.equal(prepareAnswer(msg, q, TTL, 1232), 'not-response')
+  t.equal(prepareAnswer(answer(msg, [], { tc: true }), q, TTL, 1232), 'truncated')
+  const good = answer(msg, [{ name: 'www.test', type: 'A', ttl: 60, data: '192.0.2.1' }])
+  t.equal(prepareAnswer(good.subarray(0, good.length - 3), q, TTL, 1232), 'format')
+  t.equal(prepareAnswer(good.subarray(0, 8), q, TTL, 1232), 'short')
+  t.ok(questionMatches(answer(query('WWW.TEST'), []), q), 'question case does not matter')
+})
+
+t.test('negative answers live for min(SOA TTL, SOA MINIMUM), capped (RFC 2308)', async t => {
+  const msg = query('nx.test')
+  const soa = (ttl: number, minimum: number): packet.Answer => ({ name: 'test', type: 'SOA', ttl, data: { mname: 'ns.test', rname: 'h.test', serial: 1, refresh: 1, retry: 1, expire: 1, minimum } } as any)
+  t.equal(prepared(msg, answer(msg, [], { rcode: 'NXDOMAIN', authorities: [soa(600, 120)] })).lifetime, 120)
+  t.equal(prepared(msg, answer(msg, [], { rcode: 'NXDOMAIN', authorities: [soa(30, 120)] })).lifetime, 30)
+  t.equal(prepared(msg, answer(msg, [], { rcode: 'NOERROR', authorities: [soa(9999, 9999)] })).lifetime, 3600, 'NODATA, capped at negativeMaxTtl')
+  t.equal(prepared(msg, answer(msg, [], { rcode: 'NXDOMAIN' })).lifetime, 0, 'no SOA: not cached')
+  t.equal(prepared(msg, answer(msg, [], { rcode: 'SERVFAIL' })).lifetime, 0, 'SERVFAIL: not cached')
+})
+
+t.test('renderAnswer patches ID, question case, RD, TTLs and OPT per client', async t => {
+  const up = query('www.test', { edns: 1232 })
+  const a = prepared(up, answer(up, [{ name: 'www.test', type: 'A', ttl: 300, data: '192.0.2.1' }]))
+  const client = query('WwW.TeSt', { id: 0x4242, edns: 4096 })
+  const out = packet.decode(renderAnswer(a, client, read(client), 100))
+  t.equal(out.id, 0x4242)
+  t.equal(out.questions![0].name, 'WwW.TeSt')
+  t.equal(out.answers![0].ttl, 200)
+  t.equal((out.answers![0] as any).data, '192.0.2.1')
+  const opt = out.additionals!.find(r => r.type === 'OPT') as any
+  t.equal(opt.udpPayloadSize, 1232, 'our payload size, not the upstream one')
+  const noEdns = query('www.test', { id: 1 })
+  const plain = packet.decode(renderAnswer(a, noEdns, read(noEdns), 400))
+  t.equal(plain.additionals!.length, 0, 'no OPT for a client without EDNS')
+  t.equal(plain.answers![0].ttl, 0, 'TTL never below 0')
+})
+
+t.test('emptyResponse carries the question, OPT and EDE', async t => {
+  const msg = query('blocked.test', { id: 99, edns: 1232, do: true })
+  const r = packet.decode(emptyResponse(msg, read(msg), Rcode.NXDOMAIN, 1232, edeOption(15, 'telegram')))
+  t.equal(r.id, 99)
+  t.equal(r.rcode, 'NXDOMAIN')
+  t.equal(r.questions![0].name, 'blocked.test')
+  const opt = r.additionals![0] as any
+  t.equal(opt.type, 'OPT')
+  t.equal(opt.flags & packet.DNSSEC_OK, packet.DNSSEC_OK)
+  t.equal(opt.options[0].code, 15)
+  t.equal(Buffer.from(opt.options[0].data).subarray(2).toString(), 'telegram')
+  t.equal(Buffer.from(opt.options[0].data).readUInt16BE(0), 15)
+  const plain = packet.decode(emptyResponse(query('x.test'), read(query('x.test')), Rcode.SERVFAIL, 1232))
+  t.equal(plain.additionals!.length, 0)
+  t.equal(plain.rcode, 'SERVFAIL')
+})
+
+t.test('truncateForUdp cuts to header and question with TC set', async t => {
+  const msg = query('big.test', { type: 'TXT', edns: 1232 })
+  const big = prepared(msg, answer(msg, Array.from({ length: 8 }, (_, i) => ({ name: 'big.test', type: 'TXT', ttl: 60, data: 'x'.repeat(250 + i) } as any))))
+  const full = renderAnswer(big, msg, read(msg), 0)
+  t.ok(full.length > 1232)
+  const cut = truncateForUdp(full, msg, read(msg), 1232, 1232)
+  const d = packet.decode(cut)
+  t.ok((d.flags! & packet.TRUNCATED_RESPONSE) !== 0, 'TC')
+  t.equal(d.answers!.length, 0)
+  t.equal(d.questions![0].name, 'big.test')
+  t.equal(truncateForUdp(full, msg, read(msg), 65535, 1232), full, 'fits: unchanged')
+})
+
+t.test('buildUpstreamQuery asks with RD, our OPT and the DO bit', async t => {
+  const msg = query('X.Test', { edns: 512, do: true })
+  const d = packet.decode(buildUpstreamQuery(upstreamQuestion(msg, read(msg)), true, 1232))
+  t.equal(d.questions![0].name, 'x.test', 'lower-cased')
+  t.ok((d.flags! & packet.RECURSION_DESIRED) !== 0)
+  const opt = d.additionals![0] as any
+  t.equal(opt.udpPayloadSize, 1232)
+  t.equal(opt.flags & packet.DNSSEC_OK, packet.DNSSEC_OK)
+})
