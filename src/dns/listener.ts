@@ -127,28 +127,34 @@ export class DnsListener {
     }
     const finished = (): void => {
       inflight--
-      if (paused && inflight < t.maxInflightPerConnection && !this.#draining) { paused = false; sock.resume() }
+      this.#done()
+      pump()
       if (this.#draining && inflight === 0) sock.end()
     }
-    sock.on('data', (d: Buffer) => {
-      buf = buf === undefined ? d : Buffer.concat([buf, d])
-      while (buf.length >= 2 && !this.#draining) {
+    // Takes complete frames off the buffer while fewer than the cap are in flight; at the cap,
+    // reading pauses and the rest waits in the buffer until answers go out.
+    const pump = (): void => {
+      while (buf !== undefined && buf.length >= 2 && !this.#draining && inflight < t.maxInflightPerConnection) {
         const len = buf.readUInt16BE(0)
         if (buf.length < 2 + len) break
         const msg = Buffer.from(buf.subarray(2, 2 + len))
-        buf = buf.subarray(2 + len)
+        buf = buf.length === 2 + len ? undefined : buf.subarray(2 + len)
         const r = this.serve(msg, 'tcp', client)
         if (r === null) continue
         if (r instanceof Promise) {
           inflight++
           this.#inflight++
-          r.then(send).finally(() => { finished(); this.#done() })
+          r.then(send).finally(finished)
         } else {
           send(r)
         }
       }
-      if (buf.length === 0) buf = undefined
-      if (inflight >= t.maxInflightPerConnection && !paused) { paused = true; sock.pause() }
+      const full = inflight >= t.maxInflightPerConnection
+      if (full && !paused) { paused = true; sock.pause() } else if (!full && paused && !this.#draining) { paused = false; sock.resume() }
+    }
+    sock.on('data', (d: Buffer) => {
+      buf = buf === undefined ? d : Buffer.concat([buf, d])
+      pump()
     })
   }
 

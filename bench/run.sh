@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# npm run bench: egressd side by side with the bare Node UDP echo server (the ceiling of Node's
+# dgram I/O here) and dnsmasq, measured in the same run with ../shared/bench/run.sh (dnsperf).
+# Servers are pinned to CPU 0, dnsperf and the upstream to CPU 1. Loopback only; every load run
+# is bounded by dnsperf -l SECONDS. Prints one markdown table (median qps over ROUNDS, and the
+# ratio to echo measured in the same rounds).
+#
+#   bench/run.sh [SECONDS=10] [ROUNDS=2]      env: WORKLOADS="W2 W3" SHARED=../shared/bench KEEP=dir
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+SHARED=${SHARED:-$ROOT/../shared/bench}
+SECS=${1:-10}
+ROUNDS=${2:-2}
+WORKLOADS=${WORKLOADS:-W2 W3}
+DATA=$HERE/data
+PORT_DNSMASQ=5301 PORT_ECHO=5304 PORT_EGRESSD=5309
+
+die() { echo "bench: $*" >&2; exit 1; }
+for b in dnsperf dig dnsmasq taskset ss node; do command -v $b >/dev/null || die "$b not installed (apt-get install dnsperf bind9-dnsutils dnsmasq)"; done
+[ -x "$SHARED/run.sh" ] || die "no $SHARED/run.sh (set SHARED=)"
+[ -f "$ROOT/dist/cli.js" ] || die "build first: npm run build"
+for p in 5300 $PORT_DNSMASQ $PORT_ECHO $PORT_EGRESSD; do
+  ss -Hlun "sport = :$p" | grep -q . && die "port $p is in use"
+done
+[ -s "$DATA/w1-blocked.txt" ] || node "$SHARED/gen-data.mjs" "$DATA" >&2
+
+RUN=$(mktemp -d /tmp/egressd-bench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; [ -n "${KEEP:-}" ] && cp -r "$RUN" "$KEEP" ; rm -rf "$RUN"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_dns() { # wait_dns HOST PORT
+  for _ in $(seq 100); do dig @"$1" -p "$2" probe.allowed.bench.test +tries=1 +time=1 >/dev/null 2>&1 && return 0; sleep 0.1; done
+  die "nothing answers on $1:$2"
+}
+
+# upstream: answers every A query with 192.0.2.1, TTL 3600 (CPU 1, like dnsperf)
+taskset -c 1 dnsmasq -k -C "$SHARED/conf/upstream-dnsmasq.conf" --pid-file= >"$RUN/upstream.log" 2>&1 & PIDS+=($!)
+wait_dns 127.0.0.2 5300
+
+# peers on CPU 0
+printf '# no blocklist in this comparison\n' >"$RUN/dnsmasq-block.conf"
+sed -e "s#@PORT@#$PORT_DNSMASQ#g" -e "s#@DATA@#$RUN#g" "$SHARED/conf/dnsmasq.conf.in" >"$RUN/dnsmasq.conf"
+taskset -c 0 dnsmasq -k -C "$RUN/dnsmasq.conf" --pid-file= >"$RUN/dnsmasq.log" 2>&1 & PIDS+=($!); PID_dnsmasq=$!
+taskset -c 0 node "$SHARED/node/echo.mjs" $PORT_ECHO >"$RUN/echo.log" 2>&1 & PIDS+=($!); PID_echo=$!
+cat >"$RUN/egressd.yaml" <<YAML
+dns:
+  listen: ["127.0.0.1:$PORT_EGRESSD"]
+upstreams: ["udp://127.0.0.2:5300"]
+cache: { maxEntries: 100000 }
+log: { level: warn }
+YAML
+taskset -c 0 node "$ROOT/dist/cli.js" start --config "$RUN/egressd.yaml" >"$RUN/egressd.log" 2>&1 & PIDS+=($!); PID_egressd=$!
+wait_dns 127.0.0.1 $PORT_DNSMASQ; wait_dns 127.0.0.1 $PORT_ECHO; wait_dns 127.0.0.1 $PORT_EGRESSD
+
+declare -A PORT=([echo]=$PORT_ECHO [dnsmasq]=$PORT_DNSMASQ [egressd]=$PORT_EGRESSD)
+declare -A PID=([echo]=$PID_echo [dnsmasq]=$PID_dnsmasq [egressd]=$PID_egressd)
+: >"$RUN/results.txt"
+for r in $(seq "$ROUNDS"); do
+  for peer in echo egressd dnsmasq; do
+    echo "# round $r: $peer" >&2
+    DATA=$DATA WORKLOADS="$WORKLOADS" SERVER_PID=${PID[$peer]} "$SHARED/run.sh" "${PORT[$peer]}" "$SECS" 2>&1 |
+      tee -a "$RUN/raw.txt" | awk -v p="$peer" -v r="$r" '/^W[0-9] /{print p, r, $0}' | tee -a "$RUN/results.txt" >&2
+  done
+done
+RSS=$(awk '/VmHWM/{print $2/1024 " MB"}' "/proc/$PID_egressd/status")
+
+echo
+echo "egressd bench: ${SECS}s x $ROUNDS rounds, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, node $(node --version); egressd peak RSS $RSS"
+echo
+echo "| workload | echo qps | egressd qps | dnsmasq qps | egressd / echo | target | egressd p99 ms | egressd srv_cpu |"
+echo "|---|---|---|---|---|---|---|---|"
+for w in $WORKLOADS; do
+  med() { awk -v p="$1" -v w="$w" '$1==p && $3==w {for(i=4;i<=NF;i++) if ($i ~ /^'"$2"'=/) {split($i,a,"="); gsub(/%/,"",a[2]); print a[2]}}' "$RUN/results.txt" | sort -g | awk '{a[NR]=$1} END{if(!NR){print "?"; exit} print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+  e=$(med echo qps); g=$(med egressd qps); m=$(med dnsmasq qps); p99=$(med egressd p99_ms); cpu=$(med egressd srv_cpu)
+  case $w in W1|W2) target=0.9;; W3) target=0.4;; esac
+  ratio=$(awk -v g="$g" -v e="$e" 'BEGIN{ if (e>0) printf "%.2f", g/e; else print "?" }')
+  echo "| $w | $e | $g | $m | $ratio | >= $target | $p99 | $cpu% |"
+done
+echo
+grep -h "check=" "$RUN/results.txt" | grep -v "check=ok" | sed 's/^/# not ok: /' || true

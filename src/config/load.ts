@@ -1,0 +1,702 @@
+// Turns a YAML config file into the one frozen, typed `Config` (types.ts), or a ConfigError that
+// names every bad field at once. Owns YAML parsing, schema validation and its messages, defaults,
+// normalization (socket addresses, upstream URLs), the resolv.conf fallback, env overrides and the
+// deep-freeze. The only code in egressd that reads config files or process.env for settings.
+//
+// Order: YAML -> drop null-valued keys -> defaults -> command-line overrides -> schema ->
+// cross-field checks and parsing -> env overrides -> one ConfigError with every issue, or
+// assemble + deep-freeze.
+//
+// Rules an admin can rely on:
+// - A key with no value (`dns:` and nothing under it: YAML null) means the same as leaving it out,
+//   so commenting out every line of a section keeps that section's defaults.
+// - Environment overrides, applied over the file (an empty value counts as unset; no other
+//   variable is read):
+//     EGRESSD_LOG_LEVEL  overrides log.level (fatal, error, warn, info, debug, trace, silent)
+//     EGRESSD_DATA_DIR   overrides dataDir
+// - No upstreams (key absent or an empty list): every `nameserver` line of resolv.conf, in order,
+//   becomes udp://IP:53 (duplicates and non-IP entries skipped). IPv6 zone ids (fe80::1%eth0) are
+//   kept as written: a link-local address is unreachable without one. None found is an error.
+// - Upstream URLs: udp://IP[:53], tcp://IP[:53], tls://HOST[:853], https://HOST[:443][/path]
+//   (path default /dns-query). udp/tcp need an IP literal (resolving a name would need DNS);
+//   IPv6 goes in brackets. No user info, query or fragment. A zone id is written raw ([fe80::1%eth0]).
+// - Command-line overrides (`overrides: { listen, upstreams }`, from `egressd start --listen/--upstream`)
+//   replace dns.listen / upstreams wholesale, are validated like the file's, and their issues are
+//   reported under `overrides.listen.N` / `overrides.upstreams.N`.
+// - api.tokens[].sha256 comes out lower-cased; duplicate token names or hashes, source names,
+//   listen addresses and upstreams are errors.
+// - Nothing here touches the files a config names (caFile, blocklist paths): their owners do.
+
+import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
+import { parseDocument } from 'yaml'
+import { Kind, type Static, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
+import { ConfigError, type ConfigIssue } from '../errors.js'
+import {
+  ApiSchema, BlocklistsSchema, CacheSchema, ConfigFileSchema, DnsSchema, ListSourceSchema, LogLevelSchema,
+  UpstreamObjectSchema, UpstreamSchema, type ConfigFile, type UpstreamEntry
+} from './schema.js'
+import type { Config, ListenAddress, ListSource, LogLevel, UpstreamConfig, UpstreamProtocol } from './types.js'
+
+/** Values given on the command line; each replaces the file's list when present. */
+export interface ConfigOverrides {
+  /** Replaces dns.listen: `127.0.0.1:5353`, `[::1]:5353`. */
+  listen?: readonly string[]
+  /** Replaces upstreams: URLs as in the file. */
+  upstreams?: readonly string[]
+}
+
+export interface ParseConfigOptions {
+  /** Only for messages and `source`; nothing is read. */
+  file?: string
+  overrides?: ConfigOverrides
+  /** Default {}: parseConfig never looks at process.env by itself. */
+  env?: NodeJS.ProcessEnv
+  /** Contents of resolv.conf, consulted only when the file configures no upstreams. */
+  resolvConf?: string
+}
+
+export interface LoadConfigOptions {
+  /** YAML file to read; without it, every key has its default and `source` is 'defaults'. */
+  file?: string
+  overrides?: ConfigOverrides
+  /** Default: process.env. */
+  env?: NodeJS.ProcessEnv
+  /** Read only when no upstreams are configured. Default /etc/resolv.conf. */
+  resolvConfPath?: string
+}
+
+/** Validates and normalizes YAML text. Pure: reads no file and no environment of its own. */
+export function parseConfig (text: string, opts: ParseConfigOptions = {}): Config {
+  const { resolvConf } = opts
+  return build(text, {
+    file: opts.file,
+    overrides: opts.overrides ?? {},
+    env: opts.env ?? {},
+    resolvConf: () => resolvConf === undefined
+      ? { error: 'no resolv.conf was given' }
+      : { text: resolvConf, name: 'resolv.conf' }
+  })
+}
+
+/** Reads and validates a config file (synchronously: it runs at start and on SIGHUP). */
+export function loadConfig (opts: LoadConfigOptions = {}): Config {
+  const { file } = opts
+  let text = ''
+  if (file !== undefined) {
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch (err) {
+      throw new ConfigError([{ path: '', message: `cannot read ${file}: ${errorText(err)}` }], file, { cause: err })
+    }
+  }
+  const resolvConfPath = opts.resolvConfPath ?? '/etc/resolv.conf'
+  return build(text, {
+    file,
+    overrides: opts.overrides ?? {},
+    env: opts.env ?? process.env,
+    resolvConf: () => readResolvConf(resolvConfPath)
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pipeline
+
+type ResolvConf = { text: string, name: string } | { error: string }
+
+interface BuildInput {
+  file: string | undefined
+  overrides: ConfigOverrides
+  env: NodeJS.ProcessEnv
+  resolvConf: () => ResolvConf
+}
+
+function build (text: string, input: BuildInput): Config {
+  const issues: ConfigIssue[] = []
+  const fail = () => new ConfigError(bySection(dedupe(renameOverridden(issues, input.overrides))), input.file)
+
+  const raw = parseYaml(text, issues)
+  if (issues.length > 0) throw fail()
+  if (raw !== null && raw !== undefined && !isMapping(raw)) {
+    issues.push({ path: '', message: `expected a mapping of keys (dns, upstreams, ...) at the top level, got ${describe(raw)}` })
+    throw fail()
+  }
+
+  const file = withOverrides(applyDefaults(ConfigFileSchema, dropNulls(raw ?? {}, '', issues)), input.overrides)
+  issues.push(...schemaIssues(ConfigFileSchema, file))
+  const parts = checkParts(file, input, issues)
+  const env = readEnv(input.env, issues)
+  if (issues.length > 0 || !Value.Check(ConfigFileSchema, file)) throw fail()
+  return deepFreeze(assemble(file, parts, env, input.file ?? 'defaults'))
+}
+
+function parseYaml (text: string, issues: ConfigIssue[]): unknown {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true })
+  for (const e of doc.errors) issues.push({ path: '', message: `YAML syntax error: ${firstLine(e.message)}` })
+  if (doc.errors.length > 0) return undefined
+  try {
+    return doc.toJS({ maxAliasCount: 100 })
+  } catch (err) {
+    issues.push({ path: '', message: `YAML: ${errorText(err)}` })
+    return undefined
+  }
+}
+
+/** Copies the parsed YAML without null-valued keys (= absent); `__proto__` is reported, never copied. */
+function dropNulls (value: unknown, path: string, issues: ConfigIssue[]): unknown {
+  if (Array.isArray(value)) return value.map((item, i) => dropNulls(item, join(path, i), issues))
+  if (!isMapping(value)) return value
+  const out: Record<string, unknown> = {}
+  for (const [key, item] of Object.entries(value)) {
+    if (key === '__proto__') issues.push({ path: join(path, key), message: `unknown key "${key}"` })
+    else if (item !== null) out[key] = dropNulls(item, join(path, key), issues)
+  }
+  return out
+}
+
+/**
+ * Fills in schema defaults without mutating its input. Unlike Value.Default it never turns a list
+ * into a mapping (`dns: []` stays a list, and the schema reports it).
+ */
+function applyDefaults (schema: TSchema, value: unknown): unknown {
+  const v = value === undefined && 'default' in schema ? structuredClone(schema.default) : value
+  switch (schema[Kind]) {
+    case 'Object': {
+      if (!isMapping(v)) return v
+      const out: Record<string, unknown> = { ...v }
+      for (const [key, sub] of Object.entries<TSchema>(schema.properties)) {
+        const filled = applyDefaults(sub, out[key])
+        if (filled !== undefined) out[key] = filled
+      }
+      return out
+    }
+    case 'Array':
+      return Array.isArray(v) ? v.map(item => applyDefaults(schema.items, item)) : v
+    case 'Record': {
+      if (!isMapping(v)) return v
+      const [sub] = Object.values<TSchema>(schema.patternProperties)
+      return Object.fromEntries(Object.entries(v).map(([key, item]) => [key, applyDefaults(sub, item)]))
+    }
+    case 'Union': {
+      const objectVariant = (schema.anyOf as TSchema[]).find(s => s[Kind] === 'Object')
+      return objectVariant !== undefined && isMapping(v) ? applyDefaults(objectVariant, v) : v
+    }
+    default:
+      return v
+  }
+}
+
+/** Puts command-line lists in place of the file's, so they go through the same checks. */
+function withOverrides (file: unknown, overrides: ConfigOverrides): unknown {
+  if (!isMapping(file)) return file
+  const out: Record<string, unknown> = { ...file }
+  if (overrides.listen !== undefined && isMapping(out.dns)) out.dns = { ...out.dns, listen: [...overrides.listen] }
+  if (overrides.upstreams !== undefined) out.upstreams = [...overrides.upstreams]
+  return out
+}
+
+/** Issues about overridden lists point at the override, not at the file. */
+function renameOverridden (issues: ConfigIssue[], overrides: ConfigOverrides): ConfigIssue[] {
+  const renames: Array<[from: string, to: string]> = []
+  if (overrides.listen !== undefined) renames.push(['dns.listen', 'overrides.listen'])
+  if (overrides.upstreams !== undefined) renames.push(['upstreams', 'overrides.upstreams'])
+  return issues.map(issue => {
+    for (const [from, to] of renames) {
+      if (issue.path === from || issue.path.startsWith(`${from}.`)) return { ...issue, path: to + issue.path.slice(from.length) }
+    }
+    return issue
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema errors -> issues with dotted paths and plain messages
+
+function schemaIssues (schema: TSchema, value: unknown): ConfigIssue[] {
+  return [...Value.Errors(schema, value)].flatMap(describeError)
+}
+
+function describeError (e: ValueError): ConfigIssue[] {
+  const path = dotted(e.path)
+  switch (e.type) {
+    case ValueErrorType.ObjectAdditionalProperties: {
+      const known = Object.keys(e.schema.properties ?? {})
+      const hint = known.length > 0 ? ` (known keys: ${known.join(', ')})` : ''
+      return [{ path, message: `unknown key "${lastKey(e.path)}"${hint}` }]
+    }
+    case ValueErrorType.ObjectRequiredProperty:
+      return [{ path, message: `required key "${lastKey(e.path)}" is missing` }]
+    case ValueErrorType.Union:
+      return describeUnionError(e, path)
+    default:
+      // A missing required key also fails its own type check; ObjectRequiredProperty says it better.
+      return e.value === undefined ? [] : [{ path, message: describeMismatch(e) }]
+  }
+}
+
+/** Reports the errors of the variant whose kind fits the value (string vs mapping), else one line. */
+function describeUnionError (e: ValueError, path: string): ConfigIssue[] {
+  const variants = e.schema.anyOf as TSchema[]
+  if (variants.every(s => s[Kind] === 'Literal')) {
+    const allowed = variants.map(s => String(s.const)).join(', ')
+    return [{ path, message: `must be one of ${allowed}; got ${describe(e.value)}` }]
+  }
+  const fitting = variants.findIndex(s => kindFits(s, e.value))
+  if (fitting >= 0) return [...e.errors[fitting]].flatMap(describeError)
+  return [{ path, message: `${e.schema.errorMessage ?? 'unexpected value'}, got ${describe(e.value)}` }]
+}
+
+function kindFits (schema: TSchema, value: unknown): boolean {
+  switch (schema[Kind]) {
+    case 'String': return typeof value === 'string'
+    case 'Object': case 'Record': return isMapping(value)
+    case 'Array': return Array.isArray(value)
+    case 'Integer': case 'Number': return typeof value === 'number'
+    case 'Boolean': return typeof value === 'boolean'
+    default: return false
+  }
+}
+
+function describeMismatch (e: ValueError): string {
+  const { schema, value } = e
+  const got = describe(value)
+  switch (e.type) {
+    case ValueErrorType.Object: return `expected a mapping (key: value), got ${got}`
+    case ValueErrorType.Array: return `expected a list, got ${got}`
+    case ValueErrorType.ArrayMinItems: return schema.minItems === 1 ? 'must not be empty' : `must list at least ${schema.minItems as number} items`
+    case ValueErrorType.String: return `expected a string, got ${got}`
+    case ValueErrorType.StringMinLength: return 'must not be empty'
+    case ValueErrorType.StringPattern: return schema.errorMessage ?? `must match /${schema.pattern as string}/`
+    case ValueErrorType.Integer: return `expected a whole number, got ${got}`
+    case ValueErrorType.IntegerMinimum:
+    case ValueErrorType.IntegerMaximum: return `must be between ${schema.minimum as number} and ${schema.maximum as number}, got ${got}`
+    case ValueErrorType.Boolean: return `expected true or false, got ${got}`
+    case ValueErrorType.Literal: return `must be ${describe(schema.const)}, got ${got}`
+    default: return e.message
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks the schema cannot express; each runs only on a part whose shape the schema accepts,
+// so every issue appears once, under one path.
+
+interface Parts {
+  listen: ListenAddress[]
+  apiListen: ListenAddress | undefined
+  upstreams: UpstreamConfig[]
+}
+
+function checkParts (file: unknown, input: BuildInput, issues: ConfigIssue[]): Parts {
+  const listenRaw = at(file, 'dns', 'listen')
+  const listen = fits(DnsSchema.properties.listen, listenRaw) ? checkListenList(listenRaw, 'dns.listen', issues) : []
+  const apiListenRaw = at(file, 'api', 'listen')
+  const apiListen = fits(ApiSchema.properties.listen, apiListenRaw) ? checkApiListen(apiListenRaw, listen, issues) : undefined
+  const timeout = at(file, 'dns', 'upstreamTimeoutMs')
+  const upstreams = checkUpstreams(at(file, 'upstreams'), typeof timeout === 'number' ? timeout : 2000, input, issues)
+  const cache = at(file, 'cache')
+  if (fits(CacheSchema, cache) && cache.minTtl > cache.maxTtl) {
+    issues.push({ path: 'cache.minTtl', message: `must not be greater than cache.maxTtl (${cache.minTtl} > ${cache.maxTtl})` })
+  }
+  const tokens = at(file, 'api', 'tokens')
+  if (fits(ApiSchema.properties.tokens, tokens)) {
+    checkUnique(tokens.map(t => t.name), i => `api.tokens.${i}.name`, 'token name', issues)
+    checkUnique(tokens.map(t => t.sha256.toLowerCase()), i => `api.tokens.${i}.sha256`, 'token hash', issues)
+  }
+  checkBlocklists(at(file, 'blocklists'), issues)
+  return { listen, apiListen, upstreams }
+}
+
+function checkListenList (list: string[], where: string, issues: ConfigIssue[]): ListenAddress[] {
+  const out: ListenAddress[] = []
+  const seen = new Set<string>()
+  for (const [i, text] of list.entries()) {
+    const parsed = parseSocketAddress(text)
+    if ('error' in parsed) {
+      issues.push({ path: join(where, i), message: parsed.error })
+      continue
+    }
+    const key = `${parsed.value.host}|${parsed.value.port}`
+    if (seen.has(key) && parsed.value.port !== 0) issues.push({ path: join(where, i), message: `duplicate address ${describe(text)}` })
+    seen.add(key)
+    out.push(parsed.value)
+  }
+  return out
+}
+
+function checkApiListen (text: string, dnsListen: ListenAddress[], issues: ConfigIssue[]): ListenAddress | undefined {
+  const parsed = parseSocketAddress(text)
+  if ('error' in parsed) {
+    issues.push({ path: 'api.listen', message: parsed.error })
+    return undefined
+  }
+  const { host, port } = parsed.value
+  if (port !== 0 && dnsListen.some(a => a.host === host && a.port === port)) {
+    issues.push({ path: 'api.listen', message: `${JSON.stringify(text)} is also in dns.listen (DNS takes TCP there too)` })
+  }
+  return parsed.value
+}
+
+function checkUpstreams (raw: unknown, defaultTimeoutMs: number, input: BuildInput, issues: ConfigIssue[]): UpstreamConfig[] {
+  if (!Array.isArray(raw)) return []
+  if (raw.length === 0) return upstreamsFromResolvConf(input.resolvConf(), defaultTimeoutMs, issues)
+  const out: UpstreamConfig[] = []
+  const seen = new Set<string>()
+  for (const [i, entry] of (raw as unknown[]).entries()) {
+    if (!fits(UpstreamSchema, entry)) continue // the schema has reported it
+    const upstream = checkUpstream(entry, `upstreams.${i}`, defaultTimeoutMs, issues)
+    if (upstream === undefined) continue
+    const key = `${upstream.protocol}|${upstream.host}|${upstream.port}|${upstream.path}`
+    if (seen.has(key)) issues.push({ path: `upstreams.${i}`, message: `duplicate upstream ${describe(upstream.url)}` })
+    seen.add(key)
+    out.push(upstream)
+  }
+  return out
+}
+
+function checkUpstream (entry: UpstreamEntry, where: string, defaultTimeoutMs: number, issues: ConfigIssue[]): UpstreamConfig | undefined {
+  const spec: Static<typeof UpstreamObjectSchema> = typeof entry === 'string' ? { url: entry } : entry
+  const parsed = parseUpstreamUrl(spec.url)
+  if ('error' in parsed) {
+    issues.push({ path: typeof entry === 'string' ? where : `${where}.url`, message: parsed.error })
+    return undefined
+  }
+  const { protocol, host } = parsed.value
+  const encrypted = protocol === 'tls' || protocol === 'https'
+  const before = issues.length
+  if (!encrypted) {
+    for (const key of ['servername', 'caFile'] as const) {
+      if (spec[key] !== undefined) issues.push({ path: `${where}.${key}`, message: 'only applies to tls:// and https:// upstreams' })
+    }
+  }
+  if (spec.servername !== undefined && !isHostName(spec.servername)) {
+    issues.push({ path: `${where}.servername`, message: `must be a host name (TLS SNI cannot carry an IP address), got ${describe(spec.servername)}` })
+  }
+  if (issues.length > before) return undefined
+  return {
+    url: spec.url,
+    ...parsed.value,
+    timeoutMs: spec.timeoutMs ?? defaultTimeoutMs,
+    servername: spec.servername ?? (encrypted && isIP(host) === 0 ? host : undefined),
+    caFile: spec.caFile
+  }
+}
+
+function upstreamsFromResolvConf (source: ResolvConf, timeoutMs: number, issues: ConfigIssue[]): UpstreamConfig[] {
+  const why = 'error' in source ? source.error : `${source.name} has no usable nameserver line`
+  const addresses = 'error' in source ? [] : nameservers(source.text)
+  if (addresses.length === 0) {
+    issues.push({ path: 'upstreams', message: `no upstreams configured and ${why}; list at least one (e.g. udp://192.0.2.53)` })
+  }
+  return addresses.map(ip => {
+    const url = `udp://${ip.includes(':') ? `[${ip}]` : ip}:53`
+    return { url, protocol: 'udp', host: ip, port: 53, path: '', timeoutMs, servername: undefined, caFile: undefined }
+  })
+}
+
+/** IP addresses of `nameserver` lines, in order, without duplicates; anything else is ignored. */
+export function nameservers (resolvConf: string): string[] {
+  const found: string[] = []
+  for (const line of resolvConf.split(/\r?\n/)) {
+    const m = /^\s*nameserver\s+([^\s#;]+)/.exec(line)
+    if (m !== null && isIP(m[1]) !== 0 && !found.includes(m[1])) found.push(m[1])
+  }
+  return found
+}
+
+function checkBlocklists (raw: unknown, issues: ConfigIssue[]): void {
+  const categories = at(raw, 'categories')
+  if (fits(BlocklistsSchema.properties.categories, categories)) {
+    for (const name of Object.keys(categories)) {
+      if (!isCategoryName(name)) issues.push({ path: `blocklists.categories.${name}`, message: categoryNameRule(name) })
+    }
+  }
+  const sources = at(raw, 'sources')
+  if (!Array.isArray(sources)) return
+  const names = new Map<string, number>()
+  for (const [i, source] of (sources as unknown[]).entries()) {
+    if (!fits(ListSourceSchema, source)) continue
+    const where = `blocklists.sources.${i}`
+    if ((source.path === undefined) === (source.url === undefined)) {
+      issues.push({ path: where, message: 'give exactly one of "path" or "url"' })
+    }
+    if (source.url !== undefined && !isHttpUrl(source.url)) {
+      issues.push({ path: `${where}.url`, message: `expected an http:// or https:// URL, got ${describe(source.url)}` })
+    }
+    if (source.category !== undefined && !isCategoryName(source.category)) {
+      issues.push({ path: `${where}.category`, message: categoryNameRule(source.category) })
+    }
+    const first = names.get(source.name)
+    if (first !== undefined) issues.push({ path: `${where}.name`, message: `duplicate source name "${source.name}" (also blocklists.sources.${first})` })
+    else names.set(source.name, i)
+  }
+}
+
+function checkUnique (values: string[], pathOf: (i: number) => string, what: string, issues: ConfigIssue[]): void {
+  values.forEach((value, i) => {
+    const first = values.indexOf(value)
+    if (first !== i) issues.push({ path: pathOf(i), message: `duplicate ${what} (same as ${pathOf(first)})` })
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environment overrides (see the header for the list)
+
+interface EnvOverrides { logLevel?: LogLevel, dataDir?: string }
+
+function readEnv (env: NodeJS.ProcessEnv, issues: ConfigIssue[]): EnvOverrides {
+  const out: EnvOverrides = {}
+  const level = env.EGRESSD_LOG_LEVEL
+  if (level !== undefined && level !== '') {
+    if (fits(LogLevelSchema, level)) out.logLevel = level
+    else issues.push({ path: 'env.EGRESSD_LOG_LEVEL', message: `must be one of ${LogLevelSchema.anyOf.map(s => s.const).join(', ')}; got ${describe(level)}` })
+  }
+  const dataDir = env.EGRESSD_DATA_DIR
+  if (dataDir !== undefined && dataDir !== '') {
+    if (dataDir.trim() === '') issues.push({ path: 'env.EGRESSD_DATA_DIR', message: 'must not be blank' })
+    else out.dataDir = dataDir
+  }
+  return out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Assembly: only reached when the file fits the schema and every check passed.
+
+function assemble (file: ConfigFile, parts: Parts, env: EnvOverrides, source: string): Config {
+  const { dns, cache, api, blocklists } = file
+  if (parts.apiListen === undefined) throw new Error('internal: api.listen was not parsed')
+  return {
+    dns: {
+      listen: parts.listen,
+      ednsUdpSize: dns.ednsUdpSize,
+      upstreamTimeoutMs: dns.upstreamTimeoutMs,
+      udpSockets: dns.udpSockets,
+      maxInflight: dns.maxInflight,
+      shutdownGraceMs: dns.shutdownGraceMs,
+      tcp: {
+        idleTimeoutMs: dns.tcp.idleTimeoutMs,
+        maxConnections: dns.tcp.maxConnections,
+        maxInflightPerConnection: dns.tcp.maxInflightPerConnection
+      }
+    },
+    upstreams: parts.upstreams,
+    cache: {
+      enabled: cache.enabled,
+      maxEntries: cache.maxEntries,
+      minTtl: cache.minTtl,
+      maxTtl: cache.maxTtl,
+      negativeMaxTtl: cache.negativeMaxTtl
+    },
+    api: {
+      listen: parts.apiListen,
+      tokens: api.tokens.map(t => ({ name: t.name, role: t.role, sha256: t.sha256.toLowerCase() }))
+    },
+    dataDir: env.dataDir ?? file.dataDir,
+    blocklists: {
+      dir: blocklists.dir,
+      categories: Object.fromEntries(Object.entries(blocklists.categories)
+        .map(([name, o]) => [name, o.enabled === undefined ? {} : { enabled: o.enabled }])),
+      sources: blocklists.sources.map(listSource)
+    },
+    log: { level: env.logLevel ?? file.log.level },
+    source
+  }
+}
+
+function listSource (s: Static<typeof ListSourceSchema>): ListSource {
+  return {
+    name: s.name,
+    ...(s.path !== undefined && { path: s.path }),
+    ...(s.url !== undefined && { url: s.url }),
+    format: s.format,
+    ...(s.category !== undefined && { category: s.category })
+  }
+}
+
+function deepFreeze<T> (value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const item of Object.values(value)) deepFreeze(item)
+  }
+  return value
+}
+
+// ---------------------------------------------------------------------------------------------
+// Addresses and URLs
+
+type Parsed<T> = { value: T } | { error: string }
+
+/** `127.0.0.1:5353` or `[::1]:5353`; the host must be an IP literal, port 0 lets the OS pick. */
+function parseSocketAddress (text: string): Parsed<ListenAddress> {
+  const usage = `expected IPv4:port or [IPv6]:port (e.g. 127.0.0.1:5353, [::1]:5353), got ${describe(text)}`
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:[\]]+):(\d{1,5})$/.exec(text)
+  if (m === null) return { error: usage }
+  const [, host, portText] = m
+  const family = isIP(host)
+  if (family === 0) return { error: `${describe(host)} is not an IP address; listen on an IP literal such as 0.0.0.0, 127.0.0.1, [::] or [::1]` }
+  if ((family === 6) !== text.startsWith('[')) return { error: usage }
+  const port = Number(portText)
+  if (port > 65535) return { error: `port ${port} is out of range (0-65535)` }
+  return { value: { host, port, family: family === 6 ? 6 : 4 } }
+}
+
+const SCHEMES: Record<string, { protocol: UpstreamProtocol, port: number }> = {
+  'udp:': { protocol: 'udp', port: 53 },
+  'tcp:': { protocol: 'tcp', port: 53 },
+  'tls:': { protocol: 'tls', port: 853 },
+  'https:': { protocol: 'https', port: 443 }
+}
+
+type UpstreamAddress = Pick<UpstreamConfig, 'protocol' | 'host' | 'port' | 'path'>
+
+function parseUpstreamUrl (url: string): Parsed<UpstreamAddress> {
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*:)(\/\/)?(.*)$/s.exec(url)
+  if (m === null) {
+    const hint = isIP(url) !== 0 ? ` (write udp://${url.includes(':') ? `[${url}]` : url})` : ''
+    return { error: `${describe(url)} is not an upstream URL${hint}; use udp://, tcp://, tls:// or https://` }
+  }
+  const scheme = m[1].toLowerCase()
+  const known = SCHEMES[scheme]
+  if (known === undefined) return { error: `unsupported scheme "${scheme}" (use udp://, tcp://, tls:// or https://)` }
+  if (m[2] === undefined) return { error: `expected "${scheme}//" followed by a host in ${describe(url)}` }
+  const rest = m[3]
+  if (/[?#]/.test(rest)) return { error: `query strings and fragments are not supported in ${describe(url)}` }
+  const slash = rest.indexOf('/')
+  const authority = slash < 0 ? rest : rest.slice(0, slash)
+  const pathPart = slash < 0 ? '' : rest.slice(slash)
+  if (authority.includes('@')) return { error: `user info is not supported in ${describe(url)}` }
+
+  const hostPort = splitHostPort(authority)
+  if ('error' in hostPort) return { error: `${hostPort.error} in ${describe(url)}` }
+  const { host, portText } = hostPort.value
+  const port = portText === undefined ? known.port : Number(portText)
+  if (portText !== undefined && !(/^\d{1,5}$/.test(portText) && port >= 1 && port <= 65535)) {
+    return { error: `invalid port ${describe(portText)} in ${describe(url)} (1-65535)` }
+  }
+
+  const { protocol } = known
+  if (protocol === 'udp' || protocol === 'tcp') {
+    if (isIP(host) === 0) {
+      return { error: `${scheme}// upstreams need an IP address, not ${describe(host)} (resolving a name would need DNS; use tls:// or https:// for names)` }
+    }
+  } else if (isIP(host) === 0 && !isHostName(host)) {
+    return { error: `${describe(host)} is neither an IP address nor a host name in ${describe(url)}` }
+  }
+
+  if (protocol !== 'https' && pathPart !== '' && pathPart !== '/') {
+    return { error: `a path is only allowed for https:// upstreams, got ${describe(url)}` }
+  }
+  const path = protocol === 'https' ? (pathPart === '' ? '/dns-query' : pathPart) : ''
+  return { value: { protocol, host, port, path } }
+}
+
+/** `host`, `host:port`, `[v6]`, `[v6]:port`; the host comes back without brackets. */
+function splitHostPort (authority: string): Parsed<{ host: string, portText: string | undefined }> {
+  if (authority === '') return { error: 'missing host' }
+  if (authority.startsWith('[')) {
+    const close = authority.indexOf(']')
+    if (close < 0) return { error: 'missing "]"' }
+    const host = authority.slice(1, close)
+    const after = authority.slice(close + 1)
+    if (isIP(host) !== 6) return { error: `${describe(host)} is not an IPv6 address` }
+    if (after !== '' && !after.startsWith(':')) return { error: `unexpected ${describe(after)} after "]"` }
+    return { value: { host, portText: after === '' ? undefined : after.slice(1) } }
+  }
+  const colons = authority.split(':').length - 1
+  if (colons > 1) return { error: 'IPv6 addresses must be in brackets, e.g. [2001:db8::53]' }
+  const [host, portText] = authority.split(':')
+  if (host === '') return { error: 'missing host' }
+  return { value: { host, portText } }
+}
+
+function isHostName (name: string): boolean {
+  const label = '[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?'
+  if (name.length > 253 || /^[\d.]+$/.test(name)) return false
+  return new RegExp(`^${label}(?:\\.${label})*\\.?$`).test(name)
+}
+
+function isHttpUrl (text: string): boolean {
+  try {
+    const u = new URL(text)
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== ''
+  } catch {
+    return false
+  }
+}
+
+const isCategoryName = (name: string) => /^[a-z0-9][a-z0-9_-]*$/.test(name)
+const categoryNameRule = (name: string) =>
+  `category names use lowercase letters, digits, "-" and "_" (like the folders in blocklists/), got ${describe(name)}`
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+function readResolvConf (path: string): ResolvConf {
+  try {
+    return { text: readFileSync(path, 'utf8'), name: path }
+  } catch (err) {
+    return { error: `cannot read ${path}: ${errorText(err)}` }
+  }
+}
+
+function fits<T extends TSchema> (schema: T, value: unknown): value is Static<T> {
+  return Value.Check(schema, value)
+}
+
+function isMapping (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** Walks plain mappings; anything else on the way gives undefined. */
+function at (value: unknown, ...keys: string[]): unknown {
+  let current = value
+  for (const key of keys) current = isMapping(current) && Object.hasOwn(current, key) ? current[key] : undefined
+  return current
+}
+
+const join = (path: string, key: string | number) => path === '' ? String(key) : `${path}.${key}`
+
+/** `/dns/listen/0` (RFC 6901) -> `dns.listen.0` */
+function dotted (pointer: string): string {
+  return pointer.split('/').slice(1).map(s => s.replace(/~1/g, '/').replace(/~0/g, '~')).join('.')
+}
+
+function lastKey (pointer: string): string {
+  return dotted(pointer.slice(pointer.lastIndexOf('/')))
+}
+
+function describe (value: unknown): string {
+  if (value === undefined) return 'nothing'
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'a list'
+  if (typeof value === 'object') return 'a mapping'
+  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value)
+  return String(value)
+}
+
+function firstLine (message: string): string {
+  return message.split('\n')[0].replace(/:$/, '')
+}
+
+function errorText (err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+/** Stable sort into file order of sections (unknown top-level keys first, env last), so one section's issues stay together. */
+function bySection (issues: ConfigIssue[]): ConfigIssue[] {
+  const order = ['', ...Object.keys(ConfigFileSchema.properties), 'overrides', 'env']
+  const rank = (i: ConfigIssue) => Math.max(0, order.indexOf(i.path.split('.')[0]))
+  return issues.map((issue, n) => ({ issue, n }))
+    .sort((a, b) => rank(a.issue) - rank(b.issue) || a.n - b.n)
+    .map(x => x.issue)
+}
+
+function dedupe (issues: ConfigIssue[]): ConfigIssue[] {
+  const seen = new Set<string>()
+  return issues.filter(i => {
+    const key = `${i.path}\n${i.message}`
+    if (seen.has(key)) return false
+    seen.add(key)
+    return true
+  })
+}

@@ -1,0 +1,112 @@
+// The config file's shape as a TypeBox schema: what an admin writes in YAML, before normalization.
+// Owns key names, types, ranges and defaults; load.ts owns everything that needs real parsing or
+// more than one field (addresses, upstream URLs, minTtl <= maxTtl, duplicates, exactly-one-of).
+//
+// - Every object has `additionalProperties: false`, so an unknown key is an error.
+// - Every key may be left out of the file: a key not wrapped in Type.Optional carries a `default`,
+//   which load.ts fills in before validating. So `ConfigFile` (Static of this schema) is the shape
+//   *after* defaults. (A JSON Schema for editors would drop defaulted keys from `required`.)
+// - `errorMessage` is our own annotation: the message load.ts shows when a pattern or union fails.
+
+import { Type, type Static, type TProperties, type ObjectOptions } from '@sinclair/typebox'
+
+/** RFC 2181 §8: a TTL is at most 2^31 - 1 seconds. */
+const TTL_MAX = 2147483647
+
+const strictObject = <T extends TProperties>(properties: T, options: ObjectOptions = {}) =>
+  Type.Object(properties, { additionalProperties: false, ...options })
+
+const integer = (minimum: number, maximum: number, defaultValue?: number) =>
+  Type.Integer(defaultValue === undefined ? { minimum, maximum } : { minimum, maximum, default: defaultValue })
+
+const nonEmpty = (defaultValue?: string) =>
+  Type.String(defaultValue === undefined ? { minLength: 1 } : { minLength: 1, default: defaultValue })
+
+export const LogLevelSchema = Type.Union([
+  Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'),
+  Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')
+])
+
+export const DnsSchema = strictObject({
+  listen: Type.Array(nonEmpty(), { minItems: 1, default: ['127.0.0.1:5353', '[::1]:5353'] }),
+  ednsUdpSize: integer(512, 4096, 1232),
+  upstreamTimeoutMs: integer(50, 60000, 2000),
+  udpSockets: integer(1, 1024, 32),
+  maxInflight: integer(1, 1_000_000, 4096),
+  shutdownGraceMs: integer(0, 600_000, 5000),
+  tcp: strictObject({
+    idleTimeoutMs: integer(10, 3_600_000, 10000),
+    maxConnections: integer(1, 1_000_000, 1024),
+    maxInflightPerConnection: integer(1, 65535, 64)
+  }, { default: {} })
+}, { default: {} })
+
+export const UpstreamObjectSchema = strictObject({
+  url: nonEmpty(),
+  timeoutMs: Type.Optional(integer(50, 60000)),
+  servername: Type.Optional(nonEmpty()),
+  caFile: Type.Optional(nonEmpty())
+})
+
+/** `udp://192.0.2.53` or `{ url, timeoutMs?, servername?, caFile? }`. */
+export const UpstreamSchema = Type.Union([nonEmpty(), UpstreamObjectSchema], {
+  errorMessage: 'expected an upstream URL or a mapping with "url"'
+})
+
+export const CacheSchema = strictObject({
+  enabled: Type.Boolean({ default: true }),
+  maxEntries: integer(0, 100_000_000, 100000),
+  minTtl: integer(0, TTL_MAX, 0),
+  maxTtl: integer(0, TTL_MAX, 86400),
+  negativeMaxTtl: integer(0, TTL_MAX, 3600)
+}, { default: {} })
+
+export const ApiTokenSchema = strictObject({
+  name: nonEmpty(),
+  role: Type.Union([Type.Literal('admin'), Type.Literal('viewer'), Type.Literal('metrics')]),
+  sha256: Type.String({ pattern: '^[0-9a-fA-F]{64}$', errorMessage: 'must be the SHA-256 of the token: 64 hex characters' })
+})
+
+export const ApiSchema = strictObject({
+  listen: nonEmpty('127.0.0.1:8053'),
+  tokens: Type.Array(ApiTokenSchema, { default: [] })
+}, { default: {} })
+
+export const CategoryOverrideSchema = strictObject({
+  enabled: Type.Optional(Type.Boolean())
+})
+
+export const ListSourceSchema = strictObject({
+  name: nonEmpty(),
+  path: Type.Optional(nonEmpty()),
+  url: Type.Optional(nonEmpty()),
+  format: Type.Union([
+    Type.Literal('plain'), Type.Literal('hosts'), Type.Literal('adblock'), Type.Literal('dnsmasq'), Type.Literal('cidr')
+  ], { default: 'plain' }),
+  category: Type.Optional(nonEmpty())
+})
+
+export const BlocklistsSchema = strictObject({
+  dir: nonEmpty('./blocklists'),
+  categories: Type.Record(Type.String(), CategoryOverrideSchema, { default: {} }),
+  sources: Type.Array(ListSourceSchema, { default: [] })
+}, { default: {} })
+
+export const LogSchema = strictObject({
+  level: Type.Union(LogLevelSchema.anyOf, { default: 'info' })
+}, { default: {} })
+
+export const ConfigFileSchema = strictObject({
+  dns: DnsSchema,
+  // Empty (the default) means: take them from resolv.conf (see load.ts).
+  upstreams: Type.Array(UpstreamSchema, { default: [] }),
+  cache: CacheSchema,
+  api: ApiSchema,
+  dataDir: nonEmpty('./var'),
+  blocklists: BlocklistsSchema,
+  log: LogSchema
+})
+
+/** The file after defaults have been applied and the schema has accepted it. */
+export type ConfigFile = Static<typeof ConfigFileSchema>
+export type UpstreamEntry = Static<typeof UpstreamSchema>
