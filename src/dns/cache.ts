@@ -5,19 +5,34 @@
 import type { StoredAnswer } from './wire.js'
 
 export interface CacheEntry {
+  readonly key: string
   readonly answer: StoredAnswer
   /** Clock time (ms) when the answer was stored; TTLs served are decremented from here. */
   readonly storedAt: number
   readonly expiresAt: number
+  /** Set on every hit, cleared when the eviction hand passes (second chance). */
+  used: boolean
+  /** Index in the ring. */
+  slot: number
 }
 
 export interface CacheStats { size: number, hits: number, misses: number, evictions: number, expired: number }
 
+/**
+ * Eviction is LRU approximated by CLOCK (second chance): entries sit in a ring of `maxEntries`
+ * slots; a hit only sets a flag, so the hot path never reorders anything; when the cache is full,
+ * the hand moves over the ring, clearing flags, and evicts the first entry not used since the
+ * hand last passed. Every operation is O(1) amortized. (A JS Map used as an LRU queue is not:
+ * reading its oldest key walks over every deleted slot before it.)
+ */
 export class AnswerCache {
   readonly #max: number
   readonly #now: () => number
-  // Map keeps insertion order: the first key is the least recently used one.
   readonly #map = new Map<string, CacheEntry>()
+  readonly #ring: Array<CacheEntry | undefined> = []
+  /** Slots freed by expiry, reused before the hand evicts anything. */
+  readonly #free: number[] = []
+  #hand = 0
   readonly stats: CacheStats = { size: 0, hits: 0, misses: 0, evictions: 0, expired: 0 }
 
   constructor (opts: { maxEntries: number, now: () => number }) {
@@ -27,19 +42,17 @@ export class AnswerCache {
 
   get size (): number { return this.#map.size }
 
-  /** The live entry for `key`, refreshed as most recently used; expired entries are dropped. */
+  /** The live entry for `key`; expired entries are dropped. */
   get (key: string, now: number = this.#now()): CacheEntry | undefined {
-    const map = this.#map
-    const e = map.get(key)
+    const e = this.#map.get(key)
     if (e === undefined) { this.stats.misses++; return undefined }
-    map.delete(key)
     if (e.expiresAt <= now) {
+      this.#remove(e)
       this.stats.expired++
       this.stats.misses++
-      this.stats.size = map.size
       return undefined
     }
-    map.set(key, e)
+    e.used = true
     this.stats.hits++
     return e
   }
@@ -47,19 +60,44 @@ export class AnswerCache {
   /** Stores an answer for its lifetime; answers with lifetime 0 are not stored. */
   put (key: string, answer: StoredAnswer, now: number = this.#now()): void {
     if (answer.lifetime <= 0 || this.#max === 0) return
-    const map = this.#map
-    map.delete(key)
-    map.set(key, { answer, storedAt: now, expiresAt: now + answer.lifetime * 1000 })
-    while (map.size > this.#max) {
-      const oldest = map.keys().next().value as string
-      map.delete(oldest)
+    const old = this.#map.get(key)
+    const slot = old !== undefined ? old.slot : this.#freeSlot(now)
+    const e: CacheEntry = { key, answer, storedAt: now, expiresAt: now + answer.lifetime * 1000, used: false, slot }
+    this.#ring[slot] = e
+    this.#map.set(key, e)
+    this.stats.size = this.#map.size
+  }
+
+  #freeSlot (now: number): number {
+    const free = this.#free.pop()
+    if (free !== undefined) return free
+    if (this.#ring.length < this.#max) return this.#ring.length
+    // Full: move the hand until an entry has had no hit since the last pass (or has expired).
+    // Bounded: each step clears a flag that only a hit sets again.
+    const ring = this.#ring
+    for (;;) {
+      const e = ring[this.#hand] as CacheEntry
+      const slot = this.#hand
+      this.#hand = this.#hand + 1 === this.#max ? 0 : this.#hand + 1
+      if (e.used && e.expiresAt > now) { e.used = false; continue }
+      this.#map.delete(e.key)
       this.stats.evictions++
+      return slot
     }
-    this.stats.size = map.size
+  }
+
+  #remove (e: CacheEntry): void {
+    this.#map.delete(e.key)
+    this.#ring[e.slot] = undefined
+    this.#free.push(e.slot)
+    this.stats.size = this.#map.size
   }
 
   clear (): void {
     this.#map.clear()
+    this.#ring.length = 0
+    this.#free.length = 0
+    this.#hand = 0
     this.stats.size = 0
   }
 }

@@ -55,7 +55,7 @@ export function malformedRcode (kind: Malformed): number {
 }
 
 // Scratch space for building the name string in one pass (synchronous use only).
-const nameScratch = Buffer.allocUnsafe(MAX_NAME)
+const nameScratch = Buffer.allocUnsafe(MAX_NAME + 32)
 
 /**
  * Reads the header, the single question and an optional OPT record of a client's packet.
@@ -89,7 +89,7 @@ export function readQuery (msg: Buffer): Query | Malformed {
     for (let i = p + 1, end = p + 1 + l; i < end; i++) {
       let c = msg[i]
       if (c >= 0x41 && c <= 0x5a) c |= 0x20
-      else if (c <= 0x20 || c >= 0x7f || c === 0x2e || c === 0x5c) plain = false
+      else if (c <= 0x20 || c >= 0x7f || c === 0x2e || c === 0x5c || c === 0x2f) plain = false
       nameScratch[n++] = c
     }
     p += l + 1
@@ -98,7 +98,6 @@ export function readQuery (msg: Buffer): Query | Malformed {
   const qtype = (msg[p] << 8) | msg[p + 1]
   const qclass = (msg[p + 2] << 8) | msg[p + 3]
   const questionEnd = p + 4
-  const qname = plain ? nameScratch.toString('latin1', 0, n) : escapedName(msg, HEADER)
 
   // Additional section: at most one OPT (RFC 6891 6.1.1); other records (TSIG, ...) are not ours to
   // verify, so a query carrying them is refused as a format error rather than forwarded half-understood.
@@ -121,10 +120,36 @@ export function readQuery (msg: Buffer): Query | Malformed {
   }
   if (p !== len) return 'trailing'
 
-  let key = qname + '/' + qtype
-  if (qclass !== 1) key += '/' + qclass
-  if (dnssecOk) key += '/do'
+  // The key is the name itself for the common case (A, IN, no DO): no concatenation, one string.
+  // Otherwise a suffix after '/' (a byte that fast-path names never contain: it is escaped).
+  let qname: string
+  let key: string
+  if (!plain) {
+    qname = escapedName(msg, HEADER)
+    key = qname + keySuffix(qtype, qclass, dnssecOk)
+  } else if (qtype === 1 && qclass === 1 && !dnssecOk) {
+    qname = latin1(nameScratch, n)
+    key = qname
+  } else {
+    const suffix = keySuffix(qtype, qclass, dnssecOk)
+    for (let i = 0; i < suffix.length; i++) nameScratch[n + i] = suffix.charCodeAt(i)
+    key = latin1(nameScratch, n + suffix.length)
+    qname = key.slice(0, n)
+  }
   return { id: (msg[0] << 8) | msg[1], flags, qname, qtype, qclass, questionEnd, edns, udpSize, do: dnssecOk, key }
+}
+
+function keySuffix (qtype: number, qclass: number, dnssecOk: boolean): string {
+  let s = '/' + qtype
+  if (qclass !== 1) s += '/' + qclass
+  if (dnssecOk) s += '/do'
+  return s
+}
+
+// Buffer#latin1Slice skips toString's argument checks; it exists on every Node Buffer (20+).
+type Latin1 = Buffer & { latin1Slice: (start: number, end: number) => string }
+function latin1 (b: Buffer, end: number): string {
+  return (b as Latin1).latin1Slice(0, end)
 }
 
 /** Slow path for names with dots, backslashes or non-printable bytes inside labels. */
@@ -138,7 +163,7 @@ function escapedName (msg: Buffer, start: number): string {
       let c = msg[i]
       if (c >= 0x41 && c <= 0x5a) c |= 0x20
       if (c <= 0x20 || c >= 0x7f) s += '\\' + String(c).padStart(3, '0')
-      else if (c === 0x2e || c === 0x5c) s += '\\' + String.fromCharCode(c)
+      else if (c === 0x2e || c === 0x5c || c === 0x2f) s += '\\' + String.fromCharCode(c)
       else s += String.fromCharCode(c)
     }
     labels.push(s)
@@ -201,8 +226,8 @@ export interface StoredAnswer {
   /** Our OPT record for EDNS clients: payload size ours, DO and options (e.g. EDE) from upstream. */
   readonly opt: Buffer
   readonly rcode: number
-  readonly ttlOffsets: Uint32Array
-  readonly ttls: Uint32Array
+  readonly ttlOffsets: readonly number[]
+  readonly ttls: readonly number[]
   /** Seconds this answer may be cached (0 = do not cache). */
   readonly lifetime: number
   readonly ancount: number
@@ -357,14 +382,30 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
     body = Buffer.from(answer)
   }
   body[3] |= FLAG_RA
-  const ttlArr = new Uint32Array(ttls.length)
   for (let i = 0; i < ttls.length; i++) {
     const v = clamp(ttls[i], negative ? 0 : ttl.minTtl, cap)
-    ttlArr[i] = v
+    ttls[i] = v
     body.writeUInt32BE(v, offsets[i])
   }
-  const opt = buildOpt(udpSize, (optFlags & OPT_DO) !== 0, optRdata)
-  return { body, opt, rcode, ttlOffsets: Uint32Array.from(offsets), ttls: ttlArr, lifetime, ancount, cnames, addresses }
+  const dnssecOk = (optFlags & OPT_DO) !== 0
+  const opt = optRdata === undefined || optRdata.length === 0 ? plainOpt(udpSize, dnssecOk) : buildOpt(udpSize, dnssecOk, optRdata)
+  return {
+    body, opt, rcode, ttlOffsets: offsets, ttls, lifetime, ancount,
+    cnames: cnames.length === 0 ? NONE : cnames,
+    addresses: addresses.length === 0 ? NONE : addresses
+  }
+}
+
+const NONE: readonly string[] = Object.freeze([])
+
+// OPT records without options are the same bytes for every answer with the same size and DO bit:
+// shared, never written to (renderAnswer copies them).
+const plainOpts = new Map<number, Buffer>()
+function plainOpt (udpSize: number, dnssecOk: boolean): Buffer {
+  const k = dnssecOk ? -udpSize - 1 : udpSize
+  let b = plainOpts.get(k)
+  if (b === undefined) { b = buildOpt(udpSize, dnssecOk); plainOpts.set(k, b) }
+  return b
 }
 
 function clamp (v: number, lo: number, hi: number): number {
@@ -400,24 +441,28 @@ export function edeOption (infoCode: number, text: string): Buffer {
  */
 export function renderAnswer (a: StoredAnswer, msg: Buffer, q: Query, elapsed: number): Buffer {
   const body = a.body
-  const withOpt = q.edns
-  const out = Buffer.allocUnsafe(withOpt ? body.length + a.opt.length : body.length)
-  body.copy(out)
+  const blen = body.length
+  const opt = a.opt
+  const out = Buffer.allocUnsafe(q.edns ? blen + opt.length : blen)
+  out.set(body) // TypedArray#set: a memcpy without the cost of a native Buffer#copy call
   out[0] = msg[0]
   out[1] = msg[1]
-  out[2] = (out[2] & ~(FLAG_RD >> 8)) | (msg[2] & (FLAG_RD >> 8))
-  msg.copy(out, HEADER, HEADER, q.questionEnd)
+  out[2] = (out[2] & 0xfe) | (msg[2] & 0x01) // RD as the client sent it
+  for (let i = HEADER, end = q.questionEnd; i < end; i++) out[i] = msg[i]
   if (elapsed > 0) {
     const offs = a.ttlOffsets
     const ttls = a.ttls
     for (let i = 0; i < offs.length; i++) {
       const v = ttls[i] - elapsed
-      out.writeUInt32BE(v > 0 ? v : 0, offs[i])
+      const o = offs[i]
+      if (v > 0) { out[o] = v >>> 24; out[o + 1] = v >>> 16; out[o + 2] = v >>> 8; out[o + 3] = v } else { out[o] = 0; out[o + 1] = 0; out[o + 2] = 0; out[o + 3] = 0 }
     }
   }
-  if (withOpt) {
-    a.opt.copy(out, body.length)
-    out.writeUInt16BE(out.readUInt16BE(10) + 1, 10)
+  if (q.edns) {
+    for (let i = 0; i < opt.length; i++) out[blen + i] = opt[i]
+    const ar = ((out[10] << 8) | out[11]) + 1
+    out[10] = ar >>> 8
+    out[11] = ar
   }
   return out
 }

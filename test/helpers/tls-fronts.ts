@@ -134,29 +134,53 @@ export async function startDotFront (opts: DotFrontOptions): Promise<DotFront> {
     stats.connections++
     stats.servernames.push(client.servername ?? false)
     stats.alpn.push(client.alpnProtocol ?? false)
-    const upstream = net.connect({ host: opts.target.host, port: opts.target.port, noDelay: true })
     sockets.add(client)
-    sockets.add(upstream)
+    // Messages relayed to the target and not answered yet, by DNS ID. The target's TCP connection
+    // lives apart from the client's: dnsmasq closes some connections after one answer (its first
+    // one), so a closed one is reopened on demand and what it left unanswered is sent again.
+    const unanswered = new Map<number, Buffer>()
+    let upstream: net.Socket | undefined
+    let reopened = 0
     let inFlight = 0
     let held: Buffer[] | undefined = holdUntil > 1 ? [] : undefined
+    const relay = (frames: Buffer[]): void => {
+      for (const f of frames) unanswered.set(f.readUInt16BE(2), f)
+      if (upstream === undefined) {
+        const conn = net.connect({ host: opts.target.host, port: opts.target.port, noDelay: true })
+        upstream = conn
+        sockets.add(conn)
+        conn.on('data', frameReader(frame => {
+          if (frame.length >= 4) unanswered.delete(frame.readUInt16BE(2))
+          stats.answers++
+          inFlight--
+          client.write(frame)
+        }))
+        conn.on('error', () => { /* 'close' follows */ })
+        conn.on('close', () => {
+          sockets.delete(conn)
+          if (upstream !== conn) return
+          upstream = undefined
+          if (unanswered.size > 0 && !client.destroyed && reopened++ < 10) relay([...unanswered.values()])
+        })
+      }
+      upstream.write(Buffer.concat(frames))
+    }
     client.on('data', frameReader(frame => {
       stats.frames++
       inFlight++
       stats.maxInFlight = Math.max(stats.maxInFlight, inFlight)
-      if (held === undefined) { upstream.write(frame); return }
+      if (frame.length < 4) return
+      if (held === undefined) { relay([frame]); return }
       held.push(frame)
-      if (held.length >= holdUntil) { upstream.write(Buffer.concat(held)); held = undefined }
+      if (held.length >= holdUntil) { relay(held); held = undefined }
     }))
-    upstream.on('data', frameReader(frame => {
-      stats.answers++
-      inFlight--
-      client.write(frame)
-    }))
-    const done = (): void => { client.destroy(); upstream.destroy(); sockets.delete(client); sockets.delete(upstream) }
-    client.on('error', done)
-    client.on('close', done)
-    upstream.on('error', done)
-    upstream.on('close', done)
+    client.on('error', () => { /* 'close' follows */ })
+    client.on('end', () => { client.end() })
+    client.on('close', () => {
+      sockets.delete(client)
+      upstream?.destroy()
+      upstream = undefined
+    })
   })
   server.on('tlsClientError', (_err, sock) => { stats.handshakeErrors++; sock.destroy() })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', () => resolve()))
@@ -195,6 +219,8 @@ export interface DohFront {
   readonly requests: DohRequest[]
   /** TLS connections accepted. */
   readonly connections: () => number
+  /** TLS handshakes that failed on the server side (e.g. the client rejected the certificate). */
+  readonly handshakeErrors: () => number
   /** How the next requests are answered; may be changed at any time. */
   mode: DohMode
   close (): Promise<void>
@@ -222,6 +248,7 @@ export async function startDohFront (opts: DohFrontOptions): Promise<DohFront> {
   const requests: DohRequest[] = []
   const path = opts.path ?? '/dns-query'
   let connections = 0
+  let handshakeErrors = 0
   const server = https.createServer({ key: opts.key, cert: opts.cert }, (req, res) => {
     const chunks: Buffer[] = []
     req.on('data', (d: Buffer) => chunks.push(d))
@@ -252,7 +279,7 @@ export async function startDohFront (opts: DohFrontOptions): Promise<DohFront> {
     })
   })
   server.on('secureConnection', () => { connections++ })
-  server.on('tlsClientError', (_err, sock) => { sock.destroy() })
+  server.on('tlsClientError', (_err, sock) => { handshakeErrors++; sock.destroy() })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', () => resolve()))
   const { port } = server.address() as net.AddressInfo
   const front: DohFront = {
@@ -260,6 +287,7 @@ export async function startDohFront (opts: DohFrontOptions): Promise<DohFront> {
     port,
     requests,
     connections: () => connections,
+    handshakeErrors: () => handshakeErrors,
     mode: opts.mode ?? 'ok',
     close: () => new Promise<void>(resolve => {
       server.closeAllConnections()

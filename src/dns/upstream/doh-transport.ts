@@ -40,7 +40,9 @@ export class DohTransport implements Transport {
     x.wire.writeUInt16BE(0, 0)
     const o = this.#opts
     return new Promise<Buffer>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined
       const fail = (code: 'EGRESSD_ERR_UPSTREAM_TIMEOUT' | 'EGRESSD_ERR_UPSTREAM_NETWORK' | 'EGRESSD_ERR_UPSTREAM_HTTP', msg: string, cause?: unknown): void => {
+        clearTimeout(timer)
         reject(new UpstreamError(code, this.url, msg, { cause }))
       }
       const req = https.request({
@@ -74,11 +76,11 @@ export class DohTransport implements Transport {
         })
         res.on('error', err => fail('EGRESSD_ERR_UPSTREAM_NETWORK', err.message, err))
       })
-      const timer = setTimeout(() => {
+      timer = setTimeout(() => {
         req.destroy()
         fail('EGRESSD_ERR_UPSTREAM_TIMEOUT', `no answer within ${x.timeoutMs} ms`)
       }, x.timeoutMs)
-      req.on('error', err => { clearTimeout(timer); fail('EGRESSD_ERR_UPSTREAM_NETWORK', err.message, err) })
+      req.on('error', err => { fail('EGRESSD_ERR_UPSTREAM_NETWORK', err.message, err) })
       req.end(x.wire)
     })
   }

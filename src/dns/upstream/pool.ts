@@ -61,6 +61,8 @@ export class UpstreamPool {
   readonly #random = new RandomIds()
   readonly #udp = new Map<4 | 6, UdpSocketPool>()
   readonly #log: Logger
+  /** True while no upstream has an unanswered failure: the order is then simply the configured one. */
+  #allHealthy = true
 
   constructor (opts: PoolOptions) {
     this.#opts = opts
@@ -117,6 +119,7 @@ export class UpstreamPool {
   /** Upstreams in the order to try now: healthy (or due for a probe) in configured order, then the rest. */
   #order (now: number): Upstream[] {
     const probeMs = this.#opts.probeMs ?? 30_000
+    if (this.#allHealthy) return this.#list
     const first: Upstream[] = []
     const last: Upstream[] = []
     for (const u of this.#list) {
@@ -174,14 +177,18 @@ export class UpstreamPool {
   }
 
   #succeeded (u: Upstream, ms: number): void {
-    if (u.consecutiveFailures > 0) this.#log.info({ upstream: u.cfg.url, after: u.consecutiveFailures }, 'upstream recovered')
-    u.consecutiveFailures = 0
+    if (u.consecutiveFailures > 0) {
+      this.#log.info({ upstream: u.cfg.url, after: u.consecutiveFailures }, 'upstream recovered')
+      u.consecutiveFailures = 0
+      this.#allHealthy = this.#list.every(x => x.consecutiveFailures === 0)
+    }
     u.latencyMs = u.latencyMs === 0 ? ms : u.latencyMs * 0.9 + ms * 0.1
   }
 
   #failed (u: Upstream, err: unknown): void {
     u.failures++
     u.consecutiveFailures++
+    this.#allHealthy = false
     u.lastFailureAt = this.#opts.now()
     u.lastError = (err as Error).message
     this.#opts.metrics.upstreamErrors++

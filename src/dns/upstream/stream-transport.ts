@@ -73,9 +73,11 @@ export class StreamTransport implements Transport {
     const conn = this.#opts.connect()
     this.#conn = conn
     this.#buf = undefined
-    conn.on('data', (d: Buffer) => this.#onData(d))
-    conn.on('error', () => { /* 'close' follows and fails or re-sends what is in flight */ })
-    conn.on('close', () => this.#onClose(conn))
+    let failure: Error | undefined
+    let answered = false
+    conn.on('data', (d: Buffer) => { answered = true; this.#onData(d) })
+    conn.on('error', (err: Error) => { failure = err }) // 'close' follows and fails or re-sends what is in flight
+    conn.on('close', () => this.#onClose(conn, failure, answered))
     return conn
   }
 
@@ -102,18 +104,25 @@ export class StreamTransport implements Transport {
     this.#armIdle()
   }
 
-  #onClose (conn: Duplex): void {
+  /**
+   * A connection that had worked and was closed by the server (idle, or its own limits) gets the
+   * queries it still carried re-sent once on a new one. One that failed before any answer (refused,
+   * TLS handshake or certificate error) fails its queries at once, with the reason.
+   */
+  #onClose (conn: Duplex, failure: Error | undefined, answered: boolean): void {
     if (this.#conn !== conn) return
     this.#conn = undefined
     const inFlight = [...this.#pending.values()]
     this.#pending.clear()
+    const retry = answered || failure === undefined
     for (const p of inFlight) {
-      if (!p.resent && !this.#closed) {
+      if (retry && !p.resent && !this.#closed) {
         p.resent = true
         this.#send(p)
       } else {
         clearTimeout(p.timer)
-        p.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_CLOSED', this.url, 'connection closed before the answer arrived'))
+        const why = failure === undefined ? '' : `: ${failure.message}`
+        p.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_CLOSED', this.url, `connection closed before the answer arrived${why}`, { cause: failure }))
       }
     }
   }

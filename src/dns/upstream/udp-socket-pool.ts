@@ -2,6 +2,10 @@
 // a query goes out on a randomly chosen socket with a fresh random ID, and an answer is accepted
 // only if its source address and port, its ID and its question all match. Anything else is
 // dropped and reported through `onDrop`; the real answer is still accepted when it arrives.
+//
+// Cost per query matters here (every cache miss comes through): no timer per query (one sweep
+// every `sweepMs` fails the queries past their deadline), and a synchronous lookup for the IP
+// literals we send to, so a send does not go round dns.lookup and process.nextTick.
 
 import dgram from 'node:dgram'
 import { UpstreamError } from '../../errors.js'
@@ -14,9 +18,10 @@ interface Pending {
   readonly port: number
   readonly question: Buffer
   readonly url: string
+  readonly deadline: number
+  readonly timeoutMs: number
   readonly resolve: (b: Buffer) => void
   readonly reject: (e: Error) => void
-  readonly timer: NodeJS.Timeout
 }
 
 interface PoolSocket {
@@ -29,11 +34,19 @@ export interface UdpSocketPoolOptions {
   readonly size: number
   readonly random: RandomIds
   readonly onDrop: (reason: DropReason) => void
+  /** How often deadlines are checked (default 25 ms): a timeout fires up to this much late. */
+  readonly sweepMs?: number
+}
+
+function literalLookup (address: string, _options: unknown, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  callback(null, address, address.includes(':') ? 6 : 4)
 }
 
 export class UdpSocketPool {
   readonly #opts: UdpSocketPoolOptions
   #sockets: PoolSocket[] | undefined
+  #sweeper: NodeJS.Timeout | undefined
+  #pendingCount = 0
 
   constructor (opts: UdpSocketPoolOptions) {
     this.#opts = opts
@@ -42,7 +55,7 @@ export class UdpSocketPool {
   #open (): PoolSocket[] {
     const out: PoolSocket[] = []
     for (let i = 0; i < this.#opts.size; i++) {
-      const sock = dgram.createSocket({ type: this.#opts.family === 6 ? 'udp6' : 'udp4', recvBufferSize: 1 << 20 })
+      const sock = dgram.createSocket({ type: this.#opts.family === 6 ? 'udp6' : 'udp4', lookup: literalLookup })
       const ps: PoolSocket = { sock, pending: new Map() }
       sock.on('message', (msg, rinfo) => this.#onMessage(ps, msg, rinfo))
       sock.on('error', () => { /* ICMP errors on unconnected sockets: the query times out */ })
@@ -64,21 +77,38 @@ export class UdpSocketPool {
       id = random.u16()
     }
     x.wire.writeUInt16BE(id, 0)
+    if (this.#sweeper === undefined) {
+      this.#sweeper = setInterval(() => this.#sweep(), this.#opts.sweepMs ?? 25)
+      this.#sweeper.unref()
+    }
     return new Promise<Buffer>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        ps.pending.delete(id)
-        reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_TIMEOUT', url, `no answer within ${x.timeoutMs} ms`))
-      }, x.timeoutMs)
-      ps.pending.set(id, { host, port, question: x.question, url, resolve, reject, timer })
-      ps.sock.send(x.wire, port, host, err => {
-        if (err == null) return
-        const p = ps.pending.get(id)
-        if (p === undefined) return
-        ps.pending.delete(id)
-        clearTimeout(p.timer)
-        reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_NETWORK', url, `send failed: ${err.message}`, { cause: err }))
-      })
+      ps.pending.set(id, { host, port, question: x.question, url, deadline: Date.now() + x.timeoutMs, timeoutMs: x.timeoutMs, resolve, reject })
+      this.#pendingCount++
+      // No send callback (it would cost a closure and a nextTick per query): a failed send is
+      // noticed as a timeout, like a lost packet.
+      ps.sock.send(x.wire, port, host)
     })
+  }
+
+  #settle (ps: PoolSocket, id: number): void {
+    ps.pending.delete(id)
+    this.#pendingCount--
+  }
+
+  #sweep (): void {
+    if (this.#pendingCount === 0) {
+      clearInterval(this.#sweeper)
+      this.#sweeper = undefined
+      return
+    }
+    const now = Date.now()
+    for (const ps of this.#sockets ?? []) {
+      for (const [id, p] of ps.pending) {
+        if (p.deadline > now) continue
+        this.#settle(ps, id)
+        p.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_TIMEOUT', p.url, `no answer within ${p.timeoutMs} ms`))
+      }
+    }
   }
 
   #onMessage (ps: PoolSocket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -88,25 +118,19 @@ export class UdpSocketPool {
     if (p === undefined) { this.#opts.onDrop('unknown-id'); return }
     if (rinfo.port !== p.port || rinfo.address !== p.host) { this.#opts.onDrop('wrong-source'); return }
     if (!questionMatches(msg, p.question)) { this.#opts.onDrop('wrong-question'); return }
-    ps.pending.delete(id)
-    clearTimeout(p.timer)
+    this.#settle(ps, id)
     p.resolve(msg)
   }
 
-  /** The local ports in use (for tests and status). */
-  ports (): number[] {
-    return (this.#sockets ?? []).map(s => { try { return s.sock.address().port } catch { return 0 } })
-  }
-
   close (): void {
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper)
+    this.#sweeper = undefined
     for (const ps of this.#sockets ?? []) {
-      for (const p of ps.pending.values()) {
-        clearTimeout(p.timer)
-        p.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_CLOSED', p.url, 'shutting down'))
-      }
+      for (const p of ps.pending.values()) p.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_CLOSED', p.url, 'shutting down'))
       ps.pending.clear()
       ps.sock.close()
     }
+    this.#pendingCount = 0
     this.#sockets = undefined
   }
 }
