@@ -1,0 +1,118 @@
+// The built `egressd` command as an admin runs it: check-config exit codes and messages, start on
+// a config file, SIGHUP with a bad config (keeps serving), SIGHUP with a good one (applied),
+// SIGTERM (in-flight queries finish, exit 0). Needs `npm run build` (npm test does it).
+
+import t from 'tap'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { startDnsmasq } from './helpers/dnsmasq.js'
+import { freePort } from './helpers/ports.js'
+import { dig } from './helpers/dig.js'
+import { aAnswer, startFakeUpstream } from './helpers/fake-upstream.js'
+
+const CLI = resolve(import.meta.dirname, '..', 'dist', 'cli.js')
+const dir = mkdtempSync(join(tmpdir(), 'egressd-cli-'))
+
+function run (args: string[]): { status: number | null, stdout: string, stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20_000 })
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+t.test('check-config: 0 for a valid file, 1 with every error as path: message', async t => {
+  const good = run(['check-config', resolve(import.meta.dirname, '..', 'config', 'egressd.example.yaml')])
+  t.equal(good.status, 0, good.stderr)
+  t.match(good.stdout, /ok/)
+  const bad = join(dir, 'bad.yaml')
+  writeFileSync(bad, 'dns:\n  listen: ["nope"]\n  bogus: 1\nupstreams: ["ftp://x"]\nlog: { level: loud }\n')
+  const r = run(['check-config', bad])
+  t.equal(r.status, 1)
+  t.match(r.stdout, /^dns\.listen\.0: /m)
+  t.match(r.stdout, /^dns\.bogus: unknown key/m)
+  t.match(r.stdout, /^upstreams\.0: /m)
+  t.match(r.stdout, /^log\.level: /m)
+  t.match(r.stderr, /4 error\(s\)/)
+  const missing = run(['check-config', join(dir, 'nope.yaml')])
+  t.equal(missing.status, 1)
+  t.match(missing.stdout, /cannot read/)
+  const usage = run(['frobnicate'])
+  t.equal(usage.status, 2)
+  t.match(usage.stderr, /unknown command "frobnicate"/)
+})
+
+async function startCli (config: string): Promise<{ child: ChildProcess, output: () => string, exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout!.on('data', d => { out += String(d) })
+  child.stderr!.on('data', d => { out += String(d) })
+  const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
+  for (let i = 0; i < 100 && !out.includes('egressd started'); i++) {
+    if (child.exitCode !== null) break
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  if (!out.includes('egressd started')) throw new Error(`egressd did not start:\n${out}`)
+  return { child, output: () => out, exited }
+}
+
+const waitFor = async (cond: () => boolean, ms = 5000): Promise<void> => {
+  for (const until = Date.now() + ms; !cond() && Date.now() < until;) await new Promise(resolve => setTimeout(resolve, 25))
+}
+
+t.test('SIGHUP: a bad config is rejected and the old one keeps serving; a good one is applied', async t => {
+  const upstream = await startDnsmasq()
+  t.teardown(() => upstream.stop())
+  const port = await freePort()
+  const config = join(dir, 'hup.yaml')
+  writeFileSync(config, `dns: { listen: ["127.0.0.1:${port}"] }\nupstreams: ["${upstream.url}"]\n`)
+  const d = await startCli(config)
+  t.teardown(() => { d.child.kill('SIGKILL') })
+  const at = ['@127.0.0.1', '-p', String(port)]
+  t.same((await dig([...at, 'h.test'])).answers.map(r => r.data), ['192.0.2.11'])
+
+  writeFileSync(config, 'dns: { listen: [broken\n')
+  d.child.kill('SIGHUP')
+  await waitFor(() => d.output().includes('reload rejected'))
+  t.match(d.output(), /reload rejected, the running config stays/)
+  t.same((await dig([...at, 'other.test'])).answers.map(r => r.data), ['192.0.2.12'], 'still serving')
+
+  const other = await startDnsmasq({ lines: ['host-record=h2.test,192.0.2.99'] })
+  t.teardown(() => other.stop())
+  writeFileSync(config, `dns: { listen: ["127.0.0.1:${port}"] }\nupstreams: ["${other.url}"]\n`)
+  d.child.kill('SIGHUP')
+  await waitFor(() => d.output().includes('config reloaded'))
+  t.match(d.output(), /"applied":\["upstreams"\]/)
+  t.same((await dig([...at, 'h2.test'])).answers.map(r => r.data), ['192.0.2.99'], 'the new upstream answers')
+  d.child.kill('SIGTERM')
+  t.equal(await d.exited, 0)
+})
+
+t.test('SIGTERM: queries in flight are answered, then exit 0', async t => {
+  const slow = await startFakeUpstream((q, _m, reply) => { setTimeout(() => reply(aAnswer(q, '192.0.2.88')), 700) })
+  t.teardown(() => slow.close())
+  const port = await freePort()
+  const config = join(dir, 'term.yaml')
+  writeFileSync(config, `dns: { listen: ["127.0.0.1:${port}"] }\nupstreams: ["${slow.url}"]\n`)
+  const d = await startCli(config)
+  t.teardown(() => { d.child.kill('SIGKILL') })
+  const answer = dig(['@127.0.0.1', '-p', String(port), '+tries=1', '+time=5', 'slow.test'])
+  await waitFor(() => slow.received.length > 0)
+  d.child.kill('SIGTERM')
+  const a = await answer
+  t.same(a.answers.map(r => r.data), ['192.0.2.88'], 'the query in flight was answered')
+  t.equal(await d.exited, 0)
+  t.match(d.output(), /egressd stopped/)
+})
+
+t.test('start fails with a clear message when the port is taken', async t => {
+  const upstream = await startFakeUpstream(() => {})
+  t.teardown(() => upstream.close())
+  const port = await freePort()
+  const config = join(dir, 'twice.yaml')
+  writeFileSync(config, `dns: { listen: ["127.0.0.1:${port}"] }\nupstreams: ["${upstream.url}"]\n`)
+  const first = await startCli(config)
+  t.teardown(() => { first.child.kill('SIGKILL') })
+  const second = run(['start', '--config', config])
+  t.equal(second.status, 1)
+  t.match(second.stderr, new RegExp(`cannot listen on tcp 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`))
+})
