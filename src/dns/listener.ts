@@ -88,7 +88,8 @@ export class DnsListener {
       this.#inflight++
       r.then(b => {
         if (!this.#closed) sock.send(b, rinfo.port, rinfo.address)
-      }).finally(() => this.#done())
+        this.#done()
+      }, () => this.#done())
     } else {
       sock.send(r, rinfo.port, rinfo.address)
     }
@@ -152,7 +153,7 @@ export class DnsListener {
         if (r instanceof Promise) {
           inflight++
           this.#inflight++
-          r.then(send).finally(finished)
+          r.then(b => { send(b); finished() }, finished)
         } else {
           send(r)
         }

@@ -11,7 +11,7 @@
 import type { CacheConfig, DnsConfig } from '../config/types.js'
 import type { AnswerCache } from './cache.js'
 import type { DnsMetrics } from './metrics.js'
-import type { UpstreamPool } from './upstream/pool.js'
+import type { Resolution, UpstreamPool } from './upstream/pool.js'
 import {
   edeOption, emptyResponse, headerOnlyResponse, malformedRcode, readQuery, renderAnswer, Rcode,
   truncateForUdp, upstreamQuestion, type Query, type StoredAnswer
@@ -79,7 +79,9 @@ export function coalesceStage (metrics: DnsMetrics, maxInflight: number): Stage 
       metrics.overloaded++
       return { kind: 'refused', reason: 'too many upstream queries in flight' }
     }
-    const p = Promise.resolve(next(ctx)).finally(() => inflight.delete(key))
+    const o = next(ctx)
+    if (!(o instanceof Promise)) return o
+    const p = o.then(r => { inflight.delete(key); return r }, (err: unknown) => { inflight.delete(key); throw err })
     inflight.set(key, p)
     return p
   }
@@ -87,14 +89,9 @@ export function coalesceStage (metrics: DnsMetrics, maxInflight: number): Stage 
 
 /** The terminal handler: asks the upstream pool; a total failure becomes SERVFAIL, never silence. */
 export function forward (pool: UpstreamPool): Handler {
-  return async ctx => {
-    try {
-      const r = await pool.resolve(upstreamQuestion(ctx.msg, ctx.q), ctx.q.do)
-      return { kind: 'resolved', answer: r.answer, upstream: r.upstream }
-    } catch (err) {
-      return { kind: 'servfail', reason: (err as Error).message }
-    }
-  }
+  const resolved = (r: Resolution): Outcome => ({ kind: 'resolved', answer: r.answer, upstream: r.upstream })
+  const failed = (err: Error): Outcome => ({ kind: 'servfail', reason: err.message })
+  return ctx => pool.resolve(upstreamQuestion(ctx.msg, ctx.q), ctx.q.do).then(resolved, failed)
 }
 
 export interface PipelineDeps {

@@ -191,7 +191,7 @@ export function upstreamQuestion (msg: Buffer, q: Query): Buffer {
  * lower-cased question and our own OPT (payload size `udpSize`, DO as the client asked).
  */
 export function buildUpstreamQuery (question: Buffer, dnssecOk: boolean, udpSize: number): Buffer {
-  const b = Buffer.alloc(HEADER + question.length + 11)
+  const b = Buffer.allocUnsafe(HEADER + question.length + 11).fill(0)
   b.writeUInt16BE(FLAG_RD, 2)
   b[5] = 1
   b[11] = 1
@@ -226,14 +226,11 @@ export interface StoredAnswer {
   /** Our OPT record for EDNS clients: payload size ours, DO and options (e.g. EDE) from upstream. */
   readonly opt: Buffer
   readonly rcode: number
+  /** Offsets of every TTL field in `body` (OPT excluded); the clamped TTLs themselves are in `body`. */
   readonly ttlOffsets: readonly number[]
-  readonly ttls: readonly number[]
   /** Seconds this answer may be cached (0 = do not cache). */
   readonly lifetime: number
   readonly ancount: number
-  /** Owner and target names of CNAMEs and the A/AAAA addresses in the answer, for answer policy. */
-  readonly cnames: readonly string[]
-  readonly addresses: readonly string[]
 }
 
 export interface TtlPolicy { minTtl: number, maxTtl: number, negativeMaxTtl: number }
@@ -286,16 +283,6 @@ export function readName (b: Buffer, start: number): string | undefined {
   return undefined
 }
 
-function ipv4 (b: Buffer, p: number): string {
-  return `${b[p]}.${b[p + 1]}.${b[p + 2]}.${b[p + 3]}`
-}
-
-function ipv6 (b: Buffer, p: number): string {
-  const parts: string[] = []
-  for (let i = 0; i < 16; i += 2) parts.push(((b[p + i] << 8) | b[p + i + 1]).toString(16))
-  return parts.join(':')
-}
-
 /**
  * Validates an upstream answer against the question we sent and prepares it for serving.
  * Runs once per upstream answer (the slow path); cache hits reuse the result.
@@ -313,8 +300,6 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
   const c: Cursor = { p: HEADER + question.length }
   const offsets: number[] = []
   const ttls: number[] = []
-  const cnames: string[] = []
-  const addresses: string[] = []
   let optStart = -1
   let optEnd = -1
   let optFlags = 0
@@ -343,14 +328,7 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
     offsets.push(p + 4)
     ttls.push(t)
     if (t < minTtl) minTtl = t
-    if (i < ancount) {
-      if (type === QType.CNAME) {
-        const target = readName(answer, rdata)
-        if (target === undefined) return 'format'
-        cnames.push(target)
-      } else if (type === QType.A && rdlen === 4) addresses.push(ipv4(answer, rdata))
-      else if (type === QType.AAAA && rdlen === 16) addresses.push(ipv6(answer, rdata))
-    } else if (i < ancount + nscount && type === QType.SOA && negTtl < 0) {
+    if (i >= ancount && i < ancount + nscount && type === QType.SOA && negTtl < 0) {
       // RFC 2308 5: the negative TTL is min(SOA TTL, SOA MINIMUM); MINIMUM is the last 4 bytes.
       if (rdlen < 22) return 'format'
       const minimum = answer.readUInt32BE(rdata + rdlen - 4)
@@ -382,21 +360,11 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
     body = Buffer.from(answer)
   }
   body[3] |= FLAG_RA
-  for (let i = 0; i < ttls.length; i++) {
-    const v = clamp(ttls[i], negative ? 0 : ttl.minTtl, cap)
-    ttls[i] = v
-    body.writeUInt32BE(v, offsets[i])
-  }
+  for (let i = 0; i < ttls.length; i++) body.writeUInt32BE(clamp(ttls[i], negative ? 0 : ttl.minTtl, cap), offsets[i])
   const dnssecOk = (optFlags & OPT_DO) !== 0
   const opt = optRdata === undefined || optRdata.length === 0 ? plainOpt(udpSize, dnssecOk) : buildOpt(udpSize, dnssecOk, optRdata)
-  return {
-    body, opt, rcode, ttlOffsets: offsets, ttls, lifetime, ancount,
-    cnames: cnames.length === 0 ? NONE : cnames,
-    addresses: addresses.length === 0 ? NONE : addresses
-  }
+  return { body, opt, rcode, ttlOffsets: offsets, lifetime, ancount }
 }
-
-const NONE: readonly string[] = Object.freeze([])
 
 // OPT records without options are the same bytes for every answer with the same size and DO bit:
 // shared, never written to (renderAnswer copies them).
@@ -451,10 +419,9 @@ export function renderAnswer (a: StoredAnswer, msg: Buffer, q: Query, elapsed: n
   for (let i = HEADER, end = q.questionEnd; i < end; i++) out[i] = msg[i]
   if (elapsed > 0) {
     const offs = a.ttlOffsets
-    const ttls = a.ttls
     for (let i = 0; i < offs.length; i++) {
-      const v = ttls[i] - elapsed
       const o = offs[i]
+      const v = ((body[o] << 24) | (body[o + 1] << 16) | (body[o + 2] << 8) | body[o + 3]) - elapsed
       if (v > 0) { out[o] = v >>> 24; out[o + 1] = v >>> 16; out[o + 2] = v >>> 8; out[o + 3] = v } else { out[o] = 0; out[o + 1] = 0; out[o + 2] = 0; out[o + 3] = 0 }
     }
   }

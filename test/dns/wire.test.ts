@@ -101,6 +101,8 @@ function answer (q: Buffer, answers: packet.Answer[], opts: { rcode?: string, au
   } as any)
 }
 
+const ttlsOf = (a: StoredAnswer): number[] => a.ttlOffsets.map(o => a.body.readUInt32BE(o))
+
 function prepared (msg: Buffer, resp: Buffer): StoredAnswer {
   const q = read(msg)
   const a = prepareAnswer(resp, upstreamQuestion(msg, q), TTL, 1232)
@@ -108,7 +110,7 @@ function prepared (msg: Buffer, resp: Buffer): StoredAnswer {
   return a
 }
 
-t.test('prepareAnswer validates, clamps TTLs and collects names and addresses', async t => {
+t.test('prepareAnswer validates and clamps TTLs', async t => {
   const msg = query('www.test', { edns: 1232 })
   const resp = answer(msg, [
     { name: 'www.test', type: 'CNAME', ttl: 300, data: 'Edge.CDN.test' },
@@ -118,12 +120,11 @@ t.test('prepareAnswer validates, clamps TTLs and collects names and addresses', 
   const a = prepared(msg, resp)
   t.equal(a.rcode, 0)
   t.equal(a.lifetime, 60)
-  t.same([...a.ttls], [300, 60, 120])
-  t.same(a.cnames, ['edge.cdn.test'])
-  t.same(a.addresses, ['192.0.2.1', '2001:db8:0:0:0:0:0:1'])
+  t.same(ttlsOf(a), [300, 60, 120])
+  t.equal(a.ancount, 3)
   t.equal(a.body.readUInt16BE(10), 0, 'OPT removed from the body')
   const clamped = prepareAnswer(resp, upstreamQuestion(msg, read(msg)), { minTtl: 100, maxTtl: 200, negativeMaxTtl: 50 }, 1232) as StoredAnswer
-  t.same([...clamped.ttls], [200, 100, 120])
+  t.same(ttlsOf(clamped), [200, 100, 120])
   t.equal(clamped.lifetime, 100)
 })
 

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs'
 import type { Logger } from 'pino'
 import type { UpstreamConfig } from '../../config/types.js'
 import { EgressdError, UpstreamError } from '../../errors.js'
-import { buildUpstreamQuery, prepareAnswer, Rcode, type StoredAnswer, type TtlPolicy } from '../wire.js'
+import { buildUpstreamQuery, prepareAnswer, Rcode, type BadAnswer, type StoredAnswer, type TtlPolicy } from '../wire.js'
 import type { DnsMetrics } from '../metrics.js'
 import { DohTransport } from './doh-transport.js'
 import { RandomIds } from './random-ids.js'
@@ -134,16 +134,34 @@ export class UpstreamPool {
    * usable answer; SERVFAIL/REFUSED answers make the next upstream try, and are returned only when
    * nobody answers better. Rejects with EGRESSD_ERR_ALL_UPSTREAMS_FAILED when every upstream failed.
    */
-  async resolve (question: Buffer, dnssecOk: boolean): Promise<Resolution> {
-    const o = this.#opts
-    let fallback: Resolution | undefined
-    const errors: string[] = []
-    for (const u of this.#order(o.now())) {
-      const started = o.now()
+  resolve (question: Buffer, dnssecOk: boolean): Promise<Resolution> {
+    // The first attempt is a plain promise chain (the common case: one upstream answers);
+    // failover continues in #rest.
+    const now = this.#opts.now
+    const order = this.#order(now())
+    const u = order[0]
+    const started = now()
+    u.queries++
+    return this.#ask(u, question, dnssecOk).then(answer => {
+      this.#succeeded(u, now() - started)
+      if (answer.rcode !== Rcode.SERVFAIL && answer.rcode !== Rcode.REFUSED) return { answer, upstream: u.cfg.url }
+      return this.#rest(order, question, dnssecOk, { answer, upstream: u.cfg.url }, [`${u.cfg.url}: rcode ${answer.rcode}`])
+    }, (err: Error) => {
+      this.#failed(u, err)
+      return this.#rest(order, question, dnssecOk, undefined, [err.message])
+    })
+  }
+
+  /** Asks order[1..] in turn; SERVFAIL/REFUSED answers are kept as the last resort. */
+  async #rest (order: readonly Upstream[], question: Buffer, dnssecOk: boolean, fallback: Resolution | undefined, errors: string[]): Promise<Resolution> {
+    const now = this.#opts.now
+    for (let i = 1; i < order.length; i++) {
+      const u = order[i]
+      const started = now()
       u.queries++
       try {
         const answer = await this.#ask(u, question, dnssecOk)
-        this.#succeeded(u, o.now() - started)
+        this.#succeeded(u, now() - started)
         if (answer.rcode === Rcode.SERVFAIL || answer.rcode === Rcode.REFUSED) {
           fallback ??= { answer, upstream: u.cfg.url }
           errors.push(`${u.cfg.url}: rcode ${answer.rcode}`)
@@ -159,21 +177,25 @@ export class UpstreamPool {
     throw new EgressdError('EGRESSD_ERR_ALL_UPSTREAMS_FAILED', `all upstreams failed: ${errors.join('; ')}`)
   }
 
-  async #ask (u: Upstream, question: Buffer, dnssecOk: boolean): Promise<StoredAnswer> {
+  /** One question to one upstream; a truncated UDP answer is asked again over TCP. */
+  #ask (u: Upstream, question: Buffer, dnssecOk: boolean): Promise<StoredAnswer> {
     const o = this.#opts
     const x: Exchange = { wire: buildUpstreamQuery(question, dnssecOk, o.ednsUdpSize), question, timeoutMs: u.cfg.timeoutMs }
-    let raw = await u.transport.exchange(x)
-    let answer = prepareAnswer(raw, question, o.ttl, o.ednsUdpSize)
-    if (answer === 'truncated' && u.tcp !== undefined) {
-      o.metrics.upstreamTcpRetries++
-      raw = await u.tcp.exchange({ ...x, wire: buildUpstreamQuery(question, dnssecOk, o.ednsUdpSize) })
-      answer = prepareAnswer(raw, question, o.ttl, o.ednsUdpSize)
-    }
-    if (typeof answer === 'string') {
-      o.metrics.upstreamBadAnswers++
-      throw new UpstreamError('EGRESSD_ERR_UPSTREAM_BAD_ANSWER', u.cfg.url, `unusable answer (${answer})`)
-    }
-    return answer
+    return u.transport.exchange(x).then(raw => {
+      const answer = prepareAnswer(raw, question, o.ttl, o.ednsUdpSize)
+      if (answer === 'truncated' && u.tcp !== undefined) {
+        o.metrics.upstreamTcpRetries++
+        return u.tcp.exchange({ ...x, wire: buildUpstreamQuery(question, dnssecOk, o.ednsUdpSize) })
+          .then(raw2 => this.#usable(u, prepareAnswer(raw2, question, o.ttl, o.ednsUdpSize)))
+      }
+      return this.#usable(u, answer)
+    })
+  }
+
+  #usable (u: Upstream, answer: StoredAnswer | BadAnswer): StoredAnswer {
+    if (typeof answer !== 'string') return answer
+    this.#opts.metrics.upstreamBadAnswers++
+    throw new UpstreamError('EGRESSD_ERR_UPSTREAM_BAD_ANSWER', u.cfg.url, `unusable answer (${answer})`)
   }
 
   #succeeded (u: Upstream, ms: number): void {
