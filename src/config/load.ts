@@ -35,10 +35,10 @@ import { Value } from '@sinclair/typebox/value'
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
 import { ConfigError, type ConfigIssue } from '../errors.js'
 import {
-  ApiSchema, BlocklistsSchema, CacheSchema, ConfigFileSchema, DnsSchema, ListSourceSchema, LogLevelSchema,
+  ApiSchema, BlocklistsSchema, CacheSchema, ClientGroupSchema, ConfigFileSchema, DnsSchema, ListSourceSchema, LogLevelSchema,
   UpstreamObjectSchema, UpstreamSchema, type ConfigFile, type UpstreamEntry
 } from './schema.js'
-import type { Config, ListenAddress, ListSource, LogLevel, UpstreamConfig, UpstreamProtocol } from './types.js'
+import type { BlockAction, CategoryOverride, Config, ListenAddress, ListSource, LogLevel, UpstreamConfig, UpstreamProtocol } from './types.js'
 
 /** Values given on the command line; each replaces the file's list when present. */
 export interface ConfigOverrides {
@@ -404,11 +404,35 @@ export function nameservers (resolvConf: string): string[] {
   return found
 }
 
+function checkCategoryNames (categories: unknown, where: string, issues: ConfigIssue[]): void {
+  if (!fits(BlocklistsSchema.properties.categories, categories)) return
+  for (const name of Object.keys(categories)) {
+    if (!isCategoryName(name)) issues.push({ path: `${where}.${name}`, message: categoryNameRule(name) })
+  }
+}
+
 function checkBlocklists (raw: unknown, issues: ConfigIssue[]): void {
-  const categories = at(raw, 'categories')
-  if (fits(BlocklistsSchema.properties.categories, categories)) {
-    for (const name of Object.keys(categories)) {
-      if (!isCategoryName(name)) issues.push({ path: `blocklists.categories.${name}`, message: categoryNameRule(name) })
+  checkCategoryNames(at(raw, 'categories'), 'blocklists.categories', issues)
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    const v = at(raw, 'sinkhole', family)
+    if (typeof v === 'string' && isIP(v) !== (family === 'ipv4' ? 4 : 6)) {
+      issues.push({ path: `blocklists.sinkhole.${family}`, message: `expected an ${family === 'ipv4' ? 'IPv4' : 'IPv6'} address, got ${describe(v)}` })
+    }
+  }
+  const groups = at(raw, 'groups')
+  if (Array.isArray(groups)) {
+    const seen = new Map<string, number>()
+    for (const [i, g] of (groups as unknown[]).entries()) {
+      if (!fits(ClientGroupSchema, g)) continue
+      const where = `blocklists.groups.${i}`
+      const first = seen.get(g.name)
+      if (first !== undefined) issues.push({ path: `${where}.name`, message: `duplicate group name "${g.name}" (also blocklists.groups.${first})` })
+      else seen.set(g.name, i)
+      if (g.name === 'default') issues.push({ path: `${where}.name`, message: '"default" is the name of the group of every other client; choose another' })
+      g.clients.forEach((c, j) => {
+        if (normalizeCidr(c) === undefined) issues.push({ path: `${where}.clients.${j}`, message: `expected an IP address or CIDR (10.20.0.0/24, fd00::/64), got ${describe(c)}` })
+      })
+      checkCategoryNames(g.categories, `${where}.categories`, issues)
     }
   }
   const sources = at(raw, 'sources')
@@ -494,13 +518,42 @@ function assemble (file: ConfigFile, parts: Parts, env: EnvOverrides, source: st
     dataDir: env.dataDir ?? file.dataDir,
     blocklists: {
       dir: blocklists.dir,
-      categories: Object.fromEntries(Object.entries(blocklists.categories)
-        .map(([name, o]) => [name, o.enabled === undefined ? {} : { enabled: o.enabled }])),
-      sources: blocklists.sources.map(listSource)
+      action: blocklists.action,
+      blockTtl: blocklists.blockTtl,
+      sinkhole: { ipv4: blocklists.sinkhole.ipv4, ipv6: blocklists.sinkhole.ipv6 },
+      categories: categoryOverrides(blocklists.categories),
+      sources: blocklists.sources.map(listSource),
+      rules: { block: blocklists.rules.block, allow: blocklists.rules.allow },
+      groups: blocklists.groups.map(g => ({
+        name: g.name,
+        clients: g.clients.map(c => normalizeCidr(c) as string),
+        categories: categoryOverrides(g.categories),
+        exempt: g.exempt,
+        rules: { block: g.rules.block, allow: g.rules.allow }
+      }))
     },
     log: { level: env.logLevel ?? file.log.level },
     source
   }
+}
+
+function categoryOverrides (c: Record<string, { enabled?: boolean, action?: BlockAction }>): Record<string, CategoryOverride> {
+  return Object.fromEntries(Object.entries(c).map(([name, o]) => [name, {
+    ...(o.enabled !== undefined && { enabled: o.enabled }),
+    ...(o.action !== undefined && { action: o.action })
+  }]))
+}
+
+/** 'a.b.c.d', 'a.b.c.d/n', v6 likewise -> normalized 'addr/len'; undefined if not an address or CIDR. */
+function normalizeCidr (text: string): string | undefined {
+  const slash = text.indexOf('/')
+  const addr = slash < 0 ? text : text.slice(0, slash)
+  const family = isIP(addr)
+  if (family === 0) return undefined
+  const max = family === 4 ? 32 : 128
+  const len = slash < 0 ? max : Number(text.slice(slash + 1))
+  if (!Number.isInteger(len) || len < 0 || len > max || (slash >= 0 && !/^\d+$/.test(text.slice(slash + 1)))) return undefined
+  return `${addr.toLowerCase()}/${len}`
 }
 
 function listSource (s: Static<typeof ListSourceSchema>): ListSource {

@@ -72,8 +72,31 @@ export const ApiSchema = strictObject({
   tokens: Type.Array(ApiTokenSchema, { default: [] })
 }, { default: {} })
 
+export const BlockActionSchema = Type.Union([
+  Type.Literal('nxdomain'), Type.Literal('refused'), Type.Literal('nodata'), Type.Literal('null'),
+  Type.Literal('sinkhole'), Type.Literal('monitor')
+], { errorMessage: 'must be one of nxdomain, refused, nodata, null, sinkhole, monitor' })
+
 export const CategoryOverrideSchema = strictObject({
-  enabled: Type.Optional(Type.Boolean())
+  enabled: Type.Optional(Type.Boolean()),
+  action: Type.Optional(BlockActionSchema)
+})
+
+/** Rules written in the config, one per string, in the syntax of a `plain` list line. */
+export const InlineRulesSchema = strictObject({
+  block: Type.Array(nonEmpty(), { default: [] }),
+  allow: Type.Array(nonEmpty(), { default: [] })
+}, { default: {} })
+
+export const ClientGroupSchema = strictObject({
+  name: nonEmpty(),
+  /** Client addresses or CIDRs (v4 or v6) that belong to this group. */
+  clients: Type.Array(nonEmpty(), { minItems: 1 }),
+  /** Per-category overrides for this group, over the global ones. */
+  categories: Type.Record(Type.String(), CategoryOverrideSchema, { default: {} }),
+  /** true: nothing is blocked for this group (e.g. the security team's analysis subnet). */
+  exempt: Type.Boolean({ default: false }),
+  rules: InlineRulesSchema
 })
 
 export const ListSourceSchema = strictObject({
@@ -88,8 +111,19 @@ export const ListSourceSchema = strictObject({
 
 export const BlocklistsSchema = strictObject({
   dir: nonEmpty('./blocklists'),
+  /** What a block answer is, unless a category says otherwise. */
+  action: Type.Union(BlockActionSchema.anyOf, { default: 'nxdomain', errorMessage: BlockActionSchema.errorMessage }),
+  /** TTL of block answers (and of the SOA that comes with NXDOMAIN/NODATA), seconds. */
+  blockTtl: integer(0, 86400, 60),
+  /** Addresses answered by the `sinkhole` action. */
+  sinkhole: strictObject({
+    ipv4: nonEmpty('0.0.0.0'),
+    ipv6: nonEmpty('::')
+  }, { default: {} }),
   categories: Type.Record(Type.String(), CategoryOverrideSchema, { default: {} }),
-  sources: Type.Array(ListSourceSchema, { default: [] })
+  sources: Type.Array(ListSourceSchema, { default: [] }),
+  rules: InlineRulesSchema,
+  groups: Type.Array(ClientGroupSchema, { default: [] })
 }, { default: {} })
 
 export const LogSchema = strictObject({

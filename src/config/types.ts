@@ -52,7 +52,21 @@ export interface ApiConfig {
   readonly tokens: readonly ApiToken[]
 }
 
-export interface CategoryOverride { readonly enabled?: boolean }
+export type BlockAction = 'nxdomain' | 'refused' | 'nodata' | 'null' | 'sinkhole' | 'monitor'
+
+export interface CategoryOverride { readonly enabled?: boolean, readonly action?: BlockAction }
+
+/** Rules in the syntax of a `plain` list line (`name`, `=name`, `*.name`, `/regex/`, CIDR). */
+export interface InlineRules { readonly block: readonly string[], readonly allow: readonly string[] }
+
+export interface ClientGroup {
+  readonly name: string
+  /** Normalized CIDRs ('10.20.0.0/24', 'fd00::/64'); a bare address is /32 or /128. */
+  readonly clients: readonly string[]
+  readonly categories: Readonly<Record<string, CategoryOverride>>
+  readonly exempt: boolean
+  readonly rules: InlineRules
+}
 
 export interface ListSource {
   readonly name: string
@@ -64,8 +78,13 @@ export interface ListSource {
 
 export interface BlocklistsConfig {
   readonly dir: string                      // default ./blocklists (resolved against the process cwd)
+  readonly action: BlockAction              // default nxdomain
+  readonly blockTtl: number                 // default 60
+  readonly sinkhole: { readonly ipv4: string, readonly ipv6: string }   // default 0.0.0.0 and ::
   readonly categories: Readonly<Record<string, CategoryOverride>>
   readonly sources: readonly ListSource[]
+  readonly rules: InlineRules               // config-wide custom rules
+  readonly groups: readonly ClientGroup[]   // first group whose clients contain the address wins
 }
 
 export interface Config {

@@ -44,7 +44,16 @@ const DEFAULTS: Omit<Config, 'source'> = {
   cache: { enabled: true, maxEntries: 100000, minTtl: 0, maxTtl: 86400, negativeMaxTtl: 3600 },
   api: { listen: { host: '127.0.0.1', port: 8053, family: 4 }, tokens: [] },
   dataDir: './var',
-  blocklists: { dir: './blocklists', categories: {}, sources: [] },
+  blocklists: {
+    dir: './blocklists',
+    action: 'nxdomain',
+    blockTtl: 60,
+    sinkhole: { ipv4: '0.0.0.0', ipv6: '::' },
+    categories: {},
+    sources: [],
+    rules: { block: [], allow: [] },
+    groups: []
+  },
   log: { level: 'info' }
 }
 
@@ -105,6 +114,7 @@ log: { level: debug }
   t.same(config.api, { listen: { host: '::1', port: 9000, family: 6 }, tokens: [{ name: 'soc', role: 'viewer', sha256: SHA }] })
   t.equal(config.dataDir, '/var/lib/egressd')
   t.same(config.blocklists, {
+    ...DEFAULTS.blocklists,
     dir: '/usr/share/egressd/blocklists',
     categories: { signal: { enabled: true }, gmail: { enabled: false }, zoom: {} },
     sources: [
@@ -445,4 +455,54 @@ t.test('loadConfig reads the file and resolv.conf only when needed', async t => 
   const invalid = t.throws(() => loadConfig({ file, env: {}, resolvConfPath })) as ConfigError
   t.equal(invalid.file, file)
   t.match(invalid.message, new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: 1 error`))
+})
+
+t.test('policy settings: actions, sinkhole, inline rules, client groups', async t => {
+  const config = parse(`
+blocklists:
+  action: refused
+  blockTtl: 300
+  sinkhole: { ipv4: 192.0.2.1, ipv6: "2001:db8::1" }
+  categories: { signal: { enabled: true, action: monitor } }
+  rules: { block: [example.org, "*.ads.example", "/^tracker[0-9]+\\\\./"], allow: [web.example.org] }
+  groups:
+    - name: soc-lab
+      clients: [10.20.0.0/24, "FD00::/64", 192.0.2.7]
+      exempt: true
+    - name: pilot
+      clients: ["10.30.0.0/16"]
+      categories: { gmail: { enabled: false } }
+      rules: { allow: [mail.google.com] }
+`)
+  const b = config.blocklists
+  t.equal(b.action, 'refused')
+  t.equal(b.blockTtl, 300)
+  t.same(b.sinkhole, { ipv4: '192.0.2.1', ipv6: '2001:db8::1' })
+  t.same(b.categories, { signal: { enabled: true, action: 'monitor' } })
+  t.same(b.rules.allow, ['web.example.org'])
+  t.equal(b.rules.block.length, 3)
+  t.same(b.groups[0], { name: 'soc-lab', clients: ['10.20.0.0/24', 'fd00::/64', '192.0.2.7/32'], categories: {}, exempt: true, rules: { block: [], allow: [] } })
+  t.same(b.groups[1].categories, { gmail: { enabled: false } })
+  t.same(b.groups[1].rules, { block: [], allow: ['mail.google.com'] })
+})
+
+t.test('policy settings: every bad value is named', async t => {
+  const cases: Array<[string, string, RegExp]> = [
+    ['blocklists: { action: drop }', 'blocklists.action', /nxdomain, refused, nodata, null, sinkhole, monitor/],
+    ['blocklists: { categories: { telegram: { action: drop } } }', 'blocklists.categories.telegram.action', /nxdomain/],
+    ['blocklists: { sinkhole: { ipv4: "::1" } }', 'blocklists.sinkhole.ipv4', /expected an IPv4 address/],
+    ['blocklists: { groups: [{ name: a, clients: [10.0.0.0/33] }] }', 'blocklists.groups.0.clients.0', /expected an IP address or CIDR/],
+    ['blocklists: { groups: [{ name: a, clients: [lan] }] }', 'blocklists.groups.0.clients.0', /expected an IP address or CIDR/],
+    ['blocklists: { groups: [{ name: a, clients: [10.0.0.0/8] }, { name: a, clients: [10.0.0.1] }] }', 'blocklists.groups.1.name', /duplicate group name/],
+    ['blocklists: { groups: [{ name: default, clients: [10.0.0.0/8] }] }', 'blocklists.groups.0.name', /"default" is the name/],
+    ['blocklists: { groups: [{ name: a, clients: [] }] }', 'blocklists.groups.0.clients', /./],
+    ['blocklists: { groups: [{ name: a, clients: [10.0.0.1], color: red }] }', 'blocklists.groups.0.color', /unknown key/],
+    ['blocklists: { rules: { deny: [x] } }', 'blocklists.rules.deny', /unknown key/]
+  ]
+  for (const [yaml, path, message] of cases) {
+    const err = t.throws(() => parse(yaml)) as unknown as ConfigError
+    const issue = err.issues?.find(i => i.path === path)
+    t.ok(issue, `${yaml}: an issue at ${path} (got ${JSON.stringify(err.issues)})`)
+    if (issue !== undefined) t.match(issue.message, message, path)
+  }
 })
