@@ -5,17 +5,25 @@
 import { parseArgs } from 'node:util'
 import { loadConfig } from './config/load.js'
 import type { Config } from './config/types.js'
-import { ConfigError, EgressdError } from './errors.js'
+import { ConfigError, EgressdError, PolicyError } from './errors.js'
+import { isIP } from 'node:net'
 import { createLogger } from './log.js'
+import { buildEngine } from './policy/build.js'
+import { normalizeName } from './policy/names.js'
 import { Daemon } from './daemon.js'
 
 const USAGE = `usage:
-  egressd start [--config FILE] [--listen ADDR]... [--upstream URL]...
+  egressd start [--config FILE] [--listen ADDR]... [--upstream URL]... [--blocklist FILE]...
       Runs the DNS filter. Without --config, runs on the built-in defaults
       (DNS on 127.0.0.1:5353 and [::1]:5353, upstreams from /etc/resolv.conf).
-      --listen and --upstream replace dns.listen and upstreams of the config.
+      --listen and --upstream replace dns.listen and upstreams of the config;
+      --blocklist adds a plain list file (one name a line) to the lists.
   egressd check-config FILE
-      Validates FILE; prints every error as path.to.field: message. Exit 0 if valid, 1 if not.
+      Validates FILE and compiles its blocklists; prints every error as path.to.field: message
+      (or FILE:LINE: message for list lines). Exit 0 if valid, 1 if not.
+  egressd query NAME [--client IP] [--type A] [--config FILE]
+      Prints the policy Verdict for NAME as the running daemon would decide it (no DNS traffic).
+      Exit 0 if allowed, 3 if blocked.
   egressd help`
 
 function usage (message?: string): never {
@@ -28,13 +36,14 @@ async function start (argv: string[]): Promise<void> {
     options: {
       config: { type: 'string', short: 'c' },
       listen: { type: 'string', multiple: true },
-      upstream: { type: 'string', multiple: true }
+      upstream: { type: 'string', multiple: true },
+      blocklist: { type: 'string', multiple: true }
     },
     strict: true
   })
   const load = (): Config => loadConfig({
     file: values.config,
-    overrides: { listen: values.listen, upstreams: values.upstream }
+    overrides: { listen: values.listen, upstreams: values.upstream, blocklists: values.blocklist }
   })
   const config = load()
   const log = createLogger(config.log.level)
@@ -58,8 +67,9 @@ async function start (argv: string[]): Promise<void> {
     try {
       daemon.reload(load())
     } catch (err) {
-      const issues = err instanceof ConfigError ? err.issues : undefined
-      log.error({ err: err instanceof ConfigError ? undefined : err, issues, config: values.config }, `reload rejected, the running config stays: ${(err as Error).message}`)
+      const known = err instanceof ConfigError || err instanceof PolicyError
+      const issues = err instanceof ConfigError ? err.issues : err instanceof PolicyError ? err.problems : undefined
+      log.error({ err: known ? undefined : err, issues, config: values.config }, `reload rejected, the running config stays: ${(err as Error).message}`)
     }
   })
 }
@@ -69,14 +79,53 @@ function checkConfig (argv: string[]): number {
   if (file === undefined || argv.length > 1) usage('check-config needs exactly one FILE')
   try {
     const c = loadConfig({ file })
-    process.stdout.write(`${file}: ok (${c.dns.listen.length} listen address(es), ${c.upstreams.length} upstream(s))\n`)
+    const b = buildEngine(c.blocklists, 1)
+    for (const w of b.warnings) process.stdout.write(`warning: ${w}\n`)
+    const s = b.engine.stats()
+    process.stdout.write(`${file}: ok (${c.dns.listen.length} listen address(es), ${c.upstreams.length} upstream(s), ` +
+      `${b.engine.categories.filter(x => x.enabled).length} categories enabled, ${s.names} name rules, ${s.addresses} address rules)\n`)
     return 0
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw err
-    for (const i of err.issues) process.stdout.write(`${i.path === '' ? '(file)' : i.path}: ${i.message}\n`)
-    process.stderr.write(`${file}: ${err.issues.length} error(s)\n`)
-    return 1
+    if (err instanceof ConfigError) {
+      for (const i of err.issues) process.stdout.write(`${i.path === '' ? '(file)' : i.path}: ${i.message}\n`)
+      process.stderr.write(`${file}: ${err.issues.length} error(s)\n`)
+      return 1
+    }
+    if (err instanceof PolicyError) {
+      for (const p of err.problems) process.stdout.write(`${p}\n`)
+      process.stderr.write(`${file}: ${err.problems.length} error(s) in the blocklists\n`)
+      return 1
+    }
+    throw err
   }
+}
+
+function query (argv: string[]): number {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { client: { type: 'string' }, type: { type: 'string' }, config: { type: 'string', short: 'c' } },
+    allowPositionals: true,
+    strict: true
+  })
+  if (positionals.length !== 1) usage('query needs exactly one NAME')
+  const name = normalizeName(positionals[0])
+  if ('error' in name) usage(`not a name: ${name.error}`)
+  const client = values.client ?? '127.0.0.1'
+  if (isIP(client) === 0) usage(`--client must be an IP address, got "${client}"`)
+  const config = loadConfig({ file: values.config })
+  const engine = buildEngine(config.blocklists, 1).engine
+  const group = engine.groupOf(client)
+  const v = engine.decideName(name.name, group)
+  const out = {
+    name: name.name,
+    type: (values.type ?? 'A').toUpperCase(),
+    client,
+    group: group.name,
+    verdict: v === undefined ? 'allow' : v.action === 'monitor' ? 'monitor (answered, logged as a would-be block)' : 'block',
+    ...(v !== undefined && { action: v.action, category: v.category, list: v.list, line: v.line, rule: v.rule, matched: v.matched, policyRef: v.policyRef })
+  }
+  process.stdout.write(JSON.stringify(out, null, 2) + '\n')
+  return v === undefined || v.action === 'monitor' ? 0 : 3
 }
 
 export async function main (argv: string[]): Promise<number> {
@@ -84,6 +133,7 @@ export async function main (argv: string[]): Promise<number> {
   switch (cmd) {
     case 'start': await start(rest); return -1 // keeps running
     case 'check-config': return checkConfig(rest)
+    case 'query': return query(rest)
     case 'help': case '--help': case '-h': process.stdout.write(USAGE + '\n'); return 0
     default: usage(cmd === undefined ? 'no command given' : `unknown command "${cmd}"`)
   }
@@ -93,6 +143,7 @@ main(process.argv.slice(2)).then(code => {
   if (code >= 0) process.exitCode = code
 }, err => {
   if (err instanceof ConfigError) process.stderr.write(`egressd: invalid configuration\n${err.message}\n`)
+  else if (err instanceof PolicyError) process.stderr.write(`egressd: the blocklists cannot be loaded\n${err.message}\n`)
   else if (err instanceof EgressdError) process.stderr.write(`egressd: ${err.message}\n`)
   else if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) process.stderr.write(`egressd: ${(err as Error).message}\n${USAGE}\n`)
   else process.stderr.write(`egressd: ${(err as Error).stack ?? String(err)}\n`)

@@ -9,6 +9,9 @@ import { DnsListener, type BoundAddress } from './dns/listener.js'
 import { DnsMetrics } from './dns/metrics.js'
 import { createPipeline } from './dns/pipeline.js'
 import { UpstreamPool } from './dns/upstream/pool.js'
+import { buildEngine, type EngineBuild } from './policy/build.js'
+import type { Verdict } from './policy/engine.js'
+import type { PolicyRef, QueryContext } from './dns/pipeline.js'
 
 export interface DaemonDeps {
   readonly log: Logger
@@ -28,12 +31,17 @@ export class Daemon {
   readonly #listener: DnsListener
   #addresses: BoundAddress[] = []
   readonly startedAt: number
+  /** The policy snapshot queries are decided with; replaced whole on reload. */
+  readonly policy: PolicyRef
+  #generation = 1
 
+  /** Builds everything from `config`; throws a PolicyError when the lists cannot be compiled. */
   constructor (config: Config, deps: DaemonDeps) {
     this.#config = config
     this.#log = deps.log
     this.#now = deps.now ?? Date.now
     this.startedAt = this.#now()
+    this.policy = { engine: this.#buildPolicy(config).engine }
     this.#cache = new AnswerCache({ maxEntries: config.cache.maxEntries, now: this.#now })
     this.#pool = this.#newPool(config)
     this.#listener = new DnsListener({ dns: config.dns, log: deps.log, metrics: this.metrics }, this.#newPipeline())
@@ -58,7 +66,46 @@ export class Daemon {
   }
 
   #newPipeline (): ReturnType<typeof createPipeline> {
-    return createPipeline({ dns: this.#config.dns, cache: this.#config.cache, answers: this.#cache, pool: this.#pool, metrics: this.metrics, now: this.#now })
+    const c = this.#config
+    return createPipeline({
+      dns: c.dns,
+      cache: c.cache,
+      blocking: c.blocklists,
+      policy: this.policy,
+      report: (ctx, v) => this.#report(ctx, v),
+      answers: this.#cache,
+      pool: this.#pool,
+      metrics: this.metrics,
+      now: this.#now
+    })
+  }
+
+  #buildPolicy (c: Config): EngineBuild {
+    const b = buildEngine(c.blocklists, this.#generation++)
+    const log = this.#log.child({ mod: 'policy' })
+    for (const w of b.warnings.slice(0, 50)) log.warn(w)
+    if (b.warnings.length > 50) log.warn(`${b.warnings.length - 50} more skipped lines not shown`)
+    const stats = b.engine.stats()
+    log.info({
+      ms: b.ms,
+      ...stats,
+      skipped: b.warnings.length,
+      enabled: b.engine.categories.filter(x => x.enabled).map(x => x.name),
+      groups: b.engine.groups.map(g => g.name)
+    }, 'policy loaded')
+    return b
+  }
+
+  /** Every policy match: counted, and logged at info (one line per blocked or monitored query). */
+  #report (ctx: QueryContext, v: Verdict): void {
+    const byCategory = v.action === 'monitor' ? this.metrics.monitoredByCategory : this.metrics.blockedByCategory
+    byCategory.set(v.category, (byCategory.get(v.category) ?? 0) + 1)
+    if (this.#log.isLevelEnabled('info')) {
+      this.#log.info({
+        client: ctx.client, group: v.group, qname: ctx.q.qname, qtype: ctx.q.qtype, action: v.action, category: v.category,
+        matched: v.matched, value: v.value, rule: v.rule, list: v.list, line: v.line
+      }, v.action === 'monitor' ? 'would block (monitor)' : 'blocked')
+    }
   }
 
   async start (): Promise<void> {
@@ -74,6 +121,8 @@ export class Daemon {
     const prev = this.#config
     const applied: string[] = []
     const needsRestart: string[] = []
+    // Lists first: if they do not compile, nothing of the new config is applied.
+    const policy = this.#buildPolicy(next)
     const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b)
     if (!same(prev.dns.listen, next.dns.listen)) needsRestart.push('dns.listen')
     if (!same(prev.dns.tcp, next.dns.tcp)) needsRestart.push('dns.tcp')
@@ -91,6 +140,9 @@ export class Daemon {
       if (!same(prev.upstreams, next.upstreams)) applied.push('upstreams')
       if (!same(prev.dns, next.dns)) applied.push('dns')
     }
+    this.policy.engine = policy.engine
+    applied.push('blocklists')
+    if (!same(prev.blocklists, next.blocklists)) this.#listener.serve = this.#newPipeline()
     if (prev.log.level !== next.log.level) {
       this.#log.level = next.log.level
       applied.push('log.level')

@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'EGRESSD_ERR_ALL_UPSTREAMS_FAILED'
   | 'EGRESSD_ERR_LISTEN'
   | 'EGRESSD_ERR_USAGE'
+  | 'EGRESSD_ERR_POLICY_INVALID'
 
 export class EgressdError extends Error {
   readonly code: ErrorCode
@@ -44,5 +45,15 @@ export class UpstreamError extends EgressdError {
     super(code, `${upstream}: ${message}`, options)
     this.upstream = upstream
     this.name = 'UpstreamError'
+  }
+}
+
+/** Lists or rules that cannot be compiled: every problem as `FILE:LINE: message` or `config PATH: message`. */
+export class PolicyError extends EgressdError {
+  readonly problems: readonly string[]
+  constructor (problems: string[]) {
+    super('EGRESSD_ERR_POLICY_INVALID', `blocklists: ${problems.length} error(s)\n` + problems.map(p => `  ${p}`).join('\n'))
+    this.problems = problems
+    this.name = 'PolicyError'
   }
 }

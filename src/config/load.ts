@@ -20,7 +20,8 @@
 // - Upstream URLs: udp://IP[:53], tcp://IP[:53], tls://HOST[:853], https://HOST[:443][/path]
 //   (path default /dns-query). udp/tcp need an IP literal (resolving a name would need DNS);
 //   IPv6 goes in brackets. No user info, query or fragment. A zone id is written raw ([fe80::1%eth0]).
-// - Command-line overrides (`overrides: { listen, upstreams }`, from `egressd start --listen/--upstream`)
+// - Command-line overrides (`overrides: { listen, upstreams, blocklists }`, from `egressd start
+//   --listen/--upstream/--blocklist`); --blocklist adds plain list files as extra sources.
 //   replace dns.listen / upstreams wholesale, are validated like the file's, and their issues are
 //   reported under `overrides.listen.N` / `overrides.upstreams.N`.
 // - api.tokens[].sha256 comes out lower-cased; duplicate token names or hashes, source names,
@@ -46,6 +47,8 @@ export interface ConfigOverrides {
   listen?: readonly string[]
   /** Replaces upstreams: URLs as in the file. */
   upstreams?: readonly string[]
+  /** Adds plain-format list files to blocklists.sources (named `cli-1`, `cli-2`, ...). */
+  blocklists?: readonly string[]
 }
 
 export interface ParseConfigOptions {
@@ -194,6 +197,10 @@ function withOverrides (file: unknown, overrides: ConfigOverrides): unknown {
   const out: Record<string, unknown> = { ...file }
   if (overrides.listen !== undefined && isMapping(out.dns)) out.dns = { ...out.dns, listen: [...overrides.listen] }
   if (overrides.upstreams !== undefined) out.upstreams = [...overrides.upstreams]
+  if (overrides.blocklists !== undefined && overrides.blocklists.length > 0 && isMapping(out.blocklists) && Array.isArray(out.blocklists.sources)) {
+    const extra = overrides.blocklists.map((path, i) => ({ name: `cli-${i + 1}`, path, format: 'plain' }))
+    out.blocklists = { ...out.blocklists, sources: [...out.blocklists.sources, ...extra] }
+  }
   return out
 }
 

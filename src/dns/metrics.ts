@@ -4,7 +4,7 @@
 import { MALFORMED_KINDS, type Malformed } from './wire.js'
 import type { DropReason } from './upstream/transport.js'
 
-export type OutcomeKind = 'cached' | 'resolved' | 'servfail' | 'refused'
+export type OutcomeKind = 'cached' | 'resolved' | 'blocked' | 'servfail' | 'refused'
 
 function zeroes<K extends string> (keys: readonly K[]): Record<K, number> {
   const o = {} as Record<K, number>
@@ -14,7 +14,7 @@ function zeroes<K extends string> (keys: readonly K[]): Record<K, number> {
 
 export class DnsMetrics {
   readonly queries = { udp: 0, tcp: 0 }
-  readonly outcomes: Record<OutcomeKind, number> = zeroes(['cached', 'resolved', 'servfail', 'refused'])
+  readonly outcomes: Record<OutcomeKind, number> = zeroes(['cached', 'resolved', 'blocked', 'servfail', 'refused'])
   /** Client packets that were not queries we serve, by kind (FORMERR/NOTIMP answered, or dropped). */
   readonly malformed: Record<Malformed, number> = zeroes(MALFORMED_KINDS)
   /** Packets from (or claiming to be from) upstreams that were thrown away (RFC 5452 checks). */
@@ -29,4 +29,7 @@ export class DnsMetrics {
   /** UDP answers cut to header + question with TC set (the client retries over TCP). */
   truncated = 0
   readonly tcp = { accepted: 0, rejected: 0, idleClosed: 0, errors: 0 }
+  /** Policy matches by category: blocked, and `monitor` matches that were answered normally. */
+  readonly blockedByCategory = new Map<string, number>()
+  readonly monitoredByCategory = new Map<string, number>()
 }

@@ -8,12 +8,15 @@
 // (a cache hit) returns synchronously without calling `next`, so the hot path allocates no Promise.
 // The Outcome is a discriminated union; metrics read it and never look at packets again.
 
-import type { CacheConfig, DnsConfig } from '../config/types.js'
+import { isIPv4 } from 'node:net'
+import type { BlocklistsConfig, CacheConfig, DnsConfig } from '../config/types.js'
+import type { Engine, GroupPlan, Verdict } from '../policy/engine.js'
+import { ipv4ToBigInt, ipv6ToBigInt } from '../policy/ip-index.js'
 import type { AnswerCache } from './cache.js'
 import type { DnsMetrics } from './metrics.js'
 import type { Resolution, UpstreamPool } from './upstream/pool.js'
 import {
-  edeOption, emptyResponse, headerOnlyResponse, malformedRcode, readQuery, renderAnswer, Rcode,
+  answerTargets, blockResponse, edeOption, emptyResponse, type BlockAnswer, headerOnlyResponse, malformedRcode, readQuery, renderAnswer, Rcode,
   truncateForUdp, upstreamQuestion, type Query, type StoredAnswer
 } from './wire.js'
 
@@ -25,13 +28,23 @@ export interface QueryContext {
   readonly q: Query
   readonly protocol: Protocol
   readonly client: string
+  /** The policy snapshot this query is decided with, from start to end (a swap does not split it). */
+  readonly engine: Engine
+  readonly group: GroupPlan
 }
 
 export type Outcome =
   | { readonly kind: 'cached', readonly answer: StoredAnswer, readonly elapsed: number }
   | { readonly kind: 'resolved', readonly answer: StoredAnswer, readonly upstream: string }
+  | { readonly kind: 'blocked', readonly verdict: Verdict }
   | { readonly kind: 'servfail', readonly reason: string }
   | { readonly kind: 'refused', readonly reason: string }
+
+/** Called for every policy match: blocks, and `monitor` matches that are answered normally. */
+export type ReportMatch = (ctx: QueryContext, verdict: Verdict) => void
+
+/** Where the current policy snapshot lives; swapping `engine` applies to the next query. */
+export interface PolicyRef { engine: Engine }
 
 export type Handler = (ctx: QueryContext) => Outcome | Promise<Outcome>
 export type Stage = (next: Handler) => Handler
@@ -49,6 +62,47 @@ export function countStage (metrics: DnsMetrics): Stage {
     return o instanceof Promise ? o.then(count) : count(o)
   }
 }
+
+/** Blocks by the query name before anything else is asked (a `monitor` match goes on). */
+export function queryPolicyStage (report: ReportMatch): Stage {
+  return next => ctx => {
+    const v = ctx.engine.decideName(ctx.q.qname, ctx.group)
+    if (v === undefined) return next(ctx)
+    report(ctx, v)
+    return v.action === 'monitor' ? next(ctx) : { kind: 'blocked', verdict: v }
+  }
+}
+
+/**
+ * Inspects every answer, fresh or cached, against the client's policy: CNAME targets, A/AAAA
+ * addresses, HTTPS/SVCB hints. Above the cache, so a list change applies to cached answers at once.
+ * The decision is remembered on the answer per (snapshot, group), so cache hits do not walk it again.
+ */
+export function answerPolicyStage (report: ReportMatch): Stage {
+  const inspect = (ctx: QueryContext, o: Outcome): Outcome => {
+    if (o.kind !== 'resolved' && o.kind !== 'cached') return o
+    const a = o.answer
+    const memo = a.memo
+    let v: Verdict | undefined
+    if (memo !== undefined && memo.key === ctx.group && (memo.value as Memo).engine === ctx.engine) {
+      v = (memo.value as Memo).verdict
+    } else {
+      const t = answerTargets(a)
+      v = ctx.engine.decideAnswer(t.names, t.addresses, ctx.group)
+      a.memo = { key: ctx.group, value: { engine: ctx.engine, verdict: v } satisfies Memo }
+    }
+    if (v === undefined) return o
+    report(ctx, v)
+    return v.action === 'monitor' ? o : { kind: 'blocked', verdict: v }
+  }
+  return next => ctx => {
+    if (!ctx.engine.inspectsAnswers) return next(ctx)
+    const o = next(ctx)
+    return o instanceof Promise ? o.then(r => inspect(ctx, r)) : inspect(ctx, o)
+  }
+}
+
+interface Memo { readonly engine: Engine, readonly verdict: Verdict | undefined }
 
 /** Serves live cache entries; stores what comes back resolved and cacheable. */
 export function cacheStage (cache: AnswerCache, now: () => number): Stage {
@@ -97,11 +151,17 @@ export function forward (pool: UpstreamPool): Handler {
 export interface PipelineDeps {
   readonly dns: DnsConfig
   readonly cache: CacheConfig
+  readonly blocking: BlocklistsConfig
+  readonly policy: PolicyRef
+  readonly report: ReportMatch
   readonly answers: AnswerCache
   readonly pool: UpstreamPool
   readonly metrics: DnsMetrics
   readonly now: () => number
 }
+
+/** EDE info-code 15 "Blocked" (RFC 8914 4.16). */
+const EDE_BLOCKED = 15
 
 /** EDE info-code 22 "No Reachable Authority" (RFC 8914 4.23). */
 const EDE_NO_REACHABLE_AUTHORITY = 22
@@ -113,12 +173,30 @@ const EDE_NO_REACHABLE_AUTHORITY = 22
 export function createPipeline (d: PipelineDeps): (msg: Buffer, protocol: Protocol, client: string) => Buffer | Promise<Buffer> | null {
   const stages: Stage[] = [
     countStage(d.metrics),                              // every outcome counted, whoever produced it
+    queryPolicyStage(d.report),                         // blocked names never leave the gateway
+    answerPolicyStage(d.report),                        // above the cache: cached answers follow list changes
     ...(d.cache.enabled ? [cacheStage(d.answers, d.now)] : []),  // hits answer here, synchronously
     coalesceStage(d.metrics, d.dns.maxInflight)         // identical misses share one upstream query
   ]
   const handle = compose(stages, forward(d.pool))
   const ednsSize = d.dns.ednsUdpSize
   const servfailEde = edeOption(EDE_NO_REACHABLE_AUTHORITY, 'egressd: no upstream answered')
+  const blockOptions = {
+    ttl: d.blocking.blockTtl,
+    sinkhole4: ipBytes(d.blocking.sinkhole.ipv4),
+    sinkhole6: ipBytes(d.blocking.sinkhole.ipv6),
+    udpSize: ednsSize
+  }
+  // One EDE option per (category, policy reference), built on first use.
+  const edes = new Map<string, Buffer>()
+  const edeFor = (v: Verdict): Buffer => {
+    let b = edes.get(v.category)
+    if (b === undefined) {
+      b = edeOption(EDE_BLOCKED, `egressd: ${v.category} is blocked (${v.policyRef})`)
+      if (edes.size < 1024) edes.set(v.category, b)
+    }
+    return b
+  }
 
   const render = (ctx: QueryContext, o: Outcome): Buffer => {
     let resp: Buffer
@@ -127,6 +205,7 @@ export function createPipeline (d: PipelineDeps): (msg: Buffer, protocol: Protoc
       case 'resolved': resp = renderAnswer(o.answer, ctx.msg, ctx.q, 0); break
       case 'servfail': resp = emptyResponse(ctx.msg, ctx.q, Rcode.SERVFAIL, ednsSize, servfailEde); break
       case 'refused': resp = emptyResponse(ctx.msg, ctx.q, Rcode.REFUSED, ednsSize); break
+      case 'blocked': resp = blockResponse(ctx.msg, ctx.q, o.verdict.action as BlockAnswer, { ...blockOptions, ede: ctx.q.edns ? edeFor(o.verdict) : undefined }); break
     }
     if (ctx.protocol === 'udp') {
       const limit = ctx.q.udpSize < ednsSize ? ctx.q.udpSize : ednsSize
@@ -146,8 +225,18 @@ export function createPipeline (d: PipelineDeps): (msg: Buffer, protocol: Protoc
       const rcode = malformedRcode(q)
       return rcode < 0 ? null : headerOnlyResponse(msg, rcode)
     }
-    const ctx: QueryContext = { msg, q, protocol, client }
+    const engine = d.policy.engine
+    const ctx: QueryContext = { msg, q, protocol, client, engine, group: engine.groupOf(client) }
     const o = handle(ctx)
     return o instanceof Promise ? o.then(r => render(ctx, r)) : render(ctx, o)
   }
+}
+
+/** An IP literal as its 4 or 16 network-order bytes (config values, validated at load). */
+function ipBytes (ip: string): Buffer {
+  const v4 = isIPv4(ip)
+  let v = (v4 ? ipv4ToBigInt(ip) : ipv6ToBigInt(ip)) ?? 0n
+  const b = Buffer.alloc(v4 ? 4 : 16)
+  for (let i = b.length - 1; i >= 0; i--) { b[i] = Number(v & 0xffn); v >>= 8n }
+  return b
 }

@@ -208,11 +208,14 @@ export function buildUpstreamQuery (question: Buffer, dnssecOk: boolean, udpSize
 export function questionMatches (answer: Buffer, question: Buffer): boolean {
   if (answer.length < HEADER + question.length) return false
   if (answer[4] !== 0 || answer[5] !== 1) return false
-  for (let i = 0; i < question.length; i++) {
+  const nameEnd = question.length - 4
+  for (let i = 0; i < nameEnd; i++) {
     let c = answer[HEADER + i]
     if (c >= 0x41 && c <= 0x5a) c |= 0x20
     if (c !== question[i]) return false
   }
+  // QTYPE and QCLASS compare as numbers: a type like 65 (HTTPS) is the byte 'A', not a letter.
+  for (let i = nameEnd; i < question.length; i++) if (answer[HEADER + i] !== question[i]) return false
   return true
 }
 
@@ -231,6 +234,11 @@ export interface StoredAnswer {
   /** Seconds this answer may be cached (0 = do not cache). */
   readonly lifetime: number
   readonly ancount: number
+  /**
+   * A slot where answer policy remembers its last decision on this answer (keyed by its own
+   * snapshot), so cache hits are not inspected again. Not part of the DNS data.
+   */
+  memo?: { readonly key: unknown, readonly value: unknown }
 }
 
 export interface TtlPolicy { minTtl: number, maxTtl: number, negativeMaxTtl: number }
@@ -477,3 +485,139 @@ export function truncateForUdp (resp: Buffer, msg: Buffer, q: Query, limit: numb
 }
 
 export const flags = { QR: FLAG_QR, AA: FLAG_AA, TC: FLAG_TC, RD: FLAG_RD, RA: FLAG_RA, CD: FLAG_CD } as const
+
+/** What answer policy looks at: CNAME/DNAME targets and every address in the answer section. */
+export interface AnswerTargets { readonly names: string[], readonly addresses: string[] }
+
+const SVC_IPV4HINT = 4
+const SVC_IPV6HINT = 6
+
+function ipv4Text (b: Buffer, p: number): string {
+  return `${b[p]}.${b[p + 1]}.${b[p + 2]}.${b[p + 3]}`
+}
+
+function ipv6Text (b: Buffer, p: number): string {
+  let s = ''
+  for (let i = 0; i < 16; i += 2) s += (i === 0 ? '' : ':') + ((b[p + i] << 8) | b[p + i + 1]).toString(16)
+  return s
+}
+
+/**
+ * Walks the answer section of a stored answer (already validated by prepareAnswer) and collects
+ * CNAME and DNAME targets, A and AAAA addresses, and the ipv4hint/ipv6hint of HTTPS and SVCB records
+ * (RFC 9460), which browsers may connect to without another lookup.
+ */
+export function answerTargets (a: StoredAnswer): AnswerTargets {
+  const b = a.body
+  const names: string[] = []
+  const addresses: string[] = []
+  const c: Cursor = { p: HEADER }
+  if (!skipName(b, c)) return { names, addresses }
+  c.p += 4
+  for (let i = 0; i < a.ancount; i++) {
+    if (!skipName(b, c) || c.p + 10 > b.length) break
+    const type = b.readUInt16BE(c.p)
+    const rdlen = b.readUInt16BE(c.p + 8)
+    const rdata = c.p + 10
+    c.p = rdata + rdlen
+    if (type === QType.CNAME || type === 39 /* DNAME */) {
+      const n = readName(b, rdata)
+      if (n !== undefined) names.push(n)
+    } else if (type === QType.A && rdlen === 4) {
+      addresses.push(ipv4Text(b, rdata))
+    } else if (type === QType.AAAA && rdlen === 16) {
+      addresses.push(ipv6Text(b, rdata))
+    } else if ((type === QType.HTTPS || type === QType.SVCB) && rdlen > 3) {
+      // SvcPriority (2), TargetName (uncompressed), then SvcParams: key (2), length (2), value.
+      const t: Cursor = { p: rdata + 2 }
+      if (!skipName(b, t)) continue
+      const target = readName(b, rdata + 2)
+      if (target !== undefined && target !== '') names.push(target)
+      for (let p = t.p; p + 4 <= c.p;) {
+        const key = b.readUInt16BE(p)
+        const len = b.readUInt16BE(p + 2)
+        const v = p + 4
+        if (v + len > c.p) break
+        if (key === SVC_IPV4HINT) for (let q = v; q + 4 <= v + len; q += 4) addresses.push(ipv4Text(b, q))
+        if (key === SVC_IPV6HINT) for (let q = v; q + 16 <= v + len; q += 16) addresses.push(ipv6Text(b, q))
+        p = v + len
+      }
+    }
+  }
+  return { names, addresses }
+}
+
+/** How a blocked query is answered (BlockAction less `monitor`, which answers normally). */
+export type BlockAnswer = 'nxdomain' | 'refused' | 'nodata' | 'null' | 'sinkhole'
+
+export interface BlockAnswerOptions {
+  /** TTL of the records, and the negative TTL through the SOA's MINIMUM. */
+  readonly ttl: number
+  /** Addresses of the `sinkhole` answer: 4 and 16 bytes. */
+  readonly sinkhole4: Buffer
+  readonly sinkhole6: Buffer
+  /** Our EDNS payload size for the OPT. */
+  readonly udpSize: number
+  /** EDE option (RFC 8914, code 15 "Blocked") for EDNS clients. */
+  readonly ede: Buffer | undefined
+}
+
+const NULL4 = Buffer.alloc(4)
+const NULL6 = Buffer.alloc(16)
+
+/**
+ * A block answer built from the query bytes: NXDOMAIN or NODATA with a synthetic SOA (owner = the
+ * query name, MINIMUM = ttl, so resolvers cache the block for `ttl`), REFUSED, or an A/AAAA record
+ * with the null or sinkhole address (other types get NODATA), plus OPT with the EDE for EDNS clients.
+ */
+export function blockResponse (msg: Buffer, q: Query, action: BlockAnswer, o: BlockAnswerOptions): Buffer {
+  let rcode: number = Rcode.NOERROR
+  let address: Buffer | undefined
+  let soa = true
+  if (action === 'nxdomain') rcode = Rcode.NXDOMAIN
+  else if (action === 'refused') { rcode = Rcode.REFUSED; soa = false }
+  else if ((action === 'null' || action === 'sinkhole') && q.qclass === 1 && (q.qtype === QType.A || q.qtype === QType.AAAA)) {
+    address = q.qtype === QType.A ? (action === 'null' ? NULL4 : o.sinkhole4) : (action === 'null' ? NULL6 : o.sinkhole6)
+    soa = false
+  }
+  const qlen = q.questionEnd - HEADER
+  const opt = q.edns ? buildOpt(o.udpSize, q.do, o.ede) : undefined
+  const anLen = address === undefined ? 0 : 12 + address.length
+  const nsLen = soa ? 12 + 22 : 0
+  const out = Buffer.alloc(HEADER + qlen + anLen + nsLen + (opt === undefined ? 0 : opt.length))
+  out[0] = msg[0]
+  out[1] = msg[1]
+  out[2] = 0x80 | (msg[2] & 0x79)
+  out[3] = FLAG_RA | (msg[3] & FLAG_CD) | rcode
+  out[5] = 1
+  out[7] = address === undefined ? 0 : 1
+  out[9] = soa ? 1 : 0
+  out[11] = opt === undefined ? 0 : 1
+  msg.copy(out, HEADER, HEADER, q.questionEnd)
+  let p = HEADER + qlen
+  if (address !== undefined) {
+    out.writeUInt16BE(0xc00c, p) // owner: pointer to the question name
+    out.writeUInt16BE(q.qtype, p + 2)
+    out.writeUInt16BE(1, p + 4)
+    out.writeUInt32BE(o.ttl, p + 6)
+    out.writeUInt16BE(address.length, p + 10)
+    address.copy(out, p + 12)
+    p += anLen
+  }
+  if (soa) {
+    out.writeUInt16BE(0xc00c, p)
+    out.writeUInt16BE(QType.SOA, p + 2)
+    out.writeUInt16BE(1, p + 4)
+    out.writeUInt32BE(o.ttl, p + 6)
+    out.writeUInt16BE(22, p + 10)
+    // MNAME and RNAME are the root (one zero byte each), then SERIAL REFRESH RETRY EXPIRE MINIMUM.
+    out.writeUInt32BE(1, p + 14)
+    out.writeUInt32BE(3600, p + 18)
+    out.writeUInt32BE(600, p + 22)
+    out.writeUInt32BE(86400, p + 26)
+    out.writeUInt32BE(o.ttl, p + 30)
+    p += nsLen
+  }
+  if (opt !== undefined) opt.copy(out, p)
+  return out
+}

@@ -139,6 +139,16 @@ t.test('prepareAnswer rejects answers that do not fit the question or are broken
   t.equal(prepareAnswer(good.subarray(0, good.length - 3), q, TTL, 1232), 'format')
   t.equal(prepareAnswer(good.subarray(0, 8), q, TTL, 1232), 'short')
   t.ok(questionMatches(answer(query('WWW.TEST'), []), q), 'question case does not matter')
+  // QTYPE 65 (HTTPS) is the byte 0x41 ('A'): it must not be case-folded into 0x61 (97).
+  const https = query('svc.test')
+  https.writeUInt16BE(65, https.length - 4) // dns-packet does not know HTTPS
+  const httpsQuestion = upstreamQuestion(https, read(https))
+  t.equal(httpsQuestion.readUInt16BE(httpsQuestion.length - 4), 65)
+  const answer65 = Buffer.from(https)
+  answer65[2] |= 0x80
+  t.ok(questionMatches(answer65, httpsQuestion), 'type 65 matches itself')
+  answer65.writeUInt16BE(97, answer65.length - 4)
+  t.notOk(questionMatches(answer65, httpsQuestion), 'type 97 is not type 65')
 })
 
 t.test('negative answers live for min(SOA TTL, SOA MINIMUM), capped (RFC 2308)', async t => {

@@ -16,7 +16,8 @@ export interface TestDaemon {
 }
 
 export function testConfig (overrides: Record<string, unknown>) {
-  const base: Record<string, any> = { dns: { listen: ['127.0.0.1:0'] }, log: { level: 'info' } }
+  // Port 9 (discard) on loopback: a harmless upstream for tests that never forward.
+  const base: Record<string, any> = { dns: { listen: ['127.0.0.1:0'] }, upstreams: ['udp://127.0.0.1:9'], log: { level: 'info' } }
   const merged = { ...base, ...overrides, dns: { ...base.dns, ...(overrides.dns as object ?? {}) } }
   return parseConfig(JSON.stringify(merged), { file: 'test-config.json', resolvConf: '' })
 }

@@ -1,0 +1,269 @@
+// Builds an Engine from the blocklists config: the bundled categories (one folder each, with
+// meta.yaml, domains.txt and an optional cidrs.txt), extra list files, inline rules and client
+// groups. Reports every skipped line as FILE:LINE: message, and refuses to build (an error, not a
+// half-loaded engine) when a list cannot be read, has no valid entry, or the config names a
+// category that does not exist.
+
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { parse as parseYaml } from 'yaml'
+import type { BlockAction, BlocklistsConfig, CategoryOverride } from '../config/types.js'
+import { PolicyError } from '../errors.js'
+import { DomainIndex } from './domain-index.js'
+import { Engine, type CategoryInfo, type GroupPlan } from './engine.js'
+import { IpIndex } from './ip-index.js'
+import { parseCidr } from './names.js'
+import { parseList } from './parsers.js'
+import type { ListFormat, ParsedList, Rule, RuleKind } from './rule.js'
+import { compileSafeRegex } from './safe-regex.js'
+
+/** A category's meta.yaml, as far as the engine and status need it. */
+export interface CategoryMeta {
+  readonly title: string
+  readonly description: string
+  readonly legalBasis: string
+  readonly policyRef: string
+  readonly enabled: boolean
+  readonly lastReviewed: string
+  readonly mustNotBlock: readonly string[]
+}
+
+export interface ListReport {
+  readonly category: string
+  readonly list: string
+  readonly rules: number
+  readonly skipped: number
+}
+
+export interface EngineBuild {
+  readonly engine: Engine
+  readonly lists: readonly ListReport[]
+  /** Skipped lines and other warnings, as `FILE:LINE: message`. */
+  readonly warnings: readonly string[]
+  readonly ms: number
+}
+
+/** Reads and checks a category's meta.yaml; problems are pushed as `FILE: field: message`. */
+export function readMeta (file: string, problems: string[]): CategoryMeta | undefined {
+  let raw: unknown
+  try {
+    raw = parseYaml(readFileSync(file, 'utf8'))
+  } catch (err) {
+    problems.push(`${file}: ${(err as Error).message.split('\n')[0]}`)
+    return undefined
+  }
+  if (typeof raw !== 'object' || raw === null) { problems.push(`${file}: expected a mapping`); return undefined }
+  const m = raw as Record<string, unknown>
+  const str = (k: string, required = true): string => {
+    const v = m[k]
+    if (typeof v === 'string' && v.trim() !== '') return v.trim()
+    if (v instanceof Date) return v.toISOString().slice(0, 10)
+    if (required) problems.push(`${file}: ${k}: expected a non-empty string`)
+    return ''
+  }
+  if (typeof m.enabled !== 'boolean') problems.push(`${file}: enabled: expected true or false`)
+  const mustNotBlock = Array.isArray(m.mustNotBlock) ? m.mustNotBlock.filter((x): x is string => typeof x === 'string') : []
+  return {
+    title: str('title'),
+    description: str('description', false),
+    legalBasis: str('legalBasis', false),
+    policyRef: str('policyRef'),
+    enabled: m.enabled === true,
+    lastReviewed: str('lastReviewed', false),
+    mustNotBlock
+  }
+}
+
+interface CategoryDraft {
+  name: string
+  title: string
+  policyRef: string
+  enabledByDefault: boolean
+  /** Only for one group's own rules. */
+  onlyGroup?: number
+}
+
+const readText = (file: string, problems: string[]): string | undefined => {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch (err) {
+    problems.push(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    return undefined
+  }
+}
+
+/** Builds the engine, or throws a PolicyError listing every problem. Synchronous. */
+export function buildEngine (cfg: BlocklistsConfig, generation: number): EngineBuild {
+  const started = performance.now()
+  const problems: string[] = []
+  const warnings: string[] = []
+  const reports: ListReport[] = []
+  const categories: CategoryDraft[] = []
+  const catIndex = new Map<string, number>()
+  const lists: string[] = []
+
+  const kind: RuleKind[] = []
+  const value: string[] = []
+  const category: number[] = []
+  const list: number[] = []
+  const line: number[] = []
+  const allow: number[] = []
+  const blockNames = new DomainIndex()
+  const allowNames = new DomainIndex()
+  const blockAddresses = new IpIndex()
+  const allowAddresses = new IpIndex()
+
+  const addCategory = (d: CategoryDraft): number => {
+    const existing = catIndex.get(d.name)
+    if (existing !== undefined) return existing
+    categories.push(d)
+    catIndex.set(d.name, categories.length - 1)
+    return categories.length - 1
+  }
+
+  const addRules = (rules: readonly Rule[], cat: number, listName: string): number => {
+    lists.push(listName)
+    const li = lists.length - 1
+    let added = 0
+    for (const r of rules) {
+      const id = kind.length
+      if (r.kind === 'cidr') {
+        const c = parseCidr(r.value)
+        if ('error' in c) { warnings.push(`${listName}:${r.line}: ${c.error}`); continue }
+        (r.allow ? allowAddresses : blockAddresses).add(c.family, c.start, c.end, id)
+      } else if (r.kind === 'regex') {
+        const re = compileSafeRegex(r.value)
+        if ('error' in re) { warnings.push(`${listName}:${r.line}: ${re.error}`); continue }
+        (r.allow ? allowNames : blockNames).addRegex(re.re, id)
+      } else {
+        (r.allow ? allowNames : blockNames).add(r.kind, r.value, id)
+      }
+      kind.push(r.kind)
+      value.push(r.value)
+      category.push(cat)
+      list.push(li)
+      line.push(r.line)
+      allow.push(r.allow ? 1 : 0)
+      added++
+    }
+    return added
+  }
+
+  const loadFile = (file: string, format: ListFormat, cat: number, required: boolean): void => {
+    const text = readText(file, problems)
+    if (text === undefined) return
+    const parsed: ParsedList = parseList(text, format)
+    for (const i of parsed.issues) warnings.push(`${file}:${i.line}: ${i.message}`)
+    const added = addRules(parsed.rules, cat, file)
+    if (added === 0 && required) problems.push(`${file}: no valid entry (${parsed.lines} lines, ${parsed.issues.length} skipped)`)
+    reports.push({ category: categories[cat].name, list: file, rules: added, skipped: parsed.issues.length })
+  }
+
+  // 1. Bundled categories: blocklists/<name>/{meta.yaml, domains.txt, cidrs.txt}.
+  let folders: string[] = []
+  try {
+    folders = readdirSync(cfg.dir).filter(n => statSync(join(cfg.dir, n)).isDirectory()).sort()
+  } catch (err) {
+    problems.push(`${cfg.dir}: cannot read the blocklists folder: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+  }
+  for (const name of folders) {
+    const dir = join(cfg.dir, name)
+    const meta = readMeta(join(dir, 'meta.yaml'), problems)
+    if (meta === undefined) continue
+    const cat = addCategory({ name, title: meta.title, policyRef: meta.policyRef, enabledByDefault: meta.enabled })
+    loadFile(join(dir, 'domains.txt'), 'plain', cat, true)
+    const cidrs = join(dir, 'cidrs.txt')
+    if (exists(cidrs)) loadFile(cidrs, 'cidr', cat, false)
+  }
+  const bundled = new Set(catIndex.keys())
+
+  // 2. Extra lists from the config (local files; downloads come with list updates).
+  for (const [i, s] of cfg.sources.entries()) {
+    const catName = s.category ?? s.name
+    const cat = addCategory({ name: catName, title: catName, policyRef: catName, enabledByDefault: true })
+    if (s.path !== undefined) loadFile(s.path, s.format, cat, true)
+    else warnings.push(`blocklists.sources.${i} (${s.name}): ${s.url ?? ''} is not loaded: this build reads local files only`)
+  }
+
+  // 3. Inline rules: config-wide, then each group's own.
+  const inline = (texts: readonly string[], allowRules: boolean, cat: number, where: string): void => {
+    if (texts.length === 0) return
+    const parsed = parseList(texts.map(t => (allowRules ? `@@${t.replace(/^@@/, '')}` : t)).join('\n'), 'plain')
+    for (const i of parsed.issues) problems.push(`config ${where}.${i.line - 1}: ${i.message}`)
+    addRules(parsed.rules, cat, `config ${where}`)
+  }
+  const custom = addCategory({ name: 'custom', title: 'Custom rules', policyRef: 'local policy', enabledByDefault: true })
+  inline(cfg.rules.block, false, custom, 'blocklists.rules.block')
+  inline(cfg.rules.allow, true, custom, 'blocklists.rules.allow')
+  cfg.groups.forEach((g, gi) => {
+    const cat = addCategory({ name: `custom:${g.name}`, title: `Custom rules of group ${g.name}`, policyRef: 'local policy', enabledByDefault: false, onlyGroup: gi + 1 })
+    inline(g.rules.block, false, cat, `blocklists.groups.${gi}.rules.block`)
+    inline(g.rules.allow, true, cat, `blocklists.groups.${gi}.rules.allow`)
+  })
+
+  // 4. Category overrides must name real categories (a typo would silently block nothing).
+  const checkOverrides = (o: Readonly<Record<string, CategoryOverride>>, where: string): void => {
+    for (const name of Object.keys(o)) {
+      if (!catIndex.has(name)) problems.push(`config ${where}.${name}: no such category (known: ${[...bundled].join(', ')})`)
+    }
+  }
+  checkOverrides(cfg.categories, 'blocklists.categories')
+  cfg.groups.forEach((g, gi) => checkOverrides(g.categories, `blocklists.groups.${gi}.categories`))
+  if (problems.length > 0) throw new PolicyError(problems)
+
+  // 5. Resolve categories and groups.
+  const infos: CategoryInfo[] = categories.map(c => {
+    const o = cfg.categories[c.name] ?? {}
+    return { name: c.name, title: c.title, policyRef: c.policyRef, enabled: o.enabled ?? c.enabledByDefault, action: o.action ?? cfg.action }
+  })
+  const plan = (index: number, name: string, exempt: boolean, overrides: Readonly<Record<string, CategoryOverride>>): GroupPlan => {
+    const enabled = new Uint8Array(infos.length)
+    const actions: BlockAction[] = []
+    infos.forEach((c, i) => {
+      const o = overrides[c.name] ?? {}
+      const own = categories[i].onlyGroup
+      enabled[i] = own !== undefined ? (own === index ? 1 : 0) : (o.enabled ?? c.enabled) ? 1 : 0
+      actions.push(o.action ?? c.action)
+    })
+    return { index, name, exempt, enabled, actions, accepts: (id: number) => enabled[category[id]] === 1 }
+  }
+  const groups = [plan(0, 'default', false, {}), ...cfg.groups.map((g, i) => plan(i + 1, g.name, g.exempt, g.categories))]
+  let clients: IpIndex | undefined
+  if (cfg.groups.length > 0) {
+    clients = new IpIndex()
+    cfg.groups.forEach((g, i) => {
+      for (const c of g.clients) {
+        const r = parseCidr(c)
+        if (!('error' in r)) clients?.add(r.family, r.start, r.end, i + 1)
+      }
+    })
+    clients.build()
+  }
+  blockAddresses.build()
+  allowAddresses.build()
+
+  const engine = new Engine({
+    generation,
+    categories: infos,
+    lists,
+    rules: {
+      kind,
+      value,
+      category: Uint16Array.from(category),
+      list: Uint32Array.from(list),
+      line: Uint32Array.from(line),
+      allow: Uint8Array.from(allow)
+    },
+    blockNames,
+    allowNames,
+    blockAddresses,
+    allowAddresses,
+    groups,
+    clients
+  })
+  return { engine, lists: reports, warnings, ms: Math.round(performance.now() - started) }
+}
+
+function exists (file: string): boolean {
+  try { return statSync(file).isFile() } catch { return false }
+}

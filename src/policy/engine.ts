@@ -1,0 +1,177 @@
+// The policy engine: every rule of every list compiled into one immutable snapshot that answers
+// "is this name / this answer blocked for this client, and why". Built by build.ts, swapped in one
+// step by the daemon; queries in flight keep the engine they started with.
+//
+// Rules live in parallel arrays indexed by rule id (category, list, line, kind, value), so a
+// million rules cost a few arrays, not a million objects. Allow rules are a separate index that is
+// consulted first: an allow rule that applies to the client's group overrides every block rule.
+
+import type { BlockAction } from '../config/types.js'
+import type { DomainIndex } from './domain-index.js'
+import type { IpIndex } from './ip-index.js'
+import type { RuleKind } from './rule.js'
+
+/** What matched: the query name, a name in the answer's CNAME chain, or an answer address. */
+export type MatchedPart = 'qname' | 'cname' | 'address'
+
+/** The explanation of one decision. */
+export interface Verdict {
+  readonly action: BlockAction
+  readonly category: string
+  /** The list file (or config path for inline rules) the rule came from. */
+  readonly list: string
+  readonly line: number
+  /** The rule as written in its list. */
+  readonly rule: string
+  readonly matched: MatchedPart
+  /** The name or address that matched. */
+  readonly value: string
+  readonly group: string
+  /** Short policy reference (legal basis) from the category's meta.yaml, for the EDE text. */
+  readonly policyRef: string
+}
+
+export interface CategoryInfo {
+  readonly name: string
+  readonly title: string
+  readonly policyRef: string
+  /** Enabled unless a group says otherwise (meta.yaml default, then config override). */
+  readonly enabled: boolean
+  readonly action: BlockAction
+}
+
+/** The policy of one client group, resolved against the categories. */
+export interface GroupPlan {
+  readonly index: number
+  readonly name: string
+  readonly exempt: boolean
+  /** Per category id: 1 if its rules apply to this group. */
+  readonly enabled: Uint8Array
+  /** Per category id: the action for this group. */
+  readonly actions: readonly BlockAction[]
+  /** Takes a rule id if its category applies to this group (built once, used on every lookup). */
+  readonly accepts: (id: number) => boolean
+}
+
+/** A client network that belongs to a group. */
+export interface GroupRange { readonly group: number }
+
+export interface RuleTable {
+  readonly kind: readonly RuleKind[]
+  readonly value: readonly string[]
+  readonly category: Uint16Array
+  readonly list: Uint32Array
+  readonly line: Uint32Array
+  readonly allow: Uint8Array
+}
+
+export interface EngineParts {
+  readonly generation: number
+  readonly categories: readonly CategoryInfo[]
+  readonly lists: readonly string[]
+  readonly rules: RuleTable
+  readonly blockNames: DomainIndex
+  readonly allowNames: DomainIndex
+  readonly blockAddresses: IpIndex
+  readonly allowAddresses: IpIndex
+  /** groups[0] is "default". */
+  readonly groups: readonly GroupPlan[]
+  /** Client ranges -> group index (rule ids of this index are group indexes). */
+  readonly clients: IpIndex | undefined
+}
+
+export class Engine {
+  readonly generation: number
+  readonly categories: readonly CategoryInfo[]
+  readonly groups: readonly GroupPlan[]
+  readonly #p: EngineParts
+  /** Client address -> group, for engines with groups (bounded; cleared when full). */
+  readonly #groupOf = new Map<string, GroupPlan>()
+
+  constructor (parts: EngineParts) {
+    this.#p = parts
+    this.generation = parts.generation
+    this.categories = parts.categories
+    this.groups = parts.groups
+  }
+
+  /** The group a client address belongs to: the first group whose ranges contain it, else default. */
+  groupOf (client: string): GroupPlan {
+    const clients = this.#p.clients
+    if (clients === undefined) return this.groups[0]
+    let g = this.#groupOf.get(client)
+    if (g === undefined) {
+      // Ids are group indexes and come lowest first: the first group in the config wins.
+      const found = clients.match(client, () => true)
+      g = this.groups[found < 0 ? 0 : found]
+      if (this.#groupOf.size >= 65536) this.#groupOf.clear()
+      this.#groupOf.set(client, g)
+    }
+    return g
+  }
+
+  /** The verdict for a query name, or undefined when it is allowed. */
+  decideName (qname: string, group: GroupPlan, matched: MatchedPart = 'qname'): Verdict | undefined {
+    if (group.exempt) return undefined
+    const p = this.#p
+    if (p.allowNames.size > 0 && p.allowNames.match(qname, group.accepts) >= 0) return undefined
+    const id = p.blockNames.match(qname, group.accepts)
+    return id < 0 ? undefined : this.#verdict(id, group, matched, qname)
+  }
+
+  /** The verdict for an address in an answer, or undefined when it is allowed. */
+  decideAddress (address: string, group: GroupPlan): Verdict | undefined {
+    if (group.exempt) return undefined
+    const p = this.#p
+    if (p.blockAddresses.size === 0) return undefined
+    if (p.allowAddresses.size > 0 && p.allowAddresses.match(address, group.accepts) >= 0) return undefined
+    const id = p.blockAddresses.match(address, group.accepts)
+    return id < 0 ? undefined : this.#verdict(id, group, 'address', address)
+  }
+
+  /** The first blocked part of an answer (CNAME targets, then addresses), or undefined. */
+  decideAnswer (names: readonly string[], addresses: readonly string[], group: GroupPlan): Verdict | undefined {
+    for (const n of names) {
+      const v = this.decideName(n, group, 'cname')
+      if (v !== undefined) return v
+    }
+    for (const a of addresses) {
+      const v = this.decideAddress(a, group)
+      if (v !== undefined) return v
+    }
+    return undefined
+  }
+
+  /** True when answers need inspecting at all (some address rule exists, or any name rule). */
+  get inspectsAnswers (): boolean {
+    return this.#p.blockNames.size > 0 || this.#p.blockAddresses.size > 0
+  }
+
+  #verdict (id: number, group: GroupPlan, matched: MatchedPart, value: string): Verdict {
+    const r = this.#p.rules
+    const cat = this.categories[r.category[id]]
+    return {
+      action: group.actions[r.category[id]],
+      category: cat.name,
+      list: this.#p.lists[r.list[id]],
+      line: r.line[id],
+      rule: ruleText(r.kind[id], r.value[id], r.allow[id] === 1),
+      matched,
+      value,
+      group: group.name,
+      policyRef: cat.policyRef
+    }
+  }
+
+  /** Entry counts for status and logs. */
+  stats (): { names: number, addresses: number, allowNames: number, allowAddresses: number } {
+    const p = this.#p
+    return { names: p.blockNames.size, addresses: p.blockAddresses.size, allowNames: p.allowNames.size, allowAddresses: p.allowAddresses.size }
+  }
+}
+
+/** A rule written back in plain-list syntax. */
+export function ruleText (kind: RuleKind, value: string, allow: boolean): string {
+  const body = kind === 'exact' ? `=${value}` : kind === 'wildcard' ? `*.${value}` : kind === 'regex' ? `/${value}/` : value
+  return allow ? `@@${body}` : body
+}

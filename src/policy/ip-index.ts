@@ -1,0 +1,134 @@
+// Address rules (CIDR ranges, IPv4 and IPv6) compiled for matching: the ranges are cut into
+// disjoint segments, each with the rule ids that cover it, and an address is found by binary
+// search over the segment starts. IPv4 as numbers, IPv6 as BigInts (answers, not the hot path).
+
+interface Range { start: bigint, end: bigint, id: number }
+
+class Segments {
+  readonly #ranges: Range[] = []
+  #starts: bigint[] = []
+  #ends: bigint[] = []
+  #ids: number[][] = []
+
+  add (start: bigint, end: bigint, id: number): void { this.#ranges.push({ start, end, id }) }
+
+  get size (): number { return this.#ranges.length }
+
+  /** Cuts the ranges into disjoint segments (a sweep over the sorted boundaries); ids ascending. */
+  build (): void {
+    const cmp = (a: bigint, b: bigint): number => (a < b ? -1 : a > b ? 1 : 0)
+    const opens = [...this.#ranges].sort((a, b) => cmp(a.start, b.start))
+    const closes = [...this.#ranges].sort((a, b) => cmp(a.end, b.end))
+    const points = [...new Set(this.#ranges.flatMap(r => [r.start, r.end + 1n]))].sort(cmp)
+    const active = new Set<number>()
+    const starts: bigint[] = []
+    const ends: bigint[] = []
+    const ids: number[][] = []
+    let o = 0
+    let c = 0
+    for (let i = 0; i + 1 < points.length; i++) {
+      const p = points[i]
+      while (c < closes.length && closes[c].end < p) active.delete(closes[c++].id)
+      while (o < opens.length && opens[o].start <= p) active.add(opens[o++].id)
+      if (active.size === 0) continue
+      starts.push(p)
+      ends.push(points[i + 1] - 1n)
+      ids.push([...active].sort((a, b) => a - b))
+    }
+    this.#starts = starts
+    this.#ends = ends
+    this.#ids = ids
+  }
+
+  lookup (x: bigint): readonly number[] | undefined {
+    const starts = this.#starts
+    let lo = 0
+    let hi = starts.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      if (starts[mid] <= x) lo = mid + 1
+      else hi = mid - 1
+    }
+    if (hi < 0 || x > this.#ends[hi]) return undefined
+    return this.#ids[hi]
+  }
+}
+
+/** An IPv4 address as a BigInt; undefined if not dotted-quad. */
+export function ipv4ToBigInt (text: string): bigint | undefined {
+  const parts = text.split('.')
+  if (parts.length !== 4) return undefined
+  let v = 0n
+  for (const p of parts) {
+    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) return undefined
+    v = (v << 8n) | BigInt(Number(p))
+  }
+  return v
+}
+
+/** An IPv6 address (with :: and an optional dotted IPv4 tail) as a BigInt; undefined if malformed. */
+export function ipv6ToBigInt (text: string): bigint | undefined {
+  let s = text.toLowerCase()
+  const zone = s.indexOf('%')
+  if (zone >= 0) s = s.slice(0, zone)
+  let tail: bigint | undefined
+  const lastColon = s.lastIndexOf(':')
+  if (s.includes('.', lastColon)) {
+    tail = ipv4ToBigInt(s.slice(lastColon + 1))
+    if (tail === undefined) return undefined
+    s = s.slice(0, lastColon + 1) + '0:0'
+  }
+  const halves = s.split('::')
+  if (halves.length > 2) return undefined
+  const head = halves[0] === '' ? [] : halves[0].split(':')
+  const rest = halves.length === 2 ? (halves[1] === '' ? [] : halves[1].split(':')) : []
+  const missing = 8 - head.length - rest.length
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined
+  const groups = [...head, ...Array(halves.length === 2 ? missing : 0).fill('0'), ...rest]
+  let v = 0n
+  for (const g of groups) {
+    if (!/^[0-9a-f]{1,4}$/.test(g)) return undefined
+    v = (v << 16n) | BigInt(parseInt(g, 16))
+  }
+  if (tail !== undefined) v = (v & ~0xffffffffn) | tail
+  return v
+}
+
+const MAPPED_PREFIX = 0xffffn << 32n
+
+export class IpIndex {
+  readonly #v4 = new Segments()
+  readonly #v6 = new Segments()
+
+  /** Adds a range [start, end] of the given family for rule `id`. */
+  add (family: 4 | 6, start: bigint, end: bigint, id: number): void {
+    (family === 4 ? this.#v4 : this.#v6).add(start, end, id)
+  }
+
+  get size (): number { return this.#v4.size + this.#v6.size }
+
+  build (): void {
+    this.#v4.build()
+    this.#v6.build()
+  }
+
+  /**
+   * The first rule covering `address` (text form) that `accept` takes, or -1. IPv4-mapped IPv6
+   * addresses (::ffff:a.b.c.d) are matched against the IPv4 ranges.
+   */
+  match (address: string, accept: (id: number) => boolean): number {
+    let ids: readonly number[] | undefined
+    if (address.includes(':')) {
+      const v = ipv6ToBigInt(address)
+      if (v === undefined) return -1
+      ids = (v >> 32n) === 0xffffn ? this.#v4.lookup(v - MAPPED_PREFIX) : this.#v6.lookup(v)
+    } else {
+      const v = ipv4ToBigInt(address)
+      if (v === undefined) return -1
+      ids = this.#v4.lookup(v)
+    }
+    if (ids === undefined) return -1
+    for (const id of ids) if (accept(id)) return id
+    return -1
+  }
+}

@@ -1,0 +1,45 @@
+import t from 'tap'
+import { IpIndex, ipv4ToBigInt, ipv6ToBigInt } from '../../src/policy/ip-index.js'
+
+const v4 = (s: string): bigint => ipv4ToBigInt(s) as bigint
+const v6 = (s: string): bigint => ipv6ToBigInt(s) as bigint
+
+t.test('address parsing', async t => {
+  t.equal(v4('149.154.167.51'), 0x959aa733n)
+  t.equal(ipv4ToBigInt('256.1.1.1'), undefined)
+  t.equal(ipv4ToBigInt('1.2.3'), undefined)
+  t.equal(v6('::1'), 1n)
+  t.equal(v6('2001:db8::'), 0x20010db8n << 96n)
+  t.equal(v6('::ffff:1.2.3.4'), (0xffffn << 32n) | 0x01020304n)
+  t.equal(v6('2001:DB8:0:0:0:0:0:1'), (0x20010db8n << 96n) | 1n)
+  t.equal(ipv6ToBigInt('1::2::3'), undefined)
+  t.equal(ipv6ToBigInt('1:2:3:4:5:6:7:8:9'), undefined)
+  t.equal(ipv6ToBigInt('12345::'), undefined)
+})
+
+t.test('ranges, overlaps, families and IPv4-mapped IPv6', async t => {
+  const ip = new IpIndex()
+  ip.add(4, v4('149.154.160.0'), v4('149.154.175.255'), 0)      // 149.154.160.0/20
+  ip.add(4, v4('149.154.167.0'), v4('149.154.167.255'), 1)      // a /24 inside it
+  ip.add(4, v4('91.108.4.0'), v4('91.108.7.255'), 2)
+  ip.add(6, v6('2001:67c:4e8::'), v6('2001:67c:4e8:ffff:ffff:ffff:ffff:ffff'), 3)
+  ip.build()
+  const all = (): boolean => true
+  const cases: Array<[string, number]> = [
+    ['149.154.160.0', 0],
+    ['149.154.175.255', 0],
+    ['149.154.176.0', -1],
+    ['149.154.159.255', -1],
+    ['149.154.167.51', 0],
+    ['91.108.5.1', 2],
+    ['91.108.8.0', -1],
+    ['2001:67c:4e8:f004::a', 3],
+    ['2001:67c:4e9::1', -1],
+    ['::ffff:149.154.167.51', 0],
+    ['::ffff:8.8.8.8', -1],
+    ['not-an-ip', -1]
+  ]
+  for (const [a, id] of cases) t.equal(ip.match(a, all), id, a)
+  t.equal(ip.match('149.154.167.51', id => id === 1), 1, 'both ranges cover it; the caller picks')
+  t.equal(ip.match('149.154.167.51', () => false), -1)
+})
