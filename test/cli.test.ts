@@ -81,7 +81,7 @@ t.test('SIGHUP: a bad config is rejected and the old one keeps serving; a good o
   writeFileSync(config, `dns: { listen: ["127.0.0.1:${port}"] }\nupstreams: ["${other.url}"]\n`)
   d.child.kill('SIGHUP')
   await waitFor(() => d.output().includes('config reloaded'))
-  t.match(d.output(), /"applied":\["upstreams"\]/)
+  t.match(d.output(), /"applied":\[[^\]]*"upstreams"/)
   t.same((await dig([...at, 'h2.test'])).answers.map(r => r.data), ['192.0.2.99'], 'the new upstream answers')
   d.child.kill('SIGTERM')
   t.equal(await d.exited, 0)

@@ -54,8 +54,12 @@ export class DomainIndex {
       start = dot + 1
       name = qname.slice(start)
     }
-    for (const r of this.#regex) {
-      if (r.re.test(qname) && accept(r.id)) return r.id
+    // Regexes are bounded for real names (<= 253 characters, labels <= 63); a name with escaped
+    // bytes (\DDD) from the wire can be longer, and no list rule could mean it anyway.
+    if (this.#regex.length > 0 && !qname.includes('\\')) {
+      for (const r of this.#regex) {
+        if (r.re.test(qname) && accept(r.id)) return r.id
+      }
     }
     return -1
   }

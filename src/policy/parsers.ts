@@ -98,8 +98,9 @@ function cidrRule (out: Out, input: string, allow: boolean, line: number, text: 
 }
 
 /**
- * Whether a plain line is meant as an address: digits, dots and '/' only, or hex digits, ':', '.',
- * '/' and '%' with at least one ':'. Anything else is reported as a name ('example.com:443').
+ * Whether a plain line is meant as an address: digits, dots and '/' only, or hex digits, ':', '.'
+ * and '/' with at least one ':' (then maybe '%zone'). Anything else is reported as a name
+ * ('example.com:443': "not a hostname: contains ':'").
  */
 function looksLikeAddress (s: string): boolean {
   let colon = false
@@ -107,8 +108,9 @@ function looksLikeAddress (s: string): boolean {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i)
     if (c === 0x3a) colon = true
+    else if (c === 0x25) return colon // '%': an IPv6 zone index follows (parseCidr refuses it)
     else if ((c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46)) hex = true
-    else if (!((c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x2f || c === 0x25)) return false
+    else if (!((c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x2f)) return false
   }
   return colon || !hex
 }
