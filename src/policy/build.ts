@@ -14,7 +14,7 @@ import { Engine, type CategoryInfo, type GroupPlan } from './engine.js'
 import { IpIndex } from './ip-index.js'
 import { parseCidr } from './names.js'
 import { parseList } from './parsers.js'
-import type { ListFormat, ParsedList, Rule, RuleKind } from './rule.js'
+import type { ListFormat, ParseIssue, ParsedList, Rule, RuleKind } from './rule.js'
 import { compileSafeRegex } from './safe-regex.js'
 
 /** A category's meta.yaml, as far as the engine and status need it. */
@@ -104,10 +104,10 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number): EngineB
 
   const kind: RuleKind[] = []
   const value: string[] = []
-  const category: number[] = []
-  const list: number[] = []
-  const line: number[] = []
-  const allow: number[] = []
+  const category = new Column(Uint16Array)
+  const list = new Column(Uint32Array)
+  const line = new Column(Uint32Array)
+  const allow = new Column(Uint8Array)
   const blockNames = new DomainIndex()
   const allowNames = new DomainIndex()
   const blockAddresses = new IpIndex()
@@ -121,19 +121,16 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number): EngineB
     return categories.length - 1
   }
 
-  const addRules = (rules: readonly Rule[], cat: number, listName: string): number => {
-    lists.push(listName)
-    const li = lists.length - 1
-    let added = 0
-    for (const r of rules) {
+  /** Adds one rule; false when it is unusable (reported as a warning). */
+  const addRule = (r: Rule, cat: number, li: number, listName: string): boolean => {
       const id = kind.length
       if (r.kind === 'cidr') {
         const c = parseCidr(r.value)
-        if ('error' in c) { warnings.push(`${listName}:${r.line}: ${c.error}`); continue }
+        if ('error' in c) { warnings.push(`${listName}:${r.line}: ${c.error}`); return false }
         (r.allow ? allowAddresses : blockAddresses).add(c.family, c.start, c.end, id)
       } else if (r.kind === 'regex') {
         const re = compileSafeRegex(r.value)
-        if ('error' in re) { warnings.push(`${listName}:${r.line}: ${re.error}`); continue }
+        if ('error' in re) { warnings.push(`${listName}:${r.line}: ${re.error}`); return false }
         (r.allow ? allowNames : blockNames).addRegex(re.re, id)
       } else {
         (r.allow ? allowNames : blockNames).add(r.kind, r.value, id)
@@ -144,17 +141,23 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number): EngineB
       list.push(li)
       line.push(r.line)
       allow.push(r.allow ? 1 : 0)
-      added++
-    }
-    return added
+      return true
+  }
+
+  /** Parses `text` and adds its rules as they are read; returns the count added and the parse. */
+  const addList = (text: string, format: ListFormat, cat: number, listName: string, onIssue: (i: ParseIssue) => void): { added: number, parsed: ParsedList } => {
+    lists.push(listName)
+    const li = lists.length - 1
+    let added = 0
+    const parsed = parseList(text, format, r => { if (addRule(r, cat, li, listName)) added++ })
+    for (const i of parsed.issues) onIssue(i)
+    return { added, parsed }
   }
 
   const loadFile = (file: string, format: ListFormat, cat: number, required: boolean): void => {
     const text = readText(file, problems)
     if (text === undefined) return
-    const parsed: ParsedList = parseList(text, format)
-    for (const i of parsed.issues) warnings.push(`${file}:${i.line}: ${i.message}`)
-    const added = addRules(parsed.rules, cat, file)
+    const { added, parsed } = addList(text, format, cat, file, i => warnings.push(`${file}:${i.line}: ${i.message}`))
     if (added === 0 && required) problems.push(`${file}: no valid entry (${parsed.lines} lines, ${parsed.issues.length} skipped)`)
     reports.push({ category: categories[cat].name, list: file, rules: added, skipped: parsed.issues.length })
   }
@@ -188,9 +191,8 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number): EngineB
   // 3. Inline rules: config-wide, then each group's own.
   const inline = (texts: readonly string[], allowRules: boolean, cat: number, where: string): void => {
     if (texts.length === 0) return
-    const parsed = parseList(texts.map(t => (allowRules ? `@@${t.replace(/^@@/, '')}` : t)).join('\n'), 'plain')
-    for (const i of parsed.issues) problems.push(`config ${where}.${i.line - 1}: ${i.message}`)
-    addRules(parsed.rules, cat, `config ${where}`)
+    const text = texts.map(t => (allowRules ? `@@${t.replace(/^@@/, '')}` : t)).join('\n')
+    addList(text, 'plain', cat, `config ${where}`, i => problems.push(`config ${where}.${i.line - 1}: ${i.message}`))
   }
   const custom = addCategory({ name: 'custom', title: 'Custom rules', policyRef: 'local policy', enabledByDefault: true })
   inline(cfg.rules.block, false, custom, 'blocklists.rules.block')
@@ -216,6 +218,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number): EngineB
     const o = cfg.categories[c.name] ?? {}
     return { name: c.name, title: c.title, policyRef: c.policyRef, enabled: o.enabled ?? c.enabledByDefault, action: o.action ?? cfg.action }
   })
+  const categoryOf = category.done()
   const plan = (index: number, name: string, exempt: boolean, overrides: Readonly<Record<string, CategoryOverride>>): GroupPlan => {
     const enabled = new Uint8Array(infos.length)
     const actions: BlockAction[] = []
@@ -225,7 +228,8 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number): EngineB
       enabled[i] = own !== undefined ? (own === index ? 1 : 0) : (o.enabled ?? c.enabled) ? 1 : 0
       actions.push(o.action ?? c.action)
     })
-    return { index, name, exempt, enabled, actions, accepts: (id: number) => enabled[category[id]] === 1 }
+    const cats = categoryOf
+    return { index, name, exempt, enabled, actions, accepts: (id: number) => enabled[cats[id]] === 1 }
   }
   const groups = [plan(0, 'default', false, {}), ...cfg.groups.map((g, i) => plan(i + 1, g.name, g.exempt, g.categories))]
   let clients: IpIndex | undefined
@@ -241,6 +245,8 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number): EngineB
   }
   blockAddresses.build()
   allowAddresses.build()
+  blockNames.seal()
+  allowNames.seal()
 
   const engine = new Engine({
     generation,
@@ -249,10 +255,10 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number): EngineB
     rules: {
       kind,
       value,
-      category: Uint16Array.from(category),
-      list: Uint32Array.from(list),
-      line: Uint32Array.from(line),
-      allow: Uint8Array.from(allow)
+      category: categoryOf,
+      list: list.done(),
+      line: line.done(),
+      allow: allow.done()
     },
     blockNames,
     allowNames,
@@ -266,4 +272,31 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number): EngineB
 
 function exists (file: string): boolean {
   try { return statSync(file).isFile() } catch { return false }
+}
+
+type TypedArray = Uint8Array | Uint16Array | Uint32Array
+
+/** A growable typed array: a million rules cost 1-4 bytes each per field, not an 8-byte slot. */
+class Column<T extends TypedArray> {
+  readonly #make: new (n: number) => T
+  #data: T
+  #length = 0
+
+  constructor (make: new (n: number) => T) {
+    this.#make = make
+    this.#data = new make(1024)
+  }
+
+  push (v: number): void {
+    if (this.#length === this.#data.length) {
+      const bigger = new this.#make(this.#data.length * 2)
+      bigger.set(this.#data)
+      this.#data = bigger
+    }
+    this.#data[this.#length++] = v
+  }
+
+  done (): T {
+    return this.#data.slice(0, this.#length) as T
+  }
 }

@@ -15,12 +15,21 @@ export class DomainIndex {
   readonly #regex: Array<{ re: RegExp, id: number }> = []
   /** Next rule id with the same name in the same map, or -1. Indexed by rule id. */
   readonly #next: number[] = []
+  /**
+   * After seal(): an open-addressing table of the hashes of every suffix-rule name. A lookup hashes
+   * the query name once from the right, which gives the hash of every suffix on the way, and only
+   * suffixes whose hash is in the table cost a string slice and a map lookup. Most names match
+   * nothing, and for them the walk allocates nothing and touches one compact array.
+   */
+  #filter: Uint32Array | undefined
+  readonly #hits = new Int32Array(128)
 
   add (kind: NameKind, name: string, id: number): void {
     const map = kind === 'suffix' ? this.#suffix : kind === 'exact' ? this.#exact : this.#wildcard
     const first = map.get(name)
     this.#next[id] = first === undefined ? -1 : first
     map.set(name, id)
+    if (kind === 'suffix') this.#filter = undefined
   }
 
   addRegex (re: RegExp, id: number): void {
@@ -28,31 +37,42 @@ export class DomainIndex {
     this.#next[id] = -1
   }
 
+  /** Builds the suffix hash table; call once all rules are added (adding more drops it). */
+  seal (): void {
+    let size = 16
+    while (size < this.#suffix.size * 2) size *= 2
+    const table = new Uint32Array(size)
+    const mask = size - 1
+    for (const name of this.#suffix.keys()) {
+      const h = suffixHash(name, 0, name.length)
+      let i = h & mask
+      while (table[i] !== 0 && table[i] !== h) i = (i + 1) & mask
+      table[i] = h
+    }
+    this.#filter = table
+  }
+
   get size (): number { return this.#suffix.size + this.#exact.size + this.#wildcard.size + this.#regex.length }
 
   /**
    * The first rule that matches `qname` (lower-case, no trailing dot) and that `accept` takes, or -1.
-   * Order: exact, then suffix and wildcard from the longest matching name up, then regexes.
+   * Order: exact, then suffix rules from the longest matching name up, then wildcards, then regexes.
    */
   match (qname: string, accept: (id: number) => boolean): number {
     if (this.#exact.size > 0) {
       const id = this.#take(this.#exact.get(qname), accept)
       if (id >= 0) return id
     }
-    const suffix = this.#suffix
-    const wildcard = this.#wildcard.size > 0 ? this.#wildcard : undefined
-    let name = qname
-    for (let start = 0; ;) {
-      const id = this.#take(suffix.get(name), accept)
+    if (this.#suffix.size > 0) {
+      const id = this.#filter === undefined ? this.#walk(this.#suffix, qname, 0, accept) : this.#filtered(qname, accept)
       if (id >= 0) return id
-      if (wildcard !== undefined && start > 0) {
-        const w = this.#take(wildcard.get(name), accept)
-        if (w >= 0) return w
+    }
+    if (this.#wildcard.size > 0) {
+      const dot = qname.indexOf('.')
+      if (dot >= 0) {
+        const id = this.#walk(this.#wildcard, qname, dot + 1, accept)
+        if (id >= 0) return id
       }
-      const dot = qname.indexOf('.', start)
-      if (dot < 0) break
-      start = dot + 1
-      name = qname.slice(start)
     }
     // Regexes are bounded for real names (<= 253 characters, labels <= 63); a name with escaped
     // bytes (\DDD) from the wire can be longer, and no list rule could mean it anyway.
@@ -64,10 +84,54 @@ export class DomainIndex {
     return -1
   }
 
+  /** Looks up qname.slice(from) and every shorter suffix, longest first. */
+  #walk (map: Map<string, number>, qname: string, from: number, accept: (id: number) => boolean): number {
+    for (let start = from; ;) {
+      const id = this.#take(map.get(start === 0 ? qname : qname.slice(start)), accept)
+      if (id >= 0) return id
+      const dot = qname.indexOf('.', start)
+      if (dot < 0) return -1
+      start = dot + 1
+    }
+  }
+
+  #filtered (qname: string, accept: (id: number) => boolean): number {
+    const table = this.#filter as Uint32Array
+    const mask = table.length - 1
+    const hits = this.#hits
+    let n = 0
+    let h = FNV_OFFSET
+    for (let i = qname.length - 1; i >= 0; i--) {
+      h = Math.imul(h ^ qname.charCodeAt(i), FNV_PRIME) >>> 0
+      if (i !== 0 && qname.charCodeAt(i - 1) !== 0x2e) continue
+      const key = h === 0 ? 1 : h
+      let j = key & mask
+      while (table[j] !== 0 && table[j] !== key) j = (j + 1) & mask
+      if (table[j] === key && n < hits.length) hits[n++] = i
+    }
+    // Candidates were found shortest first; the most specific name wins.
+    for (let k = n - 1; k >= 0; k--) {
+      const start = hits[k]
+      const id = this.#take(this.#suffix.get(start === 0 ? qname : qname.slice(start)), accept)
+      if (id >= 0) return id
+    }
+    return -1
+  }
+
   #take (first: number | undefined, accept: (id: number) => boolean): number {
     for (let id = first ?? -1; id >= 0; id = this.#next[id]) {
       if (accept(id)) return id
     }
     return -1
   }
+}
+
+const FNV_OFFSET = 0x811c9dc5
+const FNV_PRIME = 0x01000193
+
+/** FNV-1a over name[from..to) read right to left (0 is kept for empty slots). */
+function suffixHash (name: string, from: number, to: number): number {
+  let h = FNV_OFFSET
+  for (let i = to - 1; i >= from; i--) h = Math.imul(h ^ name.charCodeAt(i), FNV_PRIME) >>> 0
+  return h === 0 ? 1 : h
 }

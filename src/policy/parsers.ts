@@ -9,7 +9,7 @@ import type { ListFormat, ParsedList, ParseIssue, Rule, RuleKind } from './rule.
 import { compileSafeRegex } from './safe-regex.js'
 
 /** Where one parse collects its results (one per parseList call). */
-interface Out { readonly rules: Rule[], readonly issues: ParseIssue[] }
+interface Out { readonly rules: Rule[], readonly issues: ParseIssue[], readonly sink: ((rule: Rule) => void) | undefined }
 
 /** Parses one trimmed, non-empty line that is not a full-line comment. */
 type LineParser = (text: string, line: number, out: Out) => void
@@ -25,12 +25,14 @@ const HOSTS_SKIP: ReadonlySet<string> = new Set([
 ])
 
 /**
- * Parses a list in the given format. All formats: `#` starts a comment (at the start of a line or
+ * Parses a list in the given format. With `sink`, each rule is handed over as it is read and the
+ * returned `rules` stays empty (a million-line list then never holds a million Rule objects at once).
+ * All formats: `#` starts a comment (at the start of a line or
  * after whitespace), blank lines are skipped, CRLF and a leading UTF-8 BOM are accepted. Never throws.
  */
-export function parseList (text: string, format: ListFormat): ParsedList {
+export function parseList (text: string, format: ListFormat, sink?: (rule: Rule) => void): ParsedList {
   const parse = PARSERS[format]
-  const out: Out = { rules: [], issues: [] }
+  const out: Out = { rules: [], issues: [], sink }
   const hashIsRule = format === 'adblock' // '##' starts a cosmetic rule there, reported as unsupported
   const len = text.length
   let pos = text.charCodeAt(0) === 0xfeff ? 1 : 0
@@ -77,7 +79,9 @@ function content (text: string): string {
 
 function rule (out: Out, kind: RuleKind, value: string, allow: boolean, line: number, text: string): void {
   // One object shape for every rule (same keys, same order).
-  out.rules.push({ kind, value, allow, line, text })
+  const rule: Rule = { kind, value, allow, line, text }
+  if (out.sink === undefined) out.rules.push(rule)
+  else out.sink(rule)
 }
 
 function issue (out: Out, line: number, message: string, text: string): void {
