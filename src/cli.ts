@@ -55,10 +55,11 @@ async function start (argv: string[]): Promise<void> {
     if (stopping) return
     stopping = true
     log.info({ signal }, 'stopping: finishing queries in flight')
-    daemon.close().then(() => { log.flush(); process.exit(0) }, err => {
+    // Exit once the log is written out (pino writes asynchronously).
+    const exit = (code: number): void => { log.flush(() => process.exit(code)) }
+    daemon.close().then(() => exit(0), err => {
       log.error({ err }, 'error while stopping')
-      log.flush()
-      process.exit(1)
+      exit(1)
     })
   }
   process.on('SIGTERM', () => stop('SIGTERM'))

@@ -119,30 +119,36 @@ export class Daemon {
    */
   reload (next: Config): ReloadResult {
     const prev = this.#config
+    const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b)
     const applied: string[] = []
     const needsRestart: string[] = []
-    // Lists first: if they do not compile, nothing of the new config is applied.
-    const policy = this.#buildPolicy(next)
-    const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b)
     if (!same(prev.dns.listen, next.dns.listen)) needsRestart.push('dns.listen')
     if (!same(prev.dns.tcp, next.dns.tcp)) needsRestart.push('dns.tcp')
+    // Build everything that can fail first (lists, upstream transports reading CA files); only
+    // then change state, so a rejected reload leaves the daemon exactly as it was.
+    const policy = this.#buildPolicy(next)
+    const poolChanged = !same(prev.upstreams, next.upstreams) || !same(prev.dns, next.dns) || !same(prev.cache, next.cache)
+    const pool = poolChanged ? this.#newPool(next) : undefined
+    const cache = same(prev.cache, next.cache) ? undefined : new AnswerCache({ maxEntries: next.cache.maxEntries, now: this.#now })
+
     this.#config = next
-    if (!same(prev.upstreams, next.upstreams) || !same(prev.dns, next.dns) || !same(prev.cache, next.cache)) {
+    this.policy.engine = policy.engine
+    applied.push('blocklists')
+    if (pool !== undefined) {
       const old = this.#pool
-      this.#pool = this.#newPool(next)
-      if (!same(prev.cache, next.cache)) {
-        this.#cache = new AnswerCache({ maxEntries: next.cache.maxEntries, now: this.#now })
-        applied.push('cache')
-      }
-      this.#listener.serve = this.#newPipeline()
-      // Queries already waiting on the old pool finish there; close it once they had their time.
-      setTimeout(() => old.close(), Math.max(...prev.upstreams.map(u => u.timeoutMs)) * prev.upstreams.length + 1000).unref()
+      this.#pool = pool
+      // Queries already waiting on the old pool finish there (each upstream may be asked twice:
+      // UDP, then TCP after TC); close it once they had their time.
+      const budget = 2 * prev.upstreams.reduce((sum, u) => sum + u.timeoutMs, 0) + 1000
+      setTimeout(() => old.close(), budget).unref()
       if (!same(prev.upstreams, next.upstreams)) applied.push('upstreams')
       if (!same(prev.dns, next.dns)) applied.push('dns')
     }
-    this.policy.engine = policy.engine
-    applied.push('blocklists')
-    if (!same(prev.blocklists, next.blocklists)) this.#listener.serve = this.#newPipeline()
+    if (cache !== undefined) {
+      this.#cache = cache
+      applied.push('cache')
+    }
+    this.#listener.serve = this.#newPipeline()
     if (prev.log.level !== next.log.level) {
       this.#log.level = next.log.level
       applied.push('log.level')

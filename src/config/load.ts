@@ -660,13 +660,22 @@ function splitHostPort (authority: string): Parsed<{ host: string, portText: str
     const after = authority.slice(close + 1)
     if (isIP(host) !== 6) return { error: `${describe(host)} is not an IPv6 address` }
     if (after !== '' && !after.startsWith(':')) return { error: `unexpected ${describe(after)} after "]"` }
-    return { value: { host, portText: after === '' ? undefined : after.slice(1) } }
+    return { value: { host: canonicalIpv6(host), portText: after === '' ? undefined : after.slice(1) } }
   }
   const colons = authority.split(':').length - 1
   if (colons > 1) return { error: 'IPv6 addresses must be in brackets, e.g. [2001:db8::53]' }
   const [host, portText] = authority.split(':')
   if (host === '') return { error: 'missing host' }
   return { value: { host, portText } }
+}
+
+/**
+ * RFC 5952 form (lower-case, zeros compressed), as the kernel reports answer sources: UDP answers
+ * are matched against the upstream address as a string. Zone ids (fe80::1%eth0) stay as written.
+ */
+function canonicalIpv6 (host: string): string {
+  if (host.includes('%')) return host
+  return new URL(`http://[${host}]/`).hostname.slice(1, -1)
 }
 
 function isHostName (name: string): boolean {

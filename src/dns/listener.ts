@@ -53,10 +53,20 @@ export class DnsListener {
     const bound: BoundAddress[] = []
     try {
       for (const a of this.#deps.dns.listen) {
-        // Bind TCP first so that port 0 (tests) gives UDP the same port number.
-        const tcpPort = await this.#listenTcp(a)
-        const udpPort = await this.#listenUdp({ ...a, port: a.port === 0 ? tcpPort : a.port })
-        bound.push({ protocol: 'tcp', host: a.host, port: tcpPort }, { protocol: 'udp', host: a.host, port: udpPort })
+        // Bind TCP first so that port 0 (tests) gives UDP the same port number; if someone else
+        // holds that UDP port, try another one.
+        for (let attempt = 1; ; attempt++) {
+          const tcpPort = await this.#listenTcp(a)
+          try {
+            const udpPort = await this.#listenUdp({ ...a, port: a.port === 0 ? tcpPort : a.port })
+            bound.push({ protocol: 'tcp', host: a.host, port: tcpPort }, { protocol: 'udp', host: a.host, port: udpPort })
+            break
+          } catch (err) {
+            if (a.port !== 0 || attempt === 10) throw err
+            const server = this.#tcp.pop()
+            await new Promise<void>(resolve => server?.close(() => resolve()) ?? resolve())
+          }
+        }
       }
     } catch (err) {
       await this.close(0)
@@ -67,7 +77,8 @@ export class DnsListener {
   }
 
   #listenUdp (a: ListenAddress): Promise<number> {
-    const sock = dgram.createSocket({ type: a.family === 6 ? 'udp6' : 'udp4', lookup: literalLookup })
+    // ipv6Only like the TCP side: [::] and 0.0.0.0 can then both be listed, and TCP/UDP agree.
+    const sock = dgram.createSocket({ type: a.family === 6 ? 'udp6' : 'udp4', ipv6Only: a.family === 6, lookup: literalLookup })
     return new Promise((resolve, reject) => {
       sock.once('error', err => reject(new EgressdError('EGRESSD_ERR_LISTEN', `cannot listen on udp ${a.host}:${a.port}: ${err.message}`, { cause: err })))
       sock.bind(a.port, a.host, () => {
@@ -81,17 +92,25 @@ export class DnsListener {
   }
 
   #onUdp (sock: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    if (this.#draining) return
+    // Source port 0 cannot be answered (and is never a real client): drop it before any work.
+    if (this.#draining || rinfo.port === 0) return
     const r = this.serve(msg, 'udp', rinfo.address)
     if (r === null) return
     if (r instanceof Promise) {
       this.#inflight++
-      r.then(b => {
-        if (!this.#closed) sock.send(b, rinfo.port, rinfo.address)
-        this.#done()
-      }, () => this.#done())
+      r.then(b => { this.#sendUdp(sock, b, rinfo) }).finally(() => this.#done())
     } else {
-      sock.send(r, rinfo.port, rinfo.address)
+      this.#sendUdp(sock, r, rinfo)
+    }
+  }
+
+  #sendUdp (sock: dgram.Socket, b: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.#closed) return
+    try {
+      sock.send(b, rinfo.port, rinfo.address)
+    } catch (err) {
+      this.#deps.metrics.udpSendErrors++
+      this.#log.debug({ err, client: rinfo.address }, 'UDP send failed')
     }
   }
 
@@ -128,7 +147,7 @@ export class DnsListener {
     sock.on('close', () => { this.#conns.delete(sock) })
 
     const send = (b: Buffer): void => {
-      if (sock.destroyed || !sock.writable) return
+      if (sock.destroyed || !sock.writable || b.length > 65535) return
       const frame = Buffer.allocUnsafe(2 + b.length)
       frame.writeUInt16BE(b.length, 0)
       b.copy(frame, 2)

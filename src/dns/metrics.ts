@@ -28,6 +28,8 @@ export class DnsMetrics {
   overloaded = 0
   /** UDP answers cut to header + question with TC set (the client retries over TCP). */
   truncated = 0
+  /** UDP answers that could not be sent (e.g. the socket buffer refused them). */
+  udpSendErrors = 0
   readonly tcp = { accepted: 0, rejected: 0, idleClosed: 0, errors: 0 }
   /** Policy matches by category: blocked, and `monitor` matches that were answered normally. */
   readonly blockedByCategory = new Map<string, number>()

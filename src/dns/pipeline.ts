@@ -81,6 +81,8 @@ export function queryPolicyStage (report: ReportMatch): Stage {
 export function answerPolicyStage (report: ReportMatch): Stage {
   const inspect = (ctx: QueryContext, o: Outcome): Outcome => {
     if (o.kind !== 'resolved' && o.kind !== 'cached') return o
+    // An allow rule on the query name covers its whole answer ("overrides every block rule").
+    if (ctx.engine.allowsName(ctx.q.qname, ctx.group)) return o
     const a = o.answer
     const memo = a.memo
     let v: Verdict | undefined
@@ -205,8 +207,9 @@ export function createPipeline (d: PipelineDeps): (msg: Buffer, protocol: Protoc
       case 'resolved': resp = renderAnswer(o.answer, ctx.msg, ctx.q, 0); break
       case 'servfail': resp = emptyResponse(ctx.msg, ctx.q, Rcode.SERVFAIL, ednsSize, servfailEde); break
       case 'refused': resp = emptyResponse(ctx.msg, ctx.q, Rcode.REFUSED, ednsSize); break
-      case 'blocked': resp = blockResponse(ctx.msg, ctx.q, o.verdict.action as BlockAnswer, { ...blockOptions, ede: ctx.q.edns ? edeFor(o.verdict) : undefined }); break
+      case 'blocked': resp = blockResponse(ctx.msg, ctx.q, o.verdict.action as BlockAnswer, blockOptions, ctx.q.edns ? edeFor(o.verdict) : undefined); break
     }
+    if (resp.length > 65535) resp = emptyResponse(ctx.msg, ctx.q, Rcode.SERVFAIL, ednsSize, servfailEde) // cannot be framed
     if (ctx.protocol === 'udp') {
       const limit = ctx.q.udpSize < ednsSize ? ctx.q.udpSize : ednsSize
       if (resp.length > limit) {

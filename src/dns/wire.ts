@@ -309,7 +309,7 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
   const offsets: number[] = []
   const ttls: number[] = []
   let optStart = -1
-  let optEnd = -1
+  let additionalBefore = 0
   let optFlags = 0
   let optRdata: Buffer | undefined
   let minTtl = Infinity
@@ -327,12 +327,14 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
     if (type === QType.OPT) {
       if (i < ancount + nscount || optStart >= 0) return 'format'
       optStart = owner
-      optEnd = c.p
+      additionalBefore = i - ancount - nscount
       optFlags = answer.readUInt16BE(p + 6)
       optRdata = answer.subarray(rdata, rdata + rdlen)
       continue
     }
-    const t = answer.readUInt32BE(p + 4)
+    let t = answer.readUInt32BE(p + 4)
+    if (t > 0x7fffffff) t = 0 // RFC 2181 8: a TTL with the top bit set means 0
+    if (optStart >= 0) continue // after the OPT: dropped below (its names may point across the OPT)
     offsets.push(p + 4)
     ttls.push(t)
     if (t < minTtl) minTtl = t
@@ -357,13 +359,12 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
   }
 
   // Body: the answer without OPT, with RA set (we recurse for the client) and TTLs clamped.
+  // The OPT is nearly always the last record. Records after it (additional data only) are dropped
+  // with it: cutting the OPT out of the middle would break compression pointers behind it.
   let body: Buffer
   if (optStart >= 0) {
-    body = Buffer.allocUnsafe(answer.length - (optEnd - optStart))
-    answer.copy(body, 0, 0, optStart)
-    answer.copy(body, optStart, optEnd)
-    body.writeUInt16BE(arcount - 1, 10)
-    for (let i = 0; i < offsets.length; i++) if (offsets[i] > optStart) offsets[i] -= optEnd - optStart
+    body = Buffer.from(answer.subarray(0, optStart))
+    body.writeUInt16BE(additionalBefore, 10)
   } else {
     body = Buffer.from(answer)
   }
@@ -558,8 +559,6 @@ export interface BlockAnswerOptions {
   readonly sinkhole6: Buffer
   /** Our EDNS payload size for the OPT. */
   readonly udpSize: number
-  /** EDE option (RFC 8914, code 15 "Blocked") for EDNS clients. */
-  readonly ede: Buffer | undefined
 }
 
 const NULL4 = Buffer.alloc(4)
@@ -570,7 +569,7 @@ const NULL6 = Buffer.alloc(16)
  * query name, MINIMUM = ttl, so resolvers cache the block for `ttl`), REFUSED, or an A/AAAA record
  * with the null or sinkhole address (other types get NODATA), plus OPT with the EDE for EDNS clients.
  */
-export function blockResponse (msg: Buffer, q: Query, action: BlockAnswer, o: BlockAnswerOptions): Buffer {
+export function blockResponse (msg: Buffer, q: Query, action: BlockAnswer, o: BlockAnswerOptions, ede: Buffer | undefined): Buffer {
   let rcode: number = Rcode.NOERROR
   let address: Buffer | undefined
   let soa = true
@@ -581,19 +580,24 @@ export function blockResponse (msg: Buffer, q: Query, action: BlockAnswer, o: Bl
     soa = false
   }
   const qlen = q.questionEnd - HEADER
-  const opt = q.edns ? buildOpt(o.udpSize, q.do, o.ede) : undefined
+  const opt = q.edns ? buildOpt(o.udpSize, q.do, ede) : undefined
   const anLen = address === undefined ? 0 : 12 + address.length
   const nsLen = soa ? 12 + 22 : 0
-  const out = Buffer.alloc(HEADER + qlen + anLen + nsLen + (opt === undefined ? 0 : opt.length))
+  // allocUnsafe (pooled) and every byte written below: this runs for every blocked query.
+  const out = Buffer.allocUnsafe(HEADER + qlen + anLen + nsLen + (opt === undefined ? 0 : opt.length))
   out[0] = msg[0]
   out[1] = msg[1]
   out[2] = 0x80 | (msg[2] & 0x79)
   out[3] = FLAG_RA | (msg[3] & FLAG_CD) | rcode
+  out[4] = 0
   out[5] = 1
+  out[6] = 0
   out[7] = address === undefined ? 0 : 1
+  out[8] = 0
   out[9] = soa ? 1 : 0
+  out[10] = 0
   out[11] = opt === undefined ? 0 : 1
-  msg.copy(out, HEADER, HEADER, q.questionEnd)
+  for (let i = HEADER; i < q.questionEnd; i++) out[i] = msg[i]
   let p = HEADER + qlen
   if (address !== undefined) {
     out.writeUInt16BE(0xc00c, p) // owner: pointer to the question name
@@ -611,6 +615,8 @@ export function blockResponse (msg: Buffer, q: Query, action: BlockAnswer, o: Bl
     out.writeUInt32BE(o.ttl, p + 6)
     out.writeUInt16BE(22, p + 10)
     // MNAME and RNAME are the root (one zero byte each), then SERIAL REFRESH RETRY EXPIRE MINIMUM.
+    out[p + 12] = 0
+    out[p + 13] = 0
     out.writeUInt32BE(1, p + 14)
     out.writeUInt32BE(3600, p + 18)
     out.writeUInt32BE(600, p + 22)

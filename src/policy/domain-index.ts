@@ -21,7 +21,7 @@ export class DomainIndex {
    * suffixes whose hash is in the table cost a string slice and a map lookup. Most names match
    * nothing, and for them the walk allocates nothing and touches one compact array.
    */
-  #filter: Uint32Array | undefined
+  #filter: Int32Array | undefined
   readonly #hits = new Int32Array(128)
 
   add (kind: NameKind, name: string, id: number): void {
@@ -41,7 +41,7 @@ export class DomainIndex {
   seal (): void {
     let size = 16
     while (size < this.#suffix.size * 2) size *= 2
-    const table = new Uint32Array(size)
+    const table = new Int32Array(size)
     const mask = size - 1
     for (const name of this.#suffix.keys()) {
       const h = suffixHash(name, 0, name.length)
@@ -96,13 +96,13 @@ export class DomainIndex {
   }
 
   #filtered (qname: string, accept: (id: number) => boolean): number {
-    const table = this.#filter as Uint32Array
+    const table = this.#filter as Int32Array
     const mask = table.length - 1
     const hits = this.#hits
     let n = 0
     let h = FNV_OFFSET
     for (let i = qname.length - 1; i >= 0; i--) {
-      h = Math.imul(h ^ qname.charCodeAt(i), FNV_PRIME) >>> 0
+      h = Math.imul(h ^ qname.charCodeAt(i), FNV_PRIME) // int32 all the way: no heap numbers
       if (i !== 0 && qname.charCodeAt(i - 1) !== 0x2e) continue
       const key = h === 0 ? 1 : h
       let j = key & mask
@@ -126,12 +126,12 @@ export class DomainIndex {
   }
 }
 
-const FNV_OFFSET = 0x811c9dc5
+const FNV_OFFSET = 0x811c9dc5 | 0
 const FNV_PRIME = 0x01000193
 
-/** FNV-1a over name[from..to) read right to left (0 is kept for empty slots). */
+/** FNV-1a (int32) over name[from..to) read right to left (0 is kept for empty slots). */
 function suffixHash (name: string, from: number, to: number): number {
   let h = FNV_OFFSET
-  for (let i = to - 1; i >= from; i--) h = Math.imul(h ^ name.charCodeAt(i), FNV_PRIME) >>> 0
+  for (let i = to - 1; i >= from; i--) h = Math.imul(h ^ name.charCodeAt(i), FNV_PRIME)
   return h === 0 ? 1 : h
 }

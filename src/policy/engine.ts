@@ -88,11 +88,21 @@ export class Engine {
   /** Client address -> group, for engines with groups (bounded; cleared when full). */
   readonly #groupOf = new Map<string, GroupPlan>()
 
+  /** True when answers need inspecting at all (some name or address rule exists). */
+  readonly inspectsAnswers: boolean
+  readonly #allowNames: boolean
+  readonly #allowAddresses: boolean
+  readonly #blockAddresses: boolean
+
   constructor (parts: EngineParts) {
     this.#p = parts
     this.generation = parts.generation
     this.categories = parts.categories
     this.groups = parts.groups
+    this.#allowNames = parts.allowNames.size > 0
+    this.#allowAddresses = parts.allowAddresses.size > 0
+    this.#blockAddresses = parts.blockAddresses.size > 0
+    this.inspectsAnswers = parts.blockNames.size > 0 || this.#blockAddresses
   }
 
   /** The group a client address belongs to: the first group whose ranges contain it, else default. */
@@ -114,17 +124,22 @@ export class Engine {
   decideName (qname: string, group: GroupPlan, matched: MatchedPart = 'qname'): Verdict | undefined {
     if (group.exempt) return undefined
     const p = this.#p
-    if (p.allowNames.size > 0 && p.allowNames.match(qname, group.accepts) >= 0) return undefined
+    if (this.#allowNames && p.allowNames.match(qname, group.accepts) >= 0) return undefined
     const id = p.blockNames.match(qname, group.accepts)
     return id < 0 ? undefined : this.#verdict(id, group, matched, qname)
+  }
+
+  /** True when an allow rule that applies to the group covers the name. */
+  allowsName (qname: string, group: GroupPlan): boolean {
+    return this.#allowNames && this.#p.allowNames.match(qname, group.accepts) >= 0
   }
 
   /** The verdict for an address in an answer, or undefined when it is allowed. */
   decideAddress (address: string, group: GroupPlan): Verdict | undefined {
     if (group.exempt) return undefined
     const p = this.#p
-    if (p.blockAddresses.size === 0) return undefined
-    if (p.allowAddresses.size > 0 && p.allowAddresses.match(address, group.accepts) >= 0) return undefined
+    if (!this.#blockAddresses) return undefined
+    if (this.#allowAddresses && p.allowAddresses.match(address, group.accepts) >= 0) return undefined
     const id = p.blockAddresses.match(address, group.accepts)
     return id < 0 ? undefined : this.#verdict(id, group, 'address', address)
   }
@@ -140,11 +155,6 @@ export class Engine {
       if (v !== undefined) return v
     }
     return undefined
-  }
-
-  /** True when answers need inspecting at all (some address rule exists, or any name rule). */
-  get inspectsAnswers (): boolean {
-    return this.#p.blockNames.size > 0 || this.#p.blockAddresses.size > 0
   }
 
   #verdict (id: number, group: GroupPlan, matched: MatchedPart, value: string): Verdict {

@@ -20,7 +20,8 @@ class Segments {
     const opens = [...this.#ranges].sort((a, b) => cmp(a.start, b.start))
     const closes = [...this.#ranges].sort((a, b) => cmp(a.end, b.end))
     const points = [...new Set(this.#ranges.flatMap(r => [r.start, r.end + 1n]))].sort(cmp)
-    const active = new Set<number>()
+    // Per id, how many of its ranges cover the current point (one id may own nested ranges).
+    const active = new Map<number, number>()
     const starts: bigint[] = []
     const ends: bigint[] = []
     const ids: number[][] = []
@@ -28,12 +29,20 @@ class Segments {
     let c = 0
     for (let i = 0; i + 1 < points.length; i++) {
       const p = points[i]
-      while (c < closes.length && closes[c].end < p) active.delete(closes[c++].id)
-      while (o < opens.length && opens[o].start <= p) active.add(opens[o++].id)
+      while (c < closes.length && closes[c].end < p) {
+        const id = closes[c++].id
+        const n = (active.get(id) ?? 1) - 1
+        if (n === 0) active.delete(id)
+        else active.set(id, n)
+      }
+      while (o < opens.length && opens[o].start <= p) {
+        const id = opens[o++].id
+        active.set(id, (active.get(id) ?? 0) + 1)
+      }
       if (active.size === 0) continue
       starts.push(p)
       ends.push(points[i + 1] - 1n)
-      ids.push([...active].sort((a, b) => a - b))
+      ids.push([...active.keys()].sort((a, b) => a - b))
     }
     this.#starts = starts
     this.#ends = ends

@@ -506,3 +506,9 @@ t.test('policy settings: every bad value is named', async t => {
     if (issue !== undefined) t.match(issue.message, message, path)
   }
 })
+
+t.test('IPv6 upstream hosts are canonical, so UDP answers match their source address', async t => {
+  const c = parse('upstreams: ["udp://[2001:DB8:0:0::53]:5300", "tcp://[fe80::1%eth0]"]')
+  t.equal(c.upstreams[0].host, '2001:db8::53')
+  t.equal(c.upstreams[1].host, 'fe80::1%eth0', 'zone ids stay as written')
+})

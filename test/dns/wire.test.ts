@@ -217,3 +217,29 @@ t.test('buildUpstreamQuery asks with RD, our OPT and the DO bit', async t => {
   t.equal(opt.udpPayloadSize, 1232)
   t.equal(opt.flags & packet.DNSSEC_OK, packet.DNSSEC_OK)
 })
+
+t.test('records after an OPT in the middle are dropped with it; top-bit TTLs count as 0', async t => {
+  const msg = query('mid.test')
+  const resp = packet.encode({
+    type: 'response', id: 1, flags: packet.RECURSION_AVAILABLE, questions: [{ name: 'mid.test', type: 'A', class: 'IN' }],
+    answers: [{ name: 'mid.test', type: 'A', ttl: 60, data: '192.0.2.1' }],
+    additionals: [
+      { type: 'OPT', name: '.', udpPayloadSize: 4096 } as any,
+      { name: 'ns1.mid.test', type: 'A', ttl: 60, data: '192.0.2.53' },
+      { name: 'ns1.mid.test', type: 'AAAA', ttl: 60, data: '2001:db8::53' }
+    ]
+  } as any)
+  const a = prepared(msg, resp)
+  t.equal(a.body.readUInt16BE(10), 0, 'ARCOUNT: nothing before the OPT')
+  const d = packet.decode(renderAnswer(a, msg, read(msg), 0))
+  t.same(d.answers!.map(r => (r as any).data), ['192.0.2.1'])
+  t.equal(d.additionals!.length, 0)
+  const big = Buffer.from(packet.encode({
+    type: 'response', id: 1, flags: 0, questions: [{ name: 'mid.test', type: 'A', class: 'IN' }],
+    answers: [{ name: 'mid.test', type: 'A', ttl: 60, data: '192.0.2.1' }]
+  }))
+  big.writeUInt32BE(0x80000010, big.length - 10) // the A record's TTL
+  const b = prepared(msg, big)
+  t.equal(b.lifetime, 0, 'TTL with the top bit set is 0 (RFC 2181 8): not cached')
+  t.same(ttlsOf(b), [0])
+})

@@ -17,6 +17,7 @@ const upstream = await startDnsmasq({
     'host-record=notblocked.test,192.0.2.33',
     'host-record=web.blocked.test,192.0.2.34',
     'cname=cdn.test,web.blocked.test',
+    'cname=cdn2.test,web.blocked.test',
     'host-record=tg.test,149.154.167.51',
     'host-record=tg6.test,2001:67c:4e8:f004::a',
     'host-record=off.test,192.0.2.35',
@@ -46,7 +47,7 @@ const base = {
   blocklists: {
     dir: lists,
     categories: { trial: { action: 'monitor' } },
-    rules: { allow: ['allowed.blocked.test'] },
+    rules: { allow: ['allowed.blocked.test', '=cdn2.test'] },
     groups: [{ name: 'soc', clients: ['127.0.0.2'], exempt: true }]
   }
 }
@@ -86,6 +87,7 @@ t.test('names, CNAME chains, addresses and HTTPS hints are blocked; look-alikes,
   blocked(t, await q('svc.test', 'TYPE65'), 'messenger', 'HTTPS ipv4hint inside a blocked CIDR')
 
   answered(t, await q('allowed.blocked.test'), '192.0.2.32', 'allow rule overrides the block')
+  answered(t, await q('cdn2.test'), '192.0.2.34', 'an allowed name keeps its whole answer (CNAME into a blocked name)')
   answered(t, await q('off.test'), '192.0.2.35', 'disabled category')
   answered(t, await q('trial.test'), '192.0.2.36', 'monitor category answers normally')
   t.equal(d.daemon.metrics.monitoredByCategory.get('trial'), 1, 'the monitor match is counted')
@@ -155,4 +157,14 @@ t.test('lists that cannot load stop the start with every problem named; bad line
   t.teardown(() => d.close())
   const warn = d.logs().find(l => typeof l.msg === 'string' && (l.msg as string).includes('domains.txt:2:'))
   t.ok(warn, 'the bad line is logged with file:line')
+})
+
+t.test('a reload that cannot be applied leaves everything as it was', async t => {
+  const d = await startTestDaemon(base)
+  t.teardown(() => d.close())
+  const before = d.daemon.config
+  const bad = testConfig({ ...base, upstreams: [{ url: 'tls://127.0.0.1:853', caFile: '/nonexistent/ca.pem' }], blocklists: { ...base.blocklists, rules: { block: ['notblocked.test'], allow: [] } } })
+  t.throws(() => d.daemon.reload(bad), /ENOENT/)
+  t.equal(d.daemon.config, before, 'the running config is unchanged')
+  answered(t, await dig([`@${d.host}`, '-p', String(d.port), 'notblocked.test']), '192.0.2.33', 'old lists and upstream still serve')
 })

@@ -43,3 +43,12 @@ t.test('ranges, overlaps, families and IPv4-mapped IPv6', async t => {
   t.equal(ip.match('149.154.167.51', id => id === 1), 1, 'both ranges cover it; the caller picks')
   t.equal(ip.match('149.154.167.51', () => false), -1)
 })
+
+t.test('one id owning nested ranges covers the outer range on both sides of the inner one', async t => {
+  const ip = new IpIndex()
+  ip.add(4, v4('10.0.0.0'), v4('10.255.255.255'), 1)   // a group's 10.0.0.0/8
+  ip.add(4, v4('10.1.0.0'), v4('10.1.255.255'), 1)     // and its 10.1.0.0/16
+  ip.build()
+  for (const a of ['10.0.0.5', '10.1.2.3', '10.2.0.1', '10.200.0.1', '10.255.255.255']) t.equal(ip.match(a, () => true), 1, a)
+  t.equal(ip.match('11.0.0.0', () => true), -1)
+})

@@ -44,6 +44,8 @@ export class StreamTransport implements Transport {
 
   exchange (x: Exchange): Promise<Buffer> {
     if (this.#closed) return Promise.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_CLOSED', this.url, 'transport closed'))
+    // Leave room in the 16-bit ID space, or picking a free ID could take forever.
+    if (this.#pending.size >= 60000) return Promise.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_NETWORK', this.url, 'too many queries in flight on the connection'))
     return new Promise<Buffer>((resolve, reject) => {
       const p: Pending = { x, resolve, reject, timer: undefined, id: -1, resent: false }
       p.timer = setTimeout(() => {

@@ -47,6 +47,7 @@ export class UdpSocketPool {
   #sockets: PoolSocket[] | undefined
   #sweeper: NodeJS.Timeout | undefined
   #pendingCount = 0
+  #closed = false
 
   constructor (opts: UdpSocketPoolOptions) {
     this.#opts = opts
@@ -68,6 +69,7 @@ export class UdpSocketPool {
 
   /** Sends `x.wire` to host:port and waits for the matching answer. */
   exchange (url: string, host: string, port: number, x: Exchange): Promise<Buffer> {
+    if (this.#closed) return Promise.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_CLOSED', url, 'shutting down'))
     const sockets = this.#sockets ??= this.#open()
     const random = this.#opts.random
     const ps = sockets[random.below(sockets.length)]
@@ -123,6 +125,7 @@ export class UdpSocketPool {
   }
 
   close (): void {
+    this.#closed = true
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper)
     this.#sweeper = undefined
     for (const ps of this.#sockets ?? []) {
