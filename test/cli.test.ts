@@ -116,3 +116,27 @@ t.test('start fails with a clear message when the port is taken', async t => {
   t.equal(second.status, 1)
   t.match(second.stderr, new RegExp(`cannot listen on tcp 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`))
 })
+
+t.test('query: prints the Verdict without sending DNS traffic; exit 3 when blocked, 0 when allowed', async t => {
+  const config = join(dir, 'query.yaml')
+  writeFileSync(config, [
+    'upstreams: ["udp://127.0.0.1:9"]',
+    'blocklists:',
+    '  groups: [{ name: soc, clients: [10.20.0.0/24], exempt: true }]'
+  ].join('\n') + '\n')
+  const blocked = run(['query', 'Web.Telegram.ORG.', '--config', config])
+  t.equal(blocked.status, 3, blocked.stderr)
+  const v = JSON.parse(blocked.stdout)
+  t.match(v, { name: 'web.telegram.org', verdict: 'block', action: 'nxdomain', category: 'telegram', rule: 'telegram.org', matched: 'qname', group: 'default' })
+  t.match(v.list, /blocklists\/telegram\/domains\.txt$/)
+  t.ok(Number.isInteger(v.line) && v.line > 0, 'the line in the list')
+  const exempt = run(['query', 'web.telegram.org', '--client', '10.20.0.7', '--config', config])
+  t.equal(exempt.status, 0)
+  t.match(JSON.parse(exempt.stdout), { verdict: 'allow', group: 'soc' })
+  const allowed = run(['query', 'example.org', '--config', config])
+  t.equal(allowed.status, 0)
+  t.match(JSON.parse(allowed.stdout), { verdict: 'allow' })
+  const bad = run(['query', 'bad..name', '--config', config])
+  t.equal(bad.status, 2)
+  t.match(bad.stderr, /not a name/)
+})

@@ -189,7 +189,7 @@ export function createPipeline (d: PipelineDeps): (msg: Buffer, protocol: Protoc
     sinkhole6: ipBytes(d.blocking.sinkhole.ipv6),
     udpSize: ednsSize
   }
-  // One EDE option per (category, policy reference), built on first use.
+  // One EDE option per category (its text names the category and its policy reference), built on first use.
   const edes = new Map<string, Buffer>()
   const edeFor = (v: Verdict): Buffer => {
     let b = edes.get(v.category)
