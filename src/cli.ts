@@ -10,7 +10,7 @@ import { isIP } from 'node:net'
 import { createLogger } from './log.js'
 import { buildEngine } from './policy/build.js'
 import { normalizeName } from './policy/names.js'
-import { Daemon } from './daemon.js'
+import { Daemon, firewallScript } from './daemon.js'
 
 const USAGE = `usage:
   egressd start [--config FILE] [--listen ADDR]... [--upstream URL]... [--blocklist FILE]...
@@ -24,6 +24,9 @@ const USAGE = `usage:
   egressd query NAME [--client IP] [--type A] [--config FILE]
       Prints the policy Verdict for NAME as the running daemon would decide it (no DNS traffic).
       Exit 0 if allowed, 3 if blocked.
+  egressd export nftables [--table NAME] [--config FILE]
+      Prints the nft script (sets of the enabled categories' address ranges, LAN rules, DNS
+      redirect, DoT/DoQ reject); apply it with: egressd export nftables | nft -f -
   egressd help`
 
 function usage (message?: string): never {
@@ -101,6 +104,23 @@ function checkConfig (argv: string[]): number {
   }
 }
 
+function exportRules (argv: string[]): number {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { table: { type: 'string' }, config: { type: 'string', short: 'c' } },
+    allowPositionals: true,
+    strict: true
+  })
+  if (positionals.length !== 1 || positionals[0] !== 'nftables') usage('export needs the word nftables')
+  const loaded = loadConfig({ file: values.config })
+  const table = values.table ?? loaded.firewall.table
+  if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(table)) usage(`--table must be letters, digits and _, starting with a letter; got "${table}"`)
+  const config = { ...loaded, firewall: { ...loaded.firewall, table } }
+  const build = buildEngine(config.blocklists, 1)
+  process.stdout.write(firewallScript(config, build, `egressd export nftables (${config.source})`))
+  return 0
+}
+
 function query (argv: string[]): number {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -135,6 +155,7 @@ export async function main (argv: string[]): Promise<number> {
     case 'start': await start(rest); return -1 // keeps running
     case 'check-config': return checkConfig(rest)
     case 'query': return query(rest)
+    case 'export': return exportRules(rest)
     case 'help': case '--help': case '-h': process.stdout.write(USAGE + '\n'); return 0
     default: usage(cmd === undefined ? 'no command given' : `unknown command "${cmd}"`)
   }

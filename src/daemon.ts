@@ -9,7 +9,9 @@ import { DnsListener, type BoundAddress } from './dns/listener.js'
 import { DnsMetrics } from './dns/metrics.js'
 import { createPipeline } from './dns/pipeline.js'
 import { UpstreamPool } from './dns/upstream/pool.js'
+import { spawn } from 'node:child_process'
 import { buildEngine, type EngineBuild } from './policy/build.js'
+import { renderNftables } from './firewall/nftables.js'
 import type { Verdict } from './policy/engine.js'
 import type { PolicyRef, QueryContext } from './dns/pipeline.js'
 
@@ -20,6 +22,30 @@ export interface DaemonDeps {
 }
 
 export interface ReloadResult { readonly applied: string[], readonly needsRestart: string[] }
+
+/** The nftables script for a config and its compiled lists (enabled categories of the default group). */
+export function firewallScript (config: Config, build: EngineBuild, generatedBy: string): string {
+  const engine = build.engine
+  const enabled = engine.groups[0].enabled
+  const categories = engine.categories
+    .filter((c, i) => enabled[i] === 1 && !c.name.startsWith('custom:'))
+    .map(c => {
+      const a = build.addresses.block.get(c.name)
+      return { name: c.name, title: c.title, v4: a?.v4 ?? [], v6: a?.v6 ?? [] }
+    })
+  const exempt = config.blocklists.groups.filter(g => g.exempt).flatMap(g => g.clients)
+  return renderNftables({
+    config: config.firewall,
+    dnsPort: config.dns.listen[0]?.port ?? 53,
+    categories,
+    allow: build.addresses.allow,
+    exempt: { v4: exempt.filter(c => !c.includes(':')), v6: exempt.filter(c => c.includes(':')) },
+    generatedBy
+  })
+}
+
+/** Outcome of the last nftables sync, for status and metrics. */
+export interface FirewallSyncState { attempts: number, failures: number, lastError: string | undefined, lastOkAt: number | undefined }
 
 export class Daemon {
   readonly metrics = new DnsMetrics()
@@ -34,6 +60,8 @@ export class Daemon {
   /** The policy snapshot queries are decided with; replaced whole on reload. */
   readonly policy: PolicyRef
   #generation = 1
+  readonly firewall: FirewallSyncState = { attempts: 0, failures: 0, lastError: undefined, lastOkAt: undefined }
+  #lastBuild: EngineBuild
 
   /** Builds everything from `config`; throws a PolicyError when the lists cannot be compiled. */
   constructor (config: Config, deps: DaemonDeps) {
@@ -41,7 +69,8 @@ export class Daemon {
     this.#log = deps.log
     this.#now = deps.now ?? Date.now
     this.startedAt = this.#now()
-    this.policy = { engine: this.#buildPolicy(config).engine }
+    this.#lastBuild = this.#buildPolicy(config)
+    this.policy = { engine: this.#lastBuild.engine }
     this.#cache = new AnswerCache({ maxEntries: config.cache.maxEntries, now: this.#now })
     this.#pool = this.#newPool(config)
     this.#listener = new DnsListener({ dns: config.dns, log: deps.log, metrics: this.metrics }, this.#newPipeline())
@@ -111,6 +140,7 @@ export class Daemon {
   async start (): Promise<void> {
     this.#addresses = await this.#listener.start()
     this.#log.info({ upstreams: this.#config.upstreams.map(u => u.url), config: this.#config.source }, 'egressd started')
+    this.#syncFirewall()
   }
 
   /**
@@ -132,6 +162,7 @@ export class Daemon {
     const cache = same(prev.cache, next.cache) ? undefined : new AnswerCache({ maxEntries: next.cache.maxEntries, now: this.#now })
 
     this.#config = next
+    this.#lastBuild = policy
     this.policy.engine = policy.engine
     applied.push('blocklists')
     if (pool !== undefined) {
@@ -154,9 +185,46 @@ export class Daemon {
       applied.push('log.level')
     }
     this.#log.info({ applied, needsRestart, config: next.source }, 'config reloaded')
+    this.#syncFirewall()
     if (needsRestart.length > 0) this.#log.warn({ needsRestart }, 'some changes take effect only after a restart')
     return { applied, needsRestart }
   }
+
+  /**
+   * With firewall.sync on, applies the nftables script (`nft -f -`, one transaction). Runs beside
+   * DNS: a failure (no nft, no CAP_NET_ADMIN, a kernel without a feature) is logged and counted,
+   * never fatal. Resolves when nft has finished (tests wait for it).
+   */
+  #syncFirewall (): Promise<void> {
+    if (!this.#config.firewall.sync) return Promise.resolve()
+    const script = firewallScript(this.#config, this.#lastBuild, `egressd sync, generation ${this.#lastBuild.engine.generation}`)
+    const state = this.firewall
+    state.attempts++
+    const log = this.#log.child({ mod: 'firewall' })
+    return new Promise(resolve => {
+      const nft = spawn('nft', ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] })
+      let err = ''
+      nft.stderr.on('data', d => { err += String(d) })
+      nft.on('error', e => { err += e.message })
+      nft.on('close', code => {
+        if (code === 0) {
+          state.lastOkAt = this.#now()
+          state.lastError = undefined
+          log.info({ table: this.#config.firewall.table }, 'nftables rules applied')
+        } else {
+          state.failures++
+          state.lastError = err.trim().split('\n').slice(0, 5).join(' | ') || `nft exited with ${String(code)}`
+          log.error({ err: state.lastError }, 'nftables sync failed; DNS filtering goes on')
+        }
+        resolve()
+      })
+      nft.stdin.on('error', () => {})
+      nft.stdin.end(script)
+    })
+  }
+
+  /** Waits for the firewall sync started by the last start/reload (for tests). */
+  syncFirewall (): Promise<void> { return this.#syncFirewall() }
 
   /** Stops accepting queries, lets in-flight ones finish (bounded), then releases everything. */
   async close (): Promise<void> {

@@ -311,6 +311,7 @@ function checkParts (file: unknown, input: BuildInput, issues: ConfigIssue[]): P
     checkUnique(tokens.map(t => t.sha256.toLowerCase()), i => `api.tokens.${i}.sha256`, 'token hash', issues)
   }
   checkBlocklists(at(file, 'blocklists'), issues)
+  checkFirewall(at(file, 'firewall'), issues)
   return { listen, apiListen, upstreams }
 }
 
@@ -416,6 +417,14 @@ function checkCategoryNames (categories: unknown, where: string, issues: ConfigI
   for (const name of Object.keys(categories)) {
     if (!isCategoryName(name)) issues.push({ path: `${where}.${name}`, message: categoryNameRule(name) })
   }
+}
+
+function checkFirewall (raw: unknown, issues: ConfigIssue[]): void {
+  const cidrs = at(raw, 'lanCidrs')
+  if (!Array.isArray(cidrs)) return
+  cidrs.forEach((c, i) => {
+    if (typeof c === 'string' && normalizeCidr(c) === undefined) issues.push({ path: `firewall.lanCidrs.${i}`, message: `expected an IP address or CIDR (10.0.0.0/8, fd00::/8), got ${describe(c)}` })
+  })
 }
 
 function checkBlocklists (raw: unknown, issues: ConfigIssue[]): void {
@@ -539,6 +548,7 @@ function assemble (file: ConfigFile, parts: Parts, env: EnvOverrides, source: st
         rules: { block: g.rules.block, allow: g.rules.allow }
       }))
     },
+    firewall: { ...file.firewall, lanCidrs: file.firewall.lanCidrs.map(c => normalizeCidr(c) as string) },
     log: { level: env.logLevel ?? file.log.level },
     source
   }

@@ -126,6 +126,24 @@ export const BlocklistsSchema = strictObject({
   groups: Type.Array(ClientGroupSchema, { default: [] })
 }, { default: {} })
 
+/** nftables rules emitted by `egressd export nftables` (and applied by egressd when `sync` is on). */
+export const FirewallSchema = strictObject({
+  /** Name of the `inet` table egressd owns (replaced whole on every apply). */
+  table: Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_]{0,31}$', default: 'egressd', errorMessage: 'letters, digits and _, starting with a letter (at most 32)' }),
+  /** Where the LAN is: input interfaces and/or source CIDRs. With neither, address rules apply to all forwarded traffic and DNS is not redirected. */
+  lanInterfaces: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_.:@-]{1,15}$', errorMessage: 'an interface name (at most 15 characters)' }), { default: [] }),
+  lanCidrs: Type.Array(nonEmpty(), { default: [] }),
+  /** Reject LAN traffic to the address ranges of the enabled categories. */
+  rejectAddresses: Type.Boolean({ default: true }),
+  /** Redirect LAN DNS (udp/tcp 53) to egressd's port. */
+  redirectDns: Type.Boolean({ default: true }),
+  /** Reject DNS over TLS (tcp/853) and DNS over QUIC (udp/853) leaving the LAN. */
+  rejectDot: Type.Boolean({ default: true }),
+  rejectDoq: Type.Boolean({ default: true }),
+  /** Apply the rules with `nft -f` at start and after every reload (needs CAP_NET_ADMIN). */
+  sync: Type.Boolean({ default: false })
+}, { default: {} })
+
 export const LogSchema = strictObject({
   level: Type.Union(LogLevelSchema.anyOf, { default: 'info' })
 }, { default: {} })
@@ -138,6 +156,7 @@ export const ConfigFileSchema = strictObject({
   api: ApiSchema,
   dataDir: nonEmpty('./var'),
   blocklists: BlocklistsSchema,
+  firewall: FirewallSchema,
   log: LogSchema
 })
 

@@ -87,6 +87,17 @@ export interface BlocklistsConfig {
   readonly groups: readonly ClientGroup[]   // first group whose clients contain the address wins
 }
 
+export interface FirewallConfig {
+  readonly table: string                    // default egressd
+  readonly lanInterfaces: readonly string[]
+  readonly lanCidrs: readonly string[]      // normalized 'addr/len'
+  readonly rejectAddresses: boolean         // default true
+  readonly redirectDns: boolean             // default true
+  readonly rejectDot: boolean               // default true
+  readonly rejectDoq: boolean               // default true
+  readonly sync: boolean                    // default false
+}
+
 export interface Config {
   readonly dns: DnsConfig
   readonly upstreams: readonly UpstreamConfig[]   // never empty after load
@@ -94,6 +105,7 @@ export interface Config {
   readonly api: ApiConfig
   readonly dataDir: string                  // default ./var
   readonly blocklists: BlocklistsConfig
+  readonly firewall: FirewallConfig
   readonly log: { readonly level: LogLevel }
   /** Where this config came from: a file path, or 'defaults'. */
   readonly source: string

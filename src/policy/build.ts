@@ -35,8 +35,13 @@ export interface ListReport {
   readonly skipped: number
 }
 
+/** CIDR rules by category, normalized, as the firewall export needs them. */
+export interface AddressRules { readonly v4: string[], readonly v6: string[] }
+
 export interface EngineBuild {
   readonly engine: Engine
+  /** Block CIDRs by category name, and allow CIDRs of every category. */
+  readonly addresses: { readonly block: ReadonlyMap<string, AddressRules>, readonly allow: AddressRules }
   readonly lists: readonly ListReport[]
   /** Skipped lines and other warnings, as `FILE:LINE: message`. */
   readonly warnings: readonly string[]
@@ -112,6 +117,8 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number): EngineB
   const allowNames = new DomainIndex()
   const blockAddresses = new IpIndex()
   const allowAddresses = new IpIndex()
+  const blockCidrs = new Map<string, AddressRules>()
+  const allowCidrs: AddressRules = { v4: [], v6: [] }
 
   const addCategory = (d: CategoryDraft): number => {
     const existing = catIndex.get(d.name)
@@ -128,6 +135,13 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number): EngineB
         const c = parseCidr(r.value)
         if ('error' in c) { warnings.push(`${listName}:${r.line}: ${c.error}`); return false }
         (r.allow ? allowAddresses : blockAddresses).add(c.family, c.start, c.end, id)
+        let rules = allowCidrs
+        if (!r.allow) {
+          const name = categories[cat].name
+          rules = blockCidrs.get(name) ?? { v4: [], v6: [] }
+          blockCidrs.set(name, rules)
+        }
+        (c.family === 4 ? rules.v4 : rules.v6).push(c.value)
       } else if (r.kind === 'regex') {
         const re = compileSafeRegex(r.value)
         if ('error' in re) { warnings.push(`${listName}:${r.line}: ${re.error}`); return false }
@@ -267,7 +281,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number): EngineB
     groups,
     clients
   })
-  return { engine, lists: reports, warnings, ms: Math.round(performance.now() - started) }
+  return { engine, addresses: { block: blockCidrs, allow: allowCidrs }, lists: reports, warnings, ms: Math.round(performance.now() - started) }
 }
 
 function exists (file: string): boolean {
