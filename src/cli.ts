@@ -11,6 +11,7 @@ import { createLogger } from './log.js'
 import { buildEngine } from './policy/build.js'
 import { normalizeName } from './policy/names.js'
 import { Daemon, firewallScript } from './daemon.js'
+import { SystemdNotifier } from './systemd-notify.js'
 
 const USAGE = `usage:
   egressd start [--config FILE] [--listen ADDR]... [--upstream URL]... [--blocklist FILE]...
@@ -52,11 +53,14 @@ async function start (argv: string[]): Promise<void> {
   const log = createLogger(config.log.level)
   const daemon = new Daemon(config, { log })
   await daemon.start()
+  const systemd = new SystemdNotifier(process.env, log)
+  systemd.ready(`serving DNS on ${daemon.addresses.filter(a => a.protocol === 'udp').map(a => `${a.host}:${a.port}`).join(', ')}`)
 
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return
     stopping = true
+    systemd.stopping()
     log.info({ signal }, 'stopping: finishing queries in flight')
     // Exit once the log is written out (pino writes asynchronously).
     const exit = (code: number): void => { log.flush(() => process.exit(code)) }
@@ -68,6 +72,7 @@ async function start (argv: string[]): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGHUP', () => {
+    systemd.reloading()
     try {
       daemon.reload(load())
     } catch (err) {
@@ -75,6 +80,7 @@ async function start (argv: string[]): Promise<void> {
       const issues = err instanceof ConfigError ? err.issues : err instanceof PolicyError ? err.problems : undefined
       log.error({ err: known ? undefined : err, issues, config: values.config }, `reload rejected, the running config stays: ${(err as Error).message}`)
     }
+    systemd.ready('reloaded')
   })
 }
 
