@@ -73,7 +73,11 @@ fi
 SYSTEMD=0
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then SYSTEMD=1; fi
 if [ -z "$PREFIX" ] && [ "$SYSTEMD" = 0 ] && [ "$START" = 1 ]; then
-  die "systemd is not running on this machine (no /run/systemd/system${PREFIX:+}; $(command -v systemctl >/dev/null 2>&1 && echo 'systemctl is installed but cannot reach PID 1' || echo 'no systemctl')): cannot enable or start egressd. Run with --no-start to install the files only, or --prefix DIR to stage them."
+  if command -v systemctl >/dev/null 2>&1; then why='systemctl is installed, but systemd is not PID 1'; else why='no systemctl'; fi
+  msg="systemd is not running on this machine ($why; no /run/systemd/system): cannot start egressd. Use --no-start to install the files only (enabled for the next boot under systemd), or --prefix DIR to stage them."
+  [ "$DRY" = 1 ] || die "$msg"
+  say "warning: a real run would stop here: $msg"
+  say "(the dry run goes on and shows the steps as on a machine running systemd)"
 fi
 
 # 1. Node >= 20, the one that builds and the one the unit runs.
@@ -130,13 +134,8 @@ fi
 # 6. The config must be valid before the service is (re)started with it. From the install
 # directory: relative paths in it (blocklists.dir: ./blocklists) resolve as the service's do.
 say "checking the config"
-CHECK_CONFIG=$CONFIG
-if [ "$DRY" = 1 ] && [ ! -e "$CONFIG" ]; then CHECK_CONFIG=$CONFIG; fi
-if [ "$DRY" = 1 ]; then
-  run_in "$OPT" node "$OPT/dist/cli.js" check-config "$CHECK_CONFIG"
-else
-  run_in "$OPT" node "$OPT/dist/cli.js" check-config "$CHECK_CONFIG" || die "$CONFIG is not valid (see above): fix it, then run this script again; the service was not restarted"
-fi
+run_in "$OPT" node "$OPT/dist/cli.js" check-config "$CONFIG" ||
+  die "$CONFIG is not valid (see above): fix it, then run this script again; the service was not restarted"
 
 # 7. systemd.
 if [ -n "$PREFIX" ]; then
@@ -146,7 +145,7 @@ if [ -n "$PREFIX" ]; then
   else
     say "systemctl not found: link $UNIT_DIR/multi-user.target.wants/egressd.service yourself"
   fi
-elif [ "$SYSTEMD" = 0 ]; then
+elif [ "$SYSTEMD" = 0 ] && [ "$START" = 0 ]; then
   say "systemd is not running on this machine (no /run/systemd/system): the files are installed; enabling offline, not starting"
   if command -v systemctl >/dev/null 2>&1; then
     run systemctl --root=/ enable egressd.service
@@ -156,7 +155,7 @@ else
   if [ "$START" = 0 ]; then
     run systemctl enable egressd.service
     say "not started (--no-start): systemctl start egressd"
-  elif systemctl is-active --quiet egressd.service; then
+  elif [ "$SYSTEMD" = 1 ] && systemctl is-active --quiet egressd.service; then
     run systemctl enable egressd.service
     say "egressd is running: restarting it on the new version"
     run systemctl restart egressd.service
