@@ -5,11 +5,12 @@
 #
 #   1. checks Node >= 20 (the unit runs /usr/bin/node)
 #   2. builds in the checkout: npm ci && npm run build
-#   3. copies dist/, blocklists/, package.json, package-lock.json, README.md to /opt/egressd and
-#      installs the production dependencies there (npm ci --omit=dev), replacing the old tree whole
-#   4. installs systemd/egressd.service to /etc/systemd/system/
-#   5. copies config/egressd.example.yaml to /etc/egressd/egressd.yaml if that file does not exist
-#   6. node /opt/egressd/dist/cli.js check-config /etc/egressd/egressd.yaml (stops here if invalid)
+#   3. assembles /opt/egressd.new: dist/, blocklists/, package.json, package-lock.json, README.md
+#      and the production dependencies (npm ci --omit=dev)
+#   4. copies config/egressd.example.yaml to /etc/egressd/egressd.yaml if that file does not exist
+#   5. node dist/cli.js check-config /etc/egressd/egressd.yaml with the new version (stops here,
+#      with the installed version untouched, if the config is invalid)
+#   6. replaces /opt/egressd with the new tree whole; installs the unit to /etc/systemd/system/
 #   7. systemctl daemon-reload; systemctl enable --now egressd (restart if it was running)
 #
 # Options:
@@ -47,6 +48,7 @@ OPT=$PREFIX/opt/egressd
 ETC=$PREFIX/etc/egressd
 UNIT_DIR=$PREFIX/etc/systemd/system
 CONFIG=$ETC/egressd.yaml
+NEW=$OPT.new
 umask 022
 
 say () { printf '==> %s\n' "$*"; }
@@ -71,7 +73,9 @@ fi
 
 # systemd is usable only when it is PID 1 (sd_booted(3): /run/systemd/system exists).
 SYSTEMD=0
-if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then SYSTEMD=1; fi
+# (EGRESSD_SYSTEMD_RUN_DIR only lets the tests play a machine without systemd.)
+SYSTEMD_RUN_DIR=${EGRESSD_SYSTEMD_RUN_DIR:-/run/systemd/system}
+if command -v systemctl >/dev/null 2>&1 && [ -d "$SYSTEMD_RUN_DIR" ]; then SYSTEMD=1; fi
 if [ -z "$PREFIX" ] && [ "$SYSTEMD" = 0 ] && [ "$START" = 1 ]; then
   if command -v systemctl >/dev/null 2>&1; then why='systemctl is installed, but systemd is not PID 1'; else why='no systemctl'; fi
   msg="systemd is not running on this machine ($why; no /run/systemd/system): cannot start egressd. Use --no-start to install the files only (enabled for the next boot under systemd), or --prefix DIR to stage them."
@@ -101,27 +105,15 @@ say "building in $SRC"
 run_in "$SRC" npm ci --no-audit --no-fund
 run_in "$SRC" npm run build
 
-# 3. The runtime tree: assembled beside the old one, then swapped in whole (no stale files).
-say "installing the program to $OPT"
-NEW=$OPT.new
+# 3. The runtime tree: assembled beside the old one, swapped in whole after the config check.
+say "assembling the program for $OPT in $NEW"
 run rm -rf "$NEW"
 run mkdir -p "$NEW"
 run cp -R "$SRC/dist" "$SRC/blocklists" "$SRC/package.json" "$SRC/package-lock.json" "$NEW/"
 [ -f "$SRC/README.md" ] && run cp "$SRC/README.md" "$NEW/"
 run_in "$NEW" npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund
-if [ -e "$OPT" ]; then
-  run rm -rf "$OPT.old"
-  run mv "$OPT" "$OPT.old"
-fi
-run mv "$NEW" "$OPT"
-run rm -rf "$OPT.old"
 
-# 4. The unit.
-say "installing the unit to $UNIT_DIR/egressd.service"
-run mkdir -p "$UNIT_DIR"
-run install -m 0644 "$SRC/systemd/egressd.service" "$UNIT_DIR/egressd.service"
-
-# 5. The config: the example only when there is none; an admin's file is never replaced.
+# 4. The config: the example only when there is none; an admin's file is never replaced.
 # 0644: the service runs as a dynamic user that must read it (it holds token hashes, never tokens).
 run mkdir -p "$ETC"
 if [ -e "$CONFIG" ]; then
@@ -131,11 +123,25 @@ else
   run install -m 0644 "$SRC/config/egressd.example.yaml" "$CONFIG"
 fi
 
-# 6. The config must be valid before the service is (re)started with it. From the install
-# directory: relative paths in it (blocklists.dir: ./blocklists) resolve as the service's do.
+# 5. The config must be valid, with the new version, before that version is installed. Run from
+# the program directory: relative paths (blocklists.dir: ./blocklists) resolve as the service's do.
 say "checking the config"
-run_in "$OPT" node "$OPT/dist/cli.js" check-config "$CONFIG" ||
-  die "$CONFIG is not valid (see above): fix it, then run this script again; the service was not restarted"
+run_in "$NEW" node "$NEW/dist/cli.js" check-config "$CONFIG" ||
+  die "$CONFIG is not valid (see above): fix it, then run this script again; nothing else was changed ($OPT is as it was)"
+
+# Only now the new tree replaces the old one (a bad config leaves the installed version alone).
+if [ -e "$OPT" ]; then
+  run rm -rf "$OPT.old"
+  run mv "$OPT" "$OPT.old"
+fi
+run mv "$NEW" "$OPT"
+run rm -rf "$OPT.old"
+say "installed the program to $OPT"
+
+# 6. The unit.
+say "installing the unit to $UNIT_DIR/egressd.service"
+run mkdir -p "$UNIT_DIR"
+run install -m 0644 "$SRC/systemd/egressd.service" "$UNIT_DIR/egressd.service"
 
 # 7. systemd.
 if [ -n "$PREFIX" ]; then

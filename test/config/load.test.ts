@@ -54,6 +54,16 @@ const DEFAULTS: Omit<Config, 'source'> = {
     rules: { block: [], allow: [] },
     groups: []
   },
+  firewall: {
+    table: 'egressd',
+    lanInterfaces: [],
+    lanCidrs: [],
+    rejectAddresses: true,
+    redirectDns: true,
+    rejectDot: true,
+    rejectDoq: true,
+    sync: false
+  },
   log: { level: 'info' }
 }
 
