@@ -1,7 +1,7 @@
 // The query path as a chain of stages (STYLE.md), composed once in `createPipeline`:
 //
-//   bytes ─▶ readQuery ─▶ [count] ─▶ [cache] ─▶ [coalesce] ─▶ forward (upstream pool)
-//                                                              ◀── Outcome ──┘
+//   bytes ─▶ readQuery ─▶ [count] ─▶ [answer policy] ─▶ [cache] ─▶ [query policy] ─▶ [coalesce] ─▶ forward
+//                                                                             ◀── Outcome ──┘
 //   Outcome ─▶ render (ID, question case, TTLs, OPT) ─▶ truncate for UDP ─▶ bytes
 //
 // A stage is `(next) => (ctx) => Outcome | Promise<Outcome>`. A stage that can answer by itself
@@ -63,7 +63,10 @@ export function countStage (metrics: DnsMetrics): Stage {
   }
 }
 
-/** Blocks by the query name before anything else is asked (a `monitor` match goes on). */
+/**
+ * Blocks by the query name before the upstream is asked (a `monitor` match goes on). Below the
+ * cache: cached answers get their name checked by the answer stage, once per snapshot and group.
+ */
 export function queryPolicyStage (report: ReportMatch): Stage {
   return next => ctx => {
     const v = ctx.engine.decideName(ctx.q.qname, ctx.group)
@@ -74,27 +77,36 @@ export function queryPolicyStage (report: ReportMatch): Stage {
 }
 
 /**
- * Inspects every answer, fresh or cached, against the client's policy: CNAME targets, A/AAAA
- * addresses, HTTPS/SVCB hints. Above the cache, so a list change applies to cached answers at once.
- * The decision is remembered on the answer per (snapshot, group), so cache hits do not walk it again.
+ * Decides every answer, fresh or cached, under the client's policy: the query name, then the
+ * answer's CNAME targets, A/AAAA addresses and HTTPS/SVCB hints (an allow rule on the query name
+ * covers its whole answer). Above the cache, so a list change applies to cached answers at once.
+ * The decision is remembered on the answer per (snapshot, group): a cache hit costs one
+ * comparison, not a name walk.
  */
 export function answerPolicyStage (report: ReportMatch): Stage {
+  const decide = (ctx: QueryContext, a: StoredAnswer): Verdict | undefined => {
+    const { engine, group } = ctx
+    const byName = engine.decideName(ctx.q.qname, group)
+    if (byName !== undefined) return byName
+    if (engine.allowsName(ctx.q.qname, group)) return undefined
+    const t = answerTargets(a)
+    return engine.decideAnswer(t.names, t.addresses, group)
+  }
   const inspect = (ctx: QueryContext, o: Outcome): Outcome => {
     if (o.kind !== 'resolved' && o.kind !== 'cached') return o
-    // An allow rule on the query name covers its whole answer ("overrides every block rule").
-    if (ctx.engine.allowsName(ctx.q.qname, ctx.group)) return o
     const a = o.answer
     const memo = a.memo
     let v: Verdict | undefined
     if (memo !== undefined && memo.key === ctx.group && (memo.value as Memo).engine === ctx.engine) {
       v = (memo.value as Memo).verdict
     } else {
-      const t = answerTargets(a)
-      v = ctx.engine.decideAnswer(t.names, t.addresses, ctx.group)
+      v = decide(ctx, a)
       a.memo = { key: ctx.group, value: { engine: ctx.engine, verdict: v } satisfies Memo }
     }
     if (v === undefined) return o
-    report(ctx, v)
+    // A fresh answer's name was decided (and reported) by the query stage below; only `monitor`
+    // lets one through, and it must not be reported twice.
+    if (o.kind === 'cached' || v.matched !== 'qname') report(ctx, v)
     return v.action === 'monitor' ? o : { kind: 'blocked', verdict: v }
   }
   return next => ctx => {
@@ -175,9 +187,9 @@ const EDE_NO_REACHABLE_AUTHORITY = 22
 export function createPipeline (d: PipelineDeps): (msg: Buffer, protocol: Protocol, client: string) => Buffer | Promise<Buffer> | null {
   const stages: Stage[] = [
     countStage(d.metrics),                              // every outcome counted, whoever produced it
-    queryPolicyStage(d.report),                         // blocked names never leave the gateway
     answerPolicyStage(d.report),                        // above the cache: cached answers follow list changes
     ...(d.cache.enabled ? [cacheStage(d.answers, d.now)] : []),  // hits answer here, synchronously
+    queryPolicyStage(d.report),                         // a miss: blocked names never leave the gateway
     coalesceStage(d.metrics, d.dns.maxInflight)         // identical misses share one upstream query
   ]
   const handle = compose(stages, forward(d.pool))

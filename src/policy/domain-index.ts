@@ -104,7 +104,7 @@ export class DomainIndex {
     for (let i = qname.length - 1; i >= 0; i--) {
       h = Math.imul(h ^ qname.charCodeAt(i), FNV_PRIME) // int32 all the way: no heap numbers
       if (i !== 0 && qname.charCodeAt(i - 1) !== 0x2e) continue
-      const key = h === 0 ? 1 : h
+      const key = slotKey(h)
       let j = key & mask
       while (table[j] !== 0 && table[j] !== key) j = (j + 1) & mask
       if (table[j] === key && n < hits.length) hits[n++] = i
@@ -129,9 +129,24 @@ export class DomainIndex {
 const FNV_OFFSET = 0x811c9dc5 | 0
 const FNV_PRIME = 0x01000193
 
-/** FNV-1a (int32) over name[from..to) read right to left (0 is kept for empty slots). */
+/** FNV-1a (int32) over name[from..to) read right to left, finalized by slotKey. */
 function suffixHash (name: string, from: number, to: number): number {
   let h = FNV_OFFSET
   for (let i = to - 1; i >= from; i--) h = Math.imul(h ^ name.charCodeAt(i), FNV_PRIME)
+  return slotKey(h)
+}
+
+/**
+ * The table key of a hash: FNV-1a's low bits are weakly mixed (a multiply never carries high bits
+ * down), and the table is indexed by the low bits, so names that differ in a few digits
+ * (blk-040057.bench.test) would pile up in long probe runs. A murmur3-style finalizer spreads
+ * them. 0 marks an empty slot, so it is mapped to 1.
+ */
+function slotKey (h: number): number {
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
   return h === 0 ? 1 : h
 }

@@ -132,15 +132,20 @@ t.test('a reload with new lists applies at once, also to answers already in the 
   const at = [`@${d.host}`, '-p', String(d.port)]
   answered(t, await dig([...at, 'notblocked.test']), '192.0.2.33', 'before')
   answered(t, await dig([...at, 'allowed.blocked.test']), '192.0.2.32', 'allowed before')
-  // New rules: the address of the cached answer is blocked, and the allow rule is gone.
-  d.daemon.reload(testConfig({ ...base, blocklists: { ...base.blocklists, rules: { block: ['192.0.2.33/32'], allow: [] } } }))
+  answered(t, await dig([...at, 'off.test']), '192.0.2.35', 'disabled category before')
+  // New rules: the address of the cached answer is blocked, the allow rule is gone, and the
+  // category of the cached off.test is switched on.
+  d.daemon.reload(testConfig({ ...base, blocklists: { ...base.blocklists, categories: { ...base.blocklists.categories, off: { enabled: true } }, rules: { block: ['192.0.2.33/32'], allow: [] } } }))
   const hitsBefore = d.daemon.cache.stats.hits
   const r = await dig([...at, 'notblocked.test'])
   t.equal(r.status, 'NXDOMAIN', 'the cached answer is inspected under the new lists')
   t.match(r.ede ?? '', /custom is blocked/)
   t.equal(d.daemon.cache.stats.hits, hitsBefore + 1, 'it was a cache hit, turned into a block')
-  t.equal(d.daemon.pool.health()[0].queries, 2, 'no new upstream query was needed')
+  t.equal(d.daemon.pool.health()[0].queries, 3, 'no new upstream query was needed (3 names asked before the reload)')
   blocked(t, await dig([...at, 'allowed.blocked.test']), 'messenger', 'allow rule removed')
+  const hits = d.daemon.cache.stats.hits
+  blocked(t, await dig([...at, 'off.test']), 'off', 'a cached name whose category was switched on')
+  t.equal(d.daemon.cache.stats.hits, hits + 1, 'decided on the cache hit, without asking upstream')
 })
 
 t.test('lists that cannot load stop the start with every problem named; bad lines are skipped and reported', async t => {
