@@ -2,18 +2,17 @@
 // Everything is built here and passed down; nothing is a module-level singleton, so tests can run
 // two daemons side by side.
 
+import { spawn } from 'node:child_process'
 import type { Logger } from 'pino'
 import type { Config } from './config/types.js'
 import { AnswerCache } from './dns/cache.js'
 import { DnsListener, type BoundAddress } from './dns/listener.js'
 import { DnsMetrics } from './dns/metrics.js'
-import { createPipeline } from './dns/pipeline.js'
+import { createPipeline, type PolicyRef, type QueryContext } from './dns/pipeline.js'
 import { UpstreamPool } from './dns/upstream/pool.js'
-import { spawn } from 'node:child_process'
-import { buildEngine, type EngineBuild } from './policy/build.js'
 import { renderNftables } from './firewall/nftables.js'
+import { buildEngine, type EngineBuild } from './policy/build.js'
 import type { Verdict } from './policy/engine.js'
-import type { PolicyRef, QueryContext } from './dns/pipeline.js'
 
 export interface DaemonDeps {
   readonly log: Logger
@@ -193,7 +192,7 @@ export class Daemon {
   /**
    * With firewall.sync on, applies the nftables script (`nft -f -`, one transaction). Runs beside
    * DNS: a failure (no nft, no CAP_NET_ADMIN, a kernel without a feature) is logged and counted,
-   * never fatal. Resolves when nft has finished (tests wait for it).
+   * never fatal.
    */
   #syncFirewall (): Promise<void> {
     if (!this.#config.firewall.sync) return Promise.resolve()
@@ -222,9 +221,6 @@ export class Daemon {
       nft.stdin.end(script)
     })
   }
-
-  /** Waits for the firewall sync started by the last start/reload (for tests). */
-  syncFirewall (): Promise<void> { return this.#syncFirewall() }
 
   /** Stops accepting queries, lets in-flight ones finish (bounded), then releases everything. */
   async close (): Promise<void> {

@@ -208,7 +208,11 @@ export class DnsListener {
       })
     }
     this.#closed = true
-    for (const c of this.#conns) c.destroy()
+    // end() lets answers already written reach the client; destroy whatever is still open later.
+    for (const c of this.#conns) {
+      c.end()
+      setTimeout(() => c.destroy(), 1000).unref()
+    }
     for (const s of this.#udp) s.close()
     this.#udp.length = 0
     this.#tcp.length = 0
