@@ -8,10 +8,9 @@
 // (a cache hit) returns synchronously without calling `next`, so the hot path allocates no Promise.
 // The Outcome is a discriminated union; metrics read it and never look at packets again.
 
-import { isIPv4 } from 'node:net'
 import type { BlocklistsConfig, CacheConfig, DnsConfig } from '../config/types.js'
 import type { Engine, GroupPlan, Verdict } from '../policy/engine.js'
-import { ipv4ToBigInt, ipv6ToBigInt } from '../policy/ip-index.js'
+import { parseIp } from '../policy/names.js'
 import type { AnswerCache } from './cache.js'
 import type { DnsMetrics } from './metrics.js'
 import type { Resolution, UpstreamPool } from './upstream/pool.js'
@@ -249,9 +248,9 @@ export function createPipeline (d: PipelineDeps): (msg: Buffer, protocol: Protoc
 
 /** An IP literal as its 4 or 16 network-order bytes (config values, validated at load). */
 function ipBytes (ip: string): Buffer {
-  const v4 = isIPv4(ip)
-  let v = (v4 ? ipv4ToBigInt(ip) : ipv6ToBigInt(ip)) ?? 0n
-  const b = Buffer.alloc(v4 ? 4 : 16)
+  const parsed = parseIp(ip)
+  let v = parsed?.value ?? 0n
+  const b = Buffer.alloc(parsed?.family === 6 ? 16 : 4)
   for (let i = b.length - 1; i >= 0; i--) { b[i] = Number(v & 0xffn); v >>= 8n }
   return b
 }

@@ -1,6 +1,8 @@
 // Address rules (CIDR ranges, IPv4 and IPv6) compiled for matching: the ranges are cut into
 // disjoint segments, each with the rule ids that cover it, and an address is found by binary
-// search over the segment starts. IPv4 as numbers, IPv6 as BigInts (answers, not the hot path).
+// search over the segment starts. Addresses are BigInts (answers and clients, not the name path).
+
+import { parseIp } from './names.js'
 
 interface Range { start: bigint, end: bigint, id: number }
 
@@ -63,46 +65,6 @@ class Segments {
   }
 }
 
-/** An IPv4 address as a BigInt; undefined if not dotted-quad. */
-export function ipv4ToBigInt (text: string): bigint | undefined {
-  const parts = text.split('.')
-  if (parts.length !== 4) return undefined
-  let v = 0n
-  for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) return undefined
-    v = (v << 8n) | BigInt(Number(p))
-  }
-  return v
-}
-
-/** An IPv6 address (with :: and an optional dotted IPv4 tail) as a BigInt; undefined if malformed. */
-export function ipv6ToBigInt (text: string): bigint | undefined {
-  let s = text.toLowerCase()
-  const zone = s.indexOf('%')
-  if (zone >= 0) s = s.slice(0, zone)
-  let tail: bigint | undefined
-  const lastColon = s.lastIndexOf(':')
-  if (s.includes('.', lastColon)) {
-    tail = ipv4ToBigInt(s.slice(lastColon + 1))
-    if (tail === undefined) return undefined
-    s = s.slice(0, lastColon + 1) + '0:0'
-  }
-  const halves = s.split('::')
-  if (halves.length > 2) return undefined
-  const head = halves[0] === '' ? [] : halves[0].split(':')
-  const rest = halves.length === 2 ? (halves[1] === '' ? [] : halves[1].split(':')) : []
-  const missing = 8 - head.length - rest.length
-  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined
-  const groups = [...head, ...Array(halves.length === 2 ? missing : 0).fill('0'), ...rest]
-  let v = 0n
-  for (const g of groups) {
-    if (!/^[0-9a-f]{1,4}$/.test(g)) return undefined
-    v = (v << 16n) | BigInt(parseInt(g, 16))
-  }
-  if (tail !== undefined) v = (v & ~0xffffffffn) | tail
-  return v
-}
-
 const MAPPED_PREFIX = 0xffffn << 32n
 
 export class IpIndex {
@@ -126,16 +88,10 @@ export class IpIndex {
    * addresses (::ffff:a.b.c.d) are matched against the IPv4 ranges.
    */
   match (address: string, accept: (id: number) => boolean): number {
-    let ids: readonly number[] | undefined
-    if (address.includes(':')) {
-      const v = ipv6ToBigInt(address)
-      if (v === undefined) return -1
-      ids = (v >> 32n) === 0xffffn ? this.#v4.lookup(v - MAPPED_PREFIX) : this.#v6.lookup(v)
-    } else {
-      const v = ipv4ToBigInt(address)
-      if (v === undefined) return -1
-      ids = this.#v4.lookup(v)
-    }
+    const ip = parseIp(address)
+    if (ip === undefined) return -1
+    const v = ip.value
+    const ids = ip.family === 4 ? this.#v4.lookup(v) : (v >> 32n) === 0xffffn ? this.#v4.lookup(v - MAPPED_PREFIX) : this.#v6.lookup(v)
     if (ids === undefined) return -1
     for (const id of ids) if (accept(id)) return id
     return -1

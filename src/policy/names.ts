@@ -127,6 +127,16 @@ export function parseCidr (text: string): Cidr | NameError {
   return { value, family, start, end }
 }
 
+/** An IP address (no prefix; a zone id is ignored) as its family and 32/128-bit value; undefined if not one. */
+export function parseIp (text: string): { family: 4 | 6, value: bigint } | undefined {
+  const zone = text.indexOf('%')
+  const s = zone < 0 ? text : text.slice(0, zone)
+  const ip = isIP(s)
+  if (ip === 4) return { family: 4, value: v4ToBig(s) }
+  if (ip === 6) return { family: 6, value: v6ToBig(s) }
+  return undefined
+}
+
 function isDecimal (s: string): boolean {
   if (s.length === 0 || s.length > 3) return false
   for (let i = 0; i < s.length; i++) {

@@ -1,20 +1,22 @@
 import t from 'tap'
-import { IpIndex, ipv4ToBigInt, ipv6ToBigInt } from '../../src/policy/ip-index.js'
+import { IpIndex } from '../../src/policy/ip-index.js'
+import { parseIp } from '../../src/policy/names.js'
 
-const v4 = (s: string): bigint => ipv4ToBigInt(s) as bigint
-const v6 = (s: string): bigint => ipv6ToBigInt(s) as bigint
+const v4 = (s: string): bigint => parseIp(s)?.value as bigint
+const v6 = (s: string): bigint => parseIp(s)?.value as bigint
 
 t.test('address parsing', async t => {
   t.equal(v4('149.154.167.51'), 0x959aa733n)
-  t.equal(ipv4ToBigInt('256.1.1.1'), undefined)
-  t.equal(ipv4ToBigInt('1.2.3'), undefined)
+  t.equal(parseIp('256.1.1.1'), undefined)
+  t.equal(parseIp('1.2.3'), undefined)
+  t.same(parseIp('fe80::1%eth0'), { family: 6, value: (0xfe80n << 112n) | 1n }, 'zone id ignored')
   t.equal(v6('::1'), 1n)
   t.equal(v6('2001:db8::'), 0x20010db8n << 96n)
   t.equal(v6('::ffff:1.2.3.4'), (0xffffn << 32n) | 0x01020304n)
   t.equal(v6('2001:DB8:0:0:0:0:0:1'), (0x20010db8n << 96n) | 1n)
-  t.equal(ipv6ToBigInt('1::2::3'), undefined)
-  t.equal(ipv6ToBigInt('1:2:3:4:5:6:7:8:9'), undefined)
-  t.equal(ipv6ToBigInt('12345::'), undefined)
+  t.equal(parseIp('1::2::3'), undefined)
+  t.equal(parseIp('1:2:3:4:5:6:7:8:9'), undefined)
+  t.equal(parseIp('12345::'), undefined)
 })
 
 t.test('ranges, overlaps, families and IPv4-mapped IPv6', async t => {
