@@ -118,6 +118,7 @@ export class Daemon {
       ms: b.ms,
       ...stats,
       skipped: b.warnings.length,
+      lists: b.lists.map(l => `${l.list}: ${l.rules} rules${l.skipped > 0 ? `, ${l.skipped} lines skipped` : ''}`),
       enabled: b.engine.categories.filter(x => x.enabled).map(x => x.name),
       groups: b.engine.groups.map(g => g.name)
     }, 'policy loaded')

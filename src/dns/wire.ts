@@ -8,7 +8,6 @@ export const QType = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, 
 
 const HEADER = 12
 const FLAG_QR = 0x8000
-const FLAG_AA = 0x0400
 const FLAG_TC = 0x0200
 const FLAG_RD = 0x0100
 const FLAG_RA = 0x0080
@@ -485,7 +484,6 @@ export function truncateForUdp (resp: Buffer, msg: Buffer, q: Query, limit: numb
   return out
 }
 
-export const flags = { QR: FLAG_QR, AA: FLAG_AA, TC: FLAG_TC, RD: FLAG_RD, RA: FLAG_RA, CD: FLAG_CD } as const
 
 /** What answer policy looks at: CNAME/DNAME targets and every address in the answer section. */
 export interface AnswerTargets { readonly names: string[], readonly addresses: string[] }

@@ -53,9 +53,6 @@ export interface GroupPlan {
   readonly accepts: (id: number) => boolean
 }
 
-/** A client network that belongs to a group. */
-export interface GroupRange { readonly group: number }
-
 export interface RuleTable {
   readonly kind: readonly RuleKind[]
   readonly value: readonly string[]
