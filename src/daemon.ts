@@ -11,7 +11,7 @@ import { DnsMetrics } from './dns/metrics.js'
 import { createPipeline, type PolicyRef, type QueryContext } from './dns/pipeline.js'
 import { UpstreamPool } from './dns/upstream/pool.js'
 import { renderNftables } from './firewall/nftables.js'
-import { buildEngine, type EngineBuild } from './policy/build.js'
+import { buildEngine, type EngineBuild, type PolicyInputs } from './policy/build.js'
 import type { Verdict } from './policy/engine.js'
 
 export interface DaemonDeps {
@@ -61,6 +61,7 @@ export class Daemon {
   #generation = 1
   readonly firewall: FirewallSyncState = { attempts: 0, failures: 0, lastError: undefined, lastOkAt: undefined }
   #lastBuild: EngineBuild
+  #inputs: PolicyInputs = {}
 
   /** Builds everything from `config`; throws a PolicyError when the lists cannot be compiled. */
   constructor (config: Config, deps: DaemonDeps) {
@@ -109,7 +110,7 @@ export class Daemon {
   }
 
   #buildPolicy (c: Config): EngineBuild {
-    const b = buildEngine(c.blocklists, this.#generation++)
+    const b = buildEngine(c.blocklists, this.#generation++, this.#inputs)
     const log = this.#log.child({ mod: 'policy' })
     for (const w of b.warnings.slice(0, 50)) log.warn(w)
     if (b.warnings.length > 50) log.warn(`${b.warnings.length - 50} more skipped lines not shown`)
@@ -124,6 +125,31 @@ export class Daemon {
     }, 'policy loaded')
     return b
   }
+
+  /**
+   * Replaces some run-time policy inputs (custom rules from the store, downloaded list copies),
+   * builds a new engine and swaps it in one step; queries in flight finish on the old one. Throws a
+   * PolicyError (and changes nothing) when the new lists do not compile.
+   */
+  updatePolicyInputs (patch: PolicyInputs, reason: string): EngineBuild {
+    const previous = this.#inputs
+    this.#inputs = { ...previous, ...patch }
+    let b: EngineBuild
+    try {
+      b = this.#buildPolicy(this.#config)
+    } catch (err) {
+      this.#inputs = previous
+      throw err
+    }
+    this.#lastBuild = b
+    this.policy.engine = b.engine
+    this.#log.info({ reason, generation: b.engine.generation, ms: b.ms }, 'policy swapped')
+    void this.#syncFirewall()
+    return b
+  }
+
+  /** The last compiled policy (engine, address sets, per-list counts). */
+  get policyBuild (): EngineBuild { return this.#lastBuild }
 
   /** Every policy match: counted, and logged at info (one line per blocked or monitored query). */
   #report (ctx: QueryContext, v: Verdict): void {

@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'EGRESSD_ERR_LISTEN'
   | 'EGRESSD_ERR_USAGE'
   | 'EGRESSD_ERR_POLICY_INVALID'
+  | 'EGRESSD_ERR_STORE_NEWER_SCHEMA'
+  | 'EGRESSD_ERR_STORE'
 
 export class EgressdError extends Error {
   readonly code: ErrorCode
@@ -55,5 +57,13 @@ export class PolicyError extends EgressdError {
     super('EGRESSD_ERR_POLICY_INVALID', `blocklists: ${problems.length} error(s)\n` + problems.map(p => `  ${p}`).join('\n'))
     this.problems = problems
     this.name = 'PolicyError'
+  }
+}
+
+/** The SQLite store refused to open or failed in a way the caller must report. */
+export class StoreError extends EgressdError {
+  constructor (code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options)
+    this.name = 'StoreError'
   }
 }

@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse as parseYaml } from 'yaml'
-import type { BlockAction, BlocklistsConfig, CategoryOverride } from '../config/types.js'
+import type { BlockAction, BlocklistsConfig, CategoryOverride, InlineRules } from '../config/types.js'
 import { PolicyError } from '../errors.js'
 import { DomainIndex } from './domain-index.js'
 import { Engine, type CategoryInfo, type GroupPlan } from './engine.js'
@@ -97,8 +97,19 @@ const readText = (file: string, problems: string[]): string | undefined => {
   }
 }
 
+/**
+ * What the running daemon adds to the config's lists, set at run time: custom rules kept in the
+ * store (management API) and the downloaded copies of URL sources (list updates).
+ */
+export interface PolicyInputs {
+  /** Custom rules in the syntax of a plain list line; they join the `custom` category. */
+  readonly rules?: InlineRules
+  /** URL sources by name: the local file holding their last accepted version. */
+  readonly sourceFiles?: ReadonlyMap<string, string>
+}
+
 /** Builds the engine, or throws a PolicyError listing every problem. Synchronous. */
-export function buildEngine (cfg: BlocklistsConfig, generation: number): EngineBuild {
+export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: PolicyInputs = {}): EngineBuild {
   const started = performance.now()
   const problems: string[] = []
   const warnings: string[] = []
@@ -198,8 +209,9 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number): EngineB
   for (const [i, s] of cfg.sources.entries()) {
     const catName = s.category ?? s.name
     const cat = addCategory({ name: catName, title: catName, policyRef: catName, enabledByDefault: true })
-    if (s.path !== undefined) loadFile(s.path, s.format, cat, true)
-    else warnings.push(`blocklists.sources.${i} (${s.name}): ${s.url ?? ''} is not loaded: this build reads local files only`)
+    const file = s.path ?? inputs.sourceFiles?.get(s.name)
+    if (file !== undefined) loadFile(file, s.format, cat, true)
+    else warnings.push(`blocklists.sources.${i} (${s.name}): ${s.url ?? ''} has no downloaded copy yet`)
   }
 
   // 3. Inline rules: config-wide, then each group's own.
@@ -211,6 +223,8 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number): EngineB
   const custom = addCategory({ name: 'custom', title: 'Custom rules', policyRef: 'local policy', enabledByDefault: true })
   inline(cfg.rules.block, false, custom, 'blocklists.rules.block')
   inline(cfg.rules.allow, true, custom, 'blocklists.rules.allow')
+  inline(inputs.rules?.block ?? [], false, custom, 'custom rules (store).block')
+  inline(inputs.rules?.allow ?? [], true, custom, 'custom rules (store).allow')
   cfg.groups.forEach((g, gi) => {
     const cat = addCategory({ name: `custom:${g.name}`, title: `Custom rules of group ${g.name}`, policyRef: 'local policy', enabledByDefault: false, onlyGroup: gi + 1 })
     inline(g.rules.block, false, cat, `blocklists.groups.${gi}.rules.block`)
