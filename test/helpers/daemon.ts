@@ -1,6 +1,9 @@
 // An in-process daemon for integration tests: listens on 127.0.0.1 with an OS-chosen port, logs
 // into memory (tests can read the lines), and is closed by the test.
 
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { parseConfig } from '../../src/config/load.js'
 import { createLogger } from '../../src/log.js'
@@ -16,9 +19,21 @@ export interface TestDaemon {
 }
 
 export function testConfig (overrides: Record<string, unknown>) {
-  // Port 9 (discard) on loopback: a harmless upstream for tests that never forward.
-  const base: Record<string, any> = { dns: { listen: ['127.0.0.1:0'] }, upstreams: ['udp://127.0.0.1:9'], log: { level: 'info' } }
-  const merged = { ...base, ...overrides, dns: { ...base.dns, ...(overrides.dns as object ?? {}) } }
+  // Port 9 (discard) on loopback: a harmless upstream for tests that never forward. Each daemon
+  // gets its own data dir (SQLite) and an OS-chosen API port, so tests can run side by side.
+  const base: Record<string, any> = {
+    dns: { listen: ['127.0.0.1:0'] },
+    api: { listen: '127.0.0.1:0' },
+    upstreams: ['udp://127.0.0.1:9'],
+    dataDir: mkdtempSync(join(tmpdir(), 'egressd-test-')),
+    log: { level: 'info' }
+  }
+  const merged = {
+    ...base,
+    ...overrides,
+    dns: { ...base.dns, ...(overrides.dns as object ?? {}) },
+    api: { ...base.api, ...(overrides.api as object ?? {}) }
+  }
   return parseConfig(JSON.stringify(merged), { file: 'test-config.json', resolvConf: '' })
 }
 
