@@ -9,9 +9,12 @@ import { ConfigError, EgressdError, PolicyError } from './errors.js'
 import { isIP } from 'node:net'
 import { createLogger } from './log.js'
 import { buildEngine } from './policy/build.js'
+import { checkName } from './policy/check.js'
 import { normalizeName } from './policy/names.js'
 import { Daemon, firewallScript } from './daemon.js'
 import { SystemdNotifier } from './systemd-notify.js'
+import { LISTS_USAGE, listsCommand } from './lists/cli.js'
+import { TOKEN_USAGE, tokenCommand } from './api/token-cli.js'
 
 const USAGE = `usage:
   egressd start [--config FILE] [--listen ADDR]... [--upstream URL]... [--blocklist FILE]...
@@ -28,6 +31,8 @@ const USAGE = `usage:
   egressd export nftables [--table NAME] [--config FILE]
       Prints the nft script (sets of the enabled categories' address ranges, LAN rules, DNS
       redirect, DoT/DoQ reject); apply it with: egressd export nftables | nft -f -
+${LISTS_USAGE}
+${TOKEN_USAGE}
   egressd help`
 
 function usage (message?: string): never {
@@ -51,7 +56,7 @@ async function start (argv: string[]): Promise<void> {
   })
   const config = load()
   const log = createLogger(config.log.level)
-  const daemon = new Daemon(config, { log })
+  const daemon = new Daemon(config, { log, loadConfig: load })
   await daemon.start()
   const systemd = new SystemdNotifier(process.env, log)
   systemd.ready(`serving DNS on ${daemon.addresses.filter(a => a.protocol === 'udp').map(a => `${a.host}:${a.port}`).join(', ')}`)
@@ -141,18 +146,9 @@ function query (argv: string[]): number {
   if (isIP(client) === 0) usage(`--client must be an IP address, got "${client}"`)
   const config = loadConfig({ file: values.config })
   const engine = buildEngine(config.blocklists, 1).engine
-  const group = engine.groupOf(client)
-  const v = engine.decideName(name.name, group)
-  const out = {
-    name: name.name,
-    type: (values.type ?? 'A').toUpperCase(),
-    client,
-    group: group.name,
-    verdict: v === undefined ? 'allow' : v.action === 'monitor' ? 'monitor (answered, logged as a would-be block)' : 'block',
-    ...(v !== undefined && { action: v.action, category: v.category, list: v.list, line: v.line, rule: v.rule, matched: v.matched, policyRef: v.policyRef })
-  }
+  const out = checkName(engine, name.name, values.type ?? 'A', client)
   process.stdout.write(JSON.stringify(out, null, 2) + '\n')
-  return v === undefined || v.action === 'monitor' ? 0 : 3
+  return out.verdict === 'block' ? 3 : 0
 }
 
 export async function main (argv: string[]): Promise<number> {
@@ -162,6 +158,8 @@ export async function main (argv: string[]): Promise<number> {
     case 'check-config': return checkConfig(rest)
     case 'query': return query(rest)
     case 'export': return exportRules(rest)
+    case 'lists': return await listsCommand(rest)
+    case 'token': return tokenCommand(rest, text => process.stdout.write(text))
     case 'help': case '--help': case '-h': process.stdout.write(USAGE + '\n'); return 0
     default: usage(cmd === undefined ? 'no command given' : `unknown command "${cmd}"`)
   }

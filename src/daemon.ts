@@ -13,11 +13,27 @@ import { UpstreamPool } from './dns/upstream/pool.js'
 import { renderNftables } from './firewall/nftables.js'
 import { buildEngine, type EngineBuild, type PolicyInputs } from './policy/build.js'
 import type { Verdict } from './policy/engine.js'
+import { ListUpdater, upstreamHostResolver } from './lists/index.js'
+import { openDatabase, type Db } from './store/db.js'
+import { BlockLog } from './store/block-log.js'
+import { BlockSearch } from './store/block-reader.js'
+import type { Engine } from './policy/engine.js'
+import { readFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import { buildApp } from './api/app.js'
+import type { BlockLogFigures } from './api/host.js'
+import { blockRoutes } from './api/routes/blocks.js'
+import { EgressdError } from './errors.js'
+import { CustomPolicy } from './store/custom-policy.js'
+import { readVersion } from './version.js'
 
 export interface DaemonDeps {
   readonly log: Logger
   /** Milliseconds clock; injectable so tests control time. */
   readonly now?: () => number
+  /** Reads the config again from where it came from (SIGHUP, POST /api/v1/reload); default: the config in force. */
+  readonly loadConfig?: () => Config
 }
 
 export interface ReloadResult { readonly applied: string[], readonly needsRestart: string[] }
@@ -62,6 +78,17 @@ export class Daemon {
   readonly firewall: FirewallSyncState = { attempts: 0, failures: 0, lastError: undefined, lastOkAt: undefined }
   #lastBuild: EngineBuild
   #inputs: PolicyInputs = {}
+  /** URL sources: scheduled downloads, their status, and updates on demand. */
+  readonly lists: ListUpdater
+  /**
+   * The store's read-write connection on the main thread (rules, audit, list status); undefined when
+   * the database could not be opened (DNS runs regardless, the error is logged loudly).
+   */
+  readonly db: Db | undefined
+  #blockLog: BlockLog | undefined
+  #blockSearch: BlockSearch | undefined
+  /** Per engine snapshot: list name -> content hash, so each event records the list version that matched. */
+  readonly #listHashes = new WeakMap<Engine, ReadonlyMap<string, string>>()
 
   /** Builds everything from `config`; throws a PolicyError when the lists cannot be compiled. */
   constructor (config: Config, deps: DaemonDeps) {
@@ -69,11 +96,60 @@ export class Daemon {
     this.#log = deps.log
     this.#now = deps.now ?? Date.now
     this.startedAt = this.#now()
+    // Last-known-good copies of URL sources first, so a gateway booting offline still filters.
+    this.lists = new ListUpdater({
+      config,
+      log: deps.log,
+      now: this.#now,
+      resolveHost: upstreamHostResolver(() => this.#pool),
+      apply: (files, reason) => { this.updatePolicyInputs({ sourceFiles: files }, reason) }
+    })
+    this.#inputs = { sourceFiles: this.lists.files() }
     this.#lastBuild = this.#buildPolicy(config)
     this.policy = { engine: this.#lastBuild.engine }
     this.#cache = new AnswerCache({ maxEntries: config.cache.maxEntries, now: this.#now })
     this.#pool = this.#newPool(config)
     this.#listener = new DnsListener({ dns: config.dns, log: deps.log, metrics: this.metrics }, this.#newPipeline())
+    this.db = this.#openStore(config)
+    this.#loadConfig = deps.loadConfig ?? (() => this.#config)
+    this.customPolicy = this.db === undefined ? undefined : this.#openCustomPolicy(this.db)
+  }
+
+  /** The block-log writer (queue depth, drops, failures for /metrics); undefined when the store is unavailable. */
+  get blockLog (): BlockLog | undefined { return this.#blockLog }
+  /** The block-log query side (API); undefined when the store is unavailable. */
+  get blockSearch (): BlockSearch | undefined { return this.#blockSearch }
+
+  /** Starts the block-log writer and reader threads; a failure disables the block log, never DNS. */
+  async #startBlockLog (): Promise<void> {
+    const c = this.#config.store
+    if (this.db === undefined) return
+    const log = this.#log.child({ mod: 'blocklog' })
+    try {
+      this.#blockLog = await BlockLog.open({ ...c, log, now: this.#now })
+      this.#blockSearch = await BlockSearch.open({ path: c.path, busyTimeoutMs: c.busyTimeoutMs, live: this.#blockLog, now: this.#now })
+    } catch (err) {
+      log.error({ err, path: c.path }, 'BLOCK LOG DISABLED: the writer or reader could not open the database; DNS goes on')
+      await this.#blockLog?.close()
+      this.#blockLog = undefined
+    }
+  }
+
+  /** Opens (creating or migrating) the database; a failure leaves DNS running without a store. */
+  #openStore (c: Config): Db | undefined {
+    const log = this.#log.child({ mod: 'store' })
+    try {
+      return openDatabase(c.store.path, {
+        synchronous: c.store.synchronous,
+        busyTimeoutMs: c.store.busyTimeoutMs,
+        now: this.#now,
+        onMovedAside: (from, to, reason) => log.error({ from, to, reason },
+          'STORE DAMAGED: the database file could not be read and was moved aside; a fresh one was created')
+      })
+    } catch (err) {
+      log.error({ err, path: c.store.path }, 'STORE UNAVAILABLE: the database cannot be opened; the block log is disabled, DNS goes on')
+      return undefined
+    }
   }
 
   get config (): Config { return this.#config }
@@ -81,6 +157,86 @@ export class Daemon {
   get pool (): UpstreamPool { return this.#pool }
   /** Where the DNS listeners are bound (ports resolved when the config asked for port 0). */
   get addresses (): readonly BoundAddress[] { return this.#addresses }
+
+  // ---- Management API (api/app.ts; the daemon is its ApiHost) ----
+
+  /** Custom rules, category overrides and the audit log; undefined when the store is unavailable. */
+  readonly customPolicy: CustomPolicy | undefined
+  readonly #loadConfig: () => Config
+  #api: FastifyInstance | undefined
+  #apiAddress: { host: string, port: number, tls: boolean } | undefined
+  readonly #builtAt = new WeakMap<Engine, number>()
+  readonly version = readVersion()
+
+  /** Where the management API listens (port resolved when the config asked for 0); undefined before start. */
+  get apiAddress (): { readonly host: string, readonly port: number, readonly tls: boolean } | undefined { return this.#apiAddress }
+  /** Client queries being answered right now. */
+  get inflight (): number { return this.#listener.inflight }
+  /** When the engine in force was built. */
+  get policyLoadedAt (): number { return this.#builtAt.get(this.policy.engine) ?? this.startedAt }
+  blockLogFigures (): BlockLogFigures | undefined {
+    const s = this.#blockLog?.stats
+    return s === undefined ? undefined : { queueDepth: s.depth, dropped: s.dropped, written: s.written }
+  }
+
+  /** Reloads the config from its source (as SIGHUP does); throws ConfigError or PolicyError and changes nothing then. */
+  reloadConfig (): ReloadResult {
+    return this.reload(this.#loadConfig())
+  }
+
+  #openCustomPolicy (db: Db): CustomPolicy | undefined {
+    try {
+      const c = new CustomPolicy({ db, log: this.#log, now: this.#now, apply: (inputs, reason) => { this.updatePolicyInputs(inputs, reason) } })
+      c.start() // applies the stored rules and overrides; arms the expiry timer
+      return c
+    } catch (err) {
+      this.#log.error({ err }, 'custom rules and the audit log are unavailable (store error); DNS goes on with the config\'s policy')
+      return undefined
+    }
+  }
+
+  /** Builds the management API and listens; TLS files are read here. */
+  async #startApi (): Promise<void> {
+    const c = this.#config.api
+    const log = this.#log.child({ mod: 'api' })
+    let tls: { cert: Buffer, key: Buffer } | undefined
+    if (c.tls !== undefined) {
+      const read = (file: string, key: string): Buffer => {
+        try {
+          return readFileSync(file)
+        } catch (err) {
+          throw new EgressdError('EGRESSD_ERR_API_TLS', `api.tls.${key}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err })
+        }
+      }
+      tls = { cert: read(c.tls.cert, 'cert'), key: read(c.tls.key, 'key') }
+    }
+    const reader = this.#blockSearch
+    let app: FastifyInstance
+    try {
+      app = await buildApp({
+        host: this,
+        log: this.#log,
+        now: this.#now,
+        version: this.version,
+        tls,
+        plugins: reader === undefined ? [] : [async scope => { await scope.register(blockRoutes, { reader }) }]
+      })
+    } catch (err) {
+      throw new EgressdError('EGRESSD_ERR_API_TLS', `api: cannot start: ${(err as Error).message}`, { cause: err })
+    }
+    const where = c.listen.family === 6 ? `[${c.listen.host}]:${c.listen.port}` : `${c.listen.host}:${c.listen.port}`
+    try {
+      await app.listen({ host: c.listen.host, port: c.listen.port })
+    } catch (err) {
+      await app.close()
+      throw new EgressdError('EGRESSD_ERR_LISTEN', `api.listen ${where}: ${(err as Error).message}`, { cause: err })
+    }
+    this.#api = app
+    const a = app.server.address() as AddressInfo
+    this.#apiAddress = { host: a.address, port: a.port, tls: tls !== undefined }
+    if (c.tokens.length === 0) log.warn('no api.tokens configured: only /healthz, /readyz and /docs answer; make one with: egressd token create --role admin')
+    log.info({ url: `${tls !== undefined ? 'https' : 'http'}://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` }, 'management API listening')
+  }
 
   #newPool (c: Config): UpstreamPool {
     return new UpstreamPool({
@@ -111,6 +267,8 @@ export class Daemon {
 
   #buildPolicy (c: Config): EngineBuild {
     const b = buildEngine(c.blocklists, this.#generation++, this.#inputs)
+    this.#listHashes.set(b.engine, b.listHashes)
+    this.#builtAt.set(b.engine, this.#now())
     const log = this.#log.child({ mod: 'policy' })
     for (const w of b.warnings.slice(0, 50)) log.warn(w)
     if (b.warnings.length > 50) log.warn(`${b.warnings.length - 50} more skipped lines not shown`)
@@ -161,11 +319,23 @@ export class Daemon {
         matched: v.matched, value: v.value, rule: v.rule, list: v.list, line: v.line
       }, v.action === 'monitor' ? 'would block (monitor)' : 'blocked')
     }
+    this.#blockLog?.push({
+      ts: this.#now(), client: ctx.client, group: v.group, qname: ctx.q.qname, qtype: ctx.q.qtype, matched: v.matched, value: v.value,
+      category: v.category, action: v.action, list: v.list, line: v.line, rule: v.rule, listHash: this.#listHashes.get(ctx.engine)?.get(v.list)
+    })
   }
 
   async start (): Promise<void> {
+    await this.#startBlockLog()
     this.#addresses = await this.#listener.start()
+    try {
+      await this.#startApi()
+    } catch (err) {
+      await this.close()
+      throw err
+    }
     this.#log.info({ upstreams: this.#config.upstreams.map(u => u.url), config: this.#config.source }, 'egressd started')
+    this.lists.start()
     this.#syncFirewall()
   }
 
@@ -180,17 +350,32 @@ export class Daemon {
     const needsRestart: string[] = []
     if (!same(prev.dns.listen, next.dns.listen)) needsRestart.push('dns.listen')
     if (!same(prev.dns.tcp, next.dns.tcp)) needsRestart.push('dns.tcp')
+    for (const k of ['listen', 'tls', 'allowPlaintext', 'bodyLimit', 'rateLimit'] as const) {
+      if (!same(prev.api[k], next.api[k])) needsRestart.push(`api.${k}`)
+    }
     // Build everything that can fail first (lists, upstream transports reading CA files); only
     // then change state, so a rejected reload leaves the daemon exactly as it was.
-    const policy = this.#buildPolicy(next)
-    const poolChanged = !same(prev.upstreams, next.upstreams) || !same(prev.dns, next.dns) || !same(prev.cache, next.cache)
-    const pool = poolChanged ? this.#newPool(next) : undefined
-    const cache = same(prev.cache, next.cache) ? undefined : new AnswerCache({ maxEntries: next.cache.maxEntries, now: this.#now })
+    // URL sources may have changed, and `egressd lists update` may have stored new copies: read them.
+    const inputs = this.#inputs
+    this.lists.reconfigure(next)
+    this.#inputs = { ...inputs, sourceFiles: this.lists.files() }
+    let policy: EngineBuild, pool: UpstreamPool | undefined, cache: AnswerCache | undefined
+    try {
+      policy = this.#buildPolicy(next)
+      const poolChanged = !same(prev.upstreams, next.upstreams) || !same(prev.dns, next.dns) || !same(prev.cache, next.cache)
+      pool = poolChanged ? this.#newPool(next) : undefined
+      cache = same(prev.cache, next.cache) ? undefined : new AnswerCache({ maxEntries: next.cache.maxEntries, now: this.#now })
+    } catch (err) {
+      this.#inputs = inputs
+      this.lists.reconfigure(prev)
+      throw err
+    }
 
     this.#config = next
     this.#lastBuild = policy
     this.policy.engine = policy.engine
     applied.push('blocklists')
+    if (!same(prev.api.tokens, next.api.tokens)) applied.push('api.tokens') // read per request
     if (pool !== undefined) {
       const old = this.#pool
       this.#pool = pool
@@ -251,8 +436,15 @@ export class Daemon {
 
   /** Stops accepting queries, lets in-flight ones finish (bounded), then releases everything. */
   async close (): Promise<void> {
+    this.customPolicy?.close()
+    await this.#api?.close()
+    this.#api = undefined
+    await this.lists.close()
     await this.#listener.close(this.#config.dns.shutdownGraceMs)
     this.#pool.close()
+    await this.#blockSearch?.close()
+    await this.#blockLog?.close()
+    this.db?.close()
     this.#log.info('egressd stopped')
   }
 }

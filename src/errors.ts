@@ -15,6 +15,17 @@ export type ErrorCode =
   | 'EGRESSD_ERR_POLICY_INVALID'
   | 'EGRESSD_ERR_STORE_NEWER_SCHEMA'
   | 'EGRESSD_ERR_STORE'
+  | 'EGRESSD_ERR_QUERY_INVALID'
+  | 'EGRESSD_ERR_API_TLS'
+  | 'EGRESSD_ERR_API_INVALID'
+  | 'EGRESSD_ERR_API_NOT_FOUND'
+  | 'EGRESSD_ERR_API_CONFLICT'
+  | 'EGRESSD_ERR_API_UNAVAILABLE'
+  | 'EGRESSD_ERR_LIST_FETCH'
+  | 'EGRESSD_ERR_LIST_ADDRESS_REFUSED'
+  | 'EGRESSD_ERR_LIST_SIGNATURE'
+  | 'EGRESSD_ERR_LIST_REJECTED'
+  | 'EGRESSD_ERR_LIST_KEY'
 
 export class EgressdError extends Error {
   readonly code: ErrorCode
@@ -65,5 +76,45 @@ export class StoreError extends EgressdError {
   constructor (code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options)
     this.name = 'StoreError'
+  }
+}
+
+/**
+ * Why a list update did not take: `reason` is a short stable tag for status and metrics
+ * (`http-status`, `timeout`, `network`, `too-large`, `redirect`, `scheme`, `address`, `signature`,
+ * `bad-lines`, `too-few`, `shrink`, `build`, `store`).
+ */
+export class ListUpdateError extends EgressdError {
+  readonly source: string
+  readonly reason: string
+  constructor (code: ErrorCode, source: string, reason: string, message: string, options?: { cause?: unknown }) {
+    super(code, `${source}: ${message}`, options)
+    this.source = source
+    this.reason = reason
+    this.name = 'ListUpdateError'
+  }
+}
+
+/**
+ * A management API request that cannot be carried out: invalid input (`field` names it, dotted:
+ * `body.rule`), no such object, a conflict, or a component the request needs is unavailable. The
+ * HTTP status for each code is chosen in one place (api/errors.ts).
+ */
+export class ApiError extends EgressdError {
+  readonly field: string | undefined
+  constructor (code: ErrorCode, message: string, options?: { field?: string, cause?: unknown }) {
+    super(code, message, options)
+    this.field = options?.field
+    this.name = 'ApiError'
+  }
+}
+
+/** A block-log search or statistics parameter that does not parse; `parameter` names it (HTTP 400). */
+export class QueryError extends EgressdError {
+  readonly parameter: string
+  constructor (parameter: string, message: string) {
+    super('EGRESSD_ERR_QUERY_INVALID', `${parameter}: ${message}`)
+    this.parameter = parameter
+    this.name = 'QueryError'
   }
 }

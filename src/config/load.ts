@@ -26,10 +26,12 @@
 //   reported under `overrides.listen.N` / `overrides.upstreams.N`.
 // - api.tokens[].sha256 comes out lower-cased; duplicate token names or hashes, source names,
 //   listen addresses and upstreams are errors.
+// - api.listen off loopback (anything but 127.0.0.0/8 and ::1) needs api.tls or api.allowPlaintext: true.
 // - Nothing here touches the files a config names (caFile, blocklist paths): their owners do.
 
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
+import { join as joinPath } from 'node:path'
 import { parseDocument } from 'yaml'
 import { Kind, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
@@ -37,9 +39,10 @@ import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
 import { ConfigError, type ConfigIssue } from '../errors.js'
 import {
   ApiSchema, BlocklistsSchema, CacheSchema, ClientGroupSchema, ConfigFileSchema, DnsSchema, ListSourceSchema, LogLevelSchema,
-  UpstreamObjectSchema, UpstreamSchema, type ConfigFile, type UpstreamEntry
+  PublicKeySchema, UpstreamObjectSchema, UpstreamSchema, type ConfigFile, type UpstreamEntry
 } from './schema.js'
-import type { BlockAction, CategoryOverride, Config, ListenAddress, ListSource, LogLevel, UpstreamConfig, UpstreamProtocol } from './types.js'
+import type { BlockAction, CategoryOverride, Config, ListenAddress, ListPublicKey, ListSource, LogLevel, UpstreamConfig, UpstreamProtocol } from './types.js'
+import { ed25519PublicKeyPem } from './public-key.js'
 
 /** Values given on the command line; each replaces the file's list when present. */
 export interface ConfigOverrides {
@@ -277,7 +280,10 @@ function describeMismatch (e: ValueError): string {
     case ValueErrorType.StringPattern: return schema.errorMessage ?? `must match /${schema.pattern as string}/`
     case ValueErrorType.Integer: return `expected a whole number, got ${got}`
     case ValueErrorType.IntegerMinimum:
-    case ValueErrorType.IntegerMaximum: return `must be between ${schema.minimum as number} and ${schema.maximum as number}, got ${got}`
+    case ValueErrorType.IntegerMaximum:
+    case ValueErrorType.NumberMinimum:
+    case ValueErrorType.NumberMaximum: return `must be between ${schema.minimum as number} and ${schema.maximum as number}, got ${got}`
+    case ValueErrorType.Number: return `expected a number, got ${got}`
     case ValueErrorType.Boolean: return `expected true or false, got ${got}`
     case ValueErrorType.Literal: return `must be ${describe(schema.const)}, got ${got}`
     default: return e.message
@@ -292,6 +298,7 @@ interface Parts {
   listen: ListenAddress[]
   apiListen: ListenAddress | undefined
   upstreams: UpstreamConfig[]
+  publicKeys: ListPublicKey[]
 }
 
 function checkParts (file: unknown, input: BuildInput, issues: ConfigIssue[]): Parts {
@@ -299,6 +306,10 @@ function checkParts (file: unknown, input: BuildInput, issues: ConfigIssue[]): P
   const listen = fits(DnsSchema.properties.listen, listenRaw) ? checkListenList(listenRaw, 'dns.listen', issues) : []
   const apiListenRaw = at(file, 'api', 'listen')
   const apiListen = fits(ApiSchema.properties.listen, apiListenRaw) ? checkApiListen(apiListenRaw, listen, issues) : undefined
+  // Bearer tokens must not cross a network in clear: off loopback, TLS or an explicit opt-out.
+  if (apiListen !== undefined && !isLoopback(apiListen.host) && at(file, 'api', 'tls') === undefined && at(file, 'api', 'allowPlaintext') !== true) {
+    issues.push({ path: 'api.tls', message: `required when api.listen is not a loopback address (${describe(apiListenRaw)}): give { cert, key } PEM files, or set api.allowPlaintext: true to serve plain HTTP` })
+  }
   const timeout = at(file, 'dns', 'upstreamTimeoutMs')
   const upstreams = checkUpstreams(at(file, 'upstreams'), typeof timeout === 'number' ? timeout : 2000, input, issues)
   const cache = at(file, 'cache')
@@ -310,9 +321,9 @@ function checkParts (file: unknown, input: BuildInput, issues: ConfigIssue[]): P
     checkUnique(tokens.map(t => t.name), i => `api.tokens.${i}.name`, 'token name', issues)
     checkUnique(tokens.map(t => t.sha256.toLowerCase()), i => `api.tokens.${i}.sha256`, 'token hash', issues)
   }
-  checkBlocklists(at(file, 'blocklists'), issues)
+  const publicKeys = checkBlocklists(at(file, 'blocklists'), issues)
   checkFirewall(at(file, 'firewall'), issues)
-  return { listen, apiListen, upstreams }
+  return { listen, apiListen, upstreams, publicKeys }
 }
 
 function checkListenList (list: string[], where: string, issues: ConfigIssue[]): ListenAddress[] {
@@ -343,6 +354,12 @@ function checkApiListen (text: string, dnsListen: ListenAddress[], issues: Confi
     issues.push({ path: 'api.listen', message: `${JSON.stringify(text)} is also in dns.listen (DNS takes TCP there too)` })
   }
   return parsed.value
+}
+
+/** 127.0.0.0/8, ::1 and their IPv4-mapped form. */
+function isLoopback (host: string): boolean {
+  const v4 = host.toLowerCase().replace(/^::ffff:/, '')
+  return (isIP(v4) === 4 && v4.startsWith('127.')) || (isIP(host) === 6 && canonicalIpv6(host) === '::1')
 }
 
 function checkUpstreams (raw: unknown, defaultTimeoutMs: number, input: BuildInput, issues: ConfigIssue[]): UpstreamConfig[] {
@@ -427,7 +444,7 @@ function checkFirewall (raw: unknown, issues: ConfigIssue[]): void {
   })
 }
 
-function checkBlocklists (raw: unknown, issues: ConfigIssue[]): void {
+function checkBlocklists (raw: unknown, issues: ConfigIssue[]): ListPublicKey[] {
   checkCategoryNames(at(raw, 'categories'), 'blocklists.categories', issues)
   for (const family of ['ipv4', 'ipv6'] as const) {
     const v = at(raw, 'sinkhole', family)
@@ -451,8 +468,9 @@ function checkBlocklists (raw: unknown, issues: ConfigIssue[]): void {
       checkCategoryNames(g.categories, `${where}.categories`, issues)
     }
   }
+  const publicKeys = checkPublicKeys(at(raw, 'update'), issues)
   const sources = at(raw, 'sources')
-  if (!Array.isArray(sources)) return
+  if (!Array.isArray(sources)) return publicKeys
   const names = new Map<string, number>()
   for (const [i, source] of (sources as unknown[]).entries()) {
     if (!fits(ListSourceSchema, source)) continue
@@ -469,7 +487,77 @@ function checkBlocklists (raw: unknown, issues: ConfigIssue[]): void {
     const first = names.get(source.name)
     if (first !== undefined) issues.push({ path: `${where}.name`, message: `duplicate source name "${source.name}" (also blocklists.sources.${first})` })
     else names.set(source.name, i)
+    checkUrlSource(source, where, at(raw, 'update', 'requireSignature') === true, publicKeys, issues)
   }
+  return publicKeys
+}
+
+const URL_SOURCE_KEYS = ['interval', 'timeoutMs', 'maxBytes', 'caFile', 'signed', 'signatureUrl', 'keys', 'minEntries', 'maxBadLineShare', 'maxShrink'] as const
+
+/** Keys of URL sources: only on URL sources; http:// must be signed; signatures need keys. */
+function checkUrlSource (source: Static<typeof ListSourceSchema>, where: string, requireSignature: boolean, keys: ListPublicKey[], issues: ConfigIssue[]): void {
+  if (source.url === undefined) {
+    for (const key of URL_SOURCE_KEYS) {
+      if (source[key] !== undefined) issues.push({ path: `${where}.${key}`, message: 'only applies to sources with a "url"' })
+    }
+    return
+  }
+  if (source.name.includes('/') || source.name.startsWith('.')) {
+    issues.push({ path: `${where}.name`, message: `a URL source's name names its stored copy, so it cannot contain "/" or start with "."; got ${describe(source.name)}` })
+  }
+  const signed = source.signed === true || source.signatureUrl !== undefined
+  if (source.signed === false && source.signatureUrl !== undefined) issues.push({ path: `${where}.signed`, message: 'is false but signatureUrl is given' })
+  const http = /^http:/i.test(source.url)
+  if (http && !signed) issues.push({ path: `${where}.url`, message: 'plain http:// is refused unless the list is signed (set signed: true, or use https://)' })
+  else if (requireSignature && !signed) issues.push({ path: `${where}.signed`, message: 'blocklists.update.requireSignature is on: set signed: true' })
+  if (signed && keys.length === 0) issues.push({ path: `${where}.signed`, message: 'a signed list needs at least one key in blocklists.update.publicKeys' })
+  if (source.signatureUrl !== undefined && !isHttpUrl(source.signatureUrl)) {
+    issues.push({ path: `${where}.signatureUrl`, message: `expected an http:// or https:// URL, got ${describe(source.signatureUrl)}` })
+  }
+  if (source.caFile !== undefined && http) issues.push({ path: `${where}.caFile`, message: 'only applies to https:// URLs' })
+  source.keys?.forEach((k, j) => {
+    if (!keys.some(pk => pk.name === k)) issues.push({ path: `${where}.keys.${j}`, message: `no key named ${describe(k)} in blocklists.update.publicKeys` })
+  })
+  if (source.keys !== undefined && !signed) issues.push({ path: `${where}.keys`, message: 'only applies to signed lists' })
+  if (source.interval !== undefined && parseDuration(source.interval) < 10_000) issues.push({ path: `${where}.interval`, message: `must be at least 10s, got ${describe(source.interval)}` })
+}
+
+/** `90s`, `30m`, `6h`, `1d` -> milliseconds (the schema has checked the pattern). */
+function parseDuration (text: string): number {
+  const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[text.slice(-1) as 's' | 'm' | 'h' | 'd']
+  return Number(text.slice(0, -1)) * unit
+}
+
+/** blocklists.update.publicKeys: each given as exactly one of key (PEM or base64) or file (PEM), each an Ed25519 public key. */
+function checkPublicKeys (raw: unknown, issues: ConfigIssue[]): ListPublicKey[] {
+  const list = at(raw, 'publicKeys')
+  if (!Array.isArray(list)) return []
+  const out: ListPublicKey[] = []
+  const seen = new Map<string, number>()
+  for (const [i, entry] of (list as unknown[]).entries()) {
+    if (!fits(PublicKeySchema, entry)) continue
+    const where = `blocklists.update.publicKeys.${i}`
+    const first = seen.get(entry.name)
+    if (first !== undefined) issues.push({ path: `${where}.name`, message: `duplicate key name "${entry.name}" (also blocklists.update.publicKeys.${first})` })
+    else seen.set(entry.name, i)
+    if ((entry.key === undefined) === (entry.file === undefined)) {
+      issues.push({ path: where, message: 'give exactly one of "key" (PEM or base64) or "file" (a PEM file)' })
+      continue
+    }
+    let text = entry.key
+    if (entry.file !== undefined) {
+      try {
+        text = readFileSync(entry.file, 'utf8')
+      } catch (err) {
+        issues.push({ path: `${where}.file`, message: `cannot read ${entry.file}: ${errorText(err)}` })
+        continue
+      }
+    }
+    const parsed = ed25519PublicKeyPem(text ?? '')
+    if ('error' in parsed) issues.push({ path: `${where}.${entry.file !== undefined ? 'file' : 'key'}`, message: parsed.error })
+    else out.push({ name: entry.name, pem: parsed.pem })
+  }
+  return out
 }
 
 function checkUnique (values: string[], pathOf: (i: number) => string, what: string, issues: ConfigIssue[]): void {
@@ -529,7 +617,11 @@ function assemble (file: ConfigFile, parts: Parts, env: EnvOverrides, source: st
     },
     api: {
       listen: parts.apiListen,
-      tokens: api.tokens.map(t => ({ name: t.name, role: t.role, sha256: t.sha256.toLowerCase() }))
+      tokens: api.tokens.map(t => ({ name: t.name, role: t.role, sha256: t.sha256.toLowerCase() })),
+      tls: api.tls === undefined ? undefined : { cert: api.tls.cert, key: api.tls.key },
+      allowPlaintext: api.allowPlaintext,
+      bodyLimit: api.bodyLimit,
+      rateLimit: { perSecond: api.rateLimit.perSecond, burst: api.rateLimit.burst }
     },
     dataDir: env.dataDir ?? file.dataDir,
     blocklists: {
@@ -539,6 +631,11 @@ function assemble (file: ConfigFile, parts: Parts, env: EnvOverrides, source: st
       sinkhole: { ipv4: blocklists.sinkhole.ipv4, ipv6: blocklists.sinkhole.ipv6 },
       categories: categoryOverrides(blocklists.categories),
       sources: blocklists.sources.map(listSource),
+      update: {
+        publicKeys: parts.publicKeys,
+        allowHosts: blocklists.update.allowHosts.map(h => h.toLowerCase().replace(/^\[(.*)\]$/, '$1')),
+        requireSignature: blocklists.update.requireSignature
+      },
       rules: { block: blocklists.rules.block, allow: blocklists.rules.allow },
       groups: blocklists.groups.map(g => ({
         name: g.name,
@@ -549,6 +646,15 @@ function assemble (file: ConfigFile, parts: Parts, env: EnvOverrides, source: st
       }))
     },
     firewall: { ...file.firewall, lanCidrs: file.firewall.lanCidrs.map(c => normalizeCidr(c) as string) },
+    store: {
+      path: file.store.path ?? joinPath(env.dataDir ?? file.dataDir, 'egressd.sqlite'),
+      logQueries: file.store.logQueries,
+      queueMax: file.store.queueMax,
+      batchMs: file.store.batchMs,
+      retention: { ...file.store.retention },
+      synchronous: file.store.synchronous,
+      busyTimeoutMs: file.store.busyTimeoutMs
+    },
     log: { level: env.logLevel ?? file.log.level },
     source
   }
@@ -579,7 +685,20 @@ function listSource (s: Static<typeof ListSourceSchema>): ListSource {
     ...(s.path !== undefined && { path: s.path }),
     ...(s.url !== undefined && { url: s.url }),
     format: s.format,
-    ...(s.category !== undefined && { category: s.category })
+    ...(s.category !== undefined && { category: s.category }),
+    ...(s.url !== undefined && {
+      update: {
+        intervalMs: s.interval === undefined ? 6 * 3_600_000 : parseDuration(s.interval),
+        timeoutMs: s.timeoutMs ?? 30_000,
+        maxBytes: s.maxBytes ?? 50 * 1024 * 1024,
+        ...(s.caFile !== undefined && { caFile: s.caFile }),
+        ...((s.signed === true || s.signatureUrl !== undefined) && { signatureUrl: s.signatureUrl ?? `${s.url}.sig` }),
+        keys: s.keys ?? [],
+        minEntries: s.minEntries ?? 1,
+        maxBadLineShare: s.maxBadLineShare ?? 0.01,
+        maxShrink: s.maxShrink ?? 0.5
+      }
+    })
   }
 }
 

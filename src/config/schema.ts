@@ -69,7 +69,18 @@ export const ApiTokenSchema = strictObject({
 
 export const ApiSchema = strictObject({
   listen: nonEmpty('127.0.0.1:8053'),
-  tokens: Type.Array(ApiTokenSchema, { default: [] })
+  tokens: Type.Array(ApiTokenSchema, { default: [] }),
+  /** PEM files; required when `listen` is not a loopback address, unless `allowPlaintext`. */
+  tls: Type.Optional(strictObject({ cert: nonEmpty(), key: nonEmpty() })),
+  /** Serve plain HTTP on a non-loopback address (tokens then cross the network in clear). */
+  allowPlaintext: Type.Boolean({ default: false }),
+  /** Largest request body accepted, bytes (413 beyond). */
+  bodyLimit: integer(1024, 64 * 1024 * 1024, 1048576),
+  /** Requests per client address: a token bucket refilled at perSecond, holding at most burst (429 beyond). */
+  rateLimit: strictObject({
+    perSecond: integer(1, 1_000_000, 20),
+    burst: integer(1, 10_000_000, 100)
+  }, { default: {} })
 }, { default: {} })
 
 export const BlockActionSchema = Type.Union([
@@ -106,8 +117,40 @@ export const ListSourceSchema = strictObject({
   format: Type.Union([
     Type.Literal('plain'), Type.Literal('hosts'), Type.Literal('adblock'), Type.Literal('dnsmasq'), Type.Literal('cidr')
   ], { default: 'plain' }),
-  category: Type.Optional(nonEmpty())
+  category: Type.Optional(nonEmpty()),
+  // URL sources only (load.ts fills in the defaults for them and refuses these keys on path sources).
+  /** How often to fetch: `90s`, `30m`, `6h`, `1d` (default 6h, jittered by ±10%). */
+  interval: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,6}(s|m|h|d)$', errorMessage: 'a duration such as 90s, 30m, 6h or 1d' })),
+  timeoutMs: Type.Optional(integer(100, 600_000)),
+  maxBytes: Type.Optional(integer(1, 2 ** 31 - 1)),
+  /** Extra CA certificates (PEM) to trust for this https:// URL, besides the system ones. */
+  caFile: Type.Optional(nonEmpty()),
+  /** Fetch a detached Ed25519 signature and verify it (needed for http:// URLs). */
+  signed: Type.Optional(Type.Boolean()),
+  /** Where the signature is (default: the list URL + `.sig`); implies signed. */
+  signatureUrl: Type.Optional(nonEmpty()),
+  /** Names of blocklists.update.publicKeys accepted for this list (default: any of them). */
+  keys: Type.Optional(Type.Array(nonEmpty(), { minItems: 1 })),
+  minEntries: Type.Optional(integer(0, 100_000_000)),
+  maxBadLineShare: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+  maxShrink: Type.Optional(Type.Number({ minimum: 0, maximum: 1 }))
 })
+
+/** A public key that list signatures are verified with: `key` (PEM or base64) or `file` (PEM). */
+export const PublicKeySchema = strictObject({
+  name: nonEmpty(),
+  key: Type.Optional(nonEmpty()),
+  file: Type.Optional(nonEmpty())
+})
+
+/** Settings for downloading URL sources (see README "List updates"). */
+export const ListUpdateSchema = strictObject({
+  publicKeys: Type.Array(PublicKeySchema, { default: [] }),
+  /** Host names or IP literals of list URLs that may be (or resolve to) private or loopback addresses. */
+  allowHosts: Type.Array(nonEmpty(), { default: [] }),
+  /** Every URL source must be signed (http:// ones always must). */
+  requireSignature: Type.Boolean({ default: false })
+}, { default: {} })
 
 export const BlocklistsSchema = strictObject({
   dir: nonEmpty('./blocklists'),
@@ -122,6 +165,7 @@ export const BlocklistsSchema = strictObject({
   }, { default: {} }),
   categories: Type.Record(Type.String(), CategoryOverrideSchema, { default: {} }),
   sources: Type.Array(ListSourceSchema, { default: [] }),
+  update: ListUpdateSchema,
   rules: InlineRulesSchema,
   groups: Type.Array(ClientGroupSchema, { default: [] })
 }, { default: {} })
@@ -148,6 +192,28 @@ export const LogSchema = strictObject({
   level: Type.Union(LogLevelSchema.anyOf, { default: 'info' })
 }, { default: {} })
 
+/** The SQLite store: block log (and, from the management API, rules and audit). */
+export const StoreSchema = strictObject({
+  /** The database file; default `<dataDir>/egressd.sqlite`. */
+  path: Type.Optional(nonEmpty()),
+  /** blocked: block and monitor matches only; all: allowed queries too (with rcode and latency). */
+  logQueries: Type.Union([Type.Literal('blocked'), Type.Literal('all')], { default: 'blocked', errorMessage: 'must be blocked or all' }),
+  /** Events waiting to be written; beyond this they are dropped and counted. */
+  queueMax: integer(100, 10_000_000, 100_000),
+  /** How often queued events are written (one transaction); a crash loses at most this much. */
+  batchMs: integer(10, 60_000, 1000),
+  retention: strictObject({
+    days: integer(1, 36_500, 90),
+    /** 0 = no limit. */
+    maxRows: integer(0, 10_000_000_000, 0),
+    /** Bytes of used pages; 0 = no limit. */
+    maxBytes: integer(0, 10_000_000_000_000, 0)
+  }, { default: {} }),
+  /** NORMAL: a power cut may lose the last commits; FULL: fsync on every batch. */
+  synchronous: Type.Union([Type.Literal('NORMAL'), Type.Literal('FULL')], { default: 'NORMAL', errorMessage: 'must be NORMAL or FULL' }),
+  busyTimeoutMs: integer(0, 60_000, 1000)
+}, { default: {} })
+
 export const ConfigFileSchema = strictObject({
   dns: DnsSchema,
   // Empty (the default) means: take them from resolv.conf (see load.ts).
@@ -157,6 +223,7 @@ export const ConfigFileSchema = strictObject({
   dataDir: nonEmpty('./var'),
   blocklists: BlocklistsSchema,
   firewall: FirewallSchema,
+  store: StoreSchema,
   log: LogSchema
 })
 

@@ -50,6 +50,11 @@ export interface ApiToken { readonly name: string, readonly role: 'admin' | 'vie
 export interface ApiConfig {
   readonly listen: ListenAddress            // default 127.0.0.1:8053
   readonly tokens: readonly ApiToken[]
+  /** PEM file paths; required off loopback unless allowPlaintext. */
+  readonly tls: { readonly cert: string, readonly key: string } | undefined
+  readonly allowPlaintext: boolean          // default false
+  readonly bodyLimit: number                // bytes, default 1 MiB
+  readonly rateLimit: { readonly perSecond: number, readonly burst: number }   // per client address, default 20/s, burst 100
 }
 
 export type BlockAction = 'nxdomain' | 'refused' | 'nodata' | 'null' | 'sinkhole' | 'monitor'
@@ -74,6 +79,35 @@ export interface ListSource {
   readonly url?: string
   readonly format: 'plain' | 'hosts' | 'adblock' | 'dnsmasq' | 'cidr'
   readonly category?: string
+  /** URL sources only: how they are fetched and checked (defaults filled in). */
+  readonly update?: UrlSourceSettings
+}
+
+export interface UrlSourceSettings {
+  readonly intervalMs: number               // default 6 h; each wait is jittered by ±10%
+  readonly timeoutMs: number                // whole download (list and signature), default 30000
+  readonly maxBytes: number                 // default 50 MiB
+  readonly caFile?: string                  // extra CA bundle (PEM) for https
+  /** Detached Ed25519 signature URL; undefined = the list is not signed. */
+  readonly signatureUrl?: string
+  /** Names of the public keys accepted (every configured key when none were named). */
+  readonly keys: readonly string[]
+  readonly minEntries: number               // default 1
+  readonly maxBadLineShare: number          // default 0.01
+  readonly maxShrink: number                // default 0.5 (against the last accepted version)
+}
+
+export interface ListPublicKey {
+  readonly name: string
+  /** SPKI PEM of the Ed25519 key. */
+  readonly pem: string
+}
+
+export interface ListUpdateConfig {
+  readonly publicKeys: readonly ListPublicKey[]
+  /** Lower-cased host names / IP literals allowed to be (or resolve to) non-public addresses. */
+  readonly allowHosts: readonly string[]
+  readonly requireSignature: boolean        // default false (http:// sources must always be signed)
 }
 
 export interface BlocklistsConfig {
@@ -83,6 +117,7 @@ export interface BlocklistsConfig {
   readonly sinkhole: { readonly ipv4: string, readonly ipv6: string }   // default 0.0.0.0 and ::
   readonly categories: Readonly<Record<string, CategoryOverride>>
   readonly sources: readonly ListSource[]
+  readonly update: ListUpdateConfig         // downloading URL sources
   readonly rules: InlineRules               // config-wide custom rules
   readonly groups: readonly ClientGroup[]   // first group whose clients contain the address wins
 }
@@ -98,6 +133,20 @@ export interface FirewallConfig {
   readonly sync: boolean                    // default false
 }
 
+export interface StoreConfig {
+  readonly path: string                     // default <dataDir>/egressd.sqlite
+  readonly logQueries: 'blocked' | 'all'    // default blocked
+  readonly queueMax: number                 // default 100000 events
+  readonly batchMs: number                  // default 1000
+  readonly retention: {
+    readonly days: number                   // default 90
+    readonly maxRows: number                // 0 = no limit (default)
+    readonly maxBytes: number               // 0 = no limit (default)
+  }
+  readonly synchronous: 'NORMAL' | 'FULL'   // default NORMAL
+  readonly busyTimeoutMs: number            // default 1000
+}
+
 export interface Config {
   readonly dns: DnsConfig
   readonly upstreams: readonly UpstreamConfig[]   // never empty after load
@@ -106,6 +155,7 @@ export interface Config {
   readonly dataDir: string                  // default ./var
   readonly blocklists: BlocklistsConfig
   readonly firewall: FirewallConfig
+  readonly store: StoreConfig
   readonly log: { readonly level: LogLevel }
   /** Where this config came from: a file path, or 'defaults'. */
   readonly source: string

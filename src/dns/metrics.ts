@@ -1,10 +1,14 @@
 // Counters of the DNS path: plain numeric fields, incremented on the hot path without lookups.
-// The management API (later) renders them; tests read them directly.
+// The management API renders them at /metrics; tests read them directly.
 
 import { MALFORMED_KINDS, type Malformed } from './wire.js'
 import type { DropReason } from './upstream/transport.js'
 
 export type OutcomeKind = 'cached' | 'resolved' | 'blocked' | 'servfail' | 'refused'
+
+/** What became of a query, by protocol: a pipeline outcome, or a malformed packet answered FORMERR/NOTIMP or dropped. */
+export type QueryResult = OutcomeKind | 'formerr' | 'notimp' | 'dropped'
+export const QUERY_RESULTS: readonly QueryResult[] = ['resolved', 'cached', 'blocked', 'servfail', 'refused', 'formerr', 'notimp', 'dropped']
 
 function zeroes<K extends string> (keys: readonly K[]): Record<K, number> {
   const o = {} as Record<K, number>
@@ -15,6 +19,8 @@ function zeroes<K extends string> (keys: readonly K[]): Record<K, number> {
 export class DnsMetrics {
   readonly queries = { udp: 0, tcp: 0 }
   readonly outcomes: Record<OutcomeKind, number> = zeroes(['cached', 'resolved', 'blocked', 'servfail', 'refused'])
+  /** Every query by the protocol it came in on and what became of it (for /metrics). */
+  readonly results: Record<'udp' | 'tcp', Record<QueryResult, number>> = { udp: zeroes(QUERY_RESULTS), tcp: zeroes(QUERY_RESULTS) }
   /** Client packets that were not queries we serve, by kind (FORMERR/NOTIMP answered, or dropped). */
   readonly malformed: Record<Malformed, number> = zeroes(MALFORMED_KINDS)
   /** Packets from (or claiming to be from) upstreams that were thrown away (RFC 5452 checks). */

@@ -55,10 +55,10 @@ export function compose (stages: readonly Stage[], terminal: Handler): Handler {
 
 /** Counts every outcome by kind, for sync and async answers alike. */
 export function countStage (metrics: DnsMetrics): Stage {
-  const count = (o: Outcome): Outcome => { metrics.outcomes[o.kind]++; return o }
+  const count = (o: Outcome, protocol: Protocol): Outcome => { metrics.outcomes[o.kind]++; metrics.results[protocol][o.kind]++; return o }
   return next => ctx => {
     const o = next(ctx)
-    return o instanceof Promise ? o.then(count) : count(o)
+    return o instanceof Promise ? o.then(r => count(r, ctx.protocol)) : count(o, ctx.protocol)
   }
 }
 
@@ -237,6 +237,7 @@ export function createPipeline (d: PipelineDeps): (msg: Buffer, protocol: Protoc
     if (typeof q === 'string') {
       d.metrics.malformed[q]++
       const rcode = malformedRcode(q)
+      d.metrics.results[protocol][rcode < 0 ? 'dropped' : rcode === Rcode.NOTIMP ? 'notimp' : 'formerr']++
       return rcode < 0 ? null : headerOnlyResponse(msg, rcode)
     }
     const engine = d.policy.engine

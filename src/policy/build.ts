@@ -4,6 +4,7 @@
 // half-loaded engine) when a list cannot be read, has no valid entry, or the config names a
 // category that does not exist.
 
+import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse as parseYaml } from 'yaml'
@@ -43,6 +44,8 @@ export interface EngineBuild {
   /** Block CIDRs by category name, and allow CIDRs of every category. */
   readonly addresses: { readonly block: ReadonlyMap<string, AddressRules>, readonly allow: AddressRules }
   readonly lists: readonly ListReport[]
+  /** Per list name (as in Verdict.list): the first 16 hex digits of the SHA-256 of its text, the list version block events record. */
+  readonly listHashes: ReadonlyMap<string, string>
   /** Skipped lines and other warnings, as `FILE:LINE: message`. */
   readonly warnings: readonly string[]
   readonly ms: number
@@ -106,6 +109,11 @@ export interface PolicyInputs {
   readonly rules?: InlineRules
   /** URL sources by name: the local file holding their last accepted version. */
   readonly sourceFiles?: ReadonlyMap<string, string>
+  /**
+   * Category overrides set at run time (management API), by client group name ('*': every group),
+   * merged over the config's per category and field. Names that do not exist (any more) are warnings.
+   */
+  readonly categories?: Readonly<Record<string, Readonly<Record<string, CategoryOverride>>>>
 }
 
 /** Builds the engine, or throws a PolicyError listing every problem. Synchronous. */
@@ -170,8 +178,10 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
   }
 
   /** Parses `text` and adds its rules as they are read; returns the count added and the parse. */
+  const listHashes = new Map<string, string>()
   const addList = (text: string, format: ListFormat, cat: number, listName: string, onIssue: (i: ParseIssue) => void): { added: number, parsed: ParsedList } => {
     lists.push(listName)
+    listHashes.set(listName, createHash('sha256').update(text).digest('hex').slice(0, 16))
     const li = lists.length - 1
     let added = 0
     const parsed = parseList(text, format, r => { if (addRule(r, cat, li, listName)) added++ })
@@ -240,10 +250,16 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
   checkOverrides(cfg.categories, 'blocklists.categories')
   cfg.groups.forEach((g, gi) => checkOverrides(g.categories, `blocklists.groups.${gi}.categories`))
   if (problems.length > 0) throw new PolicyError(problems)
+  const runtime = inputs.categories ?? {}
+  const groupNames = new Set(['*', 'default', ...cfg.groups.map(g => g.name)])
+  for (const [g, o] of Object.entries(runtime)) {
+    if (!groupNames.has(g)) warnings.push(`category overrides (store): no client group "${g}"; ignored`)
+    for (const name of Object.keys(o)) if (!catIndex.has(name)) warnings.push(`category overrides (store): no category "${name}"; ignored`)
+  }
 
   // 5. Resolve categories and groups.
   const infos: CategoryInfo[] = categories.map(c => {
-    const o = cfg.categories[c.name] ?? {}
+    const o = { ...cfg.categories[c.name], ...runtime['*']?.[c.name] }
     return { name: c.name, title: c.title, policyRef: c.policyRef, enabled: o.enabled ?? c.enabledByDefault, action: o.action ?? cfg.action }
   })
   const categoryOf = category.done()
@@ -259,7 +275,12 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
     const cats = categoryOf
     return { index, name, exempt, enabled, actions, accepts: (id: number) => enabled[cats[id]] === 1 }
   }
-  const groups = [plan(0, 'default', false, {}), ...cfg.groups.map((g, i) => plan(i + 1, g.name, g.exempt, g.categories))]
+  const withRuntime = (group: string, o: Readonly<Record<string, CategoryOverride>>): Record<string, CategoryOverride> => {
+    const out: Record<string, CategoryOverride> = { ...o }
+    for (const [name, r] of Object.entries(runtime[group] ?? {})) out[name] = { ...o[name], ...r }
+    return out
+  }
+  const groups = [plan(0, 'default', false, withRuntime('default', {})), ...cfg.groups.map((g, i) => plan(i + 1, g.name, g.exempt, withRuntime(g.name, g.categories)))]
   let clients: IpIndex | undefined
   if (cfg.groups.length > 0) {
     clients = new IpIndex()
@@ -295,7 +316,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
     groups,
     clients
   })
-  return { engine, addresses: { block: blockCidrs, allow: allowCidrs }, lists: reports, warnings, ms: Math.round(performance.now() - started) }
+  return { engine, addresses: { block: blockCidrs, allow: allowCidrs }, lists: reports, listHashes, warnings, ms: Math.round(performance.now() - started) }
 }
 
 function exists (file: string): boolean {

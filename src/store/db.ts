@@ -21,6 +21,8 @@ export interface OpenOptions {
   /** Called when a broken file was moved aside (the daemon logs it loudly). */
   readonly onMovedAside?: (from: string, to: string, reason: string) => void
   readonly now?: () => number
+  /** Run quick_check at open (default true); a second connection to a file just checked skips it. */
+  readonly check?: boolean
 }
 
 /** Opens (creating and migrating when needed) the database at `path`. */
@@ -30,7 +32,7 @@ export function openDatabase (path: string, opts: OpenOptions = {}): Db {
   let db: Db
   try {
     db = configure(new Database(path), opts)
-    const check = db.pragma('quick_check', { simple: true })
+    const check = opts.check === false ? 'ok' : db.pragma('quick_check', { simple: true })
     if (check !== 'ok') throw Object.assign(new Error(`quick_check: ${String(check)}`), { code: 'SQLITE_CORRUPT' })
   } catch (err) {
     if (!isBrokenFile(err)) throw err

@@ -12,14 +12,22 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     name: 'block log',
-    // Strings that repeat across millions of events (clients, names, categories, rules) are stored
-    // once in `strings` and referenced by id: rows stay ~40 bytes, so 10M events fit well under 2 GB.
-    // `names.rname` is the name with its labels reversed ('org.example.www'), so a suffix search is an
-    // index range scan.
+    // One row per event in `events` (blocks, monitor matches and, with store.logQueries: all, allowed
+    // queries). Strings that repeat across millions of events (groups, categories, actions, lists,
+    // rules, list hashes, matched values) are stored once in `strings`, client addresses in
+    // `clients`, query names in `names`, and referenced by id: a row is ~40 bytes, so 10M events
+    // with their indexes stay well under 2 GB. `names.rname` is the name with its labels reversed
+    // plus a trailing dot ('org.example.www.'), so "this name and every name below it" is one index
+    // range. `value` is NULL when the matched value is the query name itself. `matched`: 0 none
+    // (allowed), 1 qname, 2 cname, 3 address.
     sql: `
       CREATE TABLE strings (
         id INTEGER PRIMARY KEY,
         value TEXT NOT NULL UNIQUE
+      );
+      CREATE TABLE clients (
+        id INTEGER PRIMARY KEY,
+        addr TEXT NOT NULL UNIQUE
       );
       CREATE TABLE names (
         id INTEGER PRIMARY KEY,
@@ -27,44 +35,49 @@ export const MIGRATIONS: readonly Migration[] = [
         rname TEXT NOT NULL
       );
       CREATE INDEX names_rname ON names (rname);
-      CREATE TABLE blocks (
+      CREATE TABLE events (
         id INTEGER PRIMARY KEY,
         ts INTEGER NOT NULL,
-        client INTEGER NOT NULL REFERENCES strings (id),
-        grp INTEGER REFERENCES strings (id),
-        qname INTEGER NOT NULL REFERENCES names (id),
+        client INTEGER NOT NULL,
+        grp INTEGER NOT NULL,
+        qname INTEGER NOT NULL,
         qtype INTEGER NOT NULL,
         matched INTEGER NOT NULL,
-        value INTEGER REFERENCES strings (id),
-        category INTEGER NOT NULL REFERENCES strings (id),
-        list INTEGER REFERENCES strings (id),
+        value INTEGER,
+        category INTEGER NOT NULL,
+        action INTEGER NOT NULL,
+        list INTEGER,
         line INTEGER,
-        rule INTEGER REFERENCES strings (id),
-        list_hash INTEGER REFERENCES strings (id),
-        action INTEGER NOT NULL REFERENCES strings (id),
+        rule INTEGER,
+        list_hash INTEGER,
         rcode INTEGER,
         latency_ms INTEGER
       );
-      CREATE INDEX blocks_ts ON blocks (ts);
-      CREATE INDEX blocks_client_ts ON blocks (client, ts);
-      CREATE INDEX blocks_category_ts ON blocks (category, ts);
-      CREATE INDEX blocks_qname_ts ON blocks (qname, ts);
-      -- Hourly roll-up kept by the writer in the same transaction as the rows, so statistics over
-      -- months read thousands of rows, not millions.
-      CREATE TABLE block_hours (
-        hour INTEGER NOT NULL,
-        category INTEGER NOT NULL,
-        action INTEGER NOT NULL,
-        qname INTEGER NOT NULL,
-        client INTEGER NOT NULL,
-        n INTEGER NOT NULL,
-        PRIMARY KEY (hour, category, action, qname, client)
+      CREATE INDEX events_ts ON events (ts);
+      CREATE INDEX events_client_ts ON events (client, ts);
+      CREATE INDEX events_category_ts ON events (category, ts);
+      CREATE INDEX events_qname_ts ON events (qname, ts);
+      -- Roll-ups of block and monitor events (not allowed queries), kept by the writer in the same
+      -- transaction as the rows, so statistics over months read thousands of rows, not millions.
+      -- (Names and clients per hour would cost as many upserts as rows: top lists use days.)
+      -- hour = floor(ts / 3600000), day = floor(ts / 86400000) (UTC).
+      CREATE TABLE hour_category (
+        hour INTEGER NOT NULL, category INTEGER NOT NULL, action INTEGER NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (hour, category, action)
+      ) WITHOUT ROWID;
+      CREATE TABLE day_qname (
+        day INTEGER NOT NULL, category INTEGER NOT NULL, qname INTEGER NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (day, category, qname)
+      ) WITHOUT ROWID;
+      CREATE TABLE day_client (
+        day INTEGER NOT NULL, category INTEGER NOT NULL, client INTEGER NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (day, category, client)
       ) WITHOUT ROWID;
     `
   },
   {
     version: 2,
-    name: 'custom rules and audit log',
+    name: 'custom rules, category overrides and audit log',
     sql: `
       CREATE TABLE rules (
         id INTEGER PRIMARY KEY,
@@ -87,6 +100,18 @@ export const MIGRATIONS: readonly Migration[] = [
         after TEXT
       );
       CREATE INDEX audit_ts ON audit (ts);
+      CREATE INDEX rules_expires_at ON rules (expires_at) WHERE expires_at IS NOT NULL;
+      -- Category settings changed at run time (PATCH /api/v1/categories/:name), over the config's.
+      -- grp '*' applies to every client group; otherwise a group name ('default' included).
+      CREATE TABLE category_overrides (
+        grp TEXT NOT NULL,
+        category TEXT NOT NULL,
+        enabled INTEGER,
+        action TEXT,
+        updated_at INTEGER NOT NULL,
+        updated_by TEXT NOT NULL,
+        PRIMARY KEY (grp, category)
+      ) WITHOUT ROWID;
     `
   }
 ]

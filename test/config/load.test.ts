@@ -51,6 +51,7 @@ const DEFAULTS: Omit<Config, 'source'> = {
     sinkhole: { ipv4: '0.0.0.0', ipv6: '::' },
     categories: {},
     sources: [],
+    update: { publicKeys: [], allowHosts: [], requireSignature: false },
     rules: { block: [], allow: [] },
     groups: []
   },
@@ -129,7 +130,13 @@ log: { level: debug }
     categories: { signal: { enabled: true }, gmail: { enabled: false }, zoom: {} },
     sources: [
       { name: 'local-extra', path: '/etc/egressd/extra.txt', format: 'plain' },
-      { name: 'central', url: 'https://lists.example.net/t.txt', format: 'hosts', category: 'telegram' }
+      {
+        name: 'central',
+        url: 'https://lists.example.net/t.txt',
+        format: 'hosts',
+        category: 'telegram',
+        update: { intervalMs: 6 * 3_600_000, timeoutMs: 30_000, maxBytes: 50 * 1024 * 1024, keys: [], minEntries: 1, maxBadLineShare: 0.01, maxShrink: 0.5 }
+      }
     ]
   })
   t.notOk('url' in config.blocklists.sources[0], 'absent optional keys stay absent')

@@ -39,7 +39,16 @@ interface Upstream {
   lastFailureAt: number
   lastError: string | undefined
   latencyMs: number
+  /** Answer times: count per LATENCY_BUCKETS_MS bucket (last: above them all), and their sum. */
+  readonly latencyCounts: Uint32Array
+  latencySumMs: number
 }
+
+/** Upper bounds (ms) of the answer-time histogram buckets, for /metrics. */
+export const LATENCY_BUCKETS_MS: readonly number[] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000]
+
+/** One upstream's answer-time histogram (non-cumulative counts; the last is above every bound). */
+export interface LatencyHistogram { readonly url: string, readonly counts: readonly number[], readonly sumMs: number }
 
 export interface PoolOptions {
   readonly upstreams: readonly UpstreamConfig[]
@@ -69,7 +78,7 @@ export class UpstreamPool {
     this.#log = opts.log.child({ mod: 'upstream' })
     this.#list = opts.upstreams.map(cfg => {
       const { transport, tcp } = this.#transports(cfg)
-      return { cfg, transport, tcp, queries: 0, failures: 0, consecutiveFailures: 0, lastFailureAt: 0, lastError: undefined, latencyMs: 0 }
+      return { cfg, transport, tcp, queries: 0, failures: 0, consecutiveFailures: 0, lastFailureAt: 0, lastError: undefined, latencyMs: 0, latencyCounts: new Uint32Array(LATENCY_BUCKETS_MS.length + 1), latencySumMs: 0 }
     })
   }
 
@@ -205,6 +214,10 @@ export class UpstreamPool {
       this.#allHealthy = this.#list.every(x => x.consecutiveFailures === 0)
     }
     u.latencyMs = u.latencyMs === 0 ? ms : u.latencyMs * 0.9 + ms * 0.1
+    let b = 0
+    while (b < LATENCY_BUCKETS_MS.length && ms > LATENCY_BUCKETS_MS[b]) b++
+    u.latencyCounts[b]++
+    u.latencySumMs += ms
   }
 
   #failed (u: Upstream, err: unknown): void {
@@ -215,6 +228,10 @@ export class UpstreamPool {
     u.lastError = (err as Error).message
     this.#opts.metrics.upstreamErrors++
     if (u.consecutiveFailures === 1) this.#log.warn({ upstream: u.cfg.url, err: u.lastError }, 'upstream failed; trying it last until it recovers')
+  }
+
+  latency (): LatencyHistogram[] {
+    return this.#list.map(u => ({ url: u.cfg.url, counts: Array.from(u.latencyCounts), sumMs: u.latencySumMs }))
   }
 
   health (): UpstreamHealth[] {

@@ -1,0 +1,41 @@
+// What the management API needs from the running daemon. The daemon implements it; the API never
+// reaches further (no sockets, no DNS wire format), and tests can hand it a real Daemon.
+
+import type { Config } from '../config/types.js'
+import type { CacheStats } from '../dns/cache.js'
+import type { BoundAddress } from '../dns/listener.js'
+import type { DnsMetrics } from '../dns/metrics.js'
+import type { LatencyHistogram, UpstreamHealth } from '../dns/upstream/pool.js'
+import type { EngineBuild } from '../policy/build.js'
+import type { Engine } from '../policy/engine.js'
+import type { Db } from '../store/db.js'
+import type { CustomPolicy } from '../store/custom-policy.js'
+
+export interface ReloadReport { readonly applied: readonly string[], readonly needsRestart: readonly string[] }
+
+/** Block-log writer figures for /metrics and status (issue 4's writer, when present). */
+export interface BlockLogFigures { readonly queueDepth: number, readonly dropped: number, readonly written?: number }
+
+export interface ApiHost {
+  /** The config in force (replaced by reloads). */
+  readonly config: Config
+  readonly startedAt: number
+  readonly metrics: DnsMetrics
+  readonly cache: { readonly size: number, readonly stats: CacheStats }
+  readonly pool: { health: () => UpstreamHealth[], latency: () => LatencyHistogram[] }
+  /** Bound DNS listeners (empty before start). */
+  readonly addresses: readonly BoundAddress[]
+  /** Client queries being answered right now. */
+  readonly inflight: number
+  readonly policy: { readonly engine: Engine }
+  readonly policyBuild: EngineBuild
+  /** When the engine in force was built (ms). */
+  readonly policyLoadedAt: number
+  readonly firewall: { readonly attempts: number, readonly failures: number, readonly lastError: string | undefined, readonly lastOkAt: number | undefined }
+  readonly db: Db | undefined
+  /** Custom rules, category overrides and the audit log; undefined when the store is unavailable. */
+  readonly customPolicy: CustomPolicy | undefined
+  readonly blockLogFigures: () => BlockLogFigures | undefined
+  /** Reloads the config from where it came from (as SIGHUP); throws ConfigError or PolicyError, changing nothing. */
+  reloadConfig: () => ReloadReport
+}

@@ -1,0 +1,136 @@
+// /metrics in the Prometheus text exposition format (version 0.0.4), rendered from the daemon's
+// plain counters at scrape time: nothing is counted here, so the DNS path pays nothing for it.
+// Event-loop lag comes from perf_hooks.monitorEventLoopDelay, reset after each scrape (so it
+// describes the time since the previous one).
+
+import type { IntervalHistogram } from 'node:perf_hooks'
+import { QUERY_RESULTS } from '../dns/metrics.js'
+import { LATENCY_BUCKETS_MS } from '../dns/upstream/pool.js'
+import type { ApiHost } from './host.js'
+
+type Labels = Readonly<Record<string, string>>
+type Sample = readonly [labels: Labels, value: number, suffix?: string]
+
+/** Escapes a label value: backslash, double quote and newline. */
+export function escapeLabel (v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
+}
+
+function formatValue (v: number): string {
+  if (Number.isNaN(v)) return 'NaN'
+  if (v === Infinity) return '+Inf'
+  if (v === -Infinity) return '-Inf'
+  return String(v)
+}
+
+class Exposition {
+  readonly #out: string[] = []
+
+  family (name: string, type: 'counter' | 'gauge' | 'histogram', help: string, samples: readonly Sample[]): void {
+    this.#out.push(`# HELP ${name} ${help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${name} ${type}`)
+    for (const [labels, value, suffix] of samples) {
+      const keys = Object.keys(labels)
+      const l = keys.length === 0 ? '' : `{${keys.map(k => `${k}="${escapeLabel(labels[k])}"`).join(',')}}`
+      this.#out.push(`${name}${suffix ?? ''}${l} ${formatValue(value)}`)
+    }
+  }
+
+  text (): string { return this.#out.join('\n') + '\n' }
+}
+
+export interface MetricsContext {
+  readonly host: ApiHost
+  readonly version: string
+  readonly lag: IntervalHistogram
+  /** API requests refused by the rate limit. */
+  readonly rateLimited: () => number
+}
+
+export function renderMetrics (c: MetricsContext): string {
+  const { host } = c
+  const m = host.metrics
+  const e = new Exposition()
+  const one = (v: number): Sample[] => [[{}, v]]
+
+  e.family('egressd_build_info', 'gauge', 'egressd version and Node.js runtime', [[{ version: c.version, node: process.version }, 1]])
+  e.family('egressd_start_time_seconds', 'gauge', 'When this egressd started (Unix time)', one(host.startedAt / 1000))
+
+  // DNS queries
+  const results: Sample[] = []
+  for (const protocol of ['udp', 'tcp'] as const) {
+    for (const r of QUERY_RESULTS) results.push([{ protocol, result: r }, m.results[protocol][r]])
+  }
+  e.family('egressd_dns_queries_total', 'counter',
+    'Client queries by protocol and result: resolved (allowed, from upstream), cached (allowed, from cache), blocked, servfail, refused, formerr, notimp, dropped', results)
+  e.family('egressd_dns_blocked_total', 'counter', 'Blocked queries by category', [...m.blockedByCategory].map(([category, n]) => [{ category }, n]))
+  e.family('egressd_dns_monitored_total', 'counter', 'Policy matches of monitor-mode categories (answered normally) by category',
+    [...m.monitoredByCategory].map(([category, n]) => [{ category }, n]))
+  e.family('egressd_dns_malformed_total', 'counter', 'Client packets that were not queries egressd serves, by kind',
+    Object.entries(m.malformed).map(([kind, n]) => [{ kind }, n]))
+  e.family('egressd_dns_inflight', 'gauge', 'Client queries being answered now', one(host.inflight))
+  e.family('egressd_dns_coalesced_total', 'counter', 'Queries that joined an identical upstream query in flight', one(m.coalesced))
+  e.family('egressd_dns_overloaded_total', 'counter', 'Queries refused because too many upstream queries were in flight', one(m.overloaded))
+  e.family('egressd_dns_truncated_total', 'counter', 'UDP answers truncated (TC set)', one(m.truncated))
+  e.family('egressd_dns_tcp_connections_total', 'counter', 'Client TCP connections by event',
+    Object.entries(m.tcp).map(([event, n]) => [{ event }, n]))
+
+  // Cache
+  const cs = host.cache.stats
+  e.family('egressd_cache_entries', 'gauge', 'Answers in the cache', one(host.cache.size))
+  e.family('egressd_cache_hits_total', 'counter', 'Cache lookups that found a live answer', one(cs.hits))
+  e.family('egressd_cache_misses_total', 'counter', 'Cache lookups that found nothing live', one(cs.misses))
+  e.family('egressd_cache_evictions_total', 'counter', 'Answers evicted to make room', one(cs.evictions))
+
+  // Upstreams
+  const health = host.pool.health()
+  const hist: Sample[] = []
+  for (const h of host.pool.latency()) {
+    let cumulative = 0
+    LATENCY_BUCKETS_MS.forEach((le, i) => {
+      cumulative += h.counts[i]
+      hist.push([{ upstream: h.url, le: String(le / 1000) }, cumulative, '_bucket'])
+    })
+    cumulative += h.counts[LATENCY_BUCKETS_MS.length]
+    hist.push([{ upstream: h.url, le: '+Inf' }, cumulative, '_bucket'])
+    hist.push([{ upstream: h.url }, h.sumMs / 1000, '_sum'])
+    hist.push([{ upstream: h.url }, cumulative, '_count'])
+  }
+  e.family('egressd_upstream_latency_seconds', 'histogram', 'Time until an upstream answered, per upstream', hist)
+  e.family('egressd_upstream_healthy', 'gauge', '1 if the upstream answered its last query, 0 if it is failing', health.map(h => [{ upstream: h.url }, h.healthy ? 1 : 0]))
+  e.family('egressd_upstream_queries_total', 'counter', 'Queries sent to each upstream', health.map(h => [{ upstream: h.url }, h.queries]))
+  e.family('egressd_upstream_failures_total', 'counter', 'Failed queries (timeout, network, bad answer) per upstream', health.map(h => [{ upstream: h.url }, h.failures]))
+  e.family('egressd_upstream_dropped_packets_total', 'counter', 'Packets from (or claiming to be from) upstreams thrown away, by reason',
+    Object.entries(m.upstreamDropped).map(([reason, n]) => [{ reason }, n]))
+
+  // Lists and policy
+  const build = host.policyBuild
+  e.family('egressd_list_entries', 'gauge', 'Rules loaded from each list, by category and list', build.lists.map(l => [{ category: l.category, list: l.list }, l.rules]))
+  e.family('egressd_list_skipped_lines', 'gauge', 'Lines skipped in each list', build.lists.map(l => [{ category: l.category, list: l.list }, l.skipped]))
+  e.family('egressd_list_last_update_timestamp_seconds', 'gauge', 'When each list was last loaded into the policy (Unix time)',
+    build.lists.map(l => [{ category: l.category, list: l.list }, host.policyLoadedAt / 1000]))
+  e.family('egressd_policy_generation', 'gauge', 'Generation of the policy engine in force (grows with every rebuild)', one(host.policy.engine.generation))
+
+  // Block log
+  const bl = host.blockLogFigures()
+  e.family('egressd_blocklog_queue_depth', 'gauge', 'Block events waiting to be written to the store', one(bl?.queueDepth ?? 0))
+  e.family('egressd_blocklog_dropped_total', 'counter', 'Block events dropped because the queue was full or the store failed', one(bl?.dropped ?? 0))
+
+  // Firewall, API
+  e.family('egressd_firewall_sync_failures_total', 'counter', 'nftables syncs that failed', one(host.firewall.failures))
+  e.family('egressd_api_rate_limited_total', 'counter', 'API requests refused by the per-client rate limit', one(c.rateLimited()))
+
+  // Process
+  const mem = process.memoryUsage()
+  e.family('process_resident_memory_bytes', 'gauge', 'Resident set size', one(mem.rss))
+  e.family('nodejs_heap_used_bytes', 'gauge', 'V8 heap in use', one(mem.heapUsed))
+  e.family('nodejs_heap_total_bytes', 'gauge', 'V8 heap allocated', one(mem.heapTotal))
+  e.family('nodejs_external_memory_bytes', 'gauge', 'Memory of C++ objects bound to JavaScript (buffers)', one(mem.external))
+  const lag = c.lag
+  const s = (ns: number): number => (Number.isFinite(ns) ? ns : 0) / 1e9
+  e.family('nodejs_eventloop_lag_seconds', 'gauge', 'Event-loop delay since the previous scrape: mean, p50, p99 and max',
+    lag.count === 0
+      ? [[{ stat: 'mean' }, 0], [{ stat: 'p50' }, 0], [{ stat: 'p99' }, 0], [{ stat: 'max' }, 0]]
+      : [[{ stat: 'mean' }, s(lag.mean)], [{ stat: 'p50' }, s(lag.percentile(50))], [{ stat: 'p99' }, s(lag.percentile(99))], [{ stat: 'max' }, s(lag.max)]])
+  lag.reset()
+  return e.text()
+}

@@ -1,0 +1,197 @@
+// GET /api/v1/status (viewer): version, uptime, a config summary with secrets left out, lists and
+// their state, upstream health. POST /api/v1/reload (admin): reload the config and lists as SIGHUP
+// does, reporting what changed or why it was rejected. GET /api/v1/audit (admin): the audit log.
+
+import { Type, type Static } from '@sinclair/typebox'
+import type { FastifyInstance } from 'fastify'
+import type { Config } from '../../config/types.js'
+import { ConfigError, PolicyError } from '../../errors.js'
+import type { RouteContext } from '../app.js'
+import { errorBody } from '../errors.js'
+import { errors, Iso, Nullable } from '../schemas.js'
+import { actorOf, requireStore } from './categories.js'
+import { notReady } from './health.js'
+
+const Any = Type.Unsafe<unknown>({ description: 'JSON (null when absent)', nullable: true })
+
+/** A URL without user info and query values (either may carry credentials). */
+export function redactUrl (url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.username !== '' || u.password !== '') { u.username = 'REDACTED'; u.password = '' }
+    for (const k of [...u.searchParams.keys()]) u.searchParams.set(k, 'REDACTED')
+    return u.toString()
+  } catch {
+    return '(unparsable URL)'
+  }
+}
+
+const addr = (a: { host: string, port: number, family: number }): string => a.family === 6 ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
+
+/** What an operator may see of the config: no token hashes, no credentials in URLs. */
+export function configSummary (c: Config): Record<string, unknown> {
+  return {
+    source: c.source,
+    dns: { listen: c.dns.listen.map(addr), ednsUdpSize: c.dns.ednsUdpSize, upstreamTimeoutMs: c.dns.upstreamTimeoutMs, maxInflight: c.dns.maxInflight },
+    upstreams: c.upstreams.map(u => u.protocol === 'https' ? redactUrl(u.url) : u.url),
+    cache: c.cache,
+    api: {
+      listen: addr(c.api.listen),
+      tls: c.api.tls !== undefined,
+      allowPlaintext: c.api.allowPlaintext,
+      tokens: c.api.tokens.map(t => ({ name: t.name, role: t.role })),
+      bodyLimit: c.api.bodyLimit,
+      rateLimit: c.api.rateLimit
+    },
+    dataDir: c.dataDir,
+    blocklists: {
+      dir: c.blocklists.dir,
+      action: c.blocklists.action,
+      categories: c.blocklists.categories,
+      sources: c.blocklists.sources.map(s => ({ name: s.name, format: s.format, category: s.category ?? s.name, ...(s.path !== undefined ? { path: s.path } : { url: redactUrl(s.url ?? '') }) })),
+      rules: { block: c.blocklists.rules.block.length, allow: c.blocklists.rules.allow.length },
+      groups: c.blocklists.groups.map(g => ({ name: g.name, clients: g.clients.length, exempt: g.exempt }))
+    },
+    firewall: { table: c.firewall.table, sync: c.firewall.sync },
+    log: c.log
+  }
+}
+
+const Status = Type.Object({
+  version: Type.String(),
+  node: Type.String(),
+  startedAt: Iso,
+  uptimeSeconds: Type.Number(),
+  ready: Type.Boolean(),
+  notReady: Type.Array(Type.String()),
+  config: Type.Record(Type.String(), Any, { description: 'Config summary; token hashes and URL credentials left out' }),
+  dns: Type.Object({ listening: Type.Array(Type.String()), inflight: Type.Integer() }),
+  policy: Type.Object({
+    generation: Type.Integer(),
+    loadedAt: Iso,
+    names: Type.Integer(),
+    addresses: Type.Integer(),
+    warnings: Type.Integer(),
+    customRules: Type.Integer()
+  }),
+  lists: Type.Array(Type.Object({ category: Type.String(), list: Type.String(), rules: Type.Integer(), skipped: Type.Integer(), state: Type.String() })),
+  upstreams: Type.Array(Type.Object({
+    url: Type.String(), healthy: Type.Boolean(), queries: Type.Integer(), failures: Type.Integer(),
+    consecutiveFailures: Type.Integer(), lastError: Nullable(Type.String()), latencyMs: Type.Number()
+  })),
+  cache: Type.Object({ size: Type.Integer(), hits: Type.Integer(), misses: Type.Integer(), evictions: Type.Integer() }),
+  store: Type.Object({ available: Type.Boolean(), path: Nullable(Type.String()) }),
+  blockLog: Nullable(Type.Object({ queueDepth: Type.Integer(), dropped: Type.Integer() })),
+  firewall: Type.Object({ attempts: Type.Integer(), failures: Type.Integer(), lastError: Nullable(Type.String()) })
+})
+
+const Reloaded = Type.Object({
+  status: Type.String({ description: 'applied' }),
+  config: Type.String({ description: 'Where the config was read from' }),
+  applied: Type.Array(Type.String(), { description: 'What took effect' }),
+  needsRestart: Type.Array(Type.String(), { description: 'What changed but takes effect only after a restart' }),
+  generation: Type.Integer({ description: 'Policy generation now in force' })
+})
+
+const Rejected = Type.Object({
+  error: Type.String(),
+  message: Type.String(),
+  statusCode: Type.Integer(),
+  issues: Type.Array(Type.String(), { description: 'Every problem, as path: message (the running config stays)' })
+})
+
+const AuditQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+  before: Type.Optional(Type.Integer({ minimum: 1, description: 'Only entries with an id below this (paging)' })),
+  action: Type.Optional(Type.String({ maxLength: 64 }))
+}, { additionalProperties: false })
+
+const AuditEntry = Type.Object({
+  id: Type.Integer(),
+  time: Iso,
+  actor: Type.String({ description: 'Token name ("egressd" for its own changes)' }),
+  client: Type.String({ description: 'Client address' }),
+  action: Type.String(),
+  target: Type.String(),
+  before: Any,
+  after: Any
+})
+
+export function adminRoutes (app: FastifyInstance, ctx: RouteContext): void {
+  const { host } = ctx
+  const iso = (ms: number): string => new Date(ms).toISOString()
+
+  app.get('/api/v1/status', {
+    config: { role: 'viewer' },
+    schema: { tags: ['admin'], summary: 'Version, uptime, config summary, lists, upstream health', querystring: Type.Object({}, { additionalProperties: false }), response: { 200: Status, ...errors(400) } }
+  }, async (): Promise<Static<typeof Status>> => {
+    const now = ctx.now()
+    const build = host.policyBuild
+    const stats = host.policy.engine.stats()
+    const failing = notReady(host)
+    const bl = host.blockLogFigures()
+    const cs = host.cache.stats
+    return {
+      version: ctx.version,
+      node: process.version,
+      startedAt: iso(host.startedAt),
+      uptimeSeconds: Math.round((now - host.startedAt) / 100) / 10,
+      ready: failing.length === 0,
+      notReady: failing,
+      config: configSummary(host.config),
+      dns: { listening: host.addresses.map(a => `${a.protocol} ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`), inflight: host.inflight },
+      policy: {
+        generation: host.policy.engine.generation,
+        loadedAt: iso(host.policyLoadedAt),
+        names: stats.names,
+        addresses: stats.addresses,
+        warnings: build.warnings.length,
+        customRules: host.customPolicy?.rules.list().length ?? 0
+      },
+      lists: build.lists.map(l => ({ ...l, state: l.skipped > 0 ? `loaded, ${l.skipped} line(s) skipped` : 'loaded' })),
+      upstreams: host.pool.health().map(h => ({ ...h, lastError: h.lastError ?? null })),
+      cache: { size: host.cache.size, hits: cs.hits, misses: cs.misses, evictions: cs.evictions },
+      store: { available: host.db !== undefined && host.customPolicy !== undefined, path: host.db?.name ?? null },
+      blockLog: bl === undefined ? null : { queueDepth: bl.queueDepth, dropped: bl.dropped },
+      firewall: { attempts: host.firewall.attempts, failures: host.firewall.failures, lastError: host.firewall.lastError ?? null }
+    }
+  })
+
+  app.post('/api/v1/reload', {
+    config: { role: 'admin' },
+    schema: {
+      tags: ['admin'],
+      summary: 'Reload the config file and lists (as SIGHUP)',
+      description: 'Reports what took effect and what needs a restart; a config or list that does not load is rejected (422) with every problem, and the running config stays.',
+      response: { 200: Reloaded, 422: Rejected, ...errors(400) }
+    }
+  }, async (req, reply) => {
+    const before = { config: host.config.source, generation: host.policy.engine.generation }
+    const audit = host.customPolicy
+    try {
+      const r = host.reloadConfig()
+      const after = { config: host.config.source, generation: host.policy.engine.generation, applied: r.applied, needsRestart: r.needsRestart }
+      audit?.record(actorOf(req), 'config.reload', host.config.source, before, after)
+      return { status: 'applied', config: host.config.source, applied: [...r.applied], needsRestart: [...r.needsRestart], generation: host.policy.engine.generation }
+    } catch (err) {
+      if (!(err instanceof ConfigError) && !(err instanceof PolicyError)) throw err
+      const issues = err instanceof ConfigError ? err.issues.map(i => `${i.path === '' ? '(file)' : i.path}: ${i.message}`) : [...err.problems]
+      audit?.record(actorOf(req), 'config.reload.rejected', host.config.source, before, { issues })
+      ctx.log.warn({ issues }, 'reload through the API rejected; the running config stays')
+      return reply.code(422).send({ ...errorBody(422, `reload rejected, the running config stays: ${issues.length} problem(s)`), issues })
+    }
+  })
+
+  app.get<{ Querystring: Static<typeof AuditQuery> }>('/api/v1/audit', {
+    config: { role: 'admin' },
+    schema: {
+      tags: ['admin'],
+      summary: 'The audit log of admin changes, newest first',
+      querystring: AuditQuery,
+      response: { 200: Type.Object({ entries: Type.Array(AuditEntry) }), ...errors(400, 503) }
+    }
+  }, async req => {
+    const entries = requireStore(ctx).audit.list({ limit: req.query.limit ?? 100, beforeId: req.query.before, action: req.query.action })
+    return { entries: entries.map(e => ({ id: e.id, time: iso(e.ts), actor: e.actor, client: e.client, action: e.action, target: e.target, before: e.before, after: e.after })) }
+  })
+}

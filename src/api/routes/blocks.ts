@@ -1,0 +1,355 @@
+// The block log's query API (viewer role): search with keyset pagination and JSON / NDJSON / CSV
+// export, statistics, the bypass report, and a live tail as Server-Sent Events. Registered by the
+// app with the reader it serves:
+//
+//   app.register(blockRoutes, { reader: daemon.blockSearch })
+//
+// Every query parameter is validated (unknown ones included) and a bad one answers 400 with a
+// message that names it. Queries run in the reader's worker thread, never on the DNS event loop;
+// NDJSON and CSV exports are streamed page by page (2,000 rows a page), never built in memory.
+
+import { Readable } from 'node:stream'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { QueryError } from '../../errors.js'
+import { ROW_COLUMNS, qtypeName, type BlockEvent, type BlockRow } from '../../store/block-event.js'
+import { eventMatches, parseFilter, parseTime, type FilterParams } from '../../store/block-filter.js'
+import type { BlockReader } from '../../store/block-reader.js'
+import { MAX_LIMIT, type Bucket } from '../../store/block-search.js'
+
+export interface BlockRoutesOptions {
+  readonly reader: BlockReader
+  /** SSE keep-alive comment interval (default 15 s). */
+  readonly heartbeatMs?: number
+}
+
+const EXPORT_PAGE = 2000
+/** A live-tail client that stops reading loses events beyond this much unsent output. */
+const SSE_MAX_BUFFER = 1 << 20
+
+const str = (description: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ type: 'string', minLength: 1, maxLength: 300, description, ...extra })
+
+const FILTER_PROPS = {
+  from: str('Start (inclusive): ISO 8601, epoch ms, or relative to now (-24h, -7d, -30m)', { examples: ['-24h'] }),
+  to: str('End (exclusive): ISO 8601, epoch ms, relative, or now'),
+  client: str('Client address (exact) or CIDR', { examples: ['10.20.0.0/16'] }),
+  group: str('Client group name'),
+  domain: str('Query name, exact; with suffix=true also every name below it', { examples: ['telegram.org'] }),
+  suffix: { type: 'boolean', description: 'Match the domain and every name below it' },
+  category: str('Category', { examples: ['telegram'] }),
+  action: str('Action taken: nxdomain, refused, nodata, null, sinkhole, monitor, allow'),
+  qtype: str('Query type: mnemonic (AAAA) or number (28)')
+} as const
+
+const ROW_SCHEMA = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    time: { type: 'string' },
+    ts: { type: 'integer' },
+    client: { type: 'string' },
+    group: { type: 'string' },
+    qname: { type: 'string' },
+    qtype: { type: 'string' },
+    matched: { type: 'string' },
+    value: { type: 'string' },
+    category: { type: 'string' },
+    action: { type: 'string' },
+    list: { type: ['string', 'null'] },
+    line: { type: ['integer', 'null'] },
+    rule: { type: ['string', 'null'] },
+    listHash: { type: ['string', 'null'] },
+    rcode: { type: ['integer', 'null'] },
+    latencyMs: { type: ['integer', 'null'] }
+  }
+} as const
+
+const ERROR_SCHEMA = {
+  type: 'object',
+  properties: { statusCode: { type: 'integer' }, error: { type: 'string' }, message: { type: 'string' }, parameter: { type: 'string' } }
+} as const
+
+const BLOCKS_QUERY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    ...FILTER_PROPS,
+    limit: { type: 'integer', minimum: 1, maximum: MAX_LIMIT, description: 'Rows per page (json: default 100); ndjson/csv: cap on the export (default: everything)' },
+    cursor: str('From the previous page\'s next (json) or X-Next-Cursor header (ndjson/csv)', { maxLength: 200 }),
+    order: { type: 'string', enum: ['desc', 'asc'], description: 'desc (default): newest first' },
+    format: { type: 'string', enum: ['json', 'ndjson', 'csv'], description: 'json (default), ndjson or csv (streamed)' }
+  }
+} as const
+
+const STATS_QUERY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    from: FILTER_PROPS.from,
+    to: FILTER_PROPS.to,
+    category: FILTER_PROPS.category,
+    top: { type: 'integer', minimum: 1, maximum: 1000, description: 'How many domains and clients (default 10)' },
+    bucket: { type: 'string', enum: ['1m', '1h', '1d'], description: 'Time series bucket (default by range)' }
+  }
+} as const
+
+const BYPASS_QUERY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    from: FILTER_PROPS.from,
+    to: FILTER_PROPS.to,
+    category: str('Category counted as bypass attempts (default doh-bypass)'),
+    limit: { type: 'integer', minimum: 1, maximum: MAX_LIMIT, description: 'Clients (default 100)' }
+  }
+} as const
+
+const STREAM_QUERY = { type: 'object', additionalProperties: false, properties: { ...FILTER_PROPS } } as const
+
+type Query = Record<string, string | number | boolean | undefined>
+
+/** Rejects a parameter the route does not know, naming it (whatever the app's validator does with extras). */
+function rejectUnknown (allowed: readonly string[]) {
+  const known = new Set(allowed)
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    for (const k of Object.keys(req.query as object)) {
+      if (!known.has(k)) { badRequest(reply, k, 'unknown parameter'); return reply }
+    }
+  }
+}
+
+function badRequest (reply: FastifyReply, parameter: string, message: string): FastifyReply {
+  return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: `${parameter}: ${message}`, parameter })
+}
+
+/** Runs `fn`; a QueryError becomes a 400 naming its parameter. */
+async function answer (reply: FastifyReply, fn: () => Promise<unknown>): Promise<unknown> {
+  try {
+    return await fn()
+  } catch (err) {
+    if (err instanceof QueryError) return badRequest(reply, err.parameter, err.message.slice(err.parameter.length + 2))
+    throw err
+  }
+}
+
+function filterParams (q: Query): FilterParams {
+  const p: Record<string, unknown> = {}
+  for (const k of Object.keys(FILTER_PROPS)) if (q[k] !== undefined) p[k] = k === 'suffix' ? q[k] : String(q[k])
+  return p as FilterParams
+}
+
+/** RFC 4180: quote a field that has a comma, quote, CR or LF; double the quotes. */
+export function csvField (v: unknown): string {
+  if (v === null || v === undefined) return ''
+  const s = String(v)
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
+}
+
+export function csvLine (row: BlockRow): string {
+  return ROW_COLUMNS.map(c => csvField(row[c])).join(',') + '\r\n'
+}
+
+export const CSV_HEADER = ROW_COLUMNS.join(',') + '\r\n'
+
+/** A pushed event in the row shape (without a database id). */
+function liveRow (e: BlockEvent): Omit<BlockRow, 'id'> {
+  return {
+    time: new Date(e.ts).toISOString(),
+    ts: e.ts,
+    client: e.client,
+    group: e.group,
+    qname: e.qname,
+    qtype: qtypeName(e.qtype),
+    matched: e.matched,
+    value: e.value,
+    category: e.category,
+    action: e.action,
+    list: e.list ?? null,
+    line: e.line ?? null,
+    rule: e.rule ?? null,
+    listHash: e.listHash ?? null,
+    rcode: e.rcode ?? null,
+    latencyMs: e.latencyMs ?? null
+  }
+}
+
+export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, opts) => {
+  const reader = opts.reader
+  const heartbeatMs = opts.heartbeatMs ?? 15_000
+  // Live tails end when the app closes (they would hold close() forever otherwise).
+  const tails = new Set<() => void>()
+  app.addHook('onClose', async () => { for (const end of [...tails]) end() })
+
+  app.get('/api/v1/blocks', {
+    config: { role: 'viewer' },
+    preValidation: rejectUnknown(Object.keys(BLOCKS_QUERY.properties)),
+    schema: {
+      tags: ['blocks'],
+      summary: 'Search the block log',
+      description: 'Events newest first (order=asc: oldest first), filtered; keyset pagination with an opaque cursor. format=ndjson|csv streams the whole match (or `limit` rows) page by page.',
+      querystring: BLOCKS_QUERY,
+      response: {
+        200: { type: 'object', properties: { rows: { type: 'array', items: ROW_SCHEMA }, next: { type: 'string' } }, required: ['rows'] },
+        400: ERROR_SCHEMA
+      }
+    }
+  }, async (req, reply) => answer(reply, async () => {
+    const q = req.query as Query
+    const filter = parseFilter(filterParams(q), reader.now())
+    const order = q.order as 'asc' | 'desc' | undefined
+    const format = (q.format as string | undefined) ?? 'json'
+    const cursor = q.cursor as string | undefined
+    if (format === 'json') {
+      return await reader.search(filter, { limit: (q.limit as number | undefined) ?? 100, cursor, order })
+    }
+    // Check the first page before the status line goes out: a bad cursor is still a 400.
+    const cap = (q.limit as number | undefined) ?? Number.MAX_SAFE_INTEGER
+    const first = await reader.search(filter, { limit: Math.min(EXPORT_PAGE, cap), cursor, order })
+    const csv = format === 'csv'
+    async function * lines (): AsyncGenerator<string> {
+      if (csv) yield CSV_HEADER
+      let page = first
+      let sent = 0
+      for (;;) {
+        let chunk = ''
+        for (const r of page.rows) chunk += csv ? csvLine(r) : JSON.stringify(r) + '\n'
+        if (chunk !== '') yield chunk
+        sent += page.rows.length
+        if (page.next === undefined || sent >= cap) return
+        page = await reader.search(filter, { limit: Math.min(EXPORT_PAGE, cap - sent), cursor: page.next, order })
+      }
+    }
+    // With a limit, the cursor to continue from is known only at the end: when the first page
+    // already covers the limit, say it in a header.
+    if (first.next !== undefined && first.rows.length >= cap) reply.header('x-next-cursor', first.next)
+    reply.header('content-type', csv ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8')
+    if (csv) reply.header('content-disposition', 'attachment; filename="egressd-blocks.csv"')
+    return reply.send(Readable.from(lines()))
+  }))
+
+  app.get('/api/v1/stats', {
+    config: { role: 'viewer' },
+    preValidation: rejectUnknown(Object.keys(STATS_QUERY.properties)),
+    schema: {
+      tags: ['blocks'],
+      summary: 'Block statistics for a range',
+      description: 'Counts per category and action, top domains, top clients, and a time series (default range -24h to now). Block and monitor events only.',
+      querystring: STATS_QUERY,
+      response: {
+        200: {
+          type: 'object',
+          properties: {
+            from: { type: 'string' },
+            to: { type: 'string' },
+            total: { type: 'integer' },
+            categories: { type: 'array', items: { type: 'object', properties: { category: { type: 'string' }, action: { type: 'string' }, count: { type: 'integer' } } } },
+            topDomains: { type: 'array', items: { type: 'object', properties: { qname: { type: 'string' }, count: { type: 'integer' } } } },
+            topClients: { type: 'array', items: { type: 'object', properties: { client: { type: 'string' }, count: { type: 'integer' } } } },
+            series: {
+              type: 'object',
+              properties: {
+                bucket: { type: 'string' },
+                points: { type: 'array', items: { type: 'object', properties: { time: { type: 'string' }, count: { type: 'integer' } } } }
+              }
+            }
+          }
+        },
+        400: ERROR_SCHEMA
+      }
+    }
+  }, async (req, reply) => answer(reply, async () => {
+    const q = req.query as Query
+    const now = reader.now()
+    const from = parseTime((q.from as string | undefined) ?? '-24h', now, 'from')
+    const to = parseTime((q.to as string | undefined) ?? 'now', now, 'to')
+    if (from >= to) throw new QueryError('from', 'must be before to')
+    return await reader.stats({ from, to, category: q.category as string | undefined, top: q.top as number | undefined, bucket: q.bucket as Bucket | undefined })
+  }))
+
+  app.get('/api/v1/bypass', {
+    config: { role: 'viewer' },
+    preValidation: rejectUnknown(Object.keys(BYPASS_QUERY.properties)),
+    schema: {
+      tags: ['blocks'],
+      summary: 'Clients that look like they walk around the filter',
+      description: 'Hits on the doh-bypass category (public DoH/DoT resolvers, browser and OS canary names) ranked by client, with first and last seen (default range -7d to now).',
+      querystring: BYPASS_QUERY,
+      response: {
+        200: {
+          type: 'object',
+          properties: {
+            clients: {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: {
+                  client: { type: 'string' }, hits: { type: 'integer' }, names: { type: 'integer' }, firstSeen: { type: 'string' }, lastSeen: { type: 'string' }, topName: { type: 'string' }
+                }
+              }
+            }
+          }
+        },
+        400: ERROR_SCHEMA
+      }
+    }
+  }, async (req, reply) => answer(reply, async () => {
+    const q = req.query as Query
+    const now = reader.now()
+    const from = parseTime((q.from as string | undefined) ?? '-7d', now, 'from')
+    const to = parseTime((q.to as string | undefined) ?? 'now', now, 'to')
+    if (from >= to) throw new QueryError('from', 'must be before to')
+    return { clients: await reader.bypass({ from, to, category: q.category as string | undefined, limit: q.limit as number | undefined }) }
+  }))
+
+  app.get('/api/v1/blocks/stream', {
+    config: { role: 'viewer' },
+    preValidation: rejectUnknown(Object.keys(STREAM_QUERY.properties)),
+    schema: {
+      tags: ['blocks'],
+      summary: 'Live tail of the block log (Server-Sent Events)',
+      description: 'Each matching event as `event: block` with the row as JSON data (without id). Same filters as /api/v1/blocks. A client that stops reading loses events (an `event: dropped` says how many).',
+      querystring: STREAM_QUERY,
+      response: { 400: ERROR_SCHEMA, 503: ERROR_SCHEMA }
+    }
+  }, async (req, reply) => {
+    const q = req.query as Query
+    let filter
+    try {
+      filter = parseFilter(filterParams(q), reader.now())
+    } catch (err) {
+      if (err instanceof QueryError) return badRequest(reply, err.parameter, err.message.slice(err.parameter.length + 2))
+      throw err
+    }
+    const live = reader.live
+    if (live === undefined) return reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'the block log is not being written (read-only store)' })
+    reply.hijack()
+    const res = reply.raw
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no'
+    })
+    res.write(': egressd block log live tail\n\n')
+    let dropped = 0
+    const f = filter
+    const unsubscribe = live.subscribe(e => {
+      if (!eventMatches(f, e)) return
+      if (res.writableLength > SSE_MAX_BUFFER) { dropped++; return }
+      if (dropped > 0) { res.write(`event: dropped\ndata: ${dropped}\n\n`); dropped = 0 }
+      res.write(`event: block\ndata: ${JSON.stringify(liveRow(e))}\n\n`)
+    })
+    const beat = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs)
+    beat.unref()
+    const end = (): void => {
+      if (!tails.delete(end)) return
+      clearInterval(beat)
+      unsubscribe()
+      res.end()
+    }
+    tails.add(end)
+    req.raw.on('close', end)
+    res.on('close', end)
+  })
+}
+
+export default blockRoutes

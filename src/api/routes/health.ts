@@ -1,0 +1,65 @@
+// GET /healthz (the process answers) and GET /readyz (ready to serve: DNS listeners bound, lists
+// loaded, store writable, at least one upstream healthy). No token; a failing readiness names only
+// the failing parts, no details.
+
+import { accessSync, constants } from 'node:fs'
+import { Type } from '@sinclair/typebox'
+import type { FastifyInstance } from 'fastify'
+import type { RouteContext } from '../app.js'
+import type { ApiHost } from '../host.js'
+import { StringEnum } from '../schemas.js'
+
+export const READY_PARTS = ['dns-listeners', 'lists', 'store', 'upstreams'] as const
+export type ReadyPart = typeof READY_PARTS[number]
+
+/** The parts that keep egressd from being ready (empty: ready). */
+export function notReady (host: ApiHost): ReadyPart[] {
+  const failing: ReadyPart[] = []
+  if (host.addresses.length === 0) failing.push('dns-listeners')
+  if (host.policyBuild.lists.length === 0) failing.push('lists')
+  if (!storeWritable(host)) failing.push('store')
+  if (!host.pool.health().some(h => h.healthy)) failing.push('upstreams')
+  return failing
+}
+
+function storeWritable (host: ApiHost): boolean {
+  const db = host.db
+  if (db === undefined || !db.open || db.readonly) return false
+  try {
+    if (db.name !== ':memory:' && db.name !== '') accessSync(db.name, constants.R_OK | constants.W_OK)
+    db.prepare('SELECT 1').get()
+    return true
+  } catch {
+    return false
+  }
+}
+
+const Ready = Type.Object({
+  status: StringEnum(['ready', 'not ready']),
+  failing: Type.Optional(Type.Array(StringEnum(READY_PARTS)))
+})
+
+export function healthRoutes (app: FastifyInstance, ctx: RouteContext): void {
+  app.get('/healthz', {
+    config: { role: 'public' },
+    schema: {
+      tags: ['health'],
+      summary: 'Liveness: the process is up and answering',
+      response: { 200: Type.Object({ status: StringEnum(['ok']) }) }
+    }
+  }, async () => ({ status: 'ok' as const }))
+
+  app.get('/readyz', {
+    config: { role: 'public' },
+    schema: {
+      tags: ['health'],
+      summary: 'Readiness: listeners bound, lists loaded, store writable, an upstream healthy',
+      description: 'Answers 503 with the names of the failing parts when not ready.',
+      response: { 200: Ready, 503: Ready }
+    }
+  }, async (_req, reply) => {
+    const failing = notReady(ctx.host)
+    if (failing.length > 0) return reply.code(503).send({ status: 'not ready', failing })
+    return { status: 'ready' as const }
+  })
+}

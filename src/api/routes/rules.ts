@@ -1,0 +1,82 @@
+// GET /api/v1/rules (viewer), POST /api/v1/rules and DELETE /api/v1/rules/:id (admin): custom block
+// and allow rules (domain, =exact, *.wildcard, /regex/, CIDR) with a comment and an optional expiry.
+// Stored in SQLite, applied to DNS before the response is sent, audited; expired rules drop out on
+// a timer.
+
+import { Type, type Static } from '@sinclair/typebox'
+import type { FastifyInstance } from 'fastify'
+import { ApiError } from '../../errors.js'
+import type { RuleView } from '../../store/custom-policy.js'
+import type { RouteContext } from '../app.js'
+import { errors, Iso, NoQuery, Nullable, StringEnum } from '../schemas.js'
+import { actorOf, requireStore } from './categories.js'
+
+const Rule = Type.Object({
+  id: Type.Integer(),
+  kind: StringEnum(['block', 'allow']),
+  rule: Type.String({ description: 'As a plain list line (normalized)' }),
+  type: StringEnum(['domain', 'exact', 'wildcard', 'regex', 'cidr']),
+  comment: Type.String(),
+  createdAt: Iso,
+  createdBy: Type.String({ description: 'Token name' }),
+  expiresAt: Nullable(Iso)
+})
+
+const NewRule = Type.Object({
+  rule: Type.String({
+    minLength: 1,
+    maxLength: 1024,
+    description: 'example.org (and every name under it), =example.org (only it), *.example.org (only under it), /^regex$/, 203.0.113.0/24 (answer addresses)',
+    example: 'chat.example.org'
+  }),
+  kind: Type.Optional(StringEnum(['block', 'allow'], { default: 'block', description: 'Allow rules override every block rule' })),
+  comment: Type.Optional(Type.String({ maxLength: 500, default: '' })),
+  expiresAt: Type.Optional(Type.String({ format: 'date-time', description: 'When the rule drops out (RFC 3339)' })),
+  ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 10 * 366 * 86400, description: 'Or: drop out this many seconds from now' }))
+}, { additionalProperties: false })
+
+const iso = (ms: number): string => new Date(ms).toISOString()
+const show = (r: RuleView): Static<typeof Rule> => ({ ...r, createdAt: iso(r.createdAt), expiresAt: r.expiresAt === null ? null : iso(r.expiresAt) })
+
+export function ruleRoutes (app: FastifyInstance, ctx: RouteContext): void {
+  app.get('/api/v1/rules', {
+    config: { role: 'viewer' },
+    schema: {
+      tags: ['policy'],
+      summary: 'Custom rules',
+      querystring: NoQuery,
+      response: { 200: Type.Object({ rules: Type.Array(Rule) }), ...errors(400, 503) }
+    }
+  }, async () => ({ rules: requireStore(ctx).listRules().map(show) }))
+
+  app.post<{ Body: Static<typeof NewRule> }>('/api/v1/rules', {
+    config: { role: 'admin' },
+    schema: {
+      tags: ['policy'],
+      summary: 'Add a custom block or allow rule',
+      description: 'Applied to DNS before the response is sent; survives restarts; written to the audit log.',
+      body: NewRule,
+      response: { 201: Type.Object({ rule: Rule }), ...errors(400, 409, 413, 415, 503) }
+    }
+  }, async (req, reply) => {
+    const store = requireStore(ctx)
+    const b = req.body
+    if (b.expiresAt !== undefined && b.ttlSeconds !== undefined) {
+      throw new ApiError('EGRESSD_ERR_API_INVALID', 'body.ttlSeconds: give either expiresAt or ttlSeconds, not both', { field: 'body.ttlSeconds' })
+    }
+    const expiresAt = b.expiresAt !== undefined ? Date.parse(b.expiresAt) : b.ttlSeconds !== undefined ? ctx.now() + b.ttlSeconds * 1000 : null
+    const rule = store.addRule({ kind: b.kind ?? 'block', rule: b.rule, comment: b.comment ?? '', expiresAt }, actorOf(req))
+    return reply.code(201).send({ rule: show(rule) })
+  })
+
+  app.delete<{ Params: { id: number } }>('/api/v1/rules/:id', {
+    config: { role: 'admin' },
+    schema: {
+      tags: ['policy'],
+      summary: 'Remove a custom rule',
+      description: 'Applied to DNS before the response is sent; written to the audit log.',
+      params: Type.Object({ id: Type.Integer({ minimum: 1 }) }),
+      response: { 200: Type.Object({ deleted: Rule }), ...errors(400, 404, 503) }
+    }
+  }, async req => ({ deleted: show(requireStore(ctx).removeRule(req.params.id, actorOf(req))) }))
+}

@@ -1,0 +1,121 @@
+// `egressd lists ...`: keygen, sign and verify for the team that publishes lists, and update, which
+// runs the daemon's own fetch -> verify -> check -> compile -> store path against the data dir
+// (list hosts resolved through the configured upstreams). A running daemon reads the stored copies
+// on SIGHUP or replaces them on its next cycle; `POST /api/v1/lists/update` makes it update now.
+
+import { readFileSync, writeFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { pino } from 'pino'
+import { loadConfig } from '../config/load.js'
+import { DnsMetrics } from '../dns/metrics.js'
+import { UpstreamPool } from '../dns/upstream/pool.js'
+import { EgressdError } from '../errors.js'
+import { createLogger } from '../log.js'
+import { buildEngine } from '../policy/build.js'
+import { upstreamHostResolver } from './host-resolver.js'
+import { generateKeys, privateKey, publicKey, signList, verifyList } from './signature.js'
+import { ListUpdater } from './updater.js'
+
+export const LISTS_USAGE = `  egressd lists update [--source NAME] [--force] [--config FILE]
+      Downloads the URL sources now (all, or NAME), checks them like the daemon does and stores the
+      accepted copies in the data dir; --force accepts a list that shrank more than maxShrink.
+      Prints one JSON result per source; exit 0 if none was rejected, 1 otherwise. A running daemon
+      picks the copies up on SIGHUP (or use POST /api/v1/lists/update to make it update itself).
+  egressd lists keygen --out PREFIX
+      Writes a new Ed25519 key pair: PREFIX.key (private, PKCS#8 PEM, mode 0600) and PREFIX.pub
+      (public, SPKI PEM); prints the public key in base64 for blocklists.update.publicKeys.
+  egressd lists sign FILE --key PRIVATE.pem [--out FILE.sig]
+      Writes the detached signature of FILE (base64) to FILE.sig.
+  egressd lists verify FILE --pubkey PUBLIC [--sig FILE.sig]
+      Exit 0 if the signature verifies with the public key (PEM file), 1 if not.`
+
+const usage = (message: string): never => { throw new EgressdError('EGRESSD_ERR_USAGE', `${message}\nusage:\n${LISTS_USAGE}`) }
+
+const read = (file: string, what: string): Buffer => {
+  try {
+    return readFileSync(file)
+  } catch (err) {
+    throw new EgressdError('EGRESSD_ERR_USAGE', `cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+  }
+}
+
+export async function listsCommand (argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv
+  switch (sub) {
+    case 'update': return await update(rest)
+    case 'keygen': return keygen(rest)
+    case 'sign': return sign(rest)
+    case 'verify': return verify(rest)
+    default: return usage(sub === undefined ? 'lists needs a subcommand' : `unknown lists subcommand "${sub}"`)
+  }
+}
+
+function keygen (argv: string[]): number {
+  const { values } = parseArgs({ args: argv, options: { out: { type: 'string' } }, strict: true })
+  if (values.out === undefined) usage('keygen needs --out PREFIX')
+  const k = generateKeys()
+  writeFileSync(`${values.out}.key`, k.privatePem, { mode: 0o600, flag: 'wx' })
+  writeFileSync(`${values.out}.pub`, k.publicPem, { flag: 'wx' })
+  process.stdout.write(`private key: ${values.out}.key (keep it secret)\npublic key:  ${values.out}.pub\nfor the config: ${k.publicBase64}\n`)
+  return 0
+}
+
+function sign (argv: string[]): number {
+  const { values, positionals } = parseArgs({ args: argv, options: { key: { type: 'string' }, out: { type: 'string' } }, allowPositionals: true, strict: true })
+  if (positionals.length !== 1 || values.key === undefined) usage('sign needs FILE and --key PRIVATE.pem')
+  const file = positionals[0]
+  const key = privateKey(read(values.key as string, 'the private key').toString())
+  const out = values.out ?? `${file}.sig`
+  writeFileSync(out, signList(read(file, 'the list'), key))
+  process.stdout.write(`${out}\n`)
+  return 0
+}
+
+function verify (argv: string[]): number {
+  const { values, positionals } = parseArgs({ args: argv, options: { pubkey: { type: 'string' }, sig: { type: 'string' } }, allowPositionals: true, strict: true })
+  if (positionals.length !== 1 || values.pubkey === undefined) usage('verify needs FILE and --pubkey PUBLIC')
+  const file = positionals[0]
+  const key = publicKey(values.pubkey as string, read(values.pubkey as string, 'the public key').toString())
+  const sigFile = values.sig ?? `${file}.sig`
+  if (verifyList(read(file, 'the list'), read(sigFile, 'the signature'), [key]) === undefined) {
+    process.stdout.write(`${file}: signature ${sigFile} does NOT verify\n`)
+    return 1
+  }
+  process.stdout.write(`${file}: signature ok\n`)
+  return 0
+}
+
+async function update (argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { source: { type: 'string' }, force: { type: 'boolean' }, config: { type: 'string', short: 'c' } },
+    strict: true
+  })
+  const config = loadConfig({ file: values.config })
+  // Logs on stderr; stdout carries the results.
+  const log = createLogger(config.log.level === 'info' ? 'warn' : config.log.level, pino.destination({ dest: 2, sync: true }))
+  const pool = new UpstreamPool({
+    upstreams: config.upstreams,
+    udpSockets: 2,
+    ednsUdpSize: config.dns.ednsUdpSize,
+    ttl: config.cache,
+    log,
+    metrics: new DnsMetrics(),
+    now: Date.now
+  })
+  try {
+    const updater = new ListUpdater({
+      config,
+      log,
+      resolveHost: upstreamHostResolver(() => pool),
+      // The same check as the daemon's swap: the lists must compile with the new copy.
+      apply: files => { buildEngine(config.blocklists, 1, { sourceFiles: files }) }
+    })
+    const results = await updater.updateNow({ source: values.source, force: values.force === true })
+    for (const r of results) process.stdout.write(JSON.stringify(r) + '\n')
+    if (results.length === 0) process.stderr.write('no URL sources in the config\n')
+    return results.some(r => r.outcome === 'rejected') ? 1 : 0
+  } finally {
+    pool.close()
+  }
+}

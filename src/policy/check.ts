@@ -1,0 +1,36 @@
+// "What would egressd do with this name for this client?": the explanation `egressd query` prints
+// and GET /api/v1/check returns, built in one place so both say the same. Decides the query name
+// only (as the query-policy stage does); answers are not fetched.
+
+import type { BlockAction } from '../config/types.js'
+import type { Engine, MatchedPart } from './engine.js'
+
+export interface NameCheck {
+  readonly name: string
+  readonly type: string
+  readonly client: string
+  readonly group: string
+  /** 'allow', 'block', or 'monitor (answered, logged as a would-be block)'. */
+  readonly verdict: string
+  readonly action?: BlockAction
+  readonly category?: string
+  readonly list?: string
+  readonly line?: number
+  readonly rule?: string
+  readonly matched?: MatchedPart
+  readonly policyRef?: string
+}
+
+/** `name` must already be normalized (names.normalizeName) and `client` an IP address. */
+export function checkName (engine: Engine, name: string, type: string, client: string): NameCheck {
+  const group = engine.groupOf(client)
+  const v = engine.decideName(name, group)
+  return {
+    name,
+    type: type.toUpperCase(),
+    client,
+    group: group.name,
+    verdict: v === undefined ? 'allow' : v.action === 'monitor' ? 'monitor (answered, logged as a would-be block)' : 'block',
+    ...(v !== undefined && { action: v.action, category: v.category, list: v.list, line: v.line, rule: v.rule, matched: v.matched, policyRef: v.policyRef })
+  }
+}

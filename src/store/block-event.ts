@@ -1,0 +1,88 @@
+// The block event: what the DNS thread hands to the block log for one policy match (or, with
+// store.logQueries: all, one allowed query), and the row shape searches return. Plain data only,
+// so events cross to the writer worker by structured clone.
+
+import type { BlockAction } from '../config/types.js'
+import type { MatchedPart } from '../policy/engine.js'
+
+export type EventAction = BlockAction | 'allow'
+export type EventMatch = MatchedPart | 'none'
+
+export interface BlockEvent {
+  /** Milliseconds since the epoch. */
+  readonly ts: number
+  readonly client: string
+  readonly group: string
+  /** Normalized query name (lower case, no trailing dot). */
+  readonly qname: string
+  readonly qtype: number
+  /** What matched: the query name, a CNAME target, an answer address; `none` for an allowed query. */
+  readonly matched: EventMatch
+  /** The name or address that matched ('' for an allowed query). */
+  readonly value: string
+  /** '' for an allowed query. */
+  readonly category: string
+  readonly action: EventAction
+  readonly list?: string
+  readonly line?: number
+  readonly rule?: string
+  /** Version of the list the rule came from (first 16 hex digits of the SHA-256 of its text). */
+  readonly listHash?: string
+  /** Allowed queries: the upstream's rcode and the time to answer. */
+  readonly rcode?: number
+  readonly latencyMs?: number
+}
+
+/** One stored event as searches return it (API, CLI, exports). */
+export interface BlockRow {
+  readonly id: number
+  /** ISO 8601, UTC, milliseconds. */
+  readonly time: string
+  readonly ts: number
+  readonly client: string
+  readonly group: string
+  readonly qname: string
+  /** Type mnemonic ('A', 'HTTPS') or 'TYPE<n>'. */
+  readonly qtype: string
+  readonly matched: EventMatch
+  readonly value: string
+  readonly category: string
+  readonly action: string
+  readonly list: string | null
+  readonly line: number | null
+  readonly rule: string | null
+  readonly listHash: string | null
+  readonly rcode: number | null
+  readonly latencyMs: number | null
+}
+
+/** Column order of CSV exports (and of BlockRow). */
+export const ROW_COLUMNS: ReadonlyArray<keyof BlockRow> = [
+  'id', 'time', 'ts', 'client', 'group', 'qname', 'qtype', 'matched', 'value', 'category', 'action',
+  'list', 'line', 'rule', 'listHash', 'rcode', 'latencyMs'
+]
+
+export const MATCH_CODES: Readonly<Record<EventMatch, number>> = { none: 0, qname: 1, cname: 2, address: 3 }
+export const MATCH_NAMES: readonly EventMatch[] = ['none', 'qname', 'cname', 'address']
+
+const QTYPES: Readonly<Record<string, number>> = {
+  A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, HINFO: 13, MX: 15, TXT: 16, AAAA: 28, SRV: 33, NAPTR: 35,
+  DS: 43, SSHFP: 44, RRSIG: 46, NSEC: 47, DNSKEY: 48, TLSA: 52, SVCB: 64, HTTPS: 65, ANY: 255, CAA: 257
+}
+const QTYPE_NAMES = new Map(Object.entries(QTYPES).map(([k, v]) => [v, k]))
+
+export function qtypeName (n: number): string { return QTYPE_NAMES.get(n) ?? `TYPE${n}` }
+
+/** 'AAAA', 'aaaa', 'TYPE28' or '28' → 28; undefined if not a type. */
+export function qtypeNumber (text: string): number | undefined {
+  const t = text.trim().toUpperCase()
+  if (/^\d{1,5}$/.test(t)) { const n = Number(t); return n <= 65535 ? n : undefined }
+  const m = /^TYPE(\d{1,5})$/.exec(t)
+  if (m !== null) { const n = Number(m[1]); return n <= 65535 ? n : undefined }
+  return QTYPES[t]
+}
+
+/** 'www.example.org' → 'org.example.www.' (the form suffix searches run on). */
+export function reverseName (name: string): string {
+  return name.split('.').reverse().join('.') + '.'
+}

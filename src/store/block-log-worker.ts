@@ -1,0 +1,95 @@
+// The block-log writer thread: holds its own connection and writes what the DNS thread queued, one
+// transaction per batch, so no SQL ever runs on the DNS event loop. Also runs retention in small
+// steps and WAL checkpoints when asked. Purely reactive: the DNS-thread side (block-log.ts) owns
+// the queue, the timers and the clock, and decides about retries.
+
+import { parentPort, workerData } from 'node:worker_threads'
+import { openDatabase, type Db } from './db.js'
+import { EventWriter, runRetention, type RetentionLimits } from './block-writer.js'
+import type { BlockEvent } from './block-event.js'
+
+export interface WriterWorkerData {
+  readonly path: string
+  readonly synchronous: 'NORMAL' | 'FULL'
+  readonly busyTimeoutMs: number
+  /** Tests: cap the file (PRAGMA max_page_count) to provoke SQLITE_FULL. */
+  readonly maxPageCount?: number
+}
+
+export type ToWriter =
+  | { readonly type: 'write', readonly seq: number, readonly events: readonly BlockEvent[] }
+  | { readonly type: 'retain', readonly now: number, readonly limits: RetentionLimits }
+  | { readonly type: 'checkpoint' }
+  | { readonly type: 'pragma', readonly sql: string }
+  | { readonly type: 'close' }
+
+export type FromWriter =
+  | { readonly type: 'ready' }
+  | { readonly type: 'fatal', readonly code: string, readonly message: string }
+  | { readonly type: 'written', readonly seq: number, readonly n: number, readonly ms: number }
+  | { readonly type: 'failed', readonly seq: number, readonly code: string, readonly message: string }
+  | { readonly type: 'retained', readonly deleted: number, readonly ms: number }
+  | { readonly type: 'retain-failed', readonly code: string, readonly message: string }
+  | { readonly type: 'closed' }
+
+const port = parentPort
+if (port === null) throw new Error('block-log-worker must run in a worker thread')
+const data = workerData as WriterWorkerData
+const post = (m: FromWriter): void => port.postMessage(m)
+const codeOf = (err: unknown): string => String((err as { code?: unknown }).code ?? 'ERR')
+
+let db: Db
+let writer: EventWriter
+try {
+  db = openDatabase(data.path, { synchronous: data.synchronous, busyTimeoutMs: data.busyTimeoutMs, check: false })
+  // A bigger page cache for the writer: index pages of recent rows stay hot.
+  db.pragma('cache_size = -65536')
+  // Checkpoint every ~40 MiB of WAL instead of ~4 MiB (bulk writes copy pages less often); the
+  // periodic PASSIVE checkpoint and journal_size_limit keep the file bounded.
+  db.pragma('wal_autocheckpoint = 10000')
+  if (data.maxPageCount !== undefined) db.pragma(`max_page_count = ${data.maxPageCount}`)
+  writer = new EventWriter(db)
+  post({ type: 'ready' })
+} catch (err) {
+  post({ type: 'fatal', code: codeOf(err), message: (err as Error).message })
+  process.exit(1)
+}
+
+let retaining = false
+port.on('message', (m: ToWriter) => {
+  switch (m.type) {
+    case 'write': {
+      const t = performance.now()
+      try {
+        writer.write(m.events)
+        post({ type: 'written', seq: m.seq, n: m.events.length, ms: performance.now() - t })
+      } catch (err) {
+        post({ type: 'failed', seq: m.seq, code: codeOf(err), message: (err as Error).message })
+      }
+      break
+    }
+    case 'retain': {
+      if (retaining) break
+      retaining = true
+      const t = performance.now()
+      runRetention(db, m.limits, m.now, () => new Promise(resolve => setImmediate(resolve))).then(
+        deleted => post({ type: 'retained', deleted, ms: performance.now() - t }),
+        (err: unknown) => post({ type: 'retain-failed', code: codeOf(err), message: (err as Error).message })
+      ).finally(() => { retaining = false })
+      break
+    }
+    case 'checkpoint':
+      try { db.pragma('wal_checkpoint(PASSIVE)') } catch { /* busy: the next one will do */ }
+      break
+    case 'pragma':
+      try { db.pragma(m.sql) } catch { /* tests only */ }
+      break
+    case 'close':
+      try { db.pragma('optimize') } catch { /* best effort */ }
+      try { db.pragma('wal_checkpoint(TRUNCATE)') } catch { /* best effort */ }
+      db.close()
+      post({ type: 'closed' })
+      port.close()
+      break
+  }
+})

@@ -1,0 +1,264 @@
+// The block log as the DNS thread sees it: `push(event)` appends to a bounded in-memory queue and
+// returns; nothing here waits on storage. A timer hands the queue to the writer worker every
+// `batchMs` (sooner when a full batch is waiting), one batch in flight at a time. A failed batch
+// (SQLITE_BUSY from another process's write lock, SQLITE_FULL, I/O errors) stays queued and is
+// retried with backoff; new events queue behind it, and once the queue holds `queueMax` events
+// new ones are dropped and counted (metric + a warning at most every 10 s). Writing resumes by
+// itself when the fault clears. `close()` writes what is queued (bounded wait), then checkpoints.
+// A crash loses at most what was queued: about one batch interval.
+//
+// Live tail: subscribers get every pushed event synchronously (the SSE route filters and buffers).
+
+import { Worker } from 'node:worker_threads'
+import type { Logger } from 'pino'
+import type { BlockEvent } from './block-event.js'
+import type { FromWriter, ToWriter, WriterWorkerData } from './block-log-worker.js'
+import type { RetentionLimits } from './block-writer.js'
+import { siblingModule } from './worker-url.js'
+
+export interface BlockLogOptions {
+  readonly path: string
+  readonly synchronous: 'NORMAL' | 'FULL'
+  readonly busyTimeoutMs: number
+  readonly queueMax: number
+  readonly batchMs: number
+  readonly retention: RetentionLimits
+  readonly log: Logger
+  readonly now?: () => number
+  /** Largest batch per transaction (default 20,000). */
+  readonly maxBatch?: number
+  /** How often retention runs (default 5 min; the first run 10 s after open). */
+  readonly retentionEveryMs?: number
+  readonly checkpointEveryMs?: number
+  /** How long close() waits for the last batches (default 5 s). */
+  readonly closeTimeoutMs?: number
+  /** Tests only: PRAGMA max_page_count on the writer's connection. */
+  readonly maxPageCount?: number
+}
+
+export interface BlockLogStats {
+  /** Events queued or in flight. */
+  readonly depth: number
+  readonly written: number
+  readonly dropped: number
+  /** Failed batch writes (each retried). */
+  readonly failures: number
+  readonly lastError: string | undefined
+  readonly retentionDeleted: number
+}
+
+export type BlockSubscriber = (e: BlockEvent) => void
+
+const BACKOFF_MIN_MS = 100
+const BACKOFF_MAX_MS = 5000
+const DROP_WARN_EVERY_MS = 10_000
+
+export class BlockLog {
+  readonly #worker: Worker
+  readonly #o: BlockLogOptions
+  readonly #log: Logger
+  readonly #now: () => number
+  readonly #maxBatch: number
+  #pending: BlockEvent[] = []
+  #inflight: BlockEvent[] | undefined
+  #seq = 0
+  #written = 0
+  #dropped = 0
+  #droppedWarned = 0
+  #lastDropWarn = 0
+  #failures = 0
+  #consecutiveFailures = 0
+  #lastError: string | undefined
+  #retentionDeleted = 0
+  #retryTimer: NodeJS.Timeout | undefined
+  #soon: NodeJS.Immediate | undefined
+  readonly #timers: NodeJS.Timeout[] = []
+  readonly #subscribers = new Set<BlockSubscriber>()
+  readonly #idleWaiters: Array<() => void> = []
+  #closed = false
+  #onClosed: (() => void) | undefined
+
+  private constructor (worker: Worker, o: BlockLogOptions) {
+    this.#worker = worker
+    this.#o = o
+    this.#log = o.log
+    this.#now = o.now ?? Date.now
+    this.#maxBatch = o.maxBatch ?? 20_000
+    worker.on('message', (m: FromWriter) => this.#onMessage(m))
+    worker.on('error', err => {
+      this.#lastError = err.message
+      this.#log.error({ err }, 'block log writer crashed; events are no longer written')
+    })
+    worker.unref()
+    const every = (ms: number, fn: () => void): void => { const t = setInterval(fn, ms); t.unref(); this.#timers.push(t) }
+    every(o.batchMs, () => this.#send())
+    every(o.checkpointEveryMs ?? 30_000, () => this.#post({ type: 'checkpoint' }))
+    const retentionEvery = o.retentionEveryMs ?? 300_000
+    const first = setTimeout(() => this.runRetention(), Math.min(10_000, retentionEvery))
+    first.unref()
+    this.#timers.push(first)
+    every(retentionEvery, () => this.runRetention())
+  }
+
+  /** Starts the writer thread on `o.path` (already created and migrated); rejects if it cannot open. */
+  static open (o: BlockLogOptions): Promise<BlockLog> {
+    const data: WriterWorkerData = { path: o.path, synchronous: o.synchronous, busyTimeoutMs: o.busyTimeoutMs, maxPageCount: o.maxPageCount }
+    const worker = new Worker(siblingModule(import.meta.url, 'block-log-worker'), { workerData: data })
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err)
+      worker.once('error', onError)
+      worker.once('message', (m: FromWriter) => {
+        worker.off('error', onError)
+        if (m.type === 'ready') resolve(new BlockLog(worker, o))
+        else {
+          void worker.terminate()
+          reject(Object.assign(new Error(m.type === 'fatal' ? m.message : 'unexpected message'), { code: m.type === 'fatal' ? m.code : 'ERR' }))
+        }
+      })
+    })
+  }
+
+  /** Queues one event; never blocks. Returns false when it was dropped (queue full or closed). */
+  push (e: BlockEvent): boolean {
+    for (const fn of this.#subscribers) {
+      try { fn(e) } catch { /* a subscriber's problem never reaches DNS */ }
+    }
+    if (this.#closed || this.#pending.length + (this.#inflight?.length ?? 0) >= this.#o.queueMax) {
+      this.#dropped++
+      this.#warnDrops()
+      return false
+    }
+    this.#pending.push(e)
+    if (this.#pending.length >= this.#maxBatch && this.#inflight === undefined && this.#soon === undefined) {
+      this.#soon = setImmediate(() => { this.#soon = undefined; this.#send() })
+    }
+    return true
+  }
+
+  /** Live tail: `fn` sees every event as it is pushed. Returns the unsubscribe function. */
+  subscribe (fn: BlockSubscriber): () => void {
+    this.#subscribers.add(fn)
+    return () => { this.#subscribers.delete(fn) }
+  }
+
+  get stats (): BlockLogStats {
+    return {
+      depth: this.#pending.length + (this.#inflight?.length ?? 0),
+      written: this.#written,
+      dropped: this.#dropped,
+      failures: this.#failures,
+      lastError: this.#lastError,
+      retentionDeleted: this.#retentionDeleted
+    }
+  }
+
+  /** Resolves once everything queued before the call is written (or `timeoutMs` passed: false). */
+  flush (timeoutMs = 10_000): Promise<boolean> {
+    if (this.#pending.length === 0 && this.#inflight === undefined) return Promise.resolve(true)
+    this.#send()
+    return new Promise(resolve => {
+      const t = setTimeout(() => { resolve(false) }, timeoutMs)
+      this.#idleWaiters.push(() => { clearTimeout(t); resolve(true) })
+    })
+  }
+
+  /** Starts a retention pass in the writer (age, rows, size); it runs in small steps. */
+  runRetention (): void {
+    this.#post({ type: 'retain', now: this.#now(), limits: this.#o.retention })
+  }
+
+  /** Tests only: runs a PRAGMA on the writer's connection. */
+  pragma (sql: string): void { this.#post({ type: 'pragma', sql }) }
+
+  /** Writes what is queued (waits at most closeTimeoutMs), then checkpoints and stops the writer. */
+  async close (): Promise<void> {
+    if (this.#closed) return
+    const written = await this.flush(this.#o.closeTimeoutMs ?? 5000)
+    this.#closed = true
+    for (const t of this.#timers) clearInterval(t)
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer)
+    if (this.#soon !== undefined) clearImmediate(this.#soon)
+    this.#subscribers.clear()
+    const lost = this.#pending.length + (this.#inflight?.length ?? 0)
+    if (!written || lost > 0) this.#log.error({ lost, lastError: this.#lastError }, 'block log closed with events not written')
+    const closed = new Promise<void>(resolve => { this.#onClosed = resolve })
+    this.#post({ type: 'close' })
+    const t = setTimeout(() => { this.#onClosed?.() }, 5000)
+    await closed
+    clearTimeout(t)
+    await this.#worker.terminate()
+  }
+
+  #post (m: ToWriter): void {
+    if (this.#closed && m.type !== 'close') return
+    this.#worker.postMessage(m)
+  }
+
+  #send (): void {
+    if (this.#inflight !== undefined || this.#retryTimer !== undefined || this.#pending.length === 0 || this.#closed) return
+    const batch = this.#pending.length <= this.#maxBatch ? this.#pending : this.#pending.slice(0, this.#maxBatch)
+    this.#pending = batch === this.#pending ? [] : this.#pending.slice(this.#maxBatch)
+    this.#inflight = batch
+    this.#post({ type: 'write', seq: ++this.#seq, events: batch })
+  }
+
+  #onMessage (m: FromWriter): void {
+    switch (m.type) {
+      case 'written':
+        if (m.seq !== this.#seq) return
+        this.#written += m.n
+        this.#inflight = undefined
+        if (this.#consecutiveFailures > 0) {
+          this.#log.info({ failures: this.#consecutiveFailures }, 'block log writes resumed')
+          this.#consecutiveFailures = 0
+          this.#lastError = undefined
+        }
+        if (this.#pending.length >= this.#maxBatch || (this.#pending.length > 0 && this.#idleWaiters.length > 0)) this.#send()
+        else if (this.#pending.length === 0) this.#wakeIdle()
+        break
+      case 'failed': {
+        if (m.seq !== this.#seq) return
+        this.#failures++
+        this.#consecutiveFailures++
+        this.#lastError = `${m.code}: ${m.message}`
+        // Keep the batch: it goes back to the front of the queue and is written again later.
+        const batch = this.#inflight ?? []
+        this.#inflight = undefined
+        this.#pending = batch.concat(this.#pending)
+        const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(10, this.#consecutiveFailures - 1))
+        if (this.#consecutiveFailures === 1 || this.#consecutiveFailures % 20 === 0) {
+          this.#log.warn({ code: m.code, err: m.message, queued: this.#pending.length, retryMs: delay }, 'block log write failed; events stay queued and are retried')
+        }
+        this.#retryTimer = setTimeout(() => { this.#retryTimer = undefined; this.#send() }, delay)
+        this.#retryTimer.unref()
+        break
+      }
+      case 'retained':
+        this.#retentionDeleted += m.deleted
+        if (m.deleted > 0) this.#log.info({ deleted: m.deleted, ms: Math.round(m.ms) }, 'block log retention')
+        break
+      case 'retain-failed':
+        this.#log.warn({ code: m.code, err: m.message }, 'block log retention failed; it runs again later')
+        break
+      case 'closed':
+        this.#onClosed?.()
+        break
+      default:
+        break
+    }
+  }
+
+  #wakeIdle (): void {
+    const waiters = this.#idleWaiters.splice(0)
+    for (const w of waiters) w()
+  }
+
+  #warnDrops (): void {
+    const t = this.#now()
+    if (t - this.#lastDropWarn < DROP_WARN_EVERY_MS) return
+    this.#lastDropWarn = t
+    this.#log.warn({ dropped: this.#dropped - this.#droppedWarned, total: this.#dropped, queueMax: this.#o.queueMax },
+      'block log queue full: events dropped (storage slow or failing)')
+    this.#droppedWarned = this.#dropped
+  }
+}
