@@ -4,7 +4,7 @@
 // previous version keeps blocking. Also `egressd lists update` against a data dir.
 
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
+import { execFile, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -19,6 +19,15 @@ const dir = mkdtempSync(join(tmpdir(), 'egressd-sig-'))
 function run (args: string[]): { status: number | null, stdout: string, stderr: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+/** For commands that talk to servers in this process: spawnSync would block them. */
+function runAsync (args: string[]): Promise<{ status: number | null, stdout: string, stderr: string }> {
+  return new Promise(resolve => {
+    execFile(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
+      resolve({ status: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr })
+    })
+  })
 }
 
 t.test('lists keygen, sign and verify round trip (the built CLI)', async t => {
@@ -128,19 +137,19 @@ t.test('egressd lists update stores a checked copy in the data dir; a running da
     `  sources: [{ name: central, url: "${server.url('/list.txt')}", caFile: ${world.pki.caFile} }]`,
     '  update: { allowHosts: ["127.0.0.1"] }'
   ].join('\n') + '\n')
-  const first = run(['lists', 'update', '--config', configFile])
+  const first = await runAsync(['lists', 'update', '--config', configFile])
   t.equal(first.status, 0, first.stderr)
   t.match(JSON.parse(first.stdout), { source: 'central', outcome: 'updated', entries: 21 })
   t.equal(readFileSync(join(dataDir, 'lists', 'central.txt'), 'utf8'), V1)
 
   server.set('/list.txt', { body: 'first.test\n' })
-  const shrunk = run(['lists', 'update', '--config', configFile, '--source', 'central'])
+  const shrunk = await runAsync(['lists', 'update', '--config', configFile, '--source', 'central'])
   t.equal(shrunk.status, 1)
   t.match(JSON.parse(shrunk.stdout), { outcome: 'rejected', reason: 'shrink' })
   t.match(shrunk.stderr, /list update rejected/)
   t.equal(readFileSync(join(dataDir, 'lists', 'central.txt'), 'utf8'), V1, 'the stored copy is unchanged')
 
-  const unknown = run(['lists', 'update', '--config', configFile, '--source', 'nope'])
+  const unknown = await runAsync(['lists', 'update', '--config', configFile, '--source', 'nope'])
   t.equal(unknown.status, 2)
   t.match(unknown.stderr, /no URL source named "nope" \(known: central\)/)
 
@@ -150,7 +159,7 @@ t.test('egressd lists update stores a checked copy in the data dir; a running da
   await firstAttempts(td)
   t.ok(await blocked(td, 'h.test'), 'the daemon updated v1 to v2 itself')
   server.set('/list.txt', { body: V1 })
-  const forced = run(['lists', 'update', '--config', configFile])
+  const forced = await runAsync(['lists', 'update', '--config', configFile])
   t.equal(forced.status, 0, forced.stderr)
   t.ok(await blocked(td, 'h.test'), 'the running daemon still uses its version until reloaded')
   td.daemon.reload(td.daemon.config)

@@ -3,6 +3,7 @@
 // allow-listed hosts may be private or loopback.
 
 import t from 'tap'
+import { readFileSync } from 'node:fs'
 import { refusedRange } from '../../src/lists/addresses.js'
 import { fetchList, type FetchOptions } from '../../src/lists/fetcher.js'
 import { ListUpdateError } from '../../src/errors.js'
@@ -50,7 +51,7 @@ t.test('fetcher: schemes, literals, redirects', async t => {
   http.set('/list.txt', { body: V1 })
   const lookups: string[] = []
   const base: Omit<FetchOptions, 'url'> = {
-    source: 'x', timeoutMs: 2000, maxBytes: 100_000, ca: world.pki.caFile === '' ? undefined : (await import('node:fs')).readFileSync(world.pki.caFile),
+    source: 'x', timeoutMs: 2000, maxBytes: 100_000, ca: readFileSync(world.pki.caFile),
     resolveHost: async h => { lookups.push(h); return ['127.0.0.1'] },
     allowHosts: new Set(['127.0.0.1']),
     allowHttp: false
