@@ -24,7 +24,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from './api/app.js'
 import type { BlockLogFigures } from './api/host.js'
 import { blockRoutes } from './api/routes/blocks.js'
-import { EgressdError } from './errors.js'
+import { EgressdError, PolicyError } from './errors.js'
 import { CustomPolicy } from './store/custom-policy.js'
 import { readVersion } from './version.js'
 
@@ -105,7 +105,7 @@ export class Daemon {
       apply: (files, reason) => { this.updatePolicyInputs({ sourceFiles: files }, reason) }
     })
     this.#inputs = { sourceFiles: this.lists.files() }
-    this.#lastBuild = this.#buildPolicy(config)
+    this.#lastBuild = this.#buildWithoutBrokenCopies(config)
     this.policy = { engine: this.#lastBuild.engine }
     this.#cache = new AnswerCache({ maxEntries: config.cache.maxEntries, now: this.#now })
     this.#pool = this.#newPool(config)
@@ -263,6 +263,27 @@ export class Daemon {
       metrics: this.metrics,
       now: this.#now
     })
+  }
+
+  /**
+   * The first build. A stored copy of a URL source that does not compile (changed on disk by hand:
+   * copies are hash-checked) must not keep the gateway from filtering with everything else: such
+   * copies are left out, loudly, and the next successful download replaces them.
+   */
+  #buildWithoutBrokenCopies (c: Config): EngineBuild {
+    try {
+      return this.#buildPolicy(c)
+    } catch (err) {
+      const files = this.#inputs.sourceFiles
+      if (!(err instanceof PolicyError) || files === undefined || files.size === 0) throw err
+      const broken = [...files].filter(([, file]) => err.problems.some(p => p.startsWith(`${file}:`)))
+      if (broken.length === 0) throw err
+      this.#log.error({ sources: broken.map(([name]) => name), problems: err.problems.slice(0, 10) },
+        'STORED LIST COPIES DO NOT COMPILE: starting without them until a download replaces them')
+      const kept = new Map([...files].filter(([name]) => !broken.some(([b]) => b === name)))
+      this.#inputs = { ...this.#inputs, sourceFiles: kept }
+      return this.#buildPolicy(c)
+    }
   }
 
   #buildPolicy (c: Config): EngineBuild {
