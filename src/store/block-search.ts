@@ -234,6 +234,27 @@ export function defaultBucket (from: number, to: number): Bucket {
   return span <= 6 * HOUR_MS ? '1m' : span <= 14 * DAY_MS ? '1h' : '1d'
 }
 
+/** Counts per category and action in [from, to): the hour roll-up for whole hours, raw rows at the edges. */
+export function categoryCounts (db: Db, from: number, to: number, category?: string): Array<{ category: string, action: string, count: number }> {
+  const allow = stringId(db, 'allow')
+  const cat = category !== undefined ? stringId(db, category) : undefined
+  const catSql = cat === undefined ? '' : ' AND category = ?'
+  const extra = cat === undefined ? [] : [cat]
+  const byCat = new Map<string, number>()
+  for (const s of cover(from, to, false)) {
+    const rows = (s.kind === 'raw'
+      ? db.prepare(`SELECT category, action, count(*) AS n FROM events WHERE ts >= ? AND ts < ? AND action != ${allow}${catSql} GROUP BY category, action`).all(s.a, s.b, ...extra)
+      : db.prepare(`SELECT category, action, sum(n) AS n FROM hour_category WHERE hour >= ? AND hour < ?${catSql} GROUP BY category, action`).all(s.a / HOUR_MS, s.b / HOUR_MS, ...extra)
+    ) as Array<{ category: number, action: number, n: number }>
+    for (const r of rows) byCat.set(`${r.category}|${r.action}`, (byCat.get(`${r.category}|${r.action}`) ?? 0) + r.n)
+  }
+  const name = db.prepare('SELECT value FROM strings WHERE id = ?').pluck()
+  return [...byCat].map(([k, count]) => {
+    const [c, a] = k.split('|').map(Number)
+    return { category: name.get(c) as string, action: name.get(a) as string, count }
+  }).sort((x, y) => y.count - x.count || x.category.localeCompare(y.category))
+}
+
 export function blockStats (db: Db, req: StatsRequest): Stats {
   const { from, to } = req
   const top = Math.max(1, Math.min(1000, req.top ?? 10))
@@ -248,22 +269,8 @@ export function blockStats (db: Db, req: StatsRequest): Stats {
   const extra = cat === undefined ? [] : [cat]
   const notAllowed = ` AND action != ${allow}`
 
-  // Counts per category and action (hour roll-up + raw edges).
-  const byCat = new Map<string, number>()
-  for (const s of cover(from, to, false)) {
-    const rows = (s.kind === 'raw'
-      ? db.prepare(`SELECT category, action, count(*) AS n FROM events WHERE ts >= ? AND ts < ?${notAllowed}${catSql} GROUP BY category, action`).all(s.a, s.b, ...extra)
-      : db.prepare(`SELECT category, action, sum(n) AS n FROM hour_category WHERE hour >= ? AND hour < ?${catSql} GROUP BY category, action`).all(s.a / HOUR_MS, s.b / HOUR_MS, ...extra)
-    ) as Array<{ category: number, action: number, n: number }>
-    for (const r of rows) byCat.set(`${r.category}|${r.action}`, (byCat.get(`${r.category}|${r.action}`) ?? 0) + r.n)
-  }
-  const name = db.prepare('SELECT value FROM strings WHERE id = ?').pluck()
-  const categories = [...byCat].map(([k, count]) => {
-    const [c, a] = k.split('|').map(Number)
-    return { category: name.get(c) as string, action: name.get(a) as string, count }
-  }).sort((x, y) => y.count - x.count || x.category.localeCompare(y.category))
+  const categories = categoryCounts(db, from, to, req.category)
   const total = categories.reduce((s, c) => s + c.count, 0)
-
   const spans = cover(from, to, true, false)
   const domains = sumOver(db, spans, {
     day: `SELECT qname AS k, sum(n) AS n FROM day_qname WHERE day >= ? AND day < ?${catSql} GROUP BY qname`,
@@ -281,7 +288,7 @@ export function blockStats (db: Db, req: StatsRequest): Stats {
   const at = (ms: number): number => Math.floor((ms - first) / width)
   for (const s of (bucket === '1m' ? [{ kind: 'raw', a: from, b: to } as Span] : cover(from, to, false))) {
     if (s.kind === 'raw') {
-      const rows = db.prepare(`SELECT (ts - ?) / ? AS k, count(*) AS n FROM events WHERE ts >= ? AND ts < ?${notAllowed}${catSql} GROUP BY k`)
+      const rows = db.prepare(`SELECT CAST((ts - ?) / ? AS INTEGER) AS k, count(*) AS n FROM events WHERE ts >= ? AND ts < ?${notAllowed}${catSql} GROUP BY k`)
         .all(first, width, s.a, s.b, ...extra) as Array<{ k: number, n: number }>
       for (const r of rows) counts[r.k] += r.n
     } else {
@@ -328,19 +335,27 @@ export interface BypassClient {
 export function bypassClients (db: Db, req: BypassRequest): BypassClient[] {
   const cat = stringId(db, req.category ?? 'doh-bypass')
   const limit = Math.max(1, Math.min(MAX_LIMIT, req.limit ?? 100))
-  const rows = db.prepare(`SELECT c.addr AS client, count(*) AS hits, count(DISTINCT e.qname) AS names, min(e.ts) AS first, max(e.ts) AS last,
-      (SELECT n.name FROM events x JOIN names n ON n.id = x.qname WHERE x.client = e.client AND x.category = e.category AND x.ts >= ? AND x.ts < ?
-        GROUP BY x.qname ORDER BY count(*) DESC LIMIT 1) AS top
-    FROM events e LEFT JOIN clients c ON c.id = e.client
-    WHERE e.category = ? AND e.ts >= ? AND e.ts < ?
-    GROUP BY e.client ORDER BY hits DESC, first ASC LIMIT ?`)
-    .all(req.from, req.to, cat, req.from, req.to, limit) as Array<{ client: string, hits: number, names: number, first: number, last: number, top: string }>
-  return rows.map(r => ({
-    client: r.client,
+  // One pass over the category's rows in the range (category, ts index), grouped per (client, name).
+  const groups = db.prepare(`SELECT client, qname, count(*) AS n, min(ts) AS first, max(ts) AS last FROM events
+    WHERE category = ? AND ts >= ? AND ts < ? GROUP BY client, qname`).all(cat, req.from, req.to) as Array<{ client: number, qname: number, n: number, first: number, last: number }>
+  const per = new Map<number, { hits: number, names: number, first: number, last: number, top: number, topN: number }>()
+  for (const g of groups) {
+    const c = per.get(g.client)
+    if (c === undefined) { per.set(g.client, { hits: g.n, names: 1, first: g.first, last: g.last, top: g.qname, topN: g.n }); continue }
+    c.hits += g.n
+    c.names++
+    if (g.first < c.first) c.first = g.first
+    if (g.last > c.last) c.last = g.last
+    if (g.n > c.topN || (g.n === c.topN && g.qname < c.top)) { c.top = g.qname; c.topN = g.n }
+  }
+  const addr = db.prepare('SELECT addr FROM clients WHERE id = ?').pluck()
+  const qname = db.prepare('SELECT name FROM names WHERE id = ?').pluck()
+  return [...per].sort((a, b) => b[1].hits - a[1].hits || a[1].first - b[1].first).slice(0, limit).map(([id, r]) => ({
+    client: addr.get(id) as string,
     hits: r.hits,
     names: r.names,
     firstSeen: new Date(r.first).toISOString(),
     lastSeen: new Date(r.last).toISOString(),
-    topName: r.top
+    topName: qname.get(r.top) as string
   }))
 }

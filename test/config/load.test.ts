@@ -42,7 +42,7 @@ const DEFAULTS: Omit<Config, 'source'> = {
     url: 'udp://192.0.2.1:53', protocol: 'udp', host: '192.0.2.1', port: 53, path: '', timeoutMs: 2000, servername: undefined, caFile: undefined
   }],
   cache: { enabled: true, maxEntries: 100000, minTtl: 0, maxTtl: 86400, negativeMaxTtl: 3600 },
-  api: { listen: { host: '127.0.0.1', port: 8053, family: 4 }, tokens: [] },
+  api: { listen: { host: '127.0.0.1', port: 8053, family: 4 }, tokens: [], tls: undefined, allowPlaintext: false, bodyLimit: 1048576, rateLimit: { perSecond: 20, burst: 100 } },
   dataDir: './var',
   blocklists: {
     dir: './blocklists',
@@ -64,6 +64,15 @@ const DEFAULTS: Omit<Config, 'source'> = {
     rejectDot: true,
     rejectDoq: true,
     sync: false
+  },
+  store: {
+    path: 'var/egressd.sqlite',
+    logQueries: 'blocked',
+    queueMax: 100000,
+    batchMs: 1000,
+    retention: { days: 90, maxRows: 0, maxBytes: 0 },
+    synchronous: 'NORMAL',
+    busyTimeoutMs: 1000
   },
   log: { level: 'info' }
 }
@@ -122,7 +131,7 @@ log: { level: debug }
   t.equal(config.dns.ednsUdpSize, 4096)
   t.same(config.dns.tcp, { idleTimeoutMs: 2500, maxConnections: 1024, maxInflightPerConnection: 64 })
   t.same(config.cache, { enabled: false, maxEntries: 100000, minTtl: 60, maxTtl: 60, negativeMaxTtl: 3600 })
-  t.same(config.api, { listen: { host: '::1', port: 9000, family: 6 }, tokens: [{ name: 'soc', role: 'viewer', sha256: SHA }] })
+  t.same(config.api, { ...DEFAULTS.api, listen: { host: '::1', port: 9000, family: 6 }, tokens: [{ name: 'soc', role: 'viewer', sha256: SHA }] })
   t.equal(config.dataDir, '/var/lib/egressd')
   t.same(config.blocklists, {
     ...DEFAULTS.blocklists,

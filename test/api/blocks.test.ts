@@ -1,0 +1,177 @@
+// The block-log API plugin on a bare fastify instance (inject) and through a real socket: search
+// with every format (CSV and NDJSON parse back to the JSON rows), pagination, 400s naming the
+// parameter, stats, bypass, the SSE live tail, and the route contract (viewer role, schema, tags).
+
+import t from 'tap'
+import Fastify from 'fastify'
+import { request } from 'node:http'
+import { BlockLog } from '../../src/store/block-log.js'
+import { BlockSearch } from '../../src/store/block-reader.js'
+import { EventWriter } from '../../src/store/block-writer.js'
+import { blockRoutes } from '../../src/api/routes/blocks.js'
+import type { BlockRow } from '../../src/store/block-event.js'
+import { event, freshDb, memoryLog } from '../store/helpers.js'
+
+const T0 = Date.UTC(2030, 0, 1)
+const NOW = T0 + 2 * 86_400_000
+const { path, db } = freshDb()
+const w = new EventWriter(db)
+const evs = []
+for (let i = 0; i < 5000; i++) {
+  evs.push(event({
+    ts: T0 + i * 30_000,
+    client: `10.0.${i % 3}.${i % 7}`,
+    qname: i % 10 === 0 ? 'dns.google' : `h${i % 13}.telegram.org`,
+    category: i % 10 === 0 ? 'doh-bypass' : 'telegram',
+    // Fields that need CSV quoting.
+    rule: i % 2 === 0 ? 'has,comma' : 'has "quote"\nand newline',
+    list: 'blocklists/tele,gram/domains.txt'
+  }))
+}
+w.write(evs)
+
+function parseCsv (text: string): string[][] {
+  const rows: string[][] = []
+  let row: string[] = []
+  let field = ''
+  let quoted = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { field += '"'; i++ } else if (c === '"') quoted = false
+      else field += c
+    } else if (c === '"') quoted = true
+    else if (c === ',') { row.push(field); field = '' } else if (c === '\r' && text[i + 1] === '\n') { row.push(field); rows.push(row); row = []; field = ''; i++ } else field += c
+  }
+  return rows
+}
+
+function fromCsv (header: string[], r: string[]): Record<string, unknown> {
+  const num = new Set(['id', 'ts', 'line', 'rcode', 'latencyMs'])
+  return Object.fromEntries(header.map((h, i) => [h, r[i] === '' && ['list', 'line', 'rule', 'listHash', 'rcode', 'latencyMs'].includes(h) ? null : num.has(h) ? Number(r[i]) : r[i]]))
+}
+
+t.test('routes on a bare fastify (inject)', async t => {
+  const { log } = memoryLog()
+  const live = await BlockLog.open({ path, synchronous: 'NORMAL', busyTimeoutMs: 500, queueMax: 1000, batchMs: 50, retention: { days: 36500, maxRows: 0, maxBytes: 0 }, log })
+  const reader = await BlockSearch.open({ path, live, now: () => NOW })
+  const app = Fastify()
+  const routes: Array<{ url: string, config: unknown, schema: any }> = []
+  app.addHook('onRoute', r => { if (r.method === 'GET') routes.push({ url: r.url, config: r.config, schema: r.schema }) })
+  await app.register(blockRoutes, { reader })
+  await app.ready()
+  t.teardown(async () => { await app.close(); await reader.close(); await live.close() })
+
+  t.test('route contract: viewer role, schema with tags and summary', async t => {
+    t.same(routes.map(r => r.url).sort(), ['/api/v1/blocks', '/api/v1/blocks/stream', '/api/v1/bypass', '/api/v1/stats'])
+    for (const r of routes) {
+      t.same(r.config, { role: 'viewer' }, r.url)
+      t.same(r.schema.tags, ['blocks'])
+      t.type(r.schema.summary, 'string')
+      t.equal(r.schema.querystring.additionalProperties, false)
+    }
+  })
+
+  const get = async (url: string) => app.inject({ method: 'GET', url })
+
+  t.test('json pages with a cursor cover the match exactly', async t => {
+    const ids: number[] = []
+    let next: string | undefined
+    let pages = 0
+    do {
+      const r = await get(`/api/v1/blocks?category=telegram&client=10.0.1.0/24&limit=200${next !== undefined ? `&cursor=${next}` : ''}`)
+      t.equal(r.statusCode, 200)
+      const body = r.json() as { rows: BlockRow[], next?: string }
+      ids.push(...body.rows.map(x => x.id))
+      next = body.next
+      pages++
+    } while (next !== undefined && pages < 100)
+    const want = evs.map((e, i) => ({ e, id: i + 1 })).filter(x => x.e.category === 'telegram' && x.e.client.startsWith('10.0.1.')).map(x => x.id).reverse()
+    t.same(ids, want)
+  })
+
+  t.test('CSV and NDJSON parse back to the same rows as JSON', async t => {
+    const q = 'domain=telegram.org&suffix=true&from=2030-01-01T05:00:00Z&to=2030-01-01T20:00:00Z'
+    const json = (await get(`/api/v1/blocks?${q}&limit=10000`)).json() as { rows: BlockRow[] }
+    t.ok(json.rows.length > 1000, `${json.rows.length} rows`)
+    const nd = await get(`/api/v1/blocks?${q}&format=ndjson`)
+    t.match(nd.headers['content-type'], /application\/x-ndjson/)
+    t.same(nd.body.trim().split('\n').map(l => JSON.parse(l)), json.rows)
+    const csv = await get(`/api/v1/blocks?${q}&format=csv`)
+    t.match(csv.headers['content-type'], /text\/csv/)
+    const [header, ...rows] = parseCsv(csv.body)
+    t.same(header, ['id', 'time', 'ts', 'client', 'group', 'qname', 'qtype', 'matched', 'value', 'category', 'action', 'list', 'line', 'rule', 'listHash', 'rcode', 'latencyMs'])
+    t.same(rows.map(r => fromCsv(header, r)), json.rows)
+    t.match(csv.body, /"has ""quote""\nand newline"/, 'RFC 4180 quoting')
+    t.match(rows[0][1], /^2030-01-01T\d\d:\d\d:\d\d\.\d{3}Z$/, 'ISO time')
+    const capped = await get(`/api/v1/blocks?${q}&format=ndjson&limit=5`)
+    t.equal(capped.body.trim().split('\n').length, 5)
+    t.type(capped.headers['x-next-cursor'], 'string')
+  })
+
+  t.test('a bad parameter gets a 400 that names it', async t => {
+    for (const [qs, name] of [['limit=10001', 'limit'], ['from=yesterday', 'from'], ['client=10.0.0.0/99', 'client'], ['qtype=NOPE', 'qtype'],
+      ['format=xml', 'format'], ['cursor=zzz', 'cursor'], ['bogus=1', 'bogus'], ['suffix=maybe', 'suffix']]) {
+      const r = await get(`/api/v1/blocks?${qs}`)
+      t.equal(r.statusCode, 400, qs)
+      t.match(r.body, name, `${qs}: ${r.body}`)
+    }
+    t.equal((await get('/api/v1/stats?bucket=5m')).statusCode, 400)
+    t.match((await get('/api/v1/stats?nope=1')).json(), { parameter: 'nope' })
+    t.match((await get('/api/v1/bypass?from=-1h&to=-2h')).json(), { parameter: 'from' })
+    t.match((await get('/api/v1/blocks/stream?client=x')).json(), { parameter: 'client' })
+  })
+
+  t.test('stats and bypass', async t => {
+    const s = (await get('/api/v1/stats?from=2030-01-01T00:00:00Z&to=2030-01-03T00:00:00Z&top=3')).json()
+    t.equal(s.total, 5000)
+    t.same(s.categories, [{ category: 'telegram', action: 'nxdomain', count: 4500 }, { category: 'doh-bypass', action: 'nxdomain', count: 500 }])
+    t.equal(s.topDomains.length, 3)
+    t.equal(s.series.bucket, '1h')
+    const b = (await get('/api/v1/bypass?from=2030-01-01T00:00:00Z&to=2030-01-03T00:00:00Z')).json()
+    t.equal(b.clients.reduce((a: number, c: { hits: number }) => a + c.hits, 0), 500)
+    t.equal(b.clients[0].topName, 'dns.google')
+  })
+})
+
+t.test('through a real socket: json and the SSE live tail', async t => {
+  const { log } = memoryLog()
+  const live = await BlockLog.open({ path, synchronous: 'NORMAL', busyTimeoutMs: 500, queueMax: 1000, batchMs: 50, retention: { days: 36500, maxRows: 0, maxBytes: 0 }, log })
+  const reader = await BlockSearch.open({ path, live, now: () => NOW })
+  const app = Fastify()
+  await app.register(blockRoutes, { reader })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as { port: number }).port
+  t.teardown(async () => { await app.close(); await reader.close(); await live.close() })
+
+  const r = await fetch(`http://127.0.0.1:${port}/api/v1/blocks?limit=3&client=10.0.2.6`)
+  t.equal(r.status, 200)
+  t.equal(((await r.json()) as { rows: BlockRow[] }).rows.length, 3)
+
+  const got: string[] = []
+  await new Promise<void>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/api/v1/blocks/stream?category=signal' }, res => {
+      t.match(res.headers['content-type'], /text\/event-stream/)
+      res.setEncoding('utf8')
+      let buf = ''
+      res.on('data', (d: string) => {
+        buf += d
+        const parts = buf.split('\n\n')
+        buf = parts.pop() ?? ''
+        for (const p of parts) if (p.startsWith('event: block')) got.push(p)
+        if (got.length >= 2) { req.destroy(); resolve() }
+      })
+      // Subscribed once the headers are out: push one event that matches and some that do not.
+      live.push(event({ ts: NOW, category: 'telegram' }))
+      live.push(event({ ts: NOW + 1, category: 'signal', qname: 'signal.org', value: 'signal.org' }))
+      live.push(event({ ts: NOW + 2, category: 'whatsapp' }))
+      live.push(event({ ts: NOW + 3, category: 'signal', qname: 'chat.signal.org', value: 'chat.signal.org' }))
+    })
+    req.on('error', err => { if (got.length < 2) reject(err) })
+    setTimeout(() => reject(new Error('no SSE events in 5 s')), 5000).unref()
+    req.end()
+  })
+  const rows = got.map(g => JSON.parse(g.split('\ndata: ')[1]))
+  t.same(rows.map(r => r.qname), ['signal.org', 'chat.signal.org'])
+  t.equal(rows[0].time, new Date(NOW + 1).toISOString())
+})

@@ -1,0 +1,149 @@
+// The block-log writer with a real SQLite file: batches written off the DNS thread, a full queue
+// drops and counts, a write lock held by another connection keeps events queued until released,
+// retention deletes exactly the old rows, and the store's open rules (corrupt file moved aside,
+// newer schema refused, migrations recorded).
+
+import t from 'tap'
+import Database from 'better-sqlite3'
+import { writeFileSync, readdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { BlockLog, type BlockLogOptions } from '../../src/store/block-log.js'
+import { EventWriter, DAY_MS, runRetention } from '../../src/store/block-writer.js'
+import { openDatabase, schemaVersion } from '../../src/store/db.js'
+import { MIGRATIONS } from '../../src/store/migrations.js'
+import { event, freshDb, memoryLog, tempDbPath } from './helpers.js'
+
+const T0 = Date.UTC(2030, 0, 1)
+const count = (db: Database.Database): number => (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
+
+async function until (what: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms
+  while (Date.now() < end) { if (what()) return true; await new Promise(resolve => setTimeout(resolve, 20)) }
+  return what()
+}
+
+function options (path: string, o: Partial<BlockLogOptions> = {}): BlockLogOptions {
+  return { path, synchronous: 'NORMAL', busyTimeoutMs: 100, queueMax: 1000, batchMs: 50, retention: { days: 90, maxRows: 0, maxBytes: 0 }, log: memoryLog().log, ...o }
+}
+
+t.test('events are written in batches and close flushes what is queued', async t => {
+  const { path, db } = freshDb()
+  const bl = await BlockLog.open(options(path, { batchMs: 60_000 }))
+  for (let i = 0; i < 250; i++) bl.push(event({ ts: T0 + i }))
+  t.equal(bl.stats.depth, 250, 'queued, not written yet (one batch interval)')
+  t.equal(count(db), 0)
+  await bl.close()
+  t.equal(count(db), 250, 'close wrote the queue')
+  t.equal(bl.stats.written, 250)
+  db.close()
+})
+
+t.test('a full queue drops and counts instead of waiting', async t => {
+  const { path, db } = freshDb()
+  const { log, lines } = memoryLog()
+  const bl = await BlockLog.open(options(path, { queueMax: 100, batchMs: 60_000, log }))
+  const started = performance.now()
+  let accepted = 0
+  for (let i = 0; i < 5000; i++) if (bl.push(event({ ts: T0 + i }))) accepted++
+  const ms = performance.now() - started
+  t.equal(accepted, 100)
+  t.equal(bl.stats.dropped, 4900)
+  t.ok(ms < 500, `5000 pushes took ${ms.toFixed(1)} ms`)
+  t.ok(lines().some(l => l.msg === 'block log queue full: events dropped (storage slow or failing)' && l.total !== undefined), 'warned')
+  await bl.close()
+  t.equal(count(db), 100)
+  db.close()
+})
+
+t.test('SQLITE_BUSY: a write lock held elsewhere keeps events queued; they are written after release', async t => {
+  const { path, db } = freshDb()
+  const bl = await BlockLog.open(options(path, { batchMs: 30, busyTimeoutMs: 50 }))
+  const other = new Database(path)
+  other.pragma('busy_timeout = 0')
+  other.exec('BEGIN IMMEDIATE') // an admin's sqlite3 shell in a write transaction
+  for (let i = 0; i < 40; i++) bl.push(event({ ts: T0 + i }))
+  t.ok(await until(() => bl.stats.failures >= 2, 5000), 'writes failed while locked')
+  t.match(bl.stats.lastError, /SQLITE_BUSY/)
+  t.equal(bl.stats.depth, 40, 'events kept')
+  t.equal(bl.stats.dropped, 0)
+  other.exec('COMMIT')
+  t.ok(await until(() => bl.stats.written === 40, 10_000), 'written after the lock was released')
+  t.equal(count(db), 40)
+  t.equal(bl.stats.lastError, undefined, 'recovered')
+  other.close()
+  await bl.close()
+  db.close()
+})
+
+t.test('SQLITE_FULL: events queue, then drop and count; writing resumes when space returns', async t => {
+  const { path, db } = freshDb()
+  const pages = db.pragma('page_count', { simple: true }) as number
+  const bl = await BlockLog.open(options(path, { batchMs: 30, queueMax: 3000, maxPageCount: pages + 2 }))
+  const big = (i: number) => event({ ts: T0 + i, qname: `n${i}-${'x'.repeat(50)}.example`, rule: `r${i}-${'y'.repeat(100)}` })
+  for (let i = 0; i < 2000; i++) bl.push(big(i))
+  t.ok(await until(() => bl.stats.failures >= 1, 5000), 'the write failed')
+  t.match(bl.stats.lastError, /SQLITE_FULL/)
+  for (let i = 2000; i < 4000; i++) bl.push(big(i))
+  t.equal(bl.stats.dropped, 1000, 'beyond queueMax: dropped and counted')
+  bl.pragma('max_page_count = 1000000')
+  t.ok(await until(() => bl.stats.depth === 0, 10_000), 'resumed by itself')
+  t.equal(count(db), 3000)
+  await bl.close()
+  db.close()
+})
+
+t.test('retention deletes exactly the rows older than the limit (injected clock), in small steps', async t => {
+  const { db } = freshDb()
+  const w = new EventWriter(db)
+  const now = T0 + 100 * DAY_MS
+  const cutoff = now - 90 * DAY_MS
+  const evs = []
+  for (let i = 0; i < 5000; i++) evs.push(event({ ts: cutoff - 2500 + i }))   // half before the cutoff
+  w.write(evs)
+  let pauses = 0
+  const deleted = await runRetention(db, { days: 90, maxRows: 0, maxBytes: 0 }, now, async () => { pauses++ }, 300)
+  t.equal(deleted, 2500)
+  t.ok(pauses >= 8, `ran in steps (${pauses} pauses)`)
+  const min = (db.prepare('SELECT min(ts) AS m FROM events').get() as { m: number }).m
+  t.equal(min, cutoff, 'the oldest row left is at the cutoff')
+  t.equal(count(db), 2500)
+  // By row count: the oldest go first.
+  t.equal(await runRetention(db, { days: 90, maxRows: 1000, maxBytes: 0 }, now, async () => {}, 300), 1500)
+  t.equal(count(db), 1000)
+  t.equal((db.prepare('SELECT min(ts) AS m FROM events').get() as { m: number }).m, cutoff + 1500)
+  db.close()
+})
+
+t.test('retention through the writer uses the injected clock', async t => {
+  const { path, db } = freshDb()
+  let now = T0
+  const bl = await BlockLog.open(options(path, { now: () => now, retention: { days: 1, maxRows: 0, maxBytes: 0 }, retentionEveryMs: 3_600_000 }))
+  for (let i = 0; i < 10; i++) bl.push(event({ ts: T0 + i * 3_600_000 }))  // 0..9 h
+  await bl.flush()
+  now = T0 + DAY_MS + 5 * 3_600_000 + 1   // rows at 0..5 h are now older than a day
+  bl.runRetention()
+  t.ok(await until(() => bl.stats.retentionDeleted === 6, 5000))
+  t.equal(count(db), 4)
+  await bl.close()
+  db.close()
+})
+
+t.test('a corrupt file is moved aside and a fresh one created', async t => {
+  const path = tempDbPath()
+  writeFileSync(path, 'this is not a database '.repeat(500))
+  const moved: string[] = []
+  const db = openDatabase(path, { onMovedAside: (_from, to) => moved.push(to) })
+  t.equal(moved.length, 1)
+  t.ok(readdirSync(dirname(path)).some(f => f.startsWith('egressd.sqlite.corrupt-')))
+  t.equal(schemaVersion(db), MIGRATIONS[MIGRATIONS.length - 1].version)
+  db.close()
+})
+
+t.test('a newer schema is refused with a clear message; migrations are recorded', async t => {
+  const { path, db } = freshDb()
+  const rows = db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all()
+  t.same(rows, MIGRATIONS.map(m => ({ version: m.version, name: m.name })))
+  db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, ?, 0)').run('from the future')
+  db.close()
+  t.throws(() => openDatabase(path), { code: 'EGRESSD_ERR_STORE_NEWER_SCHEMA', message: /schema version 999 is newer than this egressd understands/ })
+})
