@@ -258,6 +258,7 @@ export class Daemon {
       blocking: c.blocklists,
       policy: this.policy,
       report: (ctx, v) => this.#report(ctx, v),
+      observe: c.store.logQueries === 'all' ? (ctx, _o, rcode, ms) => this.#observe(ctx, rcode, ms) : undefined,
       answers: this.#cache,
       pool: this.#pool,
       metrics: this.metrics,
@@ -343,6 +344,14 @@ export class Daemon {
     this.#blockLog?.push({
       ts: this.#now(), client: ctx.client, group: v.group, qname: ctx.q.qname, qtype: ctx.q.qtype, matched: v.matched, value: v.value,
       category: v.category, action: v.action, list: v.list, line: v.line, rule: v.rule, listHash: this.#listHashes.get(ctx.engine)?.get(v.list)
+    })
+  }
+
+  /** store.logQueries: all — one event per allowed query, with the rcode the client got and the time taken. */
+  #observe (ctx: QueryContext, rcode: number, ms: number): void {
+    this.#blockLog?.push({
+      ts: this.#now(), client: ctx.client, group: ctx.group.name, qname: ctx.q.qname, qtype: ctx.q.qtype, matched: 'none', value: '',
+      category: '', action: 'allow', rcode, latencyMs: ms
     })
   }
 

@@ -42,6 +42,12 @@ export type Outcome =
 /** Called for every policy match: blocks, and `monitor` matches that are answered normally. */
 export type ReportMatch = (ctx: QueryContext, verdict: Verdict) => void
 
+/**
+ * Called for every query answered without a block (store.logQueries: all): its outcome, the rcode
+ * the client gets, and the milliseconds it took.
+ */
+export type ObserveAnswer = (ctx: QueryContext, outcome: Outcome, rcode: number, ms: number) => void
+
 /** Where the current policy snapshot lives; swapping `engine` applies to the next query. */
 export interface PolicyRef { engine: Engine }
 
@@ -59,6 +65,21 @@ export function countStage (metrics: DnsMetrics): Stage {
   return next => ctx => {
     const o = next(ctx)
     return o instanceof Promise ? o.then(r => count(r, ctx.protocol)) : count(o, ctx.protocol)
+  }
+}
+
+/** Hands every answer that is not a block to `observe`, with its rcode and time to answer. */
+export function observeStage (observe: ObserveAnswer, now: () => number): Stage {
+  const rcodeOf = (o: Outcome): number =>
+    o.kind === 'resolved' || o.kind === 'cached' ? o.answer.rcode : o.kind === 'servfail' ? Rcode.SERVFAIL : Rcode.REFUSED
+  const seen = (ctx: QueryContext, o: Outcome, started: number): Outcome => {
+    if (o.kind !== 'blocked') observe(ctx, o, rcodeOf(o), now() - started)
+    return o
+  }
+  return next => ctx => {
+    const started = now()
+    const o = next(ctx)
+    return o instanceof Promise ? o.then(r => seen(ctx, r, started)) : seen(ctx, o, started)
   }
 }
 
@@ -167,6 +188,8 @@ export interface PipelineDeps {
   readonly blocking: BlocklistsConfig
   readonly policy: PolicyRef
   readonly report: ReportMatch
+  /** Only when every query is logged (store.logQueries: all); absent, the stage is not in the chain. */
+  readonly observe?: ObserveAnswer
   readonly answers: AnswerCache
   readonly pool: UpstreamPool
   readonly metrics: DnsMetrics
@@ -186,6 +209,7 @@ const EDE_NO_REACHABLE_AUTHORITY = 22
 export function createPipeline (d: PipelineDeps): (msg: Buffer, protocol: Protocol, client: string) => Buffer | Promise<Buffer> | null {
   const stages: Stage[] = [
     countStage(d.metrics),                              // every outcome counted, whoever produced it
+    ...(d.observe !== undefined ? [observeStage(d.observe, d.now)] : []),  // logQueries: all
     answerPolicyStage(d.report),                        // above the cache: cached answers follow list changes
     ...(d.cache.enabled ? [cacheStage(d.answers, d.now)] : []),  // hits answer here, synchronously
     queryPolicyStage(d.report),                         // a miss: blocked names never leave the gateway
