@@ -13,6 +13,7 @@ import { checkName } from './policy/check.js'
 import { normalizeName } from './policy/names.js'
 import { Daemon, firewallScript } from './daemon.js'
 import { SystemdNotifier } from './systemd-notify.js'
+import { LOGS_USAGE, logsCommand } from './logs-command.js'
 import { LISTS_USAGE, listsCommand } from './lists/cli.js'
 import { TOKEN_USAGE, tokenCommand } from './api/token-cli.js'
 
@@ -33,6 +34,7 @@ const USAGE = `usage:
       redirect, DoT/DoQ reject); apply it with: egressd export nftables | nft -f -
 ${LISTS_USAGE}
 ${TOKEN_USAGE}
+${LOGS_USAGE}
   egressd help`
 
 function usage (message?: string): never {
@@ -160,6 +162,7 @@ export async function main (argv: string[]): Promise<number> {
     case 'export': return exportRules(rest)
     case 'lists': return await listsCommand(rest)
     case 'token': return tokenCommand(rest, text => process.stdout.write(text))
+    case 'logs': return logsCommand(rest, text => process.stdout.write(text))
     case 'help': case '--help': case '-h': process.stdout.write(USAGE + '\n'); return 0
     default: usage(cmd === undefined ? 'no command given' : `unknown command "${cmd}"`)
   }

@@ -27,7 +27,7 @@ t.test('READY=1 with a status once DNS listens, WATCHDOG=1 while running, STOPPI
 
   const port = await freePort()
   const config = join(dir, 'egressd.yaml')
-  writeFileSync(config, `dns: { listen: ["127.0.0.1:${port}"] }\nupstreams: ["udp://127.0.0.1:9"]\nlog: { level: warn }\n`)
+  writeFileSync(config, `dns: { listen: ["127.0.0.1:${port}"] }\napi: { listen: "127.0.0.1:0" }\nupstreams: ["udp://127.0.0.1:9"]\nlog: { level: warn }\n`)
   const daemon = spawn(process.execPath, [CLI, 'start', '--config', config], {
     env: { ...process.env, NOTIFY_SOCKET: sock, WATCHDOG_USEC: '2000000' },
     stdio: 'ignore'

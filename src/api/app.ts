@@ -8,7 +8,7 @@
 
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import swagger from '@fastify/swagger'
-import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify'
 import type { Logger } from 'pino'
 import { ApiError } from '../errors.js'
 import { authenticate, bearerToken, mayCall } from './auth.js'
@@ -47,7 +47,7 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
   const log = deps.log.child({ mod: 'api' })
   const opts: FastifyServerOptions & { https?: unknown } = {
     loggerInstance: log,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: api.bodyLimit,
     schemaErrorFormatter: (errors, dataVar) => schemaErrorFormatter(errors as never, dataVar),
     return503OnClosing: true,

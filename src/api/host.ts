@@ -10,6 +10,7 @@ import type { EngineBuild } from '../policy/build.js'
 import type { Engine } from '../policy/engine.js'
 import type { Db } from '../store/db.js'
 import type { CustomPolicy } from '../store/custom-policy.js'
+import type { ListSourceStatus } from '../lists/updater.js'
 
 export interface ReloadReport { readonly applied: readonly string[], readonly needsRestart: readonly string[] }
 
@@ -36,6 +37,8 @@ export interface ApiHost {
   /** Custom rules, category overrides and the audit log; undefined when the store is unavailable. */
   readonly customPolicy: CustomPolicy | undefined
   readonly blockLogFigures: () => BlockLogFigures | undefined
+  /** Downloaded (URL) list sources and their update state. */
+  readonly lists?: { status: () => readonly ListSourceStatus[] }
   /** Reloads the config from where it came from (as SIGHUP); throws ConfigError or PolicyError, changing nothing. */
   reloadConfig: () => ReloadReport
 }

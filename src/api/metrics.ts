@@ -108,6 +108,13 @@ export function renderMetrics (c: MetricsContext): string {
   e.family('egressd_list_skipped_lines', 'gauge', 'Lines skipped in each list', build.lists.map(l => [{ category: l.category, list: l.list }, l.skipped]))
   e.family('egressd_list_last_update_timestamp_seconds', 'gauge', 'When each list was last loaded into the policy (Unix time)',
     build.lists.map(l => [{ category: l.category, list: l.list }, host.policyLoadedAt / 1000]))
+  const sources = host.lists?.status() ?? []
+  e.family('egressd_list_source_last_success_timestamp_seconds', 'gauge', 'URL sources: when the copy in use was last confirmed current (Unix time; 0 = never)',
+    sources.map(x => [{ source: x.name }, (x.lastSuccess ?? 0) / 1000]))
+  e.family('egressd_list_source_fetched_timestamp_seconds', 'gauge', 'URL sources: when the copy in use was downloaded (Unix time; 0 = no copy)',
+    sources.map(x => [{ source: x.name }, (x.fetchedAt ?? 0) / 1000]))
+  e.family('egressd_list_source_entries', 'gauge', 'URL sources: entries of the copy in use', sources.map(x => [{ source: x.name }, x.entries ?? 0]))
+  e.family('egressd_list_source_rejected_total', 'counter', 'URL sources: downloads rejected (fetch errors, signatures, checks)', sources.map(x => [{ source: x.name }, x.rejected]))
   e.family('egressd_policy_generation', 'gauge', 'Generation of the policy engine in force (grows with every rebuild)', one(host.policy.engine.generation))
 
   // Block log

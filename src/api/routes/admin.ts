@@ -75,6 +75,17 @@ const Status = Type.Object({
     customRules: Type.Integer()
   }),
   lists: Type.Array(Type.Object({ category: Type.String(), list: Type.String(), rules: Type.Integer(), skipped: Type.Integer(), state: Type.String() })),
+  sources: Type.Array(Type.Object({
+    name: Type.String(),
+    url: Type.String(),
+    category: Nullable(Type.String()),
+    state: Type.String({ description: 'current, failing (the last good copy serves), or no copy yet' }),
+    entries: Nullable(Type.Integer()),
+    fetchedAt: Nullable(Iso),
+    lastSuccess: Nullable(Iso),
+    nextAttempt: Nullable(Iso),
+    lastError: Nullable(Type.String())
+  }), { description: 'URL list sources (downloads)' }),
   upstreams: Type.Array(Type.Object({
     url: Type.String(), healthy: Type.Boolean(), queries: Type.Integer(), failures: Type.Integer(),
     consecutiveFailures: Type.Integer(), lastError: Nullable(Type.String()), latencyMs: Type.Number()
@@ -149,6 +160,22 @@ export function adminRoutes (app: FastifyInstance, ctx: RouteContext): void {
         customRules: host.customPolicy?.rules.list().length ?? 0
       },
       lists: build.lists.map(l => ({ ...l, state: l.skipped > 0 ? `loaded, ${l.skipped} line(s) skipped` : 'loaded' })),
+      sources: (host.lists?.status() ?? []).map(x => {
+        const when = (ms: number | undefined): string | null => ms === undefined ? null : iso(ms)
+        const failing = x.lastError !== undefined && (x.lastSuccess === undefined || x.lastError.at > x.lastSuccess)
+        return {
+          name: x.name,
+          url: redactUrl(x.url),
+          category: x.category ?? null,
+          state: x.fetchedAt === undefined ? 'no copy yet' : failing ? 'failing (the last good copy serves)' : 'current',
+          entries: x.entries ?? null,
+          fetchedAt: when(x.fetchedAt),
+          lastSuccess: when(x.lastSuccess),
+          nextAttempt: when(x.nextAttempt),
+          // The updater's messages quote the URL as configured: show it redacted there too.
+          lastError: x.lastError === undefined ? null : `${x.lastError.reason}: ${x.lastError.message.split(x.url).join(redactUrl(x.url))}`
+        }
+      }),
       upstreams: host.pool.health().map(h => ({ ...h, lastError: h.lastError ?? null })),
       cache: { size: host.cache.size, hits: cs.hits, misses: cs.misses, evictions: cs.evictions },
       store: { available: host.db !== undefined && host.customPolicy !== undefined, path: host.db?.name ?? null },
