@@ -8,7 +8,9 @@ import type { Config } from './config/types.js'
 import { ConfigError, EgressdError, PolicyError } from './errors.js'
 import { isIP } from 'node:net'
 import { createLogger } from './log.js'
-import { buildEngine } from './policy/build.js'
+import { pino } from 'pino'
+import { buildEngine, type EngineBuild } from './policy/build.js'
+import { readStoredPolicy } from './stored-policy.js'
 import { checkName } from './policy/check.js'
 import { normalizeName } from './policy/names.js'
 import { Daemon, firewallScript } from './daemon.js'
@@ -91,12 +93,22 @@ async function start (argv: string[]): Promise<void> {
   })
 }
 
+/**
+ * The lists as the daemon on this config's data dir compiles them: with the downloaded copies of URL
+ * sources and the store's custom rules and category overrides. What cannot be read is said on stderr.
+ */
+function buildAsDaemon (config: Config): EngineBuild {
+  const stored = readStoredPolicy(config, createLogger('warn', pino.destination({ dest: 2, sync: true })))
+  for (const n of stored.notes) process.stderr.write(`note: ${n}\n`)
+  return buildEngine(config.blocklists, 1, stored.inputs)
+}
+
 function checkConfig (argv: string[]): number {
   const file = argv[0]
   if (file === undefined || argv.length > 1) usage('check-config needs exactly one FILE')
   try {
     const c = loadConfig({ file })
-    const b = buildEngine(c.blocklists, 1)
+    const b = buildAsDaemon(c)
     for (const w of b.warnings) process.stdout.write(`warning: ${w}\n`)
     const s = b.engine.stats()
     process.stdout.write(`${file}: ok (${c.dns.listen.length} listen address(es), ${c.upstreams.length} upstream(s), ` +
@@ -129,7 +141,7 @@ function exportRules (argv: string[]): number {
   const table = values.table ?? loaded.firewall.table
   if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(table)) usage(`--table must be letters, digits and _, starting with a letter; got "${table}"`)
   const config = { ...loaded, firewall: { ...loaded.firewall, table } }
-  const build = buildEngine(config.blocklists, 1)
+  const build = buildAsDaemon(config)
   process.stdout.write(firewallScript(config, build, `egressd export nftables (${config.source})`))
   return 0
 }
@@ -147,7 +159,7 @@ function query (argv: string[]): number {
   const client = values.client ?? '127.0.0.1'
   if (isIP(client) === 0) usage(`--client must be an IP address, got "${client}"`)
   const config = loadConfig({ file: values.config })
-  const engine = buildEngine(config.blocklists, 1).engine
+  const engine = buildAsDaemon(config).engine
   const out = checkName(engine, name.name, values.type ?? 'A', client)
   process.stdout.write(JSON.stringify(out, null, 2) + '\n')
   return out.verdict === 'block' ? 3 : 0

@@ -17,6 +17,7 @@ import { installSecurityHeaders } from './headers.js'
 import type { ApiHost } from './host.js'
 import { RateLimiter } from './rate-limit.js'
 import { adminRoutes } from './routes/admin.js'
+import { listRoutes } from './routes/lists.js'
 import { categoryRoutes } from './routes/categories.js'
 import { checkRoutes } from './routes/check.js'
 import { docsRoutes } from './routes/docs.js'
@@ -111,6 +112,7 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
         { name: 'metrics', description: 'Prometheus metrics' },
         { name: 'policy', description: 'Categories, custom rules, verdicts' },
         { name: 'admin', description: 'Status, reload, audit log' },
+        { name: 'lists', description: 'Updates of the URL list sources' },
         { name: 'blocks', description: 'The block log' },
         { name: 'docs', description: 'This document' }
       ]
@@ -136,6 +138,7 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
     ruleRoutes(scope, ctx)
     checkRoutes(scope, ctx)
     adminRoutes(scope, ctx)
+    listRoutes(scope, ctx)
     docsRoutes(scope)
   })
   for (const plugin of deps.plugins ?? []) await app.register(plugin)

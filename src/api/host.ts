@@ -10,7 +10,7 @@ import type { EngineBuild } from '../policy/build.js'
 import type { Engine } from '../policy/engine.js'
 import type { Db } from '../store/db.js'
 import type { CustomPolicy } from '../store/custom-policy.js'
-import type { ListSourceStatus } from '../lists/updater.js'
+import type { ListSourceStatus, SourceUpdateResult } from '../lists/updater.js'
 
 export interface ReloadReport { readonly applied: readonly string[], readonly needsRestart: readonly string[] }
 
@@ -38,7 +38,10 @@ export interface ApiHost {
   readonly customPolicy: CustomPolicy | undefined
   readonly blockLogFigures: () => BlockLogFigures | undefined
   /** Downloaded (URL) list sources and their update state. */
-  readonly lists?: { status: () => readonly ListSourceStatus[] }
+  readonly lists?: {
+    status: () => readonly ListSourceStatus[]
+    updateNow: (opts: { source?: string, force?: boolean }) => Promise<SourceUpdateResult[]>
+  }
   /** Reloads the config from where it came from (as SIGHUP); throws ConfigError or PolicyError, changing nothing. */
   reloadConfig: () => ReloadReport
 }

@@ -3,10 +3,9 @@
 
 import t from 'tap'
 import { dig } from '../helpers/dig.js'
-import type { FakeUpstream } from '../helpers/fake-upstream.js'
 import { answeringUpstream, call, startApiDaemon, TOKENS, type ApiDaemon } from './helpers.js'
 
-let upstream: FakeUpstream
+let upstream: Awaited<ReturnType<typeof answeringUpstream>>
 t.before(async () => { upstream = await answeringUpstream() })
 t.teardown(() => upstream.close())
 

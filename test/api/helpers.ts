@@ -13,7 +13,7 @@ import { parseConfig } from '../../src/config/load.js'
 import type { Config } from '../../src/config/types.js'
 import { Daemon } from '../../src/daemon.js'
 import { createLogger } from '../../src/log.js'
-import { aAnswer, startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js'
+import { startDnsmasq } from '../helpers/dnsmasq.js'
 
 export const TOKENS = {
   admin: randomBytes(32).toString('base64url'),
@@ -26,11 +26,10 @@ const sha = (t: string): string => createHash('sha256').update(t).digest('hex')
 
 export const TOKEN_CONFIG = (Object.keys(TOKENS) as Role[]).map(role => ({ name: `${role}-token`, role, sha256: sha(TOKENS[role]) }))
 
-/** An upstream answering every A query with 192.0.2.1 (and NOERROR/no data for other types). */
-export async function answeringUpstream (): Promise<FakeUpstream> {
-  return startFakeUpstream((q, _msg, reply) => {
-    reply(aAnswer(q, '192.0.2.1', { ttl: 300 }))
-  })
+/** A real upstream (dnsmasq on loopback) answering every A query with 192.0.2.1. */
+export async function answeringUpstream (): Promise<{ readonly url: string, close: () => Promise<void> }> {
+  const dns = await startDnsmasq({ lines: ['address=/#/192.0.2.1'] })
+  return { url: dns.url, close: () => dns.stop() }
 }
 
 export interface ApiDaemon {

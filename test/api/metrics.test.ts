@@ -5,7 +5,6 @@
 
 import t from 'tap'
 import { dig } from '../helpers/dig.js'
-import type { FakeUpstream } from '../helpers/fake-upstream.js'
 import { answeringUpstream, call, startApiDaemon, TOKENS, type ApiDaemon } from './helpers.js'
 
 interface Family { name: string, type: string, help: string, samples: Array<{ name: string, labels: Record<string, string>, value: number }> }
@@ -103,7 +102,7 @@ t.test('the parser itself refuses malformed text', async t => {
   ]) t.throws(() => parseExposition(bad), undefined, JSON.stringify(bad))
 })
 
-let upstream: FakeUpstream
+let upstream: Awaited<ReturnType<typeof answeringUpstream>>
 let d: ApiDaemon
 t.before(async () => {
   upstream = await answeringUpstream()
