@@ -14,7 +14,7 @@ import type { Logger } from 'pino'
 import type { BlockEvent } from './block-event.js'
 import type { FromWriter, ToWriter, WriterWorkerData } from './block-log-worker.js'
 import type { RetentionLimits } from './block-writer.js'
-import { siblingModule } from './worker-url.js'
+import { workerModule } from './worker-url.js'
 
 export interface BlockLogOptions {
   readonly path: string
@@ -103,7 +103,8 @@ export class BlockLog {
   /** Starts the writer thread on `o.path` (already created and migrated); rejects if it cannot open. */
   static open (o: BlockLogOptions): Promise<BlockLog> {
     const data: WriterWorkerData = { path: o.path, synchronous: o.synchronous, busyTimeoutMs: o.busyTimeoutMs, maxPageCount: o.maxPageCount }
-    const worker = new Worker(siblingModule(import.meta.url, 'block-log-worker'), { workerData: data })
+    const where = workerModule(import.meta.url, 'block-log-worker')
+    const worker = new Worker(where.url, { workerData: data, execArgv: where.execArgv })
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => reject(err)
       worker.once('error', onError)

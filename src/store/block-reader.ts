@@ -9,7 +9,7 @@ import type { BlockFilter } from './block-filter.js'
 import type { FromReader, ReaderOp, ReaderWorkerData, ToReader } from './block-search-worker.js'
 import type { BlockLog } from './block-log.js'
 import type { BypassClient, BypassRequest, Page, PageRequest, Stats, StatsRequest } from './block-search.js'
-import { siblingModule } from './worker-url.js'
+import { workerModule } from './worker-url.js'
 
 export interface BlockReader {
   search (filter: BlockFilter, page: PageRequest): Promise<Page>
@@ -49,7 +49,8 @@ export class BlockSearch implements BlockReader {
 
   static open (opts: { path: string, busyTimeoutMs?: number, live?: Pick<BlockLog, 'subscribe'>, now?: () => number }): Promise<BlockSearch> {
     const data: ReaderWorkerData = { path: opts.path, busyTimeoutMs: opts.busyTimeoutMs ?? 5000 }
-    const worker = new Worker(siblingModule(import.meta.url, 'block-search-worker'), { workerData: data })
+    const where = workerModule(import.meta.url, 'block-search-worker')
+    const worker = new Worker(where.url, { workerData: data, execArgv: where.execArgv })
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => reject(err)
       worker.once('error', onError)
