@@ -28,7 +28,7 @@ export const TOKEN_CONFIG = (Object.keys(TOKENS) as Role[]).map(role => ({ name:
 
 /** A real upstream (dnsmasq on loopback) answering every A query with 192.0.2.1. */
 export async function answeringUpstream (): Promise<{ readonly url: string, close: () => Promise<void> }> {
-  const dns = await startDnsmasq({ lines: ['address=/#/192.0.2.1'] })
+  const dns = await startDnsmasq({ auth: false, lines: ['address=/#/192.0.2.1'] })
   return { url: dns.url, close: () => dns.stop() }
 }
 

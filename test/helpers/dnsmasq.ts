@@ -26,7 +26,12 @@ export const TEST_ZONE = [
   ...Array.from({ length: 8 }, (_, i) => `txt-record=big.test,"${String.fromCharCode(97 + i).repeat(250)}"`)
 ]
 
-export async function startDnsmasq (opts: { host?: string, lines?: string[], ttl?: number } = {}): Promise<Dnsmasq> {
+/**
+ * Starts dnsmasq on loopback. By default it is authoritative for `test.` (TEST_ZONE, or `lines`);
+ * with `auth: false` it is a plain local server answering from `lines` alone (e.g. `address=/#/...`,
+ * which an authoritative-only dnsmasq would refuse for names outside its zone).
+ */
+export async function startDnsmasq (opts: { host?: string, lines?: string[], ttl?: number, auth?: boolean } = {}): Promise<Dnsmasq> {
   const bin = requireTool('dnsmasq')
   const host = opts.host ?? '127.0.0.1'
   const port = await freePort(host)
@@ -35,8 +40,10 @@ export async function startDnsmasq (opts: { host?: string, lines?: string[], ttl
   const ttl = opts.ttl ?? 300
   writeFileSync(conf, [
     `port=${port}`, `listen-address=${host}`, 'bind-interfaces', 'no-resolv', 'no-hosts', 'no-poll',
-    `auth-server=ns.test,${host}`, 'auth-zone=test', `auth-ttl=${ttl}`, `local-ttl=${ttl}`,
-    'auth-soa=1,hostmaster.test,1200,120,604800,60', 'cache-size=0', 'log-queries', 'log-facility=-',
+    ...(opts.auth === false
+      ? []
+      : [`auth-server=ns.test,${host}`, 'auth-zone=test', `auth-ttl=${ttl}`, 'auth-soa=1,hostmaster.test,1200,120,604800,60']),
+    `local-ttl=${ttl}`, 'cache-size=0', 'log-queries', 'log-facility=-',
     ...(opts.lines ?? TEST_ZONE)
   ].join('\n') + '\n')
   let output = ''
