@@ -13,7 +13,7 @@ import { EventWriter } from '../dist/store/block-writer.js'
 const file = process.argv[2] ?? '/tmp/egressd-bench.sqlite'
 const total = Number(process.argv[3] ?? 10_000_000)
 const days = Number(process.argv[4] ?? 30)
-const BATCH = 20_000
+const BATCH = Number(process.env.BATCH ?? 20_000)
 
 for (const s of ['', '-wal', '-shm']) if (existsSync(file + s)) rmSync(file + s)
 const db = openDatabase(file)

@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { openDatabase, type Db } from './db.js'
 import { EventWriter, runRetention, type RetentionLimits } from './block-writer.js'
-import type { BlockEvent } from './block-event.js'
+import type { EventBatch } from './event-batch.js'
 
 export interface WriterWorkerData {
   readonly path: string
@@ -17,7 +17,7 @@ export interface WriterWorkerData {
 }
 
 export type ToWriter =
-  | { readonly type: 'write', readonly seq: number, readonly events: readonly BlockEvent[] }
+  | { readonly type: 'write', readonly seq: number, readonly batch: EventBatch }
   | { readonly type: 'retain', readonly now: number, readonly limits: RetentionLimits }
   | { readonly type: 'checkpoint' }
   | { readonly type: 'pragma', readonly sql: string }
@@ -61,8 +61,8 @@ port.on('message', (m: ToWriter) => {
     case 'write': {
       const t = performance.now()
       try {
-        writer.write(m.events)
-        post({ type: 'written', seq: m.seq, n: m.events.length, ms: performance.now() - t })
+        writer.writeBatch(m.batch)
+        post({ type: 'written', seq: m.seq, n: m.batch.n, ms: performance.now() - t })
       } catch (err) {
         post({ type: 'failed', seq: m.seq, code: codeOf(err), message: (err as Error).message })
       }

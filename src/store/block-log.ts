@@ -14,6 +14,7 @@ import type { Logger } from 'pino'
 import type { BlockEvent } from './block-event.js'
 import type { FromWriter, ToWriter, WriterWorkerData } from './block-log-worker.js'
 import type { RetentionLimits } from './block-writer.js'
+import { EventBatchBuilder, type EventBatch } from './event-batch.js'
 import { workerModule } from './worker-url.js'
 
 export interface BlockLogOptions {
@@ -25,7 +26,7 @@ export interface BlockLogOptions {
   readonly retention: RetentionLimits
   readonly log: Logger
   readonly now?: () => number
-  /** Largest batch per transaction (default 20,000). */
+  /** Largest batch per transaction (default 100,000: at high rates bigger batches fold more events into each roll-up row). */
   readonly maxBatch?: number
   /** How often retention runs (default 5 min; the first run 10 s after open). */
   readonly retentionEveryMs?: number
@@ -59,9 +60,13 @@ export class BlockLog {
   readonly #log: Logger
   readonly #now: () => number
   readonly #maxBatch: number
-  #pending: BlockEvent[] = []
-  #inflight: BlockEvent[] | undefined
+  /** Sealed batches waiting for the writer, oldest first, then the one being filled. */
+  #pending: EventBatch[] = []
+  #pendingEvents = 0
+  #building = new EventBatchBuilder()
+  #inflight: EventBatch | undefined
   #seq = 0
+  #sentAt = 0
   #written = 0
   #dropped = 0
   #droppedWarned = 0
@@ -83,7 +88,7 @@ export class BlockLog {
     this.#o = o
     this.#log = o.log
     this.#now = o.now ?? Date.now
-    this.#maxBatch = o.maxBatch ?? 20_000
+    this.#maxBatch = o.maxBatch ?? 100_000
     worker.on('message', (m: FromWriter) => this.#onMessage(m))
     worker.on('error', err => {
       this.#lastError = err.message
@@ -124,14 +129,15 @@ export class BlockLog {
     for (const fn of this.#subscribers) {
       try { fn(e) } catch { /* a subscriber's problem never reaches DNS */ }
     }
-    if (this.#closed || this.#pending.length + (this.#inflight?.length ?? 0) >= this.#o.queueMax) {
+    if (this.#closed || this.#depth() >= this.#o.queueMax) {
       this.#dropped++
       this.#warnDrops()
       return false
     }
-    this.#pending.push(e)
-    if (this.#pending.length >= this.#maxBatch && this.#inflight === undefined && this.#soon === undefined) {
-      this.#soon = setImmediate(() => { this.#soon = undefined; this.#send() })
+    this.#building.push(e)
+    if (this.#building.length >= this.#maxBatch) {
+      this.#seal()
+      if (this.#inflight === undefined && this.#soon === undefined) this.#soon = setImmediate(() => { this.#soon = undefined; this.#send() })
     }
     return true
   }
@@ -144,7 +150,7 @@ export class BlockLog {
 
   get stats (): BlockLogStats {
     return {
-      depth: this.#pending.length + (this.#inflight?.length ?? 0),
+      depth: this.#depth(),
       written: this.#written,
       dropped: this.#dropped,
       failures: this.#failures,
@@ -155,7 +161,7 @@ export class BlockLog {
 
   /** Resolves once everything queued before the call is written (or `timeoutMs` passed: false). */
   flush (timeoutMs = 10_000): Promise<boolean> {
-    if (this.#pending.length === 0 && this.#inflight === undefined) return Promise.resolve(true)
+    if (this.#depth() === 0) return Promise.resolve(true)
     this.#send()
     return new Promise(resolve => {
       const t = setTimeout(() => { resolve(false) }, timeoutMs)
@@ -180,7 +186,7 @@ export class BlockLog {
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer)
     if (this.#soon !== undefined) clearImmediate(this.#soon)
     this.#subscribers.clear()
-    const lost = this.#pending.length + (this.#inflight?.length ?? 0)
+    const lost = this.#depth()
     if (!written || lost > 0) this.#log.error({ lost, lastError: this.#lastError }, 'block log closed with events not written')
     const closed = new Promise<void>(resolve => { this.#onClosed = resolve })
     this.#post({ type: 'close' })
@@ -195,12 +201,27 @@ export class BlockLog {
     this.#worker.postMessage(m)
   }
 
+  /** Events queued or in flight. */
+  #depth (): number { return this.#pendingEvents + this.#building.length + (this.#inflight?.n ?? 0) }
+
+  /** Closes the batch being filled and queues it. */
+  #seal (): void {
+    if (this.#building.length === 0) return
+    const b = this.#building.done()
+    this.#building = new EventBatchBuilder()
+    this.#pending.push(b)
+    this.#pendingEvents += b.n
+  }
+
   #send (): void {
-    if (this.#inflight !== undefined || this.#retryTimer !== undefined || this.#pending.length === 0 || this.#closed) return
-    const batch = this.#pending.length <= this.#maxBatch ? this.#pending : this.#pending.slice(0, this.#maxBatch)
-    this.#pending = batch === this.#pending ? [] : this.#pending.slice(this.#maxBatch)
+    if (this.#inflight !== undefined || this.#retryTimer !== undefined || this.#closed) return
+    if (this.#pending.length === 0) this.#seal()
+    const batch = this.#pending.shift()
+    if (batch === undefined) return
+    this.#pendingEvents -= batch.n
     this.#inflight = batch
-    this.#post({ type: 'write', seq: ++this.#seq, events: batch })
+    this.#sentAt = this.#now()
+    this.#post({ type: 'write', seq: ++this.#seq, batch })
   }
 
   #onMessage (m: FromWriter): void {
@@ -209,13 +230,18 @@ export class BlockLog {
         if (m.seq !== this.#seq) return
         this.#written += m.n
         this.#inflight = undefined
+        const waiting = this.#pendingEvents + this.#building.length
         if (this.#consecutiveFailures > 0) {
           this.#log.info({ failures: this.#consecutiveFailures }, 'block log writes resumed')
           this.#consecutiveFailures = 0
           this.#lastError = undefined
         }
-        if (this.#pending.length >= this.#maxBatch || (this.#pending.length > 0 && this.#idleWaiters.length > 0)) this.#send()
-        else if (this.#pending.length === 0) this.#wakeIdle()
+        // Send the next batch at once when one is full, someone waits for the queue to drain, or
+        // the writer is behind (this batch took a whole interval): waiting for the timer would
+        // leave the writer idle while events pile up.
+        if (this.#pending.length > 0 || (waiting > 0 &&
+          (this.#idleWaiters.length > 0 || this.#now() - this.#sentAt >= this.#o.batchMs))) this.#send()
+        else if (waiting === 0) this.#wakeIdle()
         break
       case 'failed': {
         if (m.seq !== this.#seq) return
@@ -223,12 +249,15 @@ export class BlockLog {
         this.#consecutiveFailures++
         this.#lastError = `${m.code}: ${m.message}`
         // Keep the batch: it goes back to the front of the queue and is written again later.
-        const batch = this.#inflight ?? []
+        const batch = this.#inflight
         this.#inflight = undefined
-        this.#pending = batch.concat(this.#pending)
+        if (batch !== undefined) {
+          this.#pending.unshift(batch)
+          this.#pendingEvents += batch.n
+        }
         const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(10, this.#consecutiveFailures - 1))
         if (this.#consecutiveFailures === 1 || this.#consecutiveFailures % 20 === 0) {
-          this.#log.warn({ code: m.code, err: m.message, queued: this.#pending.length, retryMs: delay }, 'block log write failed; events stay queued and are retried')
+          this.#log.warn({ code: m.code, err: m.message, queued: this.#depth(), retryMs: delay }, 'block log write failed; events stay queued and are retried')
         }
         this.#retryTimer = setTimeout(() => { this.#retryTimer = undefined; this.#send() }, delay)
         this.#retryTimer.unref()

@@ -6,7 +6,8 @@
 
 import type { Statement } from 'better-sqlite3'
 import type { Db } from './db.js'
-import { MATCH_CODES, reverseName, type BlockEvent } from './block-event.js'
+import { reverseName, type BlockEvent } from './block-event.js'
+import { F, STRIDE, toBatch, type EventBatch } from './event-batch.js'
 
 export const HOUR_MS = 3_600_000
 export const DAY_MS = 86_400_000
@@ -37,6 +38,22 @@ class Interner {
   rollback (): void { for (const v of this.#added) this.#cache.delete(v); this.#added.length = 0 }
 }
 
+/** Counts per (a, b, c) of numbers, in nested Maps: no key strings built per event. */
+class Tally {
+  readonly #m = new Map<number, Map<number, Map<number, number>>>()
+  add (a: number, b: number, c: number): void {
+    let mb = this.#m.get(a)
+    if (mb === undefined) { mb = new Map(); this.#m.set(a, mb) }
+    let mc = mb.get(b)
+    if (mc === undefined) { mc = new Map(); mb.set(b, mc) }
+    mc.set(c, (mc.get(c) ?? 0) + 1)
+  }
+
+  forEach (fn: (a: number, b: number, c: number, n: number) => void): void {
+    for (const [a, mb] of this.#m) for (const [b, mc] of mb) for (const [c, n] of mc) fn(a, b, c, n)
+  }
+}
+
 export class EventWriter {
   readonly #db: Db
   readonly #strings: Interner
@@ -46,7 +63,7 @@ export class EventWriter {
   readonly #hourCategory: Statement
   readonly #dayQname: Statement
   readonly #dayClient: Statement
-  readonly #tx: (events: readonly BlockEvent[]) => void
+  readonly #tx: (batch: EventBatch) => void
 
   constructor (db: Db) {
     this.#db = db
@@ -63,15 +80,20 @@ export class EventWriter {
     this.#hourCategory = upsert('hour_category', 'hour', 'category, action')
     this.#dayQname = upsert('day_qname', 'day', 'category, qname')
     this.#dayClient = upsert('day_client', 'day', 'category, client')
-    this.#tx = db.transaction((events: readonly BlockEvent[]) => this.#writeAll(events))
+    this.#tx = db.transaction((batch: EventBatch) => this.#writeAll(batch))
   }
 
   /** Writes every event in one transaction; throws (and writes nothing) on a storage error. */
   write (events: readonly BlockEvent[]): void {
-    if (events.length === 0) return
+    if (events.length > 0) this.writeBatch(toBatch(events))
+  }
+
+  /** The same for a batch in columns (what the writer thread receives). */
+  writeBatch (batch: EventBatch): void {
+    if (batch.n === 0) return
     const interners = [this.#strings, this.#clients, this.#names]
     try {
-      this.#tx(events)
+      this.#tx(batch)
     } catch (err) {
       for (const i of interners) i.rollback()
       throw err
@@ -79,31 +101,43 @@ export class EventWriter {
     for (const i of interners) i.commit()
   }
 
-  #writeAll (events: readonly BlockEvent[]): void {
-    const s = this.#strings
-    const opt = (v: string | undefined): number | null => v === undefined ? null : s.id(v)
-    const hc = new Map<string, number>()
-    const qn = new Map<string, number>()
-    const cl = new Map<string, number>()
-    const add = (m: Map<string, number>, k: string): void => { m.set(k, (m.get(k) ?? 0) + 1) }
-    for (const e of events) {
-      const client = this.#clients.id(e.client)
-      const qname = this.#names.id(e.qname)
-      const category = s.id(e.category)
-      const action = s.id(e.action)
-      const value = e.value === '' || (e.matched === 'qname' && e.value === e.qname) ? null : s.id(e.value)
-      this.#insert.run(e.ts, client, s.id(e.group), qname, e.qtype, MATCH_CODES[e.matched] ?? 0, value, category, action,
-        opt(e.list), e.line ?? null, opt(e.rule), opt(e.listHash), e.rcode ?? null, e.latencyMs ?? null)
-      if (e.action === 'allow') continue
-      const hour = Math.floor(e.ts / HOUR_MS)
-      const day = Math.floor(e.ts / DAY_MS)
-      add(hc, `${hour}|${category}|${action}`)
-      add(qn, `${day}|${category}|${qname}`)
-      add(cl, `${day}|${category}|${client}`)
+  #writeAll (b: EventBatch): void {
+    // Each distinct string of the batch is looked up (or added) once, per table it goes to.
+    const strs = b.strings
+    const stringIds: Array<number | undefined> = new Array(strs.length)
+    const clientIds: Array<number | undefined> = new Array(strs.length)
+    const nameIds: Array<number | undefined> = new Array(strs.length)
+    const str = (code: number): number | null => code < 0 ? null : (stringIds[code] ??= this.#strings.id(strs[code]))
+    const num = (v: number): number | null => v < 0 ? null : v
+    const allow = strs.indexOf('allow')
+    const hc = new Tally()
+    const qn = new Tally()
+    const cl = new Tally()
+    const a = b.nums
+    for (let o = 0; o < b.n * STRIDE; o += STRIDE) {
+      const ts = a[o + F.ts]
+      const client = clientIds[a[o + F.client]] ??= this.#clients.id(strs[a[o + F.client]])
+      const qnameCode = a[o + F.qname]
+      const qname = nameIds[qnameCode] ??= this.#names.id(strs[qnameCode])
+      const matched = a[o + F.matched]
+      const valueCode = a[o + F.value]
+      // The value is left out when it is the query name itself (a match on the name).
+      const value = matched === 1 && valueCode === qnameCode ? null : str(valueCode)
+      const category = str(a[o + F.category]) as number
+      const actionCode = a[o + F.action]
+      const action = str(actionCode) as number
+      this.#insert.run(ts, client, str(a[o + F.group]), qname, a[o + F.qtype], matched, value, category, action,
+        str(a[o + F.list]), num(a[o + F.line]), str(a[o + F.rule]), str(a[o + F.listHash]), num(a[o + F.rcode]), num(a[o + F.latencyMs]))
+      if (actionCode === allow) continue
+      const hour = Math.floor(ts / HOUR_MS)
+      const day = Math.floor(ts / DAY_MS)
+      hc.add(hour, category, action)
+      qn.add(day, category, qname)
+      cl.add(day, category, client)
     }
-    for (const [k, n] of hc) { const [a, b, c] = k.split('|'); this.#hourCategory.run(Number(a), Number(b), Number(c), n) }
-    for (const [k, n] of qn) { const [d, c, q] = k.split('|'); this.#dayQname.run(Number(d), Number(c), Number(q), n) }
-    for (const [k, n] of cl) { const [d, c, q] = k.split('|'); this.#dayClient.run(Number(d), Number(c), Number(q), n) }
+    hc.forEach((hour, category, action, n) => this.#hourCategory.run(hour, category, action, n))
+    qn.forEach((day, category, qname, n) => this.#dayQname.run(day, category, qname, n))
+    cl.forEach((day, category, client, n) => this.#dayClient.run(day, category, client, n))
   }
 
   get db (): Db { return this.#db }
