@@ -11,6 +11,7 @@ import type { Logger } from 'pino'
 import type { Config, ListSource, UrlSourceSettings } from '../config/types.js'
 import { EgressdError, ListUpdateError } from '../errors.js'
 import { fetchList } from './fetcher.js'
+import { redactUrls } from './redact.js'
 import type { HostResolver } from './host-resolver.js'
 import { LastGoodStore, sha256, type StoredMeta } from './last-good.js'
 import { verifyList } from './signature.js'
@@ -134,7 +135,7 @@ export class ListUpdater {
       const copy = this.#store.read(s.name)
       const prev = old.get(s.name)
       const sameUrl = copy !== undefined && copy.meta.url === s.url
-      if (copy !== undefined && !sameUrl) this.#log.info({ source: s.name, was: copy.meta.url, now: s.url }, 'stored copy is from another URL; still used until the new one is fetched')
+      if (copy !== undefined && !sameUrl) this.#log.info({ source: s.name, was: redactUrls(copy.meta.url), now: redactUrls(s.url) }, 'stored copy is from another URL; still used until the new one is fetched')
       this.#states.set(s.name, {
         source: { ...s, url: s.url, update: s.update },
         // Validators only make sense for the same URL; the copy itself serves until replaced.
@@ -324,7 +325,7 @@ export class ListUpdater {
       return result('updated')
     } catch (err) {
       const reason = err instanceof ListUpdateError ? err.reason : 'internal'
-      const message = err instanceof ListUpdateError ? err.message : `${s.name}: ${(err as Error).message}`
+      const message = redactUrls(err instanceof ListUpdateError ? err.message : `${s.name}: ${(err as Error).message}`)
       st.rejected++
       st.rejectedByReason[reason] = (st.rejectedByReason[reason] ?? 0) + 1
       st.lastError = { at: this.#now(), reason, message }
