@@ -65,7 +65,12 @@ function clientIds (db: Db, f: BlockFilter): number[] {
   return ids
 }
 
-interface Where { readonly sql: string[], readonly args: unknown[] }
+interface Where {
+  readonly sql: string[]
+  readonly args: unknown[]
+  /** Domain searches: the only time ranges that can hold a match, oldest first (ms, end exclusive). */
+  readonly ranges?: ReadonlyArray<readonly [number, number]>
+}
 
 /** WHERE terms on `events e` for a filter (without the time range). */
 function filterTerms (db: Db, f: BlockFilter): Where {
@@ -82,18 +87,52 @@ function filterTerms (db: Db, f: BlockFilter): Where {
   if (f.action !== undefined) eq('e.action', stringId(db, f.action))
   if (f.qtype !== undefined) eq('e.qtype', f.qtype)
   if (f.domain !== undefined) {
+    let hours: number[]
+    const fromHour = Math.floor((f.from ?? 0) / HOUR_MS)
+    const toHour = f.to === undefined ? Number.MAX_SAFE_INTEGER : Math.floor((f.to - 1) / HOUR_MS)
     if (f.suffix === true) {
       const r = reverseName(f.domain)
       // 'org.example.' and everything that starts with it ('org.example.www.'): '/' sorts right after '.'.
-      sql.push('e.qname IN (SELECT id FROM names WHERE rname >= ? AND rname < ?)')
+      const names = 'SELECT id FROM names WHERE rname >= ? AND rname < ?'
+      sql.push(`e.qname IN (${names})`)
       args.push(r, r.slice(0, -1) + '/')
+      hours = db.prepare(`SELECT DISTINCT hour FROM name_hours WHERE qname IN (${names}) AND hour >= ? AND hour <= ? ORDER BY hour`)
+        .pluck().all(r, r.slice(0, -1) + '/', fromHour, toHour) as number[]
     } else {
-      const row = db.prepare('SELECT id FROM names WHERE name = ?').get(f.domain) as { id: number } | undefined
-      eq('e.qname', row?.id ?? -1)
+      const id = (db.prepare('SELECT id FROM names WHERE name = ?').pluck().get(f.domain) as number | undefined) ?? -1
+      eq('e.qname', id)
+      hours = db.prepare('SELECT hour FROM name_hours WHERE qname = ? AND hour >= ? AND hour <= ? ORDER BY hour').pluck().all(id, fromHour, toHour) as number[]
     }
+    return { sql, args, ranges: hourRanges(hours) }
   }
   return { sql, args }
 }
+
+/**
+ * The time ranges a domain search must read: the hours its names were seen in (name_hours), with
+ * consecutive hours merged; past MAX_RANGES ranges, the smallest gaps are closed too (a little more
+ * to scan, fewer queries).
+ */
+export function hourRanges (hours: readonly number[]): Array<[number, number]> {
+  let ranges: Array<[number, number]> = []
+  for (const h of hours) {
+    const last = ranges[ranges.length - 1]
+    if (last !== undefined && last[1] === h) last[1] = h + 1
+    else ranges.push([h, h + 1])
+  }
+  for (let gap = 1; ranges.length > MAX_RANGES; gap *= 2) {
+    const merged: Array<[number, number]> = [ranges[0]]
+    for (const r of ranges.slice(1)) {
+      const last = merged[merged.length - 1]
+      if (r[0] - last[1] <= gap) last[1] = r[1]
+      else merged.push(r)
+    }
+    ranges = merged
+  }
+  return ranges.map(([a, b]) => [a * HOUR_MS, b * HOUR_MS])
+}
+
+const MAX_RANGES = 200
 
 const ROW_SELECT = `SELECT e.id, e.ts, c.addr AS client, g.value AS grp, n.name AS qname, e.qtype, e.matched,
     v.value AS value, cat.value AS category, a.value AS action, l.value AS list, e.line, r.value AS rule,
@@ -142,9 +181,14 @@ function toRow (r: RawRow): BlockRow {
 export function searchBlocks (db: Db, f: BlockFilter, page: PageRequest): Page {
   const limit = Math.max(1, Math.min(MAX_LIMIT, Math.floor(page.limit)))
   let order = page.order ?? 'desc'
-  const { sql, args } = filterTerms(db, f)
-  if (f.from !== undefined) { sql.push('e.ts >= ?'); args.push(f.from) }
-  if (f.to !== undefined) { sql.push('e.ts < ?'); args.push(f.to) }
+  const { sql, args, ranges: hours } = filterTerms(db, f)
+  // Domain searches: the hour ranges clipped to from/to (one bound per query, so the time index
+  // scans exactly that range); other searches: from/to as terms.
+  const ranges = hours?.map(([a, b]): [number, number] => [Math.max(a, f.from ?? a), Math.min(b, f.to ?? b)]).filter(([a, b]) => a < b)
+  if (ranges === undefined) {
+    if (f.from !== undefined) { sql.push('e.ts >= ?'); args.push(f.from) }
+    if (f.to !== undefined) { sql.push('e.ts < ?'); args.push(f.to) }
+  }
   if (page.cursor !== undefined) {
     const c = decodeCursor(page.cursor)
     order = c.order
@@ -153,8 +197,20 @@ export function searchBlocks (db: Db, f: BlockFilter, page: PageRequest): Page {
     args.push(c.ts, c.ts, c.id)
   }
   const dir = order === 'desc' ? 'DESC' : 'ASC'
-  const text = `${ROW_SELECT} ${sql.length > 0 ? 'WHERE ' + sql.join(' AND ') : ''} ORDER BY e.ts ${dir}, e.id ${dir} LIMIT ?`
-  const raw = db.prepare(text).all(...args, limit + 1) as RawRow[]
+  let raw: RawRow[]
+  if (ranges === undefined) {
+    const text = `${ROW_SELECT} ${sql.length > 0 ? 'WHERE ' + sql.join(' AND ') : ''} ORDER BY e.ts ${dir}, e.id ${dir} LIMIT ?`
+    raw = db.prepare(text).all(...args, limit + 1) as RawRow[]
+  } else {
+    // A domain search reads only the hours its names were seen in: one time-index range per
+    // query, in the page's order, until the page is full.
+    const stmt = db.prepare(`${ROW_SELECT} WHERE ${[...sql, 'e.ts >= ?', 'e.ts < ?'].join(' AND ')} ORDER BY e.ts ${dir}, e.id ${dir} LIMIT ?`)
+    raw = []
+    for (const [a, b] of order === 'desc' ? [...ranges].reverse() : ranges) {
+      if (raw.length > limit) break
+      raw.push(...stmt.all(...args, a, b, limit + 1 - raw.length) as RawRow[])
+    }
+  }
   const more = raw.length > limit
   const rows = (more ? raw.slice(0, limit) : raw).map(toRow)
   const last = rows[rows.length - 1]

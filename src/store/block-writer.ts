@@ -63,6 +63,7 @@ export class EventWriter {
   readonly #hourCategory: Statement
   readonly #dayQname: Statement
   readonly #dayClient: Statement
+  readonly #nameHour: Statement
   readonly #tx: (batch: EventBatch) => void
 
   constructor (db: Db) {
@@ -80,6 +81,7 @@ export class EventWriter {
     this.#hourCategory = upsert('hour_category', 'hour', 'category, action')
     this.#dayQname = upsert('day_qname', 'day', 'category, qname')
     this.#dayClient = upsert('day_client', 'day', 'category, client')
+    this.#nameHour = db.prepare('INSERT OR IGNORE INTO name_hours (qname, hour) VALUES (?, ?)')
     this.#tx = db.transaction((batch: EventBatch) => this.#writeAll(batch))
   }
 
@@ -113,6 +115,7 @@ export class EventWriter {
     const hc = new Tally()
     const qn = new Tally()
     const cl = new Tally()
+    const nh = new Tally()
     const a = b.nums
     for (let o = 0; o < b.n * STRIDE; o += STRIDE) {
       const ts = a[o + F.ts]
@@ -128,8 +131,9 @@ export class EventWriter {
       const action = str(actionCode) as number
       this.#insert.run(ts, client, str(a[o + F.group]), qname, a[o + F.qtype], matched, value, category, action,
         str(a[o + F.list]), num(a[o + F.line]), str(a[o + F.rule]), str(a[o + F.listHash]), num(a[o + F.rcode]), num(a[o + F.latencyMs]))
-      if (actionCode === allow) continue
       const hour = Math.floor(ts / HOUR_MS)
+      nh.add(hour, qname, 0)
+      if (actionCode === allow) continue
       const day = Math.floor(ts / DAY_MS)
       hc.add(hour, category, action)
       qn.add(day, category, qname)
@@ -138,6 +142,7 @@ export class EventWriter {
     hc.forEach((hour, category, action, n) => this.#hourCategory.run(hour, category, action, n))
     qn.forEach((day, category, qname, n) => this.#dayQname.run(day, category, qname, n))
     cl.forEach((day, category, client, n) => this.#dayClient.run(day, category, client, n))
+    nh.forEach((hour, qname) => this.#nameHour.run(qname, hour))
   }
 
   get db (): Db { return this.#db }
@@ -164,6 +169,7 @@ export function retentionStep (db: Db, limits: RetentionLimits, now: number, ste
   if (deleted === 0) {
     db.prepare('DELETE FROM hour_category WHERE hour < ?').run(Math.floor(cutoff / HOUR_MS))
     db.prepare('DELETE FROM day_qname WHERE day < ?').run(Math.floor(cutoff / DAY_MS))
+    db.prepare('DELETE FROM name_hours WHERE hour < ?').run(Math.floor(cutoff / HOUR_MS))
     db.prepare('DELETE FROM day_client WHERE day < ?').run(Math.floor(cutoff / DAY_MS))
   }
   if (deleted < step && excessRows !== undefined && excessRows > 0) {

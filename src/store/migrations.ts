@@ -113,6 +113,23 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (grp, category)
       ) WITHOUT ROWID;
     `
+  },
+  {
+    version: 3,
+    name: 'hours per query name instead of the (qname, ts) index',
+    // On a store of 10M events, keeping the (qname, ts) index in step halved the writer's speed.
+    // A domain search now reads the hours the name was seen in (every event counts, allowed ones
+    // included) and scans only those hours through the time index: one row per name and hour
+    // instead of one index entry per event. The backfill reads the whole events table once
+    // (seconds on millions of rows).
+    sql: `
+      CREATE TABLE name_hours (
+        qname INTEGER NOT NULL, hour INTEGER NOT NULL,
+        PRIMARY KEY (qname, hour)
+      ) WITHOUT ROWID;
+      INSERT OR IGNORE INTO name_hours (qname, hour) SELECT DISTINCT qname, ts / 3600000 FROM events;
+      DROP INDEX IF EXISTS events_qname_ts;
+    `
   }
 ]
 
