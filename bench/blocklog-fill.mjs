@@ -9,6 +9,7 @@
 import { existsSync, rmSync, statSync } from 'node:fs'
 import { openDatabase } from '../dist/store/db.js'
 import { EventWriter } from '../dist/store/block-writer.js'
+import { categories, clients, names, skewed } from './blocklog-data.mjs'
 
 const file = process.argv[2] ?? '/tmp/egressd-bench.sqlite'
 const total = Number(process.argv[3] ?? 10_000_000)
@@ -21,13 +22,6 @@ db.pragma('cache_size = -65536')
 db.pragma('wal_autocheckpoint = 10000') // as the writer worker does
 const writer = new EventWriter(db)
 
-// Deterministic pseudo-random numbers (xorshift32), skewed picks for realistic top-N shapes.
-let seed = 2463534242
-const rnd = () => { seed ^= seed << 13; seed >>>= 0; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0; return seed / 4294967296 }
-const skewed = n => Math.floor(n * rnd() ** 3)
-const categories = ['telegram', 'whatsapp', 'viber', 'discord', 'teams', 'skype', 'snapchat', 'threema', 'wechat', 'gmail', 'signal', 'zoom', 'doh-bypass']
-const names = categories.map(c => Array.from({ length: 400 }, (_, i) => `${i % 7 === 0 ? 'www.' : ''}h${i}.${c}-cdn${i % 13}.example`))
-const clients = Array.from({ length: 5000 }, (_, i) => `10.${(i >> 8) & 255}.${i & 255}.${1 + (i % 250)}`)
 const groups = ['default', 'staff', 'guests']
 const qtypes = [1, 28, 65, 1, 1, 28]
 const actions = ['nxdomain', 'nxdomain', 'nxdomain', 'monitor', 'refused']

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import pino from 'pino'
 import { openDatabase } from '../dist/store/db.js'
 import { BlockLog } from '../dist/store/block-log.js'
+import { categories, clients, names, skewed } from './blocklog-data.mjs'
 const N = Number(process.argv[2] ?? 1_000_000)
 const dir = mkdtempSync(join(tmpdir(), 'egressd-writer-'))
 const path = process.argv[3] ?? join(dir, 'w.sqlite')
@@ -20,12 +21,6 @@ const bl = await BlockLog.open({ path, synchronous: 'NORMAL', busyTimeoutMs: 100
 // a few of each much more frequent than the rest, as on a real LAN) and `uniform` (16,384 clients,
 // 10,000 names, every event from a different client in turn: the worst case for the roll-ups).
 const shape = process.env.SHAPE ?? 'skewed'
-let seed = 2463534242
-const rnd = () => { seed ^= seed << 13; seed >>>= 0; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0; return seed / 4294967296 }
-const skewed = n => Math.floor(n * rnd() ** 3)
-const categories = ['telegram', 'whatsapp', 'viber', 'discord', 'teams', 'skype', 'snapchat', 'threema', 'wechat', 'gmail', 'signal', 'zoom', 'doh-bypass']
-const names = categories.map(c => Array.from({ length: 400 }, (_, i) => `${i % 7 === 0 ? 'www.' : ''}h${i}.${c}-cdn${i % 13}.example`))
-const clients = Array.from({ length: 5000 }, (_, i) => `10.${(i >> 8) & 255}.${i & 255}.${1 + (i % 250)}`)
 const event = shape === 'uniform'
   ? k => {
     const c = categories[k % 5]

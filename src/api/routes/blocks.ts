@@ -108,6 +108,14 @@ const STREAM_QUERY = { type: 'object', additionalProperties: false, properties: 
 type Query = Record<string, string | number | boolean | undefined>
 
 /** Rejects a parameter the route does not know, naming it (whatever the app's validator does with extras). */
+/** `from`/`to` of a stats or bypass request (default `defaultFrom` to now); from must be before to. */
+function timeRange (q: Query, now: number, defaultFrom: string): { from: number, to: number } {
+  const from = parseTime((q.from as string | undefined) ?? defaultFrom, now, 'from')
+  const to = parseTime((q.to as string | undefined) ?? 'now', now, 'to')
+  if (from >= to) throw new QueryError('from', 'must be before to')
+  return { from, to }
+}
+
 function rejectUnknown (allowed: readonly string[]) {
   const known = new Set(allowed)
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
@@ -258,10 +266,7 @@ export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, o
     }
   }, async (req, reply) => answer(reply, async () => {
     const q = req.query as Query
-    const now = reader.now()
-    const from = parseTime((q.from as string | undefined) ?? '-24h', now, 'from')
-    const to = parseTime((q.to as string | undefined) ?? 'now', now, 'to')
-    if (from >= to) throw new QueryError('from', 'must be before to')
+    const { from, to } = timeRange(q, reader.now(), '-24h')
     return await reader.stats({ from, to, category: q.category as string | undefined, top: q.top as number | undefined, bucket: q.bucket as Bucket | undefined })
   }))
 
@@ -293,10 +298,7 @@ export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, o
     }
   }, async (req, reply) => answer(reply, async () => {
     const q = req.query as Query
-    const now = reader.now()
-    const from = parseTime((q.from as string | undefined) ?? '-7d', now, 'from')
-    const to = parseTime((q.to as string | undefined) ?? 'now', now, 'to')
-    if (from >= to) throw new QueryError('from', 'must be before to')
+    const { from, to } = timeRange(q, reader.now(), '-7d')
     return { clients: await reader.bypass({ from, to, category: q.category as string | undefined, limit: q.limit as number | undefined }) }
   }))
 
