@@ -15,7 +15,7 @@ import type { BlockEvent } from './block-event.js'
 import type { FromWriter, ToWriter, WriterWorkerData } from './block-log-worker.js'
 import type { RetentionLimits } from './block-writer.js'
 import { EventBatchBuilder, type EventBatch } from './event-batch.js'
-import { workerModule } from './worker-url.js'
+import { startWorker } from './worker-url.js'
 
 export interface BlockLogOptions {
   readonly path: string
@@ -108,20 +108,7 @@ export class BlockLog {
   /** Starts the writer thread on `o.path` (already created and migrated); rejects if it cannot open. */
   static open (o: BlockLogOptions): Promise<BlockLog> {
     const data: WriterWorkerData = { path: o.path, synchronous: o.synchronous, busyTimeoutMs: o.busyTimeoutMs, maxPageCount: o.maxPageCount }
-    const where = workerModule(import.meta.url, 'block-log-worker')
-    const worker = new Worker(where.url, { workerData: data, execArgv: where.execArgv })
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err)
-      worker.once('error', onError)
-      worker.once('message', (m: FromWriter) => {
-        worker.off('error', onError)
-        if (m.type === 'ready') resolve(new BlockLog(worker, o))
-        else {
-          void worker.terminate()
-          reject(Object.assign(new Error(m.type === 'fatal' ? m.message : 'unexpected message'), { code: m.type === 'fatal' ? m.code : 'ERR' }))
-        }
-      })
-    })
+    return startWorker(import.meta.url, 'block-log-worker', data).then(worker => new BlockLog(worker, o))
   }
 
   /** Queues one event; never blocks. Returns false when it was dropped (queue full or closed). */

@@ -9,7 +9,7 @@ import type { BlockFilter } from './block-filter.js'
 import type { FromReader, ReaderOp, ReaderWorkerData, ToReader } from './block-search-worker.js'
 import type { BlockLog } from './block-log.js'
 import type { BypassClient, BypassRequest, Page, PageRequest, Stats, StatsRequest } from './block-search.js'
-import { workerModule } from './worker-url.js'
+import { startWorker } from './worker-url.js'
 
 export interface BlockReader {
   search (filter: BlockFilter, page: PageRequest): Promise<Page>
@@ -49,17 +49,9 @@ export class BlockSearch implements BlockReader {
 
   static open (opts: { path: string, busyTimeoutMs?: number, live?: Pick<BlockLog, 'subscribe'>, now?: () => number }): Promise<BlockSearch> {
     const data: ReaderWorkerData = { path: opts.path, busyTimeoutMs: opts.busyTimeoutMs ?? 5000 }
-    const where = workerModule(import.meta.url, 'block-search-worker')
-    const worker = new Worker(where.url, { workerData: data, execArgv: where.execArgv })
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err)
-      worker.once('error', onError)
-      worker.once('message', (m: FromReader) => {
-        worker.off('error', onError)
-        if (m.type === 'ready') resolve(new BlockSearch(worker, opts.live, opts.now ?? Date.now))
-        else { void worker.terminate(); reject(new StoreError('EGRESSD_ERR_STORE', m.type === 'fatal' ? m.message : 'reader did not start')) }
-      })
-    })
+    return startWorker(import.meta.url, 'block-search-worker', data).then(
+      worker => new BlockSearch(worker, opts.live, opts.now ?? Date.now),
+      (err: Error) => { throw new StoreError('EGRESSD_ERR_STORE', err.message, { cause: err }) })
   }
 
   #call<T> (op: ReaderOp, args: unknown[]): Promise<T> {

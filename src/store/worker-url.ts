@@ -6,6 +6,7 @@
 
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
 
 export interface WorkerModule { readonly url: URL, readonly execArgv?: string[] }
 
@@ -14,4 +15,24 @@ export function workerModule (importMetaUrl: string, base: string): WorkerModule
   const compiled = new URL(`../../dist/store/${base}.js`, importMetaUrl)
   if (existsSync(fileURLToPath(compiled))) return { url: compiled, execArgv: [] }
   return { url: new URL(`./${base}.ts`, importMetaUrl) }
+}
+
+/**
+ * Starts the worker `base` with `data` and resolves once it posts `{ type: 'ready' }`; a
+ * `{ type: 'fatal', message, code? }` (it could not open the database) or an error rejects, with
+ * the worker stopped.
+ */
+export function startWorker (importMetaUrl: string, base: string, data: unknown): Promise<Worker> {
+  const where = workerModule(importMetaUrl, base)
+  const worker = new Worker(where.url, { workerData: data, execArgv: where.execArgv })
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err)
+    worker.once('error', onError)
+    worker.once('message', (m: { type: string, message?: string, code?: string }) => {
+      worker.off('error', onError)
+      if (m.type === 'ready') { resolve(worker); return }
+      void worker.terminate()
+      reject(Object.assign(new Error(m.type === 'fatal' ? m.message ?? 'failed' : `${base} did not start`), { code: m.code ?? 'ERR' }))
+    })
+  })
 }
