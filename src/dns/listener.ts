@@ -10,6 +10,7 @@ import type { DnsConfig, ListenAddress } from '../config/types.js'
 import { EgressdError } from '../errors.js'
 import type { DnsMetrics } from './metrics.js'
 import type { Protocol } from './pipeline.js'
+import { UdpSendBatch } from './send-batch.js'
 
 /**
  * Replies go to the address the query came from, always an IP literal: this lookup hands it back
@@ -41,6 +42,11 @@ export class DnsListener {
   #draining = false
   #closed = false
   #drained: (() => void) | undefined
+  /** UDP answers go out in one burst per event-loop turn (see send-batch.ts). */
+  readonly #batch = new UdpSendBatch((err, client) => {
+    this.#deps.metrics.udpSendErrors++
+    this.#log.debug({ err, client }, 'UDP send failed')
+  })
 
   constructor (deps: ListenerDeps, serve: Serve) {
     this.#deps = deps
@@ -106,12 +112,7 @@ export class DnsListener {
 
   #sendUdp (sock: dgram.Socket, b: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.#closed) return
-    try {
-      sock.send(b, rinfo.port, rinfo.address)
-    } catch (err) {
-      this.#deps.metrics.udpSendErrors++
-      this.#log.debug({ err, client: rinfo.address }, 'UDP send failed')
-    }
+    this.#batch.send(sock, b, rinfo.port, rinfo.address)
   }
 
   #listenTcp (a: ListenAddress): Promise<number> {
@@ -208,6 +209,7 @@ export class DnsListener {
       })
     }
     this.#closed = true
+    this.#batch.flush() // answers already given go out before their sockets close
     // end() lets answers already written reach the client; destroy whatever is still open later.
     for (const c of this.#conns) {
       c.end()

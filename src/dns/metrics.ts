@@ -24,7 +24,7 @@ export class DnsMetrics {
   /** Client packets that were not queries we serve, by kind (FORMERR/NOTIMP answered, or dropped). */
   readonly malformed: Record<Malformed, number> = zeroes(MALFORMED_KINDS)
   /** Packets from (or claiming to be from) upstreams that were thrown away (RFC 5452 checks). */
-  readonly upstreamDropped: Record<DropReason, number> = zeroes(['unknown-id', 'wrong-source', 'wrong-question', 'short'])
+  readonly upstreamDropped: Record<DropReason, number> = zeroes(['unknown-id', 'wrong-question', 'short'])
   upstreamErrors = 0
   upstreamBadAnswers = 0
   upstreamTcpRetries = 0

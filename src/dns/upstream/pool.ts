@@ -68,7 +68,6 @@ export class UpstreamPool {
   readonly #opts: PoolOptions
   readonly #list: Upstream[]
   readonly #random = new RandomIds()
-  readonly #udp = new Map<4 | 6, UdpSocketPool>()
   readonly #log: Logger
   /** True while no upstream has an unanswered failure: the order is then simply the configured one. */
   #allHealthy = true
@@ -90,18 +89,8 @@ export class UpstreamPool {
     })
     switch (cfg.protocol) {
       case 'udp': {
-        const family = net.isIPv6(cfg.host) ? 6 : 4
-        let pool = this.#udp.get(family)
-        if (pool === undefined) {
-          pool = new UdpSocketPool({ family, size: this.#opts.udpSockets, random, onDrop })
-          this.#udp.set(family, pool)
-        }
-        const udp = pool
-        const transport: Transport = {
-          url: cfg.url,
-          exchange: (x: Exchange) => udp.exchange(cfg.url, cfg.host, cfg.port, x),
-          close: () => {}
-        }
+        const udp = new UdpSocketPool({ url: cfg.url, host: cfg.host, port: cfg.port, size: this.#opts.udpSockets, random, onDrop })
+        const transport: Transport = { url: cfg.url, exchange: (x: Exchange) => udp.exchange(x), close: () => udp.close() }
         return { transport, tcp: tcpTo(cfg.url + ' (tcp)') }
       }
       case 'tcp':
@@ -248,6 +237,5 @@ export class UpstreamPool {
 
   close (): void {
     for (const u of this.#list) { u.transport.close(); u.tcp?.close() }
-    for (const p of this.#udp.values()) p.close()
   }
 }

@@ -10,7 +10,7 @@ export interface Exchange {
 }
 
 /** Why a packet that arrived from (or claimed to be from) an upstream was thrown away. */
-export type DropReason = 'unknown-id' | 'wrong-source' | 'wrong-question' | 'short'
+export type DropReason = 'unknown-id' | 'wrong-question' | 'short'
 
 export interface Transport {
   readonly url: string

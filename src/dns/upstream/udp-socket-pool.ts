@@ -1,23 +1,25 @@
-// Plain DNS over UDP through a pool of sockets, each bound to its own random port (RFC 5452):
-// a query goes out on a randomly chosen socket with a fresh random ID, and an answer is accepted
-// only if its source address and port, its ID and its question all match. Anything else is
-// dropped and reported through `onDrop`; the real answer is still accepted when it arrives.
+// Plain DNS over UDP to one upstream through a pool of sockets, each bound to its own random port
+// and connected to the upstream (RFC 5452): a query goes out on a randomly chosen socket with a
+// fresh random ID, and an answer is accepted only if its ID and question match. A connected socket
+// only ever receives datagrams from the upstream's address and port (the kernel discards the rest
+// before we see them), sends skip the per-datagram route lookup, and an ICMP "port unreachable"
+// comes back as ECONNREFUSED, failing that socket's queries at once instead of at their timeout.
+// Anything else that does not match is dropped and reported through `onDrop`; the real answer is
+// still accepted when it arrives.
 //
 // Cost per query matters here (every cache miss comes through): no timer per query (one sweep
-// every `sweepMs` fails the queries past their deadline), and a synchronous lookup for the IP
-// literals we send to, so a send does not go round dns.lookup and process.nextTick.
+// every `sweepMs` fails the queries past their deadline), a synchronous lookup for the IP literal
+// we connect to, and sends go out in one burst per event-loop turn (UdpSendBatch).
 
 import dgram from 'node:dgram'
 import { UpstreamError } from '../../errors.js'
 import { questionMatches } from '../wire.js'
 import type { RandomIds } from './random-ids.js'
 import type { DropReason, Exchange } from './transport.js'
+import { UdpSendBatch } from '../send-batch.js'
 
 interface Pending {
-  readonly host: string
-  readonly port: number
   readonly question: Buffer
-  readonly url: string
   readonly deadline: number
   readonly timeoutMs: number
   readonly resolve: (b: Buffer) => void
@@ -30,7 +32,11 @@ interface PoolSocket {
 }
 
 export interface UdpSocketPoolOptions {
-  readonly family: 4 | 6
+  /** For error messages: the upstream's URL. */
+  readonly url: string
+  /** The upstream's IP literal and port. */
+  readonly host: string
+  readonly port: number
   readonly size: number
   readonly random: RandomIds
   readonly onDrop: (reason: DropReason) => void
@@ -48,27 +54,32 @@ export class UdpSocketPool {
   #sweeper: NodeJS.Timeout | undefined
   #pendingCount = 0
   #closed = false
+  readonly #batch = new UdpSendBatch(() => { /* a failed send shows as a timeout, like a lost packet */ })
 
   constructor (opts: UdpSocketPoolOptions) {
     this.#opts = opts
   }
 
   #open (): PoolSocket[] {
+    const { host, port } = this.#opts
     const out: PoolSocket[] = []
     for (let i = 0; i < this.#opts.size; i++) {
-      const sock = dgram.createSocket({ type: this.#opts.family === 6 ? 'udp6' : 'udp4', lookup: literalLookup })
+      const sock = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup })
       const ps: PoolSocket = { sock, pending: new Map() }
-      sock.on('message', (msg, rinfo) => this.#onMessage(ps, msg, rinfo))
-      sock.on('error', () => { /* ICMP errors on unconnected sockets: the query times out */ })
+      sock.on('message', msg => this.#onMessage(ps, msg))
+      sock.on('error', err => this.#onError(ps, err))
       sock.bind(0) // port 0: the kernel picks a random ephemeral port
+      // With the synchronous lookup, bind and connect complete before this returns.
+      sock.connect(port, host)
       sock.unref()
       out.push(ps)
     }
     return out
   }
 
-  /** Sends `x.wire` to host:port and waits for the matching answer. */
-  exchange (url: string, host: string, port: number, x: Exchange): Promise<Buffer> {
+  /** Sends `x.wire` to the upstream and waits for the matching answer. */
+  exchange (x: Exchange): Promise<Buffer> {
+    const url = this.#opts.url
     if (this.#closed) return Promise.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_CLOSED', url, 'shutting down'))
     const sockets = this.#sockets ??= this.#open()
     const random = this.#opts.random
@@ -84,11 +95,9 @@ export class UdpSocketPool {
       this.#sweeper.unref()
     }
     return new Promise<Buffer>((resolve, reject) => {
-      ps.pending.set(id, { host, port, question: x.question, url, deadline: Date.now() + x.timeoutMs, timeoutMs: x.timeoutMs, resolve, reject })
+      ps.pending.set(id, { question: x.question, deadline: Date.now() + x.timeoutMs, timeoutMs: x.timeoutMs, resolve, reject })
       this.#pendingCount++
-      // No send callback (it would cost a closure and a nextTick per query): a failed send is
-      // noticed as a timeout, like a lost packet.
-      ps.sock.send(x.wire, port, host)
+      this.#batch.send(ps.sock, x.wire)
     })
   }
 
@@ -108,28 +117,37 @@ export class UdpSocketPool {
       for (const [id, p] of ps.pending) {
         if (p.deadline > now) continue
         this.#settle(ps, id)
-        p.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_TIMEOUT', p.url, `no answer within ${p.timeoutMs} ms`))
+        p.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_TIMEOUT', this.#opts.url, `no answer within ${p.timeoutMs} ms`))
       }
     }
   }
 
-  #onMessage (ps: PoolSocket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  #onMessage (ps: PoolSocket, msg: Buffer): void {
     if (msg.length < 12) { this.#opts.onDrop('short'); return }
     const id = (msg[0] << 8) | msg[1]
     const p = ps.pending.get(id)
     if (p === undefined) { this.#opts.onDrop('unknown-id'); return }
-    if (rinfo.port !== p.port || rinfo.address !== p.host) { this.#opts.onDrop('wrong-source'); return }
     if (!questionMatches(msg, p.question)) { this.#opts.onDrop('wrong-question'); return }
     this.#settle(ps, id)
     p.resolve(msg)
   }
 
+  /** ECONNREFUSED (nobody listens on the upstream's port) and the like: this socket's queries fail now. */
+  #onError (ps: PoolSocket, err: Error): void {
+    const url = this.#opts.url
+    for (const [id, p] of ps.pending) {
+      this.#settle(ps, id)
+      p.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_NETWORK', url, err.message))
+    }
+  }
+
   close (): void {
     this.#closed = true
+    this.#batch.clear()
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper)
     this.#sweeper = undefined
     for (const ps of this.#sockets ?? []) {
-      for (const p of ps.pending.values()) p.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_CLOSED', p.url, 'shutting down'))
+      for (const p of ps.pending.values()) p.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_CLOSED', this.#opts.url, 'shutting down'))
       ps.pending.clear()
       ps.sock.close()
     }
