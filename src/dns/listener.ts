@@ -104,7 +104,7 @@ export class DnsListener {
     if (r === null) return
     if (r instanceof Promise) {
       this.#inflight++
-      r.then(b => { this.#sendUdp(sock, b, rinfo) }).finally(() => this.#done())
+      r.then(b => { this.#sendUdp(sock, b, rinfo); this.#done() }, () => { this.#done() })
     } else {
       this.#sendUdp(sock, r, rinfo)
     }

@@ -371,7 +371,8 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
   for (let i = 0; i < ttls.length; i++) body.writeUInt32BE(clamp(ttls[i], negative ? 0 : ttl.minTtl, cap), offsets[i])
   const dnssecOk = (optFlags & OPT_DO) !== 0
   const opt = optRdata === undefined || optRdata.length === 0 ? plainOpt(udpSize, dnssecOk) : buildOpt(udpSize, dnssecOk, optRdata)
-  return { body, opt, rcode, ttlOffsets: offsets, lifetime, ancount }
+  // memo present from the start: adding it later would change the object's shape on every answer.
+  return { body, opt, rcode, ttlOffsets: offsets, lifetime, ancount, memo: undefined }
 }
 
 // OPT records without options are the same bytes for every answer with the same size and DO bit:

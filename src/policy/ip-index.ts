@@ -11,6 +11,9 @@ class Segments {
   #starts: bigint[] = []
   #ends: bigint[] = []
   #ids: number[][] = []
+  /** IPv4 only: the same starts and ends as plain numbers (exact below 2^53), for lookupNumber. */
+  #startsN = new Float64Array(0)
+  #endsN = new Float64Array(0)
 
   add (start: bigint, end: bigint, id: number): void { this.#ranges.push({ start, end, id }) }
 
@@ -49,6 +52,24 @@ class Segments {
     this.#starts = starts
     this.#ends = ends
     this.#ids = ids
+    if (ends.length === 0 || ends[ends.length - 1] < 2n ** 53n) {
+      this.#startsN = Float64Array.from(starts, Number)
+      this.#endsN = Float64Array.from(ends, Number)
+    }
+  }
+
+  /** lookup for an IPv4 address as a number (the answer path: no BigInt per address). */
+  lookupNumber (x: number): readonly number[] | undefined {
+    const starts = this.#startsN
+    let lo = 0
+    let hi = starts.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      if (starts[mid] <= x) lo = mid + 1
+      else hi = mid - 1
+    }
+    if (hi < 0 || x > this.#endsN[hi]) return undefined
+    return this.#ids[hi]
   }
 
   lookup (x: bigint): readonly number[] | undefined {
@@ -88,6 +109,13 @@ export class IpIndex {
    * addresses (::ffff:a.b.c.d) are matched against the IPv4 ranges.
    */
   match (address: string, accept: (id: number) => boolean): number {
+    const v4 = ipv4Number(address)
+    if (v4 >= 0) {
+      const ids = this.#v4.lookupNumber(v4)
+      if (ids === undefined) return -1
+      for (const id of ids) if (accept(id)) return id
+      return -1
+    }
     const ip = parseIp(address)
     if (ip === undefined) return -1
     const v = ip.value
@@ -96,4 +124,33 @@ export class IpIndex {
     for (const id of ids) if (accept(id)) return id
     return -1
   }
+}
+
+/**
+ * A dotted-quad IPv4 address ("192.0.2.1", no leading zeros beyond a lone 0) as a number, or -1
+ * for anything else (IPv6, zones, malformed text), which then takes the general parser.
+ */
+export function ipv4Number (s: string): number {
+  let value = 0
+  let part = 0
+  let digits = 0
+  let dots = 0
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c === 0x2e) {
+      if (digits === 0 || dots === 3) return -1
+      value = value * 256 + part
+      part = 0
+      digits = 0
+      dots++
+    } else if (c >= 0x30 && c <= 0x39) {
+      if (digits > 0 && part === 0) return -1 // a leading zero
+      part = part * 10 + (c - 0x30)
+      if (++digits > 3 || part > 255) return -1
+    } else {
+      return -1
+    }
+  }
+  if (dots !== 3 || digits === 0) return -1
+  return value * 256 + part
 }

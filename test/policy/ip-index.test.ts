@@ -1,5 +1,5 @@
 import t from 'tap'
-import { IpIndex } from '../../src/policy/ip-index.js'
+import { IpIndex, ipv4Number } from '../../src/policy/ip-index.js'
 import { parseIp } from '../../src/policy/names.js'
 
 const v4 = (s: string): bigint => parseIp(s)?.value as bigint
@@ -17,6 +17,18 @@ t.test('address parsing', async t => {
   t.equal(parseIp('1::2::3'), undefined)
   t.equal(parseIp('1:2:3:4:5:6:7:8:9'), undefined)
   t.equal(parseIp('12345::'), undefined)
+})
+
+t.test('the IPv4 fast parser agrees with the general one, and declines what it does not handle', async t => {
+  const inputs = ['0.0.0.0', '255.255.255.255', '149.154.167.51', '10.0.0.1', '1.2.3', '1.2.3.4.5', '256.1.1.1', '01.2.3.4',
+    '1.2.3.04', '1..2.3', '.1.2.3', '1.2.3.', '1.2.3.4 ', 'a.b.c.d', '', '::1', '::ffff:1.2.3.4', '1.2.3.4%eth0', '1000.1.1.1']
+  for (const s of inputs) {
+    const general = parseIp(s)
+    const fast = ipv4Number(s)
+    if (fast >= 0) t.equal(BigInt(fast), general?.family === 4 ? general.value : undefined, `${s}: same value`)
+    else t.not(general?.family === 4 && !s.includes('%'), true, `${s}: declined, and not a plain IPv4 address`)
+  }
+  t.equal(ipv4Number('255.255.255.255'), 2 ** 32 - 1)
 })
 
 t.test('ranges, overlaps, families and IPv4-mapped IPv6', async t => {
