@@ -127,7 +127,11 @@ export class Daemon {
     const log = this.#log.child({ mod: 'blocklog' })
     try {
       this.#blockLog = await BlockLog.open({ ...c, log, now: this.#now })
-      this.#blockSearch = await BlockSearch.open({ path: c.path, busyTimeoutMs: c.busyTimeoutMs, live: this.#blockLog, now: this.#now })
+      this.#blockSearch = await BlockSearch.open({ path: c.path, busyTimeoutMs: c.busyTimeoutMs, nice: c.threadNice, live: this.#blockLog, now: this.#now })
+      for (const [thread, p] of [['writer', this.#blockLog.priority], ['search', this.#blockSearch.priority]] as const) {
+        if (p?.tid === undefined) log.warn({ thread, err: p?.error }, 'could not lower the priority of a block log thread; it competes with DNS for CPU')
+        else log.debug({ thread, tid: p.tid, nice: p.nice }, 'block log thread priority set')
+      }
     } catch (err) {
       log.error({ err, path: c.path }, 'BLOCK LOG DISABLED: the writer or reader could not open the database; DNS goes on')
       await this.#blockLog?.close()

@@ -653,7 +653,8 @@ function assemble (file: ConfigFile, parts: Parts, env: EnvOverrides, source: st
       batchMs: file.store.batchMs,
       retention: { ...file.store.retention },
       synchronous: file.store.synchronous,
-      busyTimeoutMs: file.store.busyTimeoutMs
+      busyTimeoutMs: file.store.busyTimeoutMs,
+      threadNice: file.store.threadNice
     },
     log: { level: env.logLevel ?? file.log.level },
     source

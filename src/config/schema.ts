@@ -211,7 +211,14 @@ export const StoreSchema = strictObject({
   }, { default: {} }),
   /** NORMAL: a power cut may lose the last commits; FULL: fsync on every batch. */
   synchronous: Type.Union([Type.Literal('NORMAL'), Type.Literal('FULL')], { default: 'NORMAL', errorMessage: 'must be NORMAL or FULL' }),
-  busyTimeoutMs: integer(0, 60_000, 1000)
+  busyTimeoutMs: integer(0, 60_000, 1000),
+  /**
+   * CPU priority (nice, 0..19) of the block log's writer and search threads. 19 (default): when
+   * they share a core with DNS, answering comes first and the log gets what is left (a sustained
+   * overload fills the queue, and events beyond queueMax are dropped and counted). 0: the log
+   * competes equally, so it keeps up and DNS answers slower.
+   */
+  threadNice: integer(0, 19, 19)
 }, { default: {} })
 
 export const ConfigFileSchema = strictObject({

@@ -145,6 +145,7 @@ export interface StoreConfig {
   }
   readonly synchronous: 'NORMAL' | 'FULL'   // default NORMAL
   readonly busyTimeoutMs: number            // default 1000
+  readonly threadNice: number               // nice of the writer and search threads, default 19
 }
 
 export interface Config {

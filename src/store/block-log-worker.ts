@@ -7,11 +7,15 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { openDatabase, type Db } from './db.js'
 import { EventWriter, runRetention, type RetentionLimits } from './block-writer.js'
 import type { EventBatch } from './event-batch.js'
+import { setThreadNice } from './thread-priority.js'
+import type { WorkerReady } from './worker-url.js'
 
 export interface WriterWorkerData {
   readonly path: string
   readonly synchronous: 'NORMAL' | 'FULL'
   readonly busyTimeoutMs: number
+  /** CPU priority for this thread (store.threadNice); left alone when undefined. */
+  readonly nice?: number
   /** Tests: cap the file (PRAGMA max_page_count) to provoke SQLITE_FULL. */
   readonly maxPageCount?: number
 }
@@ -24,7 +28,7 @@ export type ToWriter =
   | { readonly type: 'close' }
 
 export type FromWriter =
-  | { readonly type: 'ready' }
+  | WorkerReady
   | { readonly type: 'fatal', readonly code: string, readonly message: string }
   | { readonly type: 'written', readonly seq: number, readonly n: number, readonly ms: number }
   | { readonly type: 'failed', readonly seq: number, readonly code: string, readonly message: string }
@@ -49,7 +53,7 @@ try {
   db.pragma('wal_autocheckpoint = 10000')
   if (data.maxPageCount !== undefined) db.pragma(`max_page_count = ${data.maxPageCount}`)
   writer = new EventWriter(db)
-  post({ type: 'ready' })
+  post({ type: 'ready', priority: data.nice === undefined ? undefined : setThreadNice(data.nice) })
 } catch (err) {
   post({ type: 'fatal', code: codeOf(err), message: (err as Error).message })
   process.exit(1)

@@ -16,6 +16,7 @@ import type { FromWriter, ToWriter, WriterWorkerData } from './block-log-worker.
 import type { RetentionLimits } from './block-writer.js'
 import { EventBatchBuilder, type EventBatch } from './event-batch.js'
 import { startWorker } from './worker-url.js'
+import type { ThreadPriority } from './thread-priority.js'
 
 export interface BlockLogOptions {
   readonly path: string
@@ -35,6 +36,8 @@ export interface BlockLogOptions {
   readonly closeTimeoutMs?: number
   /** Tests only: PRAGMA max_page_count on the writer's connection. */
   readonly maxPageCount?: number
+  /** The writer thread's nice value (store.threadNice); left alone when undefined. */
+  readonly threadNice?: number
 }
 
 export interface BlockLogStats {
@@ -81,10 +84,13 @@ export class BlockLog {
   readonly #subscribers = new Set<BlockSubscriber>()
   readonly #idleWaiters: Array<() => void> = []
   #closed = false
+  /** The writer thread's id and nice value, as it set them (or why it could not). */
+  readonly priority: ThreadPriority | undefined
   #onClosed: (() => void) | undefined
 
-  private constructor (worker: Worker, o: BlockLogOptions) {
+  private constructor (worker: Worker, priority: ThreadPriority | undefined, o: BlockLogOptions) {
     this.#worker = worker
+    this.priority = priority
     this.#o = o
     this.#log = o.log
     this.#now = o.now ?? Date.now
@@ -107,8 +113,8 @@ export class BlockLog {
 
   /** Starts the writer thread on `o.path` (already created and migrated); rejects if it cannot open. */
   static open (o: BlockLogOptions): Promise<BlockLog> {
-    const data: WriterWorkerData = { path: o.path, synchronous: o.synchronous, busyTimeoutMs: o.busyTimeoutMs, maxPageCount: o.maxPageCount }
-    return startWorker(import.meta.url, 'block-log-worker', data).then(worker => new BlockLog(worker, o))
+    const data: WriterWorkerData = { path: o.path, synchronous: o.synchronous, busyTimeoutMs: o.busyTimeoutMs, maxPageCount: o.maxPageCount, nice: o.threadNice }
+    return startWorker(import.meta.url, 'block-log-worker', data).then(({ worker, ready }) => new BlockLog(worker, ready.priority, o))
   }
 
   /** Queues one event; never blocks. Returns false when it was dropped (queue full or closed). */

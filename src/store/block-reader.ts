@@ -10,6 +10,7 @@ import type { FromReader, ReaderOp, ReaderWorkerData, ToReader } from './block-s
 import type { BlockLog } from './block-log.js'
 import type { BypassClient, BypassRequest, Page, PageRequest, Stats, StatsRequest } from './block-search.js'
 import { startWorker } from './worker-url.js'
+import type { ThreadPriority } from './thread-priority.js'
 
 export interface BlockReader {
   search (filter: BlockFilter, page: PageRequest): Promise<Page>
@@ -29,8 +30,12 @@ export class BlockSearch implements BlockReader {
   readonly live: Pick<BlockLog, 'subscribe'> | undefined
   readonly now: () => number
 
-  private constructor (worker: Worker, live: Pick<BlockLog, 'subscribe'> | undefined, now: () => number) {
+  /** The reader thread's id and nice value, as it set them (or why it could not). */
+  readonly priority: ThreadPriority | undefined
+
+  private constructor (worker: Worker, priority: ThreadPriority | undefined, live: Pick<BlockLog, 'subscribe'> | undefined, now: () => number) {
     this.#worker = worker
+    this.priority = priority
     this.live = live
     this.now = now
     worker.on('message', (m: FromReader) => {
@@ -47,10 +52,10 @@ export class BlockSearch implements BlockReader {
     worker.unref()
   }
 
-  static open (opts: { path: string, busyTimeoutMs?: number, live?: Pick<BlockLog, 'subscribe'>, now?: () => number }): Promise<BlockSearch> {
-    const data: ReaderWorkerData = { path: opts.path, busyTimeoutMs: opts.busyTimeoutMs ?? 5000 }
+  static open (opts: { path: string, busyTimeoutMs?: number, nice?: number, live?: Pick<BlockLog, 'subscribe'>, now?: () => number }): Promise<BlockSearch> {
+    const data: ReaderWorkerData = { path: opts.path, busyTimeoutMs: opts.busyTimeoutMs ?? 5000, nice: opts.nice }
     return startWorker(import.meta.url, 'block-search-worker', data).then(
-      worker => new BlockSearch(worker, opts.live, opts.now ?? Date.now),
+      ({ worker, ready }) => new BlockSearch(worker, ready.priority, opts.live, opts.now ?? Date.now),
       (err: Error) => { throw new StoreError('EGRESSD_ERR_STORE', err.message, { cause: err }) })
   }
 

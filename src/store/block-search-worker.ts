@@ -5,12 +5,19 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { openDatabase } from './db.js'
 import { blockStats, bypassClients, searchBlocks } from './block-search.js'
+import { setThreadNice } from './thread-priority.js'
+import type { WorkerReady } from './worker-url.js'
 
-export interface ReaderWorkerData { readonly path: string, readonly busyTimeoutMs: number }
+export interface ReaderWorkerData {
+  readonly path: string
+  readonly busyTimeoutMs: number
+  /** CPU priority for this thread (store.threadNice); left alone when undefined. */
+  readonly nice?: number
+}
 export type ReaderOp = 'search' | 'stats' | 'bypass'
 export interface ToReader { readonly id: number, readonly op: ReaderOp, readonly args: readonly unknown[] }
 export type FromReader =
-  | { readonly type: 'ready' }
+  | WorkerReady
   | { readonly type: 'fatal', readonly message: string }
   | { readonly type: 'result', readonly id: number, readonly value: unknown }
   | { readonly type: 'error', readonly id: number, readonly name: string, readonly code: string, readonly message: string, readonly parameter?: string }
@@ -24,7 +31,7 @@ let db: ReturnType<typeof openDatabase>
 try {
   db = openDatabase(data.path, { readonly: true, busyTimeoutMs: data.busyTimeoutMs })
   db.pragma('cache_size = -65536')
-  post({ type: 'ready' })
+  post({ type: 'ready', priority: data.nice === undefined ? undefined : setThreadNice(data.nice) })
 } catch (err) {
   post({ type: 'fatal', message: (err as Error).message })
   process.exit(1)

@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
+import type { ThreadPriority } from './thread-priority.js'
 
 export interface WorkerModule { readonly url: URL, readonly execArgv?: string[] }
 
@@ -17,12 +18,16 @@ export function workerModule (importMetaUrl: string, base: string): WorkerModule
   return { url: new URL(`./${base}.ts`, importMetaUrl) }
 }
 
+/** What a worker posts once it is ready; `priority` when it tried to lower its CPU priority. */
+export interface WorkerReady { readonly type: 'ready', readonly priority?: ThreadPriority }
+
 /**
- * Starts the worker `base` with `data` and resolves once it posts `{ type: 'ready' }`; a
+ * Starts the worker `base` with `data` and resolves once it posts `{ type: 'ready' }` (with that
+ * message); a
  * `{ type: 'fatal', message, code? }` (it could not open the database) or an error rejects, with
  * the worker stopped.
  */
-export function startWorker (importMetaUrl: string, base: string, data: unknown): Promise<Worker> {
+export function startWorker (importMetaUrl: string, base: string, data: unknown): Promise<{ worker: Worker, ready: WorkerReady }> {
   const where = workerModule(importMetaUrl, base)
   const worker = new Worker(where.url, { workerData: data, execArgv: where.execArgv })
   return new Promise((resolve, reject) => {
@@ -30,7 +35,7 @@ export function startWorker (importMetaUrl: string, base: string, data: unknown)
     worker.once('error', onError)
     worker.once('message', (m: { type: string, message?: string, code?: string }) => {
       worker.off('error', onError)
-      if (m.type === 'ready') { resolve(worker); return }
+      if (m.type === 'ready') { resolve({ worker, ready: m as WorkerReady }); return }
       void worker.terminate()
       reject(Object.assign(new Error(m.type === 'fatal' ? m.message ?? 'failed' : `${base} did not start`), { code: m.code ?? 'ERR' }))
     })

@@ -72,7 +72,8 @@ const DEFAULTS: Omit<Config, 'source'> = {
     batchMs: 1000,
     retention: { days: 90, maxRows: 0, maxBytes: 0 },
     synchronous: 'NORMAL',
-    busyTimeoutMs: 1000
+    busyTimeoutMs: 1000,
+    threadNice: 19
   },
   log: { level: 'info' }
 }
