@@ -18,11 +18,19 @@ export class DomainIndex {
   /**
    * After seal(): an open-addressing table of the hashes of every suffix-rule name. A lookup hashes
    * the query name once from the right, which gives the hash of every suffix on the way, and only
-   * suffixes whose hash is in the table cost a string slice and a map lookup. Most names match
-   * nothing, and for them the walk allocates nothing and touches one compact array.
+   * suffixes whose hash is in the table are checked. Most names match nothing, and for them the
+   * walk allocates nothing and touches one compact array.
    */
   #filter: Int32Array | undefined
+  /**
+   * Per slot of the table: the name whose hash it holds and that name's first rule id, so a hit is
+   * confirmed by comparing the query name's tail with that name (no slice, no map lookup). -2: two
+   * listed names share the hash, and the map decides.
+   */
+  #slotFirst = new Int32Array(0)
+  #slotName: string[] = []
   readonly #hits = new Int32Array(128)
+  readonly #hitSlots = new Int32Array(128)
 
   add (kind: NameKind, name: string, id: number): void {
     const map = kind === 'suffix' ? this.#suffix : kind === 'exact' ? this.#exact : this.#wildcard
@@ -42,14 +50,31 @@ export class DomainIndex {
     let size = 16
     while (size < this.#suffix.size * 2) size *= 2
     const table = new Int32Array(size)
+    const slotFirst = new Int32Array(size)
+    const slotName: string[] = new Array<string>(size).fill('')
     const mask = size - 1
-    for (const name of this.#suffix.keys()) {
+    for (const [name, first] of this.#suffix) {
       const h = suffixHash(name, 0, name.length)
       let i = h & mask
       while (table[i] !== 0 && table[i] !== h) i = (i + 1) & mask
-      table[i] = h
+      if (table[i] === h) {
+        slotFirst[i] = -2 // a second name with the same hash
+      } else {
+        table[i] = h
+        slotFirst[i] = first
+        slotName[i] = name
+      }
     }
     this.#filter = table
+    this.#slotFirst = slotFirst
+    this.#slotName = slotName
+  }
+
+  /** Slots of the sealed table shared by two listed names (those lookups go through the map). */
+  get hashCollisions (): number {
+    let n = 0
+    for (const f of this.#slotFirst) if (f === -2) n++
+    return n
   }
 
   get size (): number { return this.#suffix.size + this.#exact.size + this.#wildcard.size + this.#regex.length }
@@ -99,6 +124,7 @@ export class DomainIndex {
     const table = this.#filter as Int32Array
     const mask = table.length - 1
     const hits = this.#hits
+    const hitSlots = this.#hitSlots
     let n = 0
     let h = FNV_OFFSET
     for (let i = qname.length - 1; i >= 0; i--) {
@@ -107,12 +133,21 @@ export class DomainIndex {
       const key = slotKey(h)
       let j = key & mask
       while (table[j] !== 0 && table[j] !== key) j = (j + 1) & mask
-      if (table[j] === key && n < hits.length) hits[n++] = i
+      if (table[j] === key && n < hits.length) { hits[n] = i; hitSlots[n++] = j }
     }
     // Candidates were found shortest first; the most specific name wins.
     for (let k = n - 1; k >= 0; k--) {
       const start = hits[k]
-      const id = this.#take(this.#suffix.get(start === 0 ? qname : qname.slice(start)), accept)
+      const first = this.#slotFirst[hitSlots[k]]
+      let id: number
+      if (first === -2) {
+        id = this.#take(this.#suffix.get(start === 0 ? qname : qname.slice(start)), accept)
+      } else {
+        const name = this.#slotName[hitSlots[k]]
+        // Same hash; the same name only if the query name's tail reads the same.
+        if (name.length !== qname.length - start || !qname.endsWith(name)) continue
+        id = this.#take(first, accept)
+      }
       if (id >= 0) return id
     }
     return -1

@@ -84,6 +84,8 @@ export class Engine {
   readonly #p: EngineParts
   /** Client address -> group, for engines with groups (bounded; cleared when full). */
   readonly #groupOf = new Map<string, GroupPlan>()
+  /** A rule's text, built the first time a verdict names it. Indexed by rule id. */
+  readonly #ruleTexts: Array<string | undefined> = []
 
   /** True when answers need inspecting at all (some name or address rule exists). */
   readonly inspectsAnswers: boolean
@@ -162,7 +164,7 @@ export class Engine {
       category: cat.name,
       list: this.#p.lists[r.list[id]],
       line: r.line[id],
-      rule: ruleText(r.kind[id], r.value[id], r.allow[id] === 1),
+      rule: this.#ruleTexts[id] ??= ruleText(r.kind[id], r.value[id], r.allow[id] === 1),
       matched,
       value,
       group: group.name,

@@ -48,3 +48,19 @@ t.test('regex rules run last and only on the whole name', async t => {
   t.equal(d.match('x.tracker12.example.net', all), -1)
   t.equal(d.match('tracker12.example.net', id => id !== 5), -1)
 })
+
+t.test('a big sealed list: every name found through the hash table, 32-bit hash collisions through the map', async t => {
+  // 300,000 names make a few pairs with equal 32-bit hashes all but certain (about n^2 / 2^33 = 10).
+  const d = new DomainIndex()
+  const n = 300_000
+  for (let i = 0; i < n; i++) d.add('suffix', `n${i}.list.example`, i)
+  d.seal()
+  t.ok(d.hashCollisions > 0, `${d.hashCollisions} slots hold two names`)
+  let wrong = 0
+  for (let i = 0; i < n; i++) {
+    if (d.match(`n${i}.list.example`, all) !== i) wrong++
+    if (d.match(`sub.n${i}.list.example`, all) !== i) wrong++
+    if (d.match(`m${i}.list.example`, all) !== -1) wrong++ // unlisted, same shape
+  }
+  t.equal(wrong, 0, 'every listed name and its subdomains match their own rule, and nothing else matches')
+})
