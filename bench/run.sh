@@ -75,7 +75,7 @@ RSS=$(awk '/VmHWM/{print $2/1024 " MB"}' "/proc/$PID_egressd/status")
 # plus the drops the daemon counted (its last "queue full" warning) = blocked answers given.
 kill -TERM "$PID_egressd"; wait "$PID_egressd" 2>/dev/null || true
 WRITTEN=$(cd "$ROOT" && node -e "const D = require('better-sqlite3'); console.log(new D(process.argv[1], { readonly: true }).prepare('SELECT count(*) AS n FROM events').get().n)" "$RUN/var/egressd.sqlite" 2>/dev/null || echo "?")
-DROPPED=$(grep -o '"total":[0-9]*' "$RUN/egressd.log" | tail -1 | cut -d: -f2)
+DROPPED=$(grep 'block log closed' "$RUN/egressd.log" | grep -o '"dropped":[0-9]*' | tail -1 | cut -d: -f2)
 
 echo
 echo "egressd bench: ${SECS}s x $ROUNDS rounds, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, node $(node --version); egressd peak RSS $RSS"

@@ -181,6 +181,10 @@ export class BlockLog {
     this.#subscribers.clear()
     const lost = this.#depth()
     if (!written || lost > 0) this.#log.error({ lost, lastError: this.#lastError }, 'block log closed with events not written')
+    // Totals since start; drops after the last periodic warning are only counted here.
+    const totals = { written: this.#written, dropped: this.#dropped, failures: this.#failures }
+    if (this.#dropped > 0) this.#log.warn(totals, 'block log closed; events were dropped while the queue was full')
+    else this.#log.info(totals, 'block log closed')
     const closed = new Promise<void>(resolve => { this.#onClosed = resolve })
     this.#post({ type: 'close' })
     const t = setTimeout(() => { this.#onClosed?.() }, 5000)

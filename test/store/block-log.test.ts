@@ -52,6 +52,7 @@ t.test('a full queue drops and counts instead of waiting', async t => {
   t.ok(lines().some(l => l.msg === 'block log queue full: events dropped (storage slow or failing)' && l.total !== undefined), 'warned')
   await bl.close()
   t.equal(count(db), 100)
+  t.ok(lines().some(l => l.msg === 'block log closed; events were dropped while the queue was full' && l.written === 100 && l.dropped === 4900), 'totals logged at close')
   db.close()
 })
 
