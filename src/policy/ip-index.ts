@@ -60,30 +60,26 @@ class Segments {
 
   /** lookup for an IPv4 address as a number (the answer path: no BigInt per address). */
   lookupNumber (x: number): readonly number[] | undefined {
-    const starts = this.#startsN
-    let lo = 0
-    let hi = starts.length - 1
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1
-      if (starts[mid] <= x) lo = mid + 1
-      else hi = mid - 1
-    }
-    if (hi < 0 || x > this.#endsN[hi]) return undefined
-    return this.#ids[hi]
+    const i = floorIndex(this.#startsN, x)
+    return i < 0 || x > this.#endsN[i] ? undefined : this.#ids[i]
   }
 
   lookup (x: bigint): readonly number[] | undefined {
-    const starts = this.#starts
-    let lo = 0
-    let hi = starts.length - 1
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1
-      if (starts[mid] <= x) lo = mid + 1
-      else hi = mid - 1
-    }
-    if (hi < 0 || x > this.#ends[hi]) return undefined
-    return this.#ids[hi]
+    const i = floorIndex(this.#starts, x)
+    return i < 0 || x > this.#ends[i] ? undefined : this.#ids[i]
   }
+}
+
+/** The index of the last of the sorted `starts` that is <= x, or -1. */
+function floorIndex<T extends number | bigint> (starts: ArrayLike<T>, x: T): number {
+  let lo = 0
+  let hi = starts.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1
+    if (starts[mid] <= x) lo = mid + 1
+    else hi = mid - 1
+  }
+  return hi
 }
 
 const MAPPED_PREFIX = 0xffffn << 32n
