@@ -345,6 +345,7 @@ export class Daemon {
         matched: v.matched, value: v.value, rule: v.rule, list: v.list, line: v.line
       }, v.action === 'monitor' ? 'would block (monitor)' : 'blocked')
     }
+    if (this.#config.store.logQueries === 'none') return
     this.#blockLog?.push({
       ts: this.#now(), client: ctx.client, group: v.group, qname: ctx.q.qname, qtype: ctx.q.qtype, matched: v.matched, value: v.value,
       category: v.category, action: v.action, list: v.list, line: v.line, rule: v.rule, listHash: this.#listHashes.get(ctx.engine)?.get(v.list)
@@ -387,6 +388,11 @@ export class Daemon {
     for (const k of ['listen', 'tls', 'allowPlaintext', 'bodyLimit', 'rateLimit'] as const) {
       if (!same(prev.api[k], next.api[k])) needsRestart.push(`api.${k}`)
     }
+    // The writer and reader threads keep the settings they were started with; logQueries is
+    // read per query.
+    const { logQueries: prevLog, ...prevStore } = prev.store
+    const { logQueries: nextLog, ...nextStore } = next.store
+    if (!same(prevStore, nextStore)) needsRestart.push('store')
     // Build everything that can fail first (lists, upstream transports reading CA files); only
     // then change state, so a rejected reload leaves the daemon exactly as it was.
     // URL sources may have changed, and `egressd lists update` may have stored new copies: read them.
@@ -425,6 +431,7 @@ export class Daemon {
       applied.push('cache')
     }
     this.#listener.serve = this.#newPipeline()
+    if (prevLog !== nextLog) applied.push('store.logQueries')
     if (prev.log.level !== next.log.level) {
       this.#log.level = next.log.level
       applied.push('log.level')

@@ -196,8 +196,11 @@ export const LogSchema = strictObject({
 export const StoreSchema = strictObject({
   /** The database file; default `<dataDir>/egressd.sqlite`. */
   path: Type.Optional(nonEmpty()),
-  /** blocked: block and monitor matches only; all: allowed queries too (with rcode and latency). */
-  logQueries: Type.Union([Type.Literal('blocked'), Type.Literal('all')], { default: 'blocked', errorMessage: 'must be blocked or all' }),
+  /**
+   * blocked: block and monitor matches only; all: allowed queries too (with rcode and latency);
+   * none: no events in SQLite (blocks still go to the pino log and the metrics).
+   */
+  logQueries: Type.Union([Type.Literal('blocked'), Type.Literal('all'), Type.Literal('none')], { default: 'blocked', errorMessage: 'must be blocked, all or none' }),
   /** Events waiting to be written; beyond this they are dropped and counted. */
   queueMax: integer(100, 10_000_000, 100_000),
   /** How often queued events are written (one transaction); a crash loses at most this much. */

@@ -135,7 +135,7 @@ export interface FirewallConfig {
 
 export interface StoreConfig {
   readonly path: string                     // default <dataDir>/egressd.sqlite
-  readonly logQueries: 'blocked' | 'all'    // default blocked
+  readonly logQueries: 'blocked' | 'all' | 'none' // default blocked
   readonly queueMax: number                 // default 100000 events
   readonly batchMs: number                  // default 1000
   readonly retention: {

@@ -96,13 +96,16 @@ t.test('POST /api/v1/reload: applied changes, restart-only changes, and a reject
   cfg.cache = { maxEntries: 5000 }
   cfg.api.listen = '127.0.0.1:0'
   cfg.api.bodyLimit = 4096
+  // logQueries is read per query; the store's other settings belong to its threads.
+  cfg.store = { ...cfg.store, logQueries: 'none', batchMs: 250 }
   writeFileSync(d.configFile, JSON.stringify(cfg))
   const r = await call(d.base, 'POST', '/api/v1/reload', { token: TOKENS.admin })
   t.equal(r.status, 200, r.text)
   t.match(r.json, { status: 'applied', config: d.configFile, generation: Number })
   t.ok(r.json.applied.includes('api.tokens'))
   t.ok(r.json.applied.includes('cache'))
-  t.same(r.json.needsRestart, ['api.bodyLimit'])
+  t.ok(r.json.applied.includes('store.logQueries'))
+  t.same(r.json.needsRestart, ['api.bodyLimit', 'store'])
   t.equal((await call(d.base, 'GET', '/api/v1/status', { token: TOKENS.viewer })).status, 401, 'the removed token no longer works')
 
   writeFileSync(d.configFile, '{"dns": {"listen": ["nope"]}, "bogus": 1}')

@@ -64,3 +64,17 @@ t.test('logQueries blocked (default): allowed queries are not logged', async t =
   t.equal(rows.length, 1)
   t.same(again.map(r => r.action), ['nxdomain'], 'only the block')
 })
+
+t.test('logQueries none: blocks are answered, counted and logged as lines, but nothing goes to SQLite', async t => {
+  const dns = await startDnsmasq({ lines: TEST_ZONE })
+  t.teardown(() => dns.stop())
+  const d = await startTestDaemon({ upstreams: [dns.url], blocklists: { dir: lists }, store: { batchMs: 50, logQueries: 'none' } })
+  t.teardown(() => d.close())
+  const ask = (name: string) => dig([`@${d.host}`, '-p', String(d.port), name, 'A', '+tries=1', '+time=3'])
+  t.equal((await ask('www.blocked.test')).status, 'NXDOMAIN')
+  t.equal((await ask('h.test')).status, 'NOERROR')
+  t.equal(d.daemon.metrics.blockedByCategory.get('messenger'), 1)
+  await new Promise(resolve => setTimeout(resolve, 300)) // several batch intervals
+  t.equal((await rowsOf(d.daemon.blockSearch!, 1)).length, 0, 'no rows')
+  t.same({ written: d.daemon.blockLog?.stats.written, dropped: d.daemon.blockLog?.stats.dropped }, { written: 0, dropped: 0 })
+})
