@@ -26,6 +26,12 @@ export class EventBatchBuilder {
   #n = 0
   readonly #strings: string[] = []
   readonly #codes = new Map<string, number>()
+  /**
+   * Per field, the last string coded and its code: consecutive events mostly share the client,
+   * category, list, rule and action, and a string comparison is cheaper than a Map lookup.
+   */
+  readonly #lastString: string[] = new Array<string>(STRIDE).fill('')
+  readonly #lastCode = new Int32Array(STRIDE).fill(-1)
 
   get length (): number { return this.#n }
 
@@ -38,18 +44,18 @@ export class EventBatchBuilder {
     const a = this.#nums
     const o = this.#n * STRIDE
     a[o + F.ts] = e.ts
-    a[o + F.client] = this.#code(e.client)
-    a[o + F.group] = this.#code(e.group)
-    a[o + F.qname] = this.#code(e.qname)
+    a[o + F.client] = this.#code(F.client, e.client)
+    a[o + F.group] = this.#code(F.group, e.group)
+    a[o + F.qname] = this.#code(F.qname, e.qname)
     a[o + F.qtype] = e.qtype
     a[o + F.matched] = MATCH_CODES[e.matched] ?? 0
-    a[o + F.value] = e.value === '' ? -1 : this.#code(e.value)
-    a[o + F.category] = this.#code(e.category)
-    a[o + F.action] = this.#code(e.action)
-    a[o + F.list] = e.list === undefined ? -1 : this.#code(e.list)
+    a[o + F.value] = e.value === '' ? -1 : this.#code(F.value, e.value)
+    a[o + F.category] = this.#code(F.category, e.category)
+    a[o + F.action] = this.#code(F.action, e.action)
+    a[o + F.list] = e.list === undefined ? -1 : this.#code(F.list, e.list)
     a[o + F.line] = e.line ?? -1
-    a[o + F.rule] = e.rule === undefined ? -1 : this.#code(e.rule)
-    a[o + F.listHash] = e.listHash === undefined ? -1 : this.#code(e.listHash)
+    a[o + F.rule] = e.rule === undefined ? -1 : this.#code(F.rule, e.rule)
+    a[o + F.listHash] = e.listHash === undefined ? -1 : this.#code(F.listHash, e.listHash)
     a[o + F.rcode] = e.rcode ?? -1
     a[o + F.latencyMs] = e.latencyMs ?? -1
     this.#n++
@@ -60,13 +66,16 @@ export class EventBatchBuilder {
     return { n: this.#n, nums: this.#nums.slice(0, this.#n * STRIDE), strings: this.#strings }
   }
 
-  #code (s: string): number {
+  #code (field: number, s: string): number {
+    if (s === this.#lastString[field] && this.#lastCode[field] >= 0) return this.#lastCode[field]
     let c = this.#codes.get(s)
     if (c === undefined) {
       c = this.#strings.length
       this.#strings.push(s)
       this.#codes.set(s, c)
     }
+    this.#lastString[field] = s
+    this.#lastCode[field] = c
     return c
   }
 }
