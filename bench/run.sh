@@ -7,9 +7,12 @@
 #
 #   bench/run.sh [SECONDS=10] [ROUNDS=2]      env: WORKLOADS="W1 W2 W3" SHARED=../shared/bench KEEP=dir
 # W1 (blocked) loads the same 100k-name list into egressd and dnsmasq; echo cannot block, its W1
-# number is only the I/O ceiling (its rcode check fails by design). egressd runs with its defaults,
-# so every blocked query is also queued for the SQLite block log; a second egressd with
-# store.logQueries: none (the harness's method: nobody logs during the runs) runs W1 too.
+# number is only the I/O ceiling (its rcode check fails by design). The harness's method is that
+# nobody logs during the runs, so `egressd` runs with store.logQueries: none (blocks are still
+# counted and answered the same); `egressd-log` runs with the default block log (every blocked
+# query queued for SQLite) for W1 only, last in each round, and the script waits until it is idle
+# again (its writer thread done with the backlog) before the next round, so that the backlog does
+# not run into other peers' measurements.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -18,13 +21,13 @@ SECS=${1:-10}
 ROUNDS=${2:-2}
 WORKLOADS=${WORKLOADS:-W1 W2 W3}
 DATA=$HERE/data
-PORT_DNSMASQ=5301 PORT_ECHO=5304 PORT_EGRESSD=5309 PORT_NOLOG=5308
+PORT_DNSMASQ=5301 PORT_ECHO=5304 PORT_EGRESSD=5309 PORT_LOG=5308
 
 die() { echo "bench: $*" >&2; exit 1; }
 for b in dnsperf dig dnsmasq taskset ss node; do command -v $b >/dev/null || die "$b not installed (apt-get install dnsperf bind9-dnsutils dnsmasq)"; done
 [ -x "$SHARED/run.sh" ] || die "no $SHARED/run.sh (set SHARED=)"
 [ -f "$ROOT/dist/cli.js" ] || die "build first: npm run build"
-for p in 5300 $PORT_DNSMASQ $PORT_ECHO $PORT_EGRESSD $PORT_NOLOG; do
+for p in 5300 $PORT_DNSMASQ $PORT_ECHO $PORT_EGRESSD $PORT_LOG; do
   ss -Hlun "sport = :$p" | grep -q . && die "port $p is in use"
 done
 [ -s "$DATA/w1-blocked.txt" ] || node "$SHARED/gen-data.mjs" "$DATA" >&2
@@ -64,32 +67,46 @@ ${3:-}
 YAML
   exec taskset -c 0 node "$ROOT/dist/cli.js" start --config "$RUN/$2.yaml" >"$RUN/$2.log" 2>&1
 }
-egressd_config $PORT_EGRESSD egressd & PIDS+=($!); PID_egressd=$!
-PID_nolog=
-case " $WORKLOADS " in *" W1 "*) egressd_config $PORT_NOLOG egressd-nolog "store: { logQueries: none }" & PIDS+=($!); PID_nolog=$!;; esac
+egressd_config $PORT_EGRESSD egressd "store: { logQueries: none }" & PIDS+=($!); PID_egressd=$!
+PID_log=
+case " $WORKLOADS " in *" W1 "*) egressd_config $PORT_LOG egressd-log & PIDS+=($!); PID_log=$!;; esac
 wait_dns 127.0.0.1 $PORT_DNSMASQ; wait_dns 127.0.0.1 $PORT_ECHO; wait_dns 127.0.0.1 $PORT_EGRESSD
-[ -z "$PID_nolog" ] || wait_dns 127.0.0.1 $PORT_NOLOG
+[ -z "$PID_log" ] || wait_dns 127.0.0.1 $PORT_LOG
 
-declare -A PORT=([echo]=$PORT_ECHO [dnsmasq]=$PORT_DNSMASQ [egressd]=$PORT_EGRESSD [egressd-nolog]=$PORT_NOLOG)
-declare -A PID=([echo]=$PID_echo [dnsmasq]=$PID_dnsmasq [egressd]=$PID_egressd [egressd-nolog]=$PID_nolog)
+# wait_idle PID: until the process used under 5 % of a core over the last second (at most 120 s).
+wait_idle() {
+  local hz t0 t1
+  hz=$(getconf CLK_TCK)
+  for _ in $(seq 120); do
+    t0=$(awk '{print $14 + $15}' "/proc/$1/stat"); sleep 1; t1=$(awk '{print $14 + $15}' "/proc/$1/stat")
+    [ $(( (t1 - t0) * 100 / hz )) -lt 5 ] && return 0
+  done
+  echo "bench: pid $1 still busy after 120 s" >&2
+}
+
+declare -A PORT=([echo]=$PORT_ECHO [dnsmasq]=$PORT_DNSMASQ [egressd]=$PORT_EGRESSD [egressd-log]=$PORT_LOG)
+declare -A PID=([echo]=$PID_echo [dnsmasq]=$PID_dnsmasq [egressd]=$PID_egressd [egressd-log]=$PID_log)
 : >"$RUN/results.txt"
 for r in $(seq "$ROUNDS"); do
-  for peer in echo egressd dnsmasq ${PID_nolog:+egressd-nolog}; do
+  for peer in echo egressd dnsmasq ${PID_log:+egressd-log}; do
     echo "# round $r: $peer" >&2
-    w=$WORKLOADS; [ "$peer" = egressd-nolog ] && w=W1
+    w=$WORKLOADS; [ "$peer" = egressd-log ] && w=W1
     DATA=$DATA WORKLOADS="$w" SERVER_PID=${PID[$peer]} "$SHARED/run.sh" "${PORT[$peer]}" "$SECS" 2>&1 |
       tee -a "$RUN/raw.txt" | awk -v p="$peer" -v r="$r" '/^W[0-9] /{print p, r, $0}' | tee -a "$RUN/results.txt" >&2
+    [ "$peer" = egressd-log ] && wait_idle "$PID_log"
   done
 done
 RSS=$(awk '/VmHWM/{print $2/1024 " MB"}' "/proc/$PID_egressd/status")
-# The block log during the runs: a graceful stop writes what is still queued; rows in the file
-# plus the drops the daemon counted (its last "queue full" warning) = blocked answers given.
-kill -TERM "$PID_egressd"; wait "$PID_egressd" 2>/dev/null || true
-WRITTEN=$(cd "$ROOT" && node -e "const D = require('better-sqlite3'); console.log(new D(process.argv[1], { readonly: true }).prepare('SELECT count(*) AS n FROM events').get().n)" "$RUN/egressd/egressd.sqlite" 2>/dev/null || echo "?")
-DROPPED=$(grep 'block log closed' "$RUN/egressd.log" | grep -o '"dropped":[0-9]*' | tail -1 | cut -d: -f2)
+# egressd-log's block log: a graceful stop writes what is still queued and logs its totals; rows
+# in the file plus the drops it counted = blocked answers given.
+if [ -n "$PID_log" ]; then
+  kill -TERM "$PID_log"; wait "$PID_log" 2>/dev/null || true
+  WRITTEN=$(cd "$ROOT" && node -e "const D = require('better-sqlite3'); console.log(new D(process.argv[1], { readonly: true }).prepare('SELECT count(*) AS n FROM events').get().n)" "$RUN/egressd-log/egressd.sqlite" 2>/dev/null || echo "?")
+  DROPPED=$(grep 'block log closed' "$RUN/egressd-log.log" | grep -o '"dropped":[0-9]*' | tail -1 | cut -d: -f2 || true) # no line: nothing dropped (the info line is below log level warn)
+fi
 
 echo
-echo "egressd bench: ${SECS}s x $ROUNDS rounds, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, node $(node --version); egressd peak RSS $RSS"
+echo "egressd bench: ${SECS}s x $ROUNDS rounds, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, node $(node --version); egressd (logQueries: none) peak RSS $RSS"
 echo
 echo "| workload | echo qps | egressd qps | dnsmasq qps | egressd / echo | target | egressd p99 ms | egressd srv_cpu |"
 echo "|---|---|---|---|---|---|---|---|"
@@ -103,9 +120,9 @@ row() { # row LABEL WORKLOAD EGRESSD-PEER
 }
 for w in $WORKLOADS; do
   row "$w" "$w" egressd
-  [ "$w" = W1 ] && [ -n "$PID_nolog" ] && row "W1, logQueries: none" W1 egressd-nolog
+  [ "$w" = W1 ] && [ -n "$PID_log" ] && row "W1, block log on" W1 egressd-log
 done
 echo
-echo "Block log (store.threadNice 19, queueMax 100,000): ${WRITTEN} blocked queries written to SQLite, ${DROPPED:-0} dropped because the queue was full while DNS had the core."
+[ -z "$PID_log" ] || echo "egressd-log's block log (store.threadNice 19, queueMax 100,000): ${WRITTEN} blocked queries written to SQLite, ${DROPPED:-0} dropped because the queue was full while DNS had the core."
 echo
 grep -h "check=" "$RUN/results.txt" | grep -v "check=ok" | grep -v "^echo .* W1 " | sed 's/^/# not ok: /' || true
