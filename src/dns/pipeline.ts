@@ -15,7 +15,7 @@ import type { AnswerCache } from './cache.js'
 import type { DnsMetrics } from './metrics.js'
 import type { Resolution, UpstreamPool } from './upstream/pool.js'
 import {
-  answerTargets, blockResponse, edeOption, emptyResponse, type BlockAnswer, headerOnlyResponse, malformedRcode, readQuery, renderAnswer, Rcode,
+  AnswerTargets, answerTargets, blockResponse, edeOption, emptyResponse, type BlockAnswer, headerOnlyResponse, malformedRcode, readQuery, renderAnswer, Rcode,
   truncateForUdp, upstreamQuestion, type Query, type StoredAnswer
 } from './wire.js'
 
@@ -30,6 +30,11 @@ export interface QueryContext {
   /** The policy snapshot this query is decided with, from start to end (a swap does not split it). */
   readonly engine: Engine
   readonly group: GroupPlan
+  /**
+   * The query stage's decision on the query name (undefined: not listed or allowed), or null until
+   * it has run; the answer stage reuses it instead of deciding the name again.
+   */
+  nameVerdict: Verdict | undefined | null
 }
 
 export type Outcome =
@@ -89,7 +94,7 @@ export function observeStage (observe: ObserveAnswer, now: () => number): Stage 
  */
 export function queryPolicyStage (report: ReportMatch): Stage {
   return next => ctx => {
-    const v = ctx.engine.decideName(ctx.q.qname, ctx.group)
+    const v = ctx.nameVerdict = ctx.engine.decideName(ctx.q.qname, ctx.group)
     if (v === undefined) return next(ctx)
     report(ctx, v)
     return v.action === 'monitor' ? next(ctx) : { kind: 'blocked', verdict: v }
@@ -104,24 +109,25 @@ export function queryPolicyStage (report: ReportMatch): Stage {
  * comparison, not a name walk.
  */
 export function answerPolicyStage (report: ReportMatch): Stage {
+  const targets = new AnswerTargets() // refilled for each answer inspected (synchronously)
   const decide = (ctx: QueryContext, a: StoredAnswer): Verdict | undefined => {
     const { engine, group } = ctx
-    const byName = engine.decideName(ctx.q.qname, group)
+    // A fresh answer's query name was decided below (only `monitor` lets a listed name through).
+    const byName = ctx.nameVerdict !== null ? ctx.nameVerdict : engine.decideName(ctx.q.qname, group)
     if (byName !== undefined) return byName
     if (engine.allowsName(ctx.q.qname, group)) return undefined
-    const t = answerTargets(a)
-    return engine.decideAnswer(t.names, t.addresses, group)
+    return engine.decideAnswer(answerTargets(a, targets), group)
   }
   const inspect = (ctx: QueryContext, o: Outcome): Outcome => {
     if (o.kind !== 'resolved' && o.kind !== 'cached') return o
     const a = o.answer
     const memo = a.memo
     let v: Verdict | undefined
-    if (memo !== undefined && memo.key === ctx.group && (memo.value as Memo).engine === ctx.engine) {
-      v = (memo.value as Memo).verdict
+    if (memo !== undefined && memo.key === ctx.group && memo.by === ctx.engine) {
+      v = memo.value as Verdict | undefined
     } else {
       v = decide(ctx, a)
-      a.memo = { key: ctx.group, value: { engine: ctx.engine, verdict: v } satisfies Memo }
+      a.memo = { key: ctx.group, by: ctx.engine, value: v }
     }
     if (v === undefined) return o
     // A fresh answer's name was decided (and reported) by the query stage below; only `monitor`
@@ -135,8 +141,6 @@ export function answerPolicyStage (report: ReportMatch): Stage {
     return o instanceof Promise ? o.then(r => inspect(ctx, r)) : inspect(ctx, o)
   }
 }
-
-interface Memo { readonly engine: Engine, readonly verdict: Verdict | undefined }
 
 /** Serves live cache entries; stores what comes back resolved and cacheable. */
 export function cacheStage (cache: AnswerCache, now: () => number): Stage {
@@ -265,7 +269,7 @@ export function createPipeline (d: PipelineDeps): (msg: Buffer, protocol: Protoc
       return rcode < 0 ? null : headerOnlyResponse(msg, rcode)
     }
     const engine = d.policy.engine
-    const ctx: QueryContext = { msg, q, protocol, client, engine, group: engine.groupOf(client) }
+    const ctx: QueryContext = { msg, q, protocol, client, engine, group: engine.groupOf(client), nameVerdict: null }
     const o = handle(ctx)
     return o instanceof Promise ? o.then(r => render(ctx, r)) : render(ctx, o)
   }

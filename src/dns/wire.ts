@@ -234,10 +234,10 @@ export interface StoredAnswer {
   readonly lifetime: number
   readonly ancount: number
   /**
-   * A slot where answer policy remembers its last decision on this answer (keyed by its own
-   * snapshot), so cache hits are not inspected again. Not part of the DNS data.
+   * A slot where answer policy remembers its last decision on this answer, keyed by two values of
+   * its own (client group and policy snapshot), so cache hits are not inspected again. Not DNS data.
    */
-  memo?: { readonly key: unknown, readonly value: unknown }
+  memo?: { readonly key: unknown, readonly by: unknown, readonly value: unknown }
 }
 
 export interface TtlPolicy { minTtl: number, maxTtl: number, negativeMaxTtl: number }
@@ -245,24 +245,17 @@ export interface TtlPolicy { minTtl: number, maxTtl: number, negativeMaxTtl: num
 /** Why an upstream answer was rejected. */
 export type BadAnswer = 'short' | 'not-response' | 'question' | 'format' | 'truncated'
 
-interface Cursor { p: number }
-
-/** Skips a (possibly compressed) name; returns false when it runs out of bounds. */
-function skipName (b: Buffer, c: Cursor): boolean {
-  let p = c.p
+/** Skips a (possibly compressed) name starting at `p`; returns the offset after it, or -1 out of bounds. */
+function skipName (b: Buffer, p: number): number {
   for (let guard = 0; guard < 128; guard++) {
-    if (p >= b.length) return false
+    if (p >= b.length) return -1
     const l = b[p]
-    if (l === 0) { c.p = p + 1; return true }
-    if ((l & 0xc0) === 0xc0) {
-      if (p + 2 > b.length) return false
-      c.p = p + 2
-      return true
-    }
-    if (l > 63) return false
+    if (l === 0) return p + 1
+    if ((l & 0xc0) === 0xc0) return p + 2 > b.length ? -1 : p + 2
+    if (l > 63) return -1
     p += l + 1
   }
-  return false
+  return -1
 }
 
 /** Reads a (possibly compressed) name as lower-case dotted text; undefined when malformed. */
@@ -304,9 +297,11 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
   const nscount = answer.readUInt16BE(8)
   const arcount = answer.readUInt16BE(10)
   const total = ancount + nscount + arcount
-  const c: Cursor = { p: HEADER + question.length }
-  const offsets: number[] = []
-  const ttls: number[] = []
+  // TTL offsets are collected in a scratch array first (synchronous use), then copied into an
+  // array of exactly their number that the stored answer keeps.
+  const scratch = ttlScratch
+  let n = 0
+  let pos = HEADER + question.length
   let optStart = -1
   let additionalBefore = 0
   let optFlags = 0
@@ -314,28 +309,26 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
   let minTtl = Infinity
   let negTtl = -1
   for (let i = 0; i < total; i++) {
-    const owner = c.p
-    if (!skipName(answer, c)) return 'format'
-    const p = c.p
-    if (p + 10 > answer.length) return 'format'
-    const type = answer.readUInt16BE(p)
-    const rdlen = answer.readUInt16BE(p + 8)
+    const owner = pos
+    const p = skipName(answer, pos)
+    if (p < 0 || p + 10 > answer.length) return 'format'
+    const type = (answer[p] << 8) | answer[p + 1]
+    const rdlen = (answer[p + 8] << 8) | answer[p + 9]
     const rdata = p + 10
     if (rdata + rdlen > answer.length) return 'format'
-    c.p = rdata + rdlen
+    pos = rdata + rdlen
     if (type === QType.OPT) {
       if (i < ancount + nscount || optStart >= 0) return 'format'
       optStart = owner
       additionalBefore = i - ancount - nscount
-      optFlags = answer.readUInt16BE(p + 6)
+      optFlags = (answer[p + 6] << 8) | answer[p + 7]
       optRdata = answer.subarray(rdata, rdata + rdlen)
       continue
     }
-    let t = answer.readUInt32BE(p + 4)
-    if (t > 0x7fffffff) t = 0 // RFC 2181 8: a TTL with the top bit set means 0
     if (optStart >= 0) continue // after the OPT: dropped below (its names may point across the OPT)
-    offsets.push(p + 4)
-    ttls.push(t)
+    const t = ttlAt(answer, p + 4)
+    if (n === scratch.length) return 'format' // more records than a 64 KiB message can hold
+    scratch[n++] = p + 4
     if (t < minTtl) minTtl = t
     if (i >= ancount && i < ancount + nscount && type === QType.SOA && negTtl < 0) {
       // RFC 2308 5: the negative TTL is min(SOA TTL, SOA MINIMUM); MINIMUM is the last 4 bytes.
@@ -344,7 +337,7 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
       negTtl = Math.min(t, minimum)
     }
   }
-  if (c.p !== answer.length) return 'format'
+  if (pos !== answer.length) return 'format'
 
   // Lifetime: positive answers live as long as their shortest TTL, negative ones per RFC 2308.
   const negative = rcode === Rcode.NXDOMAIN || (rcode === Rcode.NOERROR && ancount === 0)
@@ -368,11 +361,26 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
     body = Buffer.from(answer)
   }
   body[3] |= FLAG_RA
-  for (let i = 0; i < ttls.length; i++) body.writeUInt32BE(clamp(ttls[i], negative ? 0 : ttl.minTtl, cap), offsets[i])
+  const offsets: number[] = new Array<number>(n)
+  const floor = negative ? 0 : ttl.minTtl
+  for (let i = 0; i < n; i++) {
+    const at = scratch[i]
+    offsets[i] = at
+    body.writeUInt32BE(clamp(ttlAt(body, at), floor, cap), at)
+  }
   const dnssecOk = (optFlags & OPT_DO) !== 0
   const opt = optRdata === undefined || optRdata.length === 0 ? plainOpt(udpSize, dnssecOk) : buildOpt(udpSize, dnssecOk, optRdata)
   // memo present from the start: adding it later would change the object's shape on every answer.
   return { body, opt, rcode, ttlOffsets: offsets, lifetime, ancount, memo: undefined }
+}
+
+/** Record offsets of the answer being prepared: a 64 KiB message holds fewer than 6,000 records. */
+const ttlScratch = new Int32Array(6554)
+
+/** The TTL field at `at`; RFC 2181 8: a TTL with the top bit set means 0. */
+function ttlAt (b: Buffer, at: number): number {
+  const t = b.readUInt32BE(at)
+  return t > 0x7fffffff ? 0 : t
 }
 
 // OPT records without options are the same bytes for every answer with the same size and DO bit:
@@ -486,14 +494,24 @@ export function truncateForUdp (resp: Buffer, msg: Buffer, q: Query, limit: numb
 }
 
 
-/** What answer policy looks at: CNAME/DNAME targets and every address in the answer section. */
-export interface AnswerTargets { readonly names: string[], readonly addresses: string[] }
+/**
+ * What answer policy looks at: CNAME/DNAME targets and every address in the answer section. One
+ * instance is filled again for each answer (synchronous use), so inspecting allocates nothing
+ * beyond the names of CNAME chains.
+ */
+export class AnswerTargets {
+  readonly names: string[] = []
+  /** A records and ipv4hints as 32-bit values. */
+  readonly v4: number[] = []
+  /** AAAA records and ipv6hints as text. */
+  readonly v6: string[] = []
+}
 
 const SVC_IPV4HINT = 4
 const SVC_IPV6HINT = 6
 
-function ipv4Text (b: Buffer, p: number): string {
-  return `${b[p]}.${b[p + 1]}.${b[p + 2]}.${b[p + 3]}`
+function ipv4Value (b: Buffer, p: number): number {
+  return ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0
 }
 
 function ipv6Text (b: Buffer, p: number): string {
@@ -504,47 +522,50 @@ function ipv6Text (b: Buffer, p: number): string {
 
 /**
  * Walks the answer section of a stored answer (already validated by prepareAnswer) and collects
- * CNAME and DNAME targets, A and AAAA addresses, and the ipv4hint/ipv6hint of HTTPS and SVCB records
- * (RFC 9460), which browsers may connect to without another lookup.
+ * into `out` (emptied first) CNAME and DNAME targets, A and AAAA addresses, and the ipv4hint/ipv6hint
+ * of HTTPS and SVCB records (RFC 9460), which browsers may connect to without another lookup.
  */
-export function answerTargets (a: StoredAnswer): AnswerTargets {
+export function answerTargets (a: StoredAnswer, out: AnswerTargets = new AnswerTargets()): AnswerTargets {
+  const { names, v4, v6 } = out
+  names.length = 0
+  v4.length = 0
+  v6.length = 0
   const b = a.body
-  const names: string[] = []
-  const addresses: string[] = []
-  const c: Cursor = { p: HEADER }
-  if (!skipName(b, c)) return { names, addresses }
-  c.p += 4
+  let p = skipName(b, HEADER)
+  if (p < 0) return out
+  p += 4
   for (let i = 0; i < a.ancount; i++) {
-    if (!skipName(b, c) || c.p + 10 > b.length) break
-    const type = b.readUInt16BE(c.p)
-    const rdlen = b.readUInt16BE(c.p + 8)
-    const rdata = c.p + 10
-    c.p = rdata + rdlen
-    if (type === QType.CNAME || type === 39 /* DNAME */) {
+    p = skipName(b, p)
+    if (p < 0 || p + 10 > b.length) break
+    const type = (b[p] << 8) | b[p + 1]
+    const rdlen = (b[p + 8] << 8) | b[p + 9]
+    const rdata = p + 10
+    p = rdata + rdlen
+    if (type === QType.A && rdlen === 4) {
+      v4.push(ipv4Value(b, rdata))
+    } else if (type === QType.AAAA && rdlen === 16) {
+      v6.push(ipv6Text(b, rdata))
+    } else if (type === QType.CNAME || type === 39 /* DNAME */) {
       const n = readName(b, rdata)
       if (n !== undefined) names.push(n)
-    } else if (type === QType.A && rdlen === 4) {
-      addresses.push(ipv4Text(b, rdata))
-    } else if (type === QType.AAAA && rdlen === 16) {
-      addresses.push(ipv6Text(b, rdata))
     } else if ((type === QType.HTTPS || type === QType.SVCB) && rdlen > 3) {
       // SvcPriority (2), TargetName (uncompressed), then SvcParams: key (2), length (2), value.
-      const t: Cursor = { p: rdata + 2 }
-      if (!skipName(b, t)) continue
+      const params = skipName(b, rdata + 2)
+      if (params < 0) continue
       const target = readName(b, rdata + 2)
       if (target !== undefined && target !== '') names.push(target)
-      for (let p = t.p; p + 4 <= c.p;) {
-        const key = b.readUInt16BE(p)
-        const len = b.readUInt16BE(p + 2)
-        const v = p + 4
-        if (v + len > c.p) break
-        if (key === SVC_IPV4HINT) for (let q = v; q + 4 <= v + len; q += 4) addresses.push(ipv4Text(b, q))
-        if (key === SVC_IPV6HINT) for (let q = v; q + 16 <= v + len; q += 16) addresses.push(ipv6Text(b, q))
-        p = v + len
+      for (let k = params; k + 4 <= p;) {
+        const key = (b[k] << 8) | b[k + 1]
+        const len = (b[k + 2] << 8) | b[k + 3]
+        const v = k + 4
+        if (v + len > p) break
+        if (key === SVC_IPV4HINT) for (let q = v; q + 4 <= v + len; q += 4) v4.push(ipv4Value(b, q))
+        if (key === SVC_IPV6HINT) for (let q = v; q + 16 <= v + len; q += 16) v6.push(ipv6Text(b, q))
+        k = v + len
       }
     }
   }
-  return { names, addresses }
+  return out
 }
 
 /** How a blocked query is answered (BlockAction less `monitor`, which answers normally). */

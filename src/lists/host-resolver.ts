@@ -6,6 +6,7 @@
 import { answerTargets, QType, Rcode } from '../dns/wire.js'
 import type { Resolution } from '../dns/upstream/pool.js'
 import { ListUpdateError } from '../errors.js'
+import { ipv4Text } from '../policy/names.js'
 
 /** A host name -> its IPv4 and IPv6 addresses (A and AAAA). */
 export type HostResolver = (host: string) => Promise<string[]>
@@ -34,9 +35,9 @@ export function upstreamHostResolver (pool: () => QuestionResolver): HostResolve
     const results = await Promise.allSettled([QType.A, QType.AAAA].map(async t => {
       const r = await pool().resolve(question(host, t), false)
       if (r.answer.rcode !== Rcode.NOERROR) throw new Error(`rcode ${r.answer.rcode} from ${r.upstream}`)
-      const { addresses } = answerTargets(r.answer)
+      const { v4, v6 } = answerTargets(r.answer)
       // A CNAME chain may carry addresses of both families; keep those of the asked type.
-      return addresses.filter(a => (t === QType.A) === !a.includes(':'))
+      return t === QType.A ? v4.map(ipv4Text) : [...v6]
     }))
     const addresses = results.flatMap(r => r.status === 'fulfilled' ? r.value : [])
     if (addresses.length > 0) return addresses

@@ -9,6 +9,7 @@
 import type { BlockAction } from '../config/types.js'
 import type { DomainIndex } from './domain-index.js'
 import type { IpIndex } from './ip-index.js'
+import { ipv4Text } from './names.js'
 import type { RuleKind } from './rule.js'
 
 /** What matched: the query name, a name in the answer's CNAME chain, or an answer address. */
@@ -38,6 +39,16 @@ export interface CategoryInfo {
   /** Enabled unless a group says otherwise (meta.yaml default, then config override). */
   readonly enabled: boolean
   readonly action: BlockAction
+}
+
+/** The parts of an answer that policy inspects. */
+export interface AnswerParts {
+  /** CNAME/DNAME targets and HTTPS/SVCB target names. */
+  readonly names: readonly string[]
+  /** IPv4 addresses (A records, ipv4hint) as 32-bit values. */
+  readonly v4: readonly number[]
+  /** IPv6 addresses (AAAA records, ipv6hint) as text. */
+  readonly v6: readonly string[]
 }
 
 /** The policy of one client group, resolved against the categories. */
@@ -143,13 +154,28 @@ export class Engine {
     return id < 0 ? undefined : this.#verdict(id, group, 'address', address)
   }
 
+  /** `decideAddress` for an IPv4 address as its 32-bit value; the text is built only for a verdict. */
+  decideV4 (address: number, group: GroupPlan): Verdict | undefined {
+    if (group.exempt) return undefined
+    const p = this.#p
+    if (!this.#blockAddresses) return undefined
+    if (this.#allowAddresses && p.allowAddresses.matchV4(address, group.accepts) >= 0) return undefined
+    const id = p.blockAddresses.matchV4(address, group.accepts)
+    return id < 0 ? undefined : this.#verdict(id, group, 'address', ipv4Text(address))
+  }
+
   /** The first blocked part of an answer (CNAME targets, then addresses), or undefined. */
-  decideAnswer (names: readonly string[], addresses: readonly string[], group: GroupPlan): Verdict | undefined {
-    for (const n of names) {
+  decideAnswer (t: AnswerParts, group: GroupPlan): Verdict | undefined {
+    for (const n of t.names) {
       const v = this.decideName(n, group, 'cname')
       if (v !== undefined) return v
     }
-    for (const a of addresses) {
+    if (!this.#blockAddresses) return undefined
+    for (const a of t.v4) {
+      const v = this.decideV4(a, group)
+      if (v !== undefined) return v
+    }
+    for (const a of t.v6) {
       const v = this.decideAddress(a, group)
       if (v !== undefined) return v
     }

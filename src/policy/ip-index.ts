@@ -106,16 +106,19 @@ export class IpIndex {
    */
   match (address: string, accept: (id: number) => boolean): number {
     const v4 = ipv4Number(address)
-    if (v4 >= 0) {
-      const ids = this.#v4.lookupNumber(v4)
-      if (ids === undefined) return -1
-      for (const id of ids) if (accept(id)) return id
-      return -1
-    }
+    if (v4 >= 0) return this.matchV4(v4, accept)
     const ip = parseIp(address)
     if (ip === undefined) return -1
     const v = ip.value
     const ids = ip.family === 4 ? this.#v4.lookup(v) : (v >> 32n) === 0xffffn ? this.#v4.lookup(v - MAPPED_PREFIX) : this.#v6.lookup(v)
+    if (ids === undefined) return -1
+    for (const id of ids) if (accept(id)) return id
+    return -1
+  }
+
+  /** `match` for an IPv4 address given as its 32-bit value (answers: no text to build or parse). */
+  matchV4 (address: number, accept: (id: number) => boolean): number {
+    const ids = this.#v4.lookupNumber(address)
     if (ids === undefined) return -1
     for (const id of ids) if (accept(id)) return id
     return -1

@@ -127,6 +127,11 @@ export function parseCidr (text: string): Cidr | NameError {
   return { value, family, start, end }
 }
 
+/** Dotted-quad text of a 32-bit IPv4 value. */
+export function ipv4Text (x: number): string {
+  return `${x >>> 24}.${(x >>> 16) & 0xff}.${(x >>> 8) & 0xff}.${x & 0xff}`
+}
+
 /** An IP address (no prefix; a zone id is ignored) as its family and 32/128-bit value; undefined if not one. */
 export function parseIp (text: string): { family: 4 | 6, value: bigint } | undefined {
   const zone = text.indexOf('%')

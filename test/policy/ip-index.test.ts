@@ -1,6 +1,6 @@
 import t from 'tap'
 import { IpIndex, ipv4Number } from '../../src/policy/ip-index.js'
-import { parseIp } from '../../src/policy/names.js'
+import { ipv4Text, parseIp } from '../../src/policy/names.js'
 
 const v4 = (s: string): bigint => parseIp(s)?.value as bigint
 const v6 = (s: string): bigint => parseIp(s)?.value as bigint
@@ -25,8 +25,10 @@ t.test('the IPv4 fast parser agrees with the general one, and declines what it d
   for (const s of inputs) {
     const general = parseIp(s)
     const fast = ipv4Number(s)
-    if (fast >= 0) t.equal(BigInt(fast), general?.family === 4 ? general.value : undefined, `${s}: same value`)
-    else t.not(general?.family === 4 && !s.includes('%'), true, `${s}: declined, and not a plain IPv4 address`)
+    if (fast >= 0) {
+      t.equal(BigInt(fast), general?.family === 4 ? general.value : undefined, `${s}: same value`)
+      t.equal(ipv4Text(fast), s, `${s}: written back as it was`)
+    } else t.not(general?.family === 4 && !s.includes('%'), true, `${s}: declined, and not a plain IPv4 address`)
   }
   t.equal(ipv4Number('255.255.255.255'), 2 ** 32 - 1)
 })
@@ -53,7 +55,12 @@ t.test('ranges, overlaps, families and IPv4-mapped IPv6', async t => {
     ['::ffff:8.8.8.8', -1],
     ['not-an-ip', -1]
   ]
-  for (const [a, id] of cases) t.equal(ip.match(a, all), id, a)
+  for (const [a, id] of cases) {
+    t.equal(ip.match(a, all), id, a)
+    const n = ipv4Number(a)
+    if (n >= 0) t.equal(ip.matchV4(n, all), id, `${a} as a number`)
+  }
+  t.equal(ip.matchV4(2 ** 32 - 1, all), -1, '255.255.255.255 as a number')
   t.equal(ip.match('149.154.167.51', id => id === 1), 1, 'both ranges cover it; the caller picks')
   t.equal(ip.match('149.154.167.51', () => false), -1)
 })
