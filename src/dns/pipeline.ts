@@ -1,8 +1,8 @@
 // The query path as a chain of stages (STYLE.md), composed once in `createPipeline`:
 //
-//   bytes ─▶ readQuery ─▶ [count] ─▶ [answer policy] ─▶ [cache] ─▶ [query policy] ─▶ [coalesce] ─▶ forward
-//                                                                             ◀── Outcome ──┘
-//   Outcome ─▶ render (ID, question case, TTLs, OPT) ─▶ truncate for UDP ─▶ bytes
+//   bytes ─▶ readQuery ─▶ [observe] ─▶ [answer policy] ─▶ [cache] ─▶ [query policy] ─▶ [coalesce] ─▶ forward
+//                                                                               ◀── Outcome ──┘
+//   Outcome ─▶ count ─▶ render (ID, question case, TTLs, OPT) ─▶ truncate for UDP ─▶ bytes
 //
 // A stage is `(next) => (ctx) => Outcome | Promise<Outcome>`. A stage that can answer by itself
 // (a cache hit) returns synchronously without calling `next`, so the hot path allocates no Promise.
@@ -62,15 +62,6 @@ export type Stage = (next: Handler) => Handler
 /** Folds stages around a terminal handler: the first stage in the array runs first. */
 export function compose (stages: readonly Stage[], terminal: Handler): Handler {
   return stages.reduceRight<Handler>((next, stage) => stage(next), terminal)
-}
-
-/** Counts every outcome by kind, for sync and async answers alike. */
-export function countStage (metrics: DnsMetrics): Stage {
-  const count = (o: Outcome, protocol: Protocol): Outcome => { metrics.outcomes[o.kind]++; metrics.results[protocol][o.kind]++; return o }
-  return next => ctx => {
-    const o = next(ctx)
-    return o instanceof Promise ? o.then(r => count(r, ctx.protocol)) : count(o, ctx.protocol)
-  }
 }
 
 /** Hands every answer that is not a block to `observe`, with its rcode and time to answer. */
@@ -212,7 +203,6 @@ const EDE_NO_REACHABLE_AUTHORITY = 22
  */
 export function createPipeline (d: PipelineDeps): (msg: Buffer, protocol: Protocol, client: string) => Buffer | Promise<Buffer> | null {
   const stages: Stage[] = [
-    countStage(d.metrics),                              // every outcome counted, whoever produced it
     ...(d.observe !== undefined ? [observeStage(d.observe, d.now)] : []),  // logQueries: all
     answerPolicyStage(d.report),                        // above the cache: cached answers follow list changes
     ...(d.cache.enabled ? [cacheStage(d.answers, d.now)] : []),  // hits answer here, synchronously
@@ -239,7 +229,12 @@ export function createPipeline (d: PipelineDeps): (msg: Buffer, protocol: Protoc
     return b
   }
 
+  // Every outcome is counted here, whoever produced it, on its way to the client (not as a stage
+  // of its own: that would cost every forwarded query one more promise hop).
+  const m = d.metrics
   const render = (ctx: QueryContext, o: Outcome): Buffer => {
+    m.outcomes[o.kind]++
+    m.results[ctx.protocol][o.kind]++
     let resp: Buffer
     switch (o.kind) {
       case 'cached': resp = renderAnswer(o.answer, ctx.msg, ctx.q, o.elapsed); break
@@ -252,7 +247,7 @@ export function createPipeline (d: PipelineDeps): (msg: Buffer, protocol: Protoc
     if (ctx.protocol === 'udp') {
       const limit = ctx.q.udpSize < ednsSize ? ctx.q.udpSize : ednsSize
       if (resp.length > limit) {
-        d.metrics.truncated++
+        m.truncated++
         resp = truncateForUdp(resp, ctx.msg, ctx.q, limit, ednsSize)
       }
     }

@@ -500,11 +500,15 @@ export function truncateForUdp (resp: Buffer, msg: Buffer, q: Query, limit: numb
  * beyond the names of CNAME chains.
  */
 export class AnswerTargets {
+  /** The first `nameCount` entries are this answer's (the arrays keep their capacity between answers). */
   readonly names: string[] = []
-  /** A records and ipv4hints as 32-bit values. */
+  nameCount = 0
+  /** A records and ipv4hints as 32-bit values: the first `v4Count`. */
   readonly v4: number[] = []
-  /** AAAA records and ipv6hints as text. */
+  v4Count = 0
+  /** AAAA records and ipv6hints as text: the first `v6Count`. */
   readonly v6: string[] = []
+  v6Count = 0
 }
 
 const SVC_IPV4HINT = 4
@@ -527,9 +531,7 @@ function ipv6Text (b: Buffer, p: number): string {
  */
 export function answerTargets (a: StoredAnswer, out: AnswerTargets = new AnswerTargets()): AnswerTargets {
   const { names, v4, v6 } = out
-  names.length = 0
-  v4.length = 0
-  v6.length = 0
+  out.nameCount = out.v4Count = out.v6Count = 0
   const b = a.body
   let p = skipName(b, HEADER)
   if (p < 0) return out
@@ -542,25 +544,25 @@ export function answerTargets (a: StoredAnswer, out: AnswerTargets = new AnswerT
     const rdata = p + 10
     p = rdata + rdlen
     if (type === QType.A && rdlen === 4) {
-      v4.push(ipv4Value(b, rdata))
+      v4[out.v4Count++] = ipv4Value(b, rdata)
     } else if (type === QType.AAAA && rdlen === 16) {
-      v6.push(ipv6Text(b, rdata))
+      v6[out.v6Count++] = ipv6Text(b, rdata)
     } else if (type === QType.CNAME || type === 39 /* DNAME */) {
       const n = readName(b, rdata)
-      if (n !== undefined) names.push(n)
+      if (n !== undefined) names[out.nameCount++] = n
     } else if ((type === QType.HTTPS || type === QType.SVCB) && rdlen > 3) {
       // SvcPriority (2), TargetName (uncompressed), then SvcParams: key (2), length (2), value.
       const params = skipName(b, rdata + 2)
       if (params < 0) continue
       const target = readName(b, rdata + 2)
-      if (target !== undefined && target !== '') names.push(target)
+      if (target !== undefined && target !== '') names[out.nameCount++] = target
       for (let k = params; k + 4 <= p;) {
         const key = (b[k] << 8) | b[k + 1]
         const len = (b[k + 2] << 8) | b[k + 3]
         const v = k + 4
         if (v + len > p) break
-        if (key === SVC_IPV4HINT) for (let q = v; q + 4 <= v + len; q += 4) v4.push(ipv4Value(b, q))
-        if (key === SVC_IPV6HINT) for (let q = v; q + 16 <= v + len; q += 16) v6.push(ipv6Text(b, q))
+        if (key === SVC_IPV4HINT) for (let q = v; q + 4 <= v + len; q += 4) v4[out.v4Count++] = ipv4Value(b, q)
+        if (key === SVC_IPV6HINT) for (let q = v; q + 16 <= v + len; q += 16) v6[out.v6Count++] = ipv6Text(b, q)
         k = v + len
       }
     }

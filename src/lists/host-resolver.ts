@@ -35,9 +35,9 @@ export function upstreamHostResolver (pool: () => QuestionResolver): HostResolve
     const results = await Promise.allSettled([QType.A, QType.AAAA].map(async t => {
       const r = await pool().resolve(question(host, t), false)
       if (r.answer.rcode !== Rcode.NOERROR) throw new Error(`rcode ${r.answer.rcode} from ${r.upstream}`)
-      const { v4, v6 } = answerTargets(r.answer)
+      const found = answerTargets(r.answer)
       // A CNAME chain may carry addresses of both families; keep those of the asked type.
-      return t === QType.A ? v4.map(ipv4Text) : [...v6]
+      return t === QType.A ? found.v4.slice(0, found.v4Count).map(ipv4Text) : found.v6.slice(0, found.v6Count)
     }))
     const addresses = results.flatMap(r => r.status === 'fulfilled' ? r.value : [])
     if (addresses.length > 0) return addresses

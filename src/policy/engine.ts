@@ -41,14 +41,17 @@ export interface CategoryInfo {
   readonly action: BlockAction
 }
 
-/** The parts of an answer that policy inspects. */
+/** The parts of an answer that policy inspects: the first `…Count` entries of each array. */
 export interface AnswerParts {
   /** CNAME/DNAME targets and HTTPS/SVCB target names. */
   readonly names: readonly string[]
+  readonly nameCount: number
   /** IPv4 addresses (A records, ipv4hint) as 32-bit values. */
   readonly v4: readonly number[]
+  readonly v4Count: number
   /** IPv6 addresses (AAAA records, ipv6hint) as text. */
   readonly v6: readonly string[]
+  readonly v6Count: number
 }
 
 /** The policy of one client group, resolved against the categories. */
@@ -166,17 +169,17 @@ export class Engine {
 
   /** The first blocked part of an answer (CNAME targets, then addresses), or undefined. */
   decideAnswer (t: AnswerParts, group: GroupPlan): Verdict | undefined {
-    for (const n of t.names) {
-      const v = this.decideName(n, group, 'cname')
+    for (let i = 0; i < t.nameCount; i++) {
+      const v = this.decideName(t.names[i], group, 'cname')
       if (v !== undefined) return v
     }
     if (!this.#blockAddresses) return undefined
-    for (const a of t.v4) {
-      const v = this.decideV4(a, group)
+    for (let i = 0; i < t.v4Count; i++) {
+      const v = this.decideV4(t.v4[i], group)
       if (v !== undefined) return v
     }
-    for (const a of t.v6) {
-      const v = this.decideAddress(a, group)
+    for (let i = 0; i < t.v6Count; i++) {
+      const v = this.decideAddress(t.v6[i], group)
       if (v !== undefined) return v
     }
     return undefined
