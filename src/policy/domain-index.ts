@@ -20,15 +20,21 @@ export class DomainIndex {
    * the query name once from the right, which gives the hash of every suffix on the way, and only
    * suffixes whose hash is in the table are checked. Most names match nothing, and for them the
    * walk allocates nothing and touches one compact array.
+   *
+   * Four int32 per slot, so that a probe and its confirmation read one cache line: the hash key
+   * (0 = empty), the name's first rule id (-2: two listed names share the hash, and the map
+   * decides), and where the name's bytes are in `#arena` (offset, length). A hit is confirmed by
+   * comparing the query name's tail with those bytes: no slice, no map lookup, no string object.
    */
-  #filter: Int32Array | undefined
+  #slots: Int32Array | undefined
+  #arena = new Uint8Array(0)
   /**
-   * Per slot of the table: the name whose hash it holds and that name's first rule id, so a hit is
-   * confirmed by comparing the query name's tail with that name (no slice, no map lookup). -2: two
-   * listed names share the hash, and the map decides.
+   * One bit per 8 table slots' worth of keys, set for every listed name's key (from the key's high
+   * bits; the table uses the low ones): a suffix whose bit is clear is not listed, known from a
+   * bitmap small enough to stay in cache, without touching the much larger table.
    */
-  #slotFirst = new Int32Array(0)
-  #slotName: string[] = []
+  #bits = new Int32Array(0)
+  #bitShift = 32
   readonly #hits = new Int32Array(128)
   readonly #hitSlots = new Int32Array(128)
 
@@ -37,7 +43,7 @@ export class DomainIndex {
     const first = map.get(name)
     this.#next[id] = first === undefined ? -1 : first
     map.set(name, id)
-    if (kind === 'suffix') this.#filter = undefined
+    if (kind === 'suffix') this.#slots = undefined
   }
 
   addRegex (re: RegExp, id: number): void {
@@ -49,31 +55,51 @@ export class DomainIndex {
   seal (): void {
     let size = 16
     while (size < this.#suffix.size * 2) size *= 2
-    const table = new Int32Array(size)
-    const slotFirst = new Int32Array(size)
-    const slotName: string[] = new Array<string>(size).fill('')
+    const slots = new Int32Array(size * 4)
+    let bytes = 0
+    for (const name of this.#suffix.keys()) bytes += name.length
+    const arena = new Uint8Array(bytes)
+    let used = 0
     const mask = size - 1
+    // size * 8 bits: a suffix that is not listed finds its bit set about once in 16.
+    const bitShift = 32 - Math.log2(size * 8)
+    const bits = new Int32Array(size / 4)
     for (const [name, first] of this.#suffix) {
       const h = suffixHash(name, 0, name.length)
+      const b = h >>> bitShift
+      bits[b >>> 5] |= 1 << (b & 31)
       let i = h & mask
-      while (table[i] !== 0 && table[i] !== h) i = (i + 1) & mask
-      if (table[i] === h) {
-        slotFirst[i] = -2 // a second name with the same hash
-      } else {
-        table[i] = h
-        slotFirst[i] = first
-        slotName[i] = name
+      while (slots[i * 4] !== 0 && slots[i * 4] !== h) i = (i + 1) & mask
+      const s = i * 4
+      if (slots[s] === h) {
+        slots[s + 1] = -2 // a second name with the same hash
+        continue
       }
+      slots[s] = h
+      slots[s + 1] = first
+      // Listed names are ASCII (IDNs as punycode, odd bytes as \DDD); anything else goes to the map.
+      let ascii = true
+      for (let c = 0; c < name.length; c++) {
+        const code = name.charCodeAt(c)
+        if (code > 0x7f) ascii = false
+        arena[used + c] = code
+      }
+      if (!ascii) { slots[s + 1] = -2; continue }
+      slots[s + 2] = used
+      slots[s + 3] = name.length
+      used += name.length
     }
-    this.#filter = table
-    this.#slotFirst = slotFirst
-    this.#slotName = slotName
+    this.#slots = slots
+    this.#arena = arena
+    this.#bits = bits
+    this.#bitShift = bitShift
   }
 
-  /** Slots of the sealed table shared by two listed names (those lookups go through the map). */
+  /** Slots of the sealed table that the map decides (names sharing a hash, non-ASCII names). */
   get hashCollisions (): number {
+    const slots = this.#slots
     let n = 0
-    for (const f of this.#slotFirst) if (f === -2) n++
+    if (slots !== undefined) for (let s = 1; s < slots.length; s += 4) if (slots[s] === -2) n++
     return n
   }
 
@@ -89,7 +115,7 @@ export class DomainIndex {
       if (id >= 0) return id
     }
     if (this.#suffix.size > 0) {
-      const id = this.#filter === undefined ? this.#walk(this.#suffix, qname, 0, accept) : this.#filtered(qname, accept)
+      const id = this.#slots === undefined ? this.#walk(this.#suffix, qname, 0, accept) : this.#filtered(qname, accept)
       if (id >= 0) return id
     }
     if (this.#wildcard.size > 0) {
@@ -121,31 +147,41 @@ export class DomainIndex {
   }
 
   #filtered (qname: string, accept: (id: number) => boolean): number {
-    const table = this.#filter as Int32Array
-    const mask = table.length - 1
+    const slots = this.#slots as Int32Array
+    const mask = (slots.length >> 2) - 1
     const hits = this.#hits
     const hitSlots = this.#hitSlots
+    const bits = this.#bits
+    const bitShift = this.#bitShift
     let n = 0
     let h = FNV_OFFSET
     for (let i = qname.length - 1; i >= 0; i--) {
       h = Math.imul(h ^ qname.charCodeAt(i), FNV_PRIME) // int32 all the way: no heap numbers
       if (i !== 0 && qname.charCodeAt(i - 1) !== 0x2e) continue
       const key = slotKey(h)
+      const b = key >>> bitShift
+      if ((bits[b >>> 5] & (1 << (b & 31))) === 0) continue
       let j = key & mask
-      while (table[j] !== 0 && table[j] !== key) j = (j + 1) & mask
-      if (table[j] === key && n < hits.length) { hits[n] = i; hitSlots[n++] = j }
+      while (slots[j << 2] !== 0 && slots[j << 2] !== key) j = (j + 1) & mask
+      if (slots[j << 2] === key && n < hits.length) { hits[n] = i; hitSlots[n++] = j << 2 }
     }
     // Candidates were found shortest first; the most specific name wins.
+    const arena = this.#arena
     for (let k = n - 1; k >= 0; k--) {
       const start = hits[k]
-      const first = this.#slotFirst[hitSlots[k]]
+      const s = hitSlots[k]
+      const first = slots[s + 1]
       let id: number
       if (first === -2) {
         id = this.#take(this.#suffix.get(start === 0 ? qname : qname.slice(start)), accept)
       } else {
-        const name = this.#slotName[hitSlots[k]]
         // Same hash; the same name only if the query name's tail reads the same.
-        if (name.length !== qname.length - start || !qname.endsWith(name)) continue
+        const len = slots[s + 3]
+        if (len !== qname.length - start) continue
+        const off = slots[s + 2] - start
+        let c = start
+        while (c < qname.length && arena[off + c] === qname.charCodeAt(c)) c++
+        if (c !== qname.length) continue
         id = this.#take(first, accept)
       }
       if (id >= 0) return id
