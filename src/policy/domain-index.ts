@@ -6,8 +6,14 @@
 export type NameKind = 'suffix' | 'exact' | 'wildcard'
 
 export class DomainIndex {
-  /** name -> first rule id; `x` matches x and every name under it. */
-  readonly #suffix = new Map<string, number>()
+  /**
+   * name -> first rule id; `x` matches x and every name under it. Once sealed, only the names the
+   * table cannot decide alone stay here (those sharing a hash, non-ASCII ones): a million-name list
+   * does not keep a million-entry map next to the table.
+   */
+  #suffix = new Map<string, number>()
+  /** Distinct suffix-rule names. */
+  #suffixNames = 0
   /** name -> first rule id; matches only the name itself. */
   readonly #exact = new Map<string, number>()
   /** base -> first rule id; `*.x` matches names strictly under x. */
@@ -39,11 +45,12 @@ export class DomainIndex {
   readonly #hitSlots = new Int32Array(128)
 
   add (kind: NameKind, name: string, id: number): void {
+    if (kind === 'suffix' && this.#slots !== undefined) throw new Error('DomainIndex: a suffix rule added after seal()')
     const map = kind === 'suffix' ? this.#suffix : kind === 'exact' ? this.#exact : this.#wildcard
     const first = map.get(name)
     this.#next[id] = first === undefined ? -1 : first
     map.set(name, id)
-    if (kind === 'suffix') this.#slots = undefined
+    if (kind === 'suffix' && first === undefined) this.#suffixNames++
   }
 
   addRegex (re: RegExp, id: number): void {
@@ -51,7 +58,7 @@ export class DomainIndex {
     this.#next[id] = -1
   }
 
-  /** Builds the suffix hash table; call once all rules are added (adding more drops it). */
+  /** Builds the suffix hash table; call once, after every suffix rule is added. */
   seal (): void {
     let size = 16
     while (size < this.#suffix.size * 2) size *= 2
@@ -64,8 +71,11 @@ export class DomainIndex {
     // size * 8 bits: a suffix that is not listed finds its bit set about once in 16.
     const bitShift = 32 - Math.log2(size * 8)
     const bits = new Int32Array(size / 4)
+    const hashes = new Int32Array(this.#suffix.size) // per name, in map order
+    let k = 0
     for (const [name, first] of this.#suffix) {
       const h = suffixHash(name, 0, name.length)
+      hashes[k++] = h
       const b = h >>> bitShift
       bits[b >>> 5] |= 1 << (b & 31)
       let i = h & mask
@@ -89,6 +99,16 @@ export class DomainIndex {
       slots[s + 3] = name.length
       used += name.length
     }
+    // Keep in the map only what the table sends there.
+    const shared = new Map<string, number>()
+    k = 0
+    for (const [name, first] of this.#suffix) {
+      const h = hashes[k++]
+      let i = h & mask
+      while (slots[i * 4] !== h) i = (i + 1) & mask
+      if (slots[i * 4 + 1] === -2) shared.set(name, first)
+    }
+    this.#suffix = shared
     this.#slots = slots
     this.#arena = arena
     this.#bits = bits
@@ -103,7 +123,7 @@ export class DomainIndex {
     return n
   }
 
-  get size (): number { return this.#suffix.size + this.#exact.size + this.#wildcard.size + this.#regex.length }
+  get size (): number { return this.#suffixNames + this.#exact.size + this.#wildcard.size + this.#regex.length }
 
   /**
    * The first rule that matches `qname` (lower-case, no trailing dot) and that `accept` takes, or -1.
@@ -114,7 +134,7 @@ export class DomainIndex {
       const id = this.#take(this.#exact.get(qname), accept)
       if (id >= 0) return id
     }
-    if (this.#suffix.size > 0) {
+    if (this.#suffixNames > 0) {
       const id = this.#slots === undefined ? this.#walk(this.#suffix, qname, 0, accept) : this.#filtered(qname, accept)
       if (id >= 0) return id
     }

@@ -63,4 +63,6 @@ t.test('a big sealed list: every name found through the hash table, 32-bit hash 
     if (d.match(`m${i}.list.example`, all) !== -1) wrong++ // unlisted, same shape
   }
   t.equal(wrong, 0, 'every listed name and its subdomains match their own rule, and nothing else matches')
+  t.equal(d.size, n, 'the size counts every name, though the sealed map keeps only the shared-hash ones')
+  t.throws(() => { d.add('suffix', 'late.example', n) }, /after seal/, 'a sealed table takes no more suffix rules')
 })
