@@ -60,6 +60,7 @@ export class DomainIndex {
 
   /** Builds the suffix hash table; call once, after every suffix rule is added. */
   seal (): void {
+    if (this.#slots !== undefined) return
     let size = 16
     while (size < this.#suffix.size * 2) size *= 2
     const slots = new Int32Array(size * 4)

@@ -65,4 +65,6 @@ t.test('a big sealed list: every name found through the hash table, 32-bit hash 
   t.equal(wrong, 0, 'every listed name and its subdomains match their own rule, and nothing else matches')
   t.equal(d.size, n, 'the size counts every name, though the sealed map keeps only the shared-hash ones')
   t.throws(() => { d.add('suffix', 'late.example', n) }, /after seal/, 'a sealed table takes no more suffix rules')
+  d.seal()
+  t.equal(d.match('n12345.list.example', all), 12345, 'sealing twice changes nothing')
 })
