@@ -35,9 +35,10 @@ export class DomainIndex {
   #slots: Int32Array | undefined
   #arena = new Uint8Array(0)
   /**
-   * One bit per 8 table slots' worth of keys, set for every listed name's key (from the key's high
-   * bits; the table uses the low ones): a suffix whose bit is clear is not listed, known from a
-   * bitmap small enough to stay in cache, without touching the much larger table.
+   * A bitmap of 8 bits per table slot (16 or more per listed name), with the bit of every listed
+   * name's key set (taken from the key's high bits; the table uses the low ones): a suffix whose
+   * bit is clear is not listed, known from a bitmap small enough to stay in cache, without touching
+   * the much larger table.
    */
   #bits = new Int32Array(0)
   #bitShift = 32
