@@ -18,6 +18,8 @@ export interface WriterWorkerData {
   readonly nice?: number
   /** Tests: cap the file (PRAGMA max_page_count) to provoke SQLITE_FULL. */
   readonly maxPageCount?: number
+  /** Tests: the thread dies on every write, as a writer with a bug would. */
+  readonly crashOnWrite?: boolean
 }
 
 export type ToWriter =
@@ -25,6 +27,8 @@ export type ToWriter =
   | { readonly type: 'retain', readonly now: number, readonly limits: RetentionLimits }
   | { readonly type: 'checkpoint' }
   | { readonly type: 'pragma', readonly sql: string }
+  /** Tests: the thread dies now. */
+  | { readonly type: 'crash' }
   | { readonly type: 'close' }
 
 export type FromWriter =
@@ -63,6 +67,7 @@ let retaining = false
 port.on('message', (m: ToWriter) => {
   switch (m.type) {
     case 'write': {
+      if (data.crashOnWrite === true) throw new Error('writer crash on write (tests)')
       const t = performance.now()
       try {
         writer.writeBatch(m.batch)
@@ -88,6 +93,8 @@ port.on('message', (m: ToWriter) => {
     case 'pragma':
       try { db.pragma(m.sql) } catch { /* tests only */ }
       break
+    case 'crash':
+      throw new Error('writer crash (tests)')
     case 'close':
       try { db.pragma('optimize') } catch { /* best effort */ }
       try { db.pragma('wal_checkpoint(TRUNCATE)') } catch { /* best effort */ }

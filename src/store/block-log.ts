@@ -5,7 +5,13 @@
 // retried with backoff; new events queue behind it, and once the queue holds `queueMax` events
 // new ones are dropped and counted (metric + a warning at most every 10 s). Writing resumes by
 // itself when the fault clears. `close()` writes what is queued (bounded wait), then checkpoints.
-// A crash loses at most what was queued: about one batch interval.
+// A crash of the process loses at most what was queued: about one batch interval.
+//
+// If the writer thread dies (a bug, out of memory), the batch it held goes back to the front of
+// the queue and a new writer starts after the same backoff; a batch that three writers in a row
+// died on is dropped and counted, so one poisoned batch cannot stop the log. A batch committed in
+// the instant between its transaction and the writer's death is written again (a duplicate, never
+// a loss).
 //
 // Live tail: subscribers get every pushed event synchronously (the SSE route filters and buffers).
 
@@ -38,6 +44,8 @@ export interface BlockLogOptions {
   readonly maxPageCount?: number
   /** The writer thread's nice value (store.threadNice); left alone when undefined. */
   readonly threadNice?: number
+  /** Tests only: every writer thread dies on its first write. */
+  readonly testCrashOnWrite?: boolean
 }
 
 export interface BlockLogStats {
@@ -56,9 +64,13 @@ export type BlockSubscriber = (e: BlockEvent) => void
 const BACKOFF_MIN_MS = 100
 const BACKOFF_MAX_MS = 5000
 const DROP_WARN_EVERY_MS = 10_000
+/** A batch is dropped after this many writer threads died while writing it. */
+const WRITER_DEATHS_PER_BATCH = 3
 
 export class BlockLog {
-  readonly #worker: Worker
+  /** The writer thread; undefined between a writer's death and its replacement. */
+  #worker: Worker | undefined
+  readonly #data: WriterWorkerData
   readonly #o: BlockLogOptions
   readonly #log: Logger
   readonly #now: () => number
@@ -79,28 +91,26 @@ export class BlockLog {
   #lastError: string | undefined
   #retentionDeleted = 0
   #retryTimer: NodeJS.Timeout | undefined
+  #restartTimer: NodeJS.Timeout | undefined
+  /** The batch the last writer died on, and how many writers in a row died on it. */
+  #deadlyBatch: EventBatch | undefined
+  #deaths = 0
   #soon: NodeJS.Immediate | undefined
   readonly #timers: NodeJS.Timeout[] = []
   readonly #subscribers = new Set<BlockSubscriber>()
   readonly #idleWaiters: Array<() => void> = []
   #closed = false
-  /** The writer thread's id and nice value, as it set them (or why it could not). */
-  readonly priority: ThreadPriority | undefined
+  #priority: ThreadPriority | undefined
   #onClosed: (() => void) | undefined
 
-  private constructor (worker: Worker, priority: ThreadPriority | undefined, o: BlockLogOptions) {
-    this.#worker = worker
-    this.priority = priority
+  private constructor (worker: Worker, priority: ThreadPriority | undefined, o: BlockLogOptions, data: WriterWorkerData) {
+    this.#data = data
+    this.#priority = priority
     this.#o = o
     this.#log = o.log
     this.#now = o.now ?? Date.now
     this.#maxBatch = o.maxBatch ?? 100_000
-    worker.on('message', (m: FromWriter) => this.#onMessage(m))
-    worker.on('error', err => {
-      this.#lastError = err.message
-      this.#log.error({ err }, 'block log writer crashed; events are no longer written')
-    })
-    worker.unref()
+    this.#attach(worker)
     const every = (ms: number, fn: () => void): void => { const t = setInterval(fn, ms); t.unref(); this.#timers.push(t) }
     every(o.batchMs, () => this.#send())
     every(o.checkpointEveryMs ?? 30_000, () => this.#post({ type: 'checkpoint' }))
@@ -113,8 +123,75 @@ export class BlockLog {
 
   /** Starts the writer thread on `o.path` (already created and migrated); rejects if it cannot open. */
   static open (o: BlockLogOptions): Promise<BlockLog> {
-    const data: WriterWorkerData = { path: o.path, synchronous: o.synchronous, busyTimeoutMs: o.busyTimeoutMs, maxPageCount: o.maxPageCount, nice: o.threadNice }
-    return startWorker(import.meta.url, 'block-log-worker', data).then(({ worker, ready }) => new BlockLog(worker, ready.priority, o))
+    const data: WriterWorkerData = {
+      path: o.path, synchronous: o.synchronous, busyTimeoutMs: o.busyTimeoutMs, maxPageCount: o.maxPageCount, nice: o.threadNice, crashOnWrite: o.testCrashOnWrite
+    }
+    return startWorker(import.meta.url, 'block-log-worker', data).then(({ worker, ready }) => new BlockLog(worker, ready.priority, o, data))
+  }
+
+  /** The writer thread's id and nice value, as it set them (or why it could not). */
+  get priority (): ThreadPriority | undefined { return this.#priority }
+
+  #attach (worker: Worker): void {
+    this.#worker = worker
+    worker.on('message', (m: FromWriter) => { if (this.#worker === worker) this.#onMessage(m) })
+    worker.on('error', err => { this.#died(worker, err.message) })
+    worker.on('exit', code => { this.#died(worker, `exited with code ${code}`) })
+    worker.unref()
+  }
+
+  /** The writer thread is gone: keep its batch (unless it is the third writer to die on it) and start another. */
+  #died (worker: Worker, why: string): void {
+    if (this.#worker !== worker || this.#closed) return
+    this.#worker = undefined
+    this.#failures++
+    this.#consecutiveFailures++
+    this.#lastError = `writer thread died: ${why}`
+    const batch = this.#inflight
+    this.#inflight = undefined
+    if (batch !== undefined) {
+      this.#deaths = batch === this.#deadlyBatch ? this.#deaths + 1 : 1
+      this.#deadlyBatch = batch
+      if (this.#deaths >= WRITER_DEATHS_PER_BATCH) {
+        this.#deadlyBatch = undefined
+        this.#dropped += batch.n
+        this.#log.error({ events: batch.n, deaths: this.#deaths }, 'block log batch dropped: writer threads kept dying on it')
+      } else {
+        this.#pending.unshift(batch)
+        this.#pendingEvents += batch.n
+      }
+    }
+    const delay = this.#backoff()
+    this.#log.error({ err: why, queued: this.#depth(), restartMs: delay }, 'block log writer thread died; events stay queued and a new writer starts')
+    this.#scheduleRestart(delay)
+  }
+
+  #scheduleRestart (delay: number): void {
+    this.#restartTimer = setTimeout(() => { this.#restartTimer = undefined; this.#restart() }, delay)
+    this.#restartTimer.unref()
+  }
+
+  #restart (): void {
+    if (this.#closed) return
+    startWorker(import.meta.url, 'block-log-worker', this.#data).then(({ worker, ready }) => {
+      if (this.#closed) { void worker.terminate(); return }
+      this.#priority = ready.priority
+      this.#attach(worker)
+      this.#log.info({ queued: this.#depth() }, 'block log writer thread restarted')
+      this.#send()
+    }, (err: Error) => {
+      if (this.#closed) return
+      this.#consecutiveFailures++
+      this.#lastError = `writer thread cannot start: ${err.message}`
+      const delay = this.#backoff()
+      this.#log.error({ err, restartMs: delay }, 'block log writer thread cannot start; trying again')
+      this.#scheduleRestart(delay)
+    })
+  }
+
+  /** Wait before the next attempt after `#consecutiveFailures` failures in a row. */
+  #backoff (): number {
+    return Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(10, this.#consecutiveFailures - 1))
   }
 
   /** Queues one event; never blocks. Returns false when it was dropped (queue full or closed). */
@@ -170,6 +247,9 @@ export class BlockLog {
   /** Tests only: runs a PRAGMA on the writer's connection. */
   pragma (sql: string): void { this.#post({ type: 'pragma', sql }) }
 
+  /** Tests only: the writer thread dies now, as one with a bug would. */
+  crashWriter (): void { this.#post({ type: 'crash' }) }
+
   /** Writes what is queued (waits at most closeTimeoutMs), then checkpoints and stops the writer. */
   async close (): Promise<void> {
     if (this.#closed) return
@@ -177,6 +257,7 @@ export class BlockLog {
     this.#closed = true
     for (const t of this.#timers) clearInterval(t)
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer)
+    if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer)
     if (this.#soon !== undefined) clearImmediate(this.#soon)
     this.#subscribers.clear()
     const lost = this.#depth()
@@ -185,17 +266,20 @@ export class BlockLog {
     const totals = { written: this.#written, dropped: this.#dropped, failures: this.#failures }
     if (this.#dropped > 0) this.#log.warn(totals, 'block log closed; events were dropped while the queue was full')
     else this.#log.info(totals, 'block log closed')
+    const worker = this.#worker
+    if (worker === undefined) return // it died and no other has started: nothing to close
     const closed = new Promise<void>(resolve => { this.#onClosed = resolve })
     this.#post({ type: 'close' })
     const t = setTimeout(() => { this.#onClosed?.() }, 5000)
     await closed
     clearTimeout(t)
-    await this.#worker.terminate()
+    await worker.terminate()
   }
 
+  /** To the writer thread; dropped while there is none (checkpoints and retention come again). */
   #post (m: ToWriter): void {
     if (this.#closed && m.type !== 'close') return
-    this.#worker.postMessage(m)
+    this.#worker?.postMessage(m)
   }
 
   /** Events queued or in flight. */
@@ -211,7 +295,7 @@ export class BlockLog {
   }
 
   #send (): void {
-    if (this.#inflight !== undefined || this.#retryTimer !== undefined || this.#closed) return
+    if (this.#inflight !== undefined || this.#retryTimer !== undefined || this.#worker === undefined || this.#closed) return
     if (this.#pending.length === 0) this.#seal()
     const batch = this.#pending.shift()
     if (batch === undefined) return
@@ -227,6 +311,7 @@ export class BlockLog {
         if (m.seq !== this.#seq) return
         this.#written += m.n
         this.#inflight = undefined
+        this.#deadlyBatch = undefined
         const waiting = this.#pendingEvents + this.#building.length
         if (this.#consecutiveFailures > 0) {
           this.#log.info({ failures: this.#consecutiveFailures }, 'block log writes resumed')
@@ -252,7 +337,7 @@ export class BlockLog {
           this.#pending.unshift(batch)
           this.#pendingEvents += batch.n
         }
-        const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(10, this.#consecutiveFailures - 1))
+        const delay = this.#backoff()
         if (this.#consecutiveFailures === 1 || this.#consecutiveFailures % 20 === 0) {
           this.#log.warn({ code: m.code, err: m.message, queued: this.#depth(), retryMs: delay }, 'block log write failed; events stay queued and are retried')
         }
