@@ -7,6 +7,11 @@
 // Anything else that does not match is dropped and reported through `onDrop`; the real answer is
 // still accepted when it arrives.
 //
+// A socket is replaced by a fresh one (a new random port) after `rotateAfter` queries, so the set
+// of ports in use keeps changing: someone who learned a port (say, from queries that reached a
+// name server of theirs) has it for a few hundred queries, not for the daemon's lifetime. The old
+// socket stays open until its last query is answered or timed out.
+//
 // Cost per query matters here (every cache miss comes through): no timer per query (one sweep
 // every `sweepMs` fails the queries past their deadline), a synchronous lookup for the IP literal
 // we connect to, and sends go out in one burst per event-loop turn (UdpSendBatch).
@@ -29,6 +34,10 @@ interface Pending {
 interface PoolSocket {
   readonly sock: dgram.Socket
   readonly pending: Map<number, Pending>
+  /** Queries sent from this socket. */
+  sent: number
+  /** Replaced in the pool: closes once `pending` is empty. */
+  retired: boolean
 }
 
 export interface UdpSocketPoolOptions {
@@ -42,6 +51,8 @@ export interface UdpSocketPoolOptions {
   readonly onDrop: (reason: DropReason) => void
   /** How often deadlines are checked (default 25 ms): a timeout fires up to this much late. */
   readonly sweepMs?: number
+  /** Queries per socket before it is replaced by one on a new random port (default 1000). */
+  readonly rotateAfter?: number
 }
 
 function literalLookup (address: string, _options: unknown, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
@@ -51,6 +62,8 @@ function literalLookup (address: string, _options: unknown, callback: (err: Node
 export class UdpSocketPool {
   readonly #opts: UdpSocketPoolOptions
   #sockets: PoolSocket[] | undefined
+  /** Replaced sockets still waiting for answers. */
+  readonly #retired = new Set<PoolSocket>()
   #sweeper: NodeJS.Timeout | undefined
   #pendingCount = 0
   #closed = false
@@ -61,20 +74,30 @@ export class UdpSocketPool {
   }
 
   #open (): PoolSocket[] {
-    const { host, port } = this.#opts
     const out: PoolSocket[] = []
-    for (let i = 0; i < this.#opts.size; i++) {
-      const sock = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup })
-      const ps: PoolSocket = { sock, pending: new Map() }
-      sock.on('message', msg => this.#onMessage(ps, msg))
-      sock.on('error', err => this.#onError(ps, err))
-      sock.bind(0) // port 0: the kernel picks a random ephemeral port
-      // With the synchronous lookup, bind and connect complete before this returns.
-      sock.connect(port, host)
-      sock.unref()
-      out.push(ps)
-    }
+    for (let i = 0; i < this.#opts.size; i++) out.push(this.#socket())
     return out
+  }
+
+  #socket (): PoolSocket {
+    const { host, port } = this.#opts
+    const sock = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup })
+    const ps: PoolSocket = { sock, pending: new Map(), sent: 0, retired: false }
+    sock.on('message', msg => this.#onMessage(ps, msg))
+    sock.on('error', err => this.#onError(ps, err))
+    sock.bind(0) // port 0: the kernel picks a random ephemeral port
+    // With the synchronous lookup, bind and connect complete before this returns.
+    sock.connect(port, host)
+    sock.unref()
+    return ps
+  }
+
+  /** Puts a fresh socket in `i`'s place; the old one (with the query just sent) closes after its last answer. */
+  #rotate (sockets: PoolSocket[], i: number): void {
+    const old = sockets[i]
+    sockets[i] = this.#socket()
+    old.retired = true
+    this.#retired.add(old)
   }
 
   /** Sends `x.wire` to the upstream and waits for the matching answer. */
@@ -83,7 +106,8 @@ export class UdpSocketPool {
     if (this.#closed) return Promise.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_CLOSED', url, 'shutting down'))
     const sockets = this.#sockets ??= this.#open()
     const random = this.#opts.random
-    const ps = sockets[random.below(sockets.length)]
+    const index = random.below(sockets.length)
+    const ps = sockets[index]
     let id = random.u16()
     for (let tries = 0; ps.pending.has(id); tries++) {
       if (tries > 64) return Promise.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_NETWORK', url, 'no free query ID on the socket'))
@@ -98,12 +122,18 @@ export class UdpSocketPool {
       ps.pending.set(id, { question: x.question, deadline: Date.now() + x.timeoutMs, timeoutMs: x.timeoutMs, resolve, reject })
       this.#pendingCount++
       this.#batch.send(ps.sock, x.wire)
+      if (++ps.sent >= (this.#opts.rotateAfter ?? 1000)) this.#rotate(sockets, index)
     })
   }
 
   #settle (ps: PoolSocket, id: number): void {
     ps.pending.delete(id)
     this.#pendingCount--
+    if (ps.retired && ps.pending.size === 0) {
+      this.#retired.delete(ps)
+      // After this turn's sends: the socket's last query may still sit in the send batch.
+      setImmediate(() => { try { ps.sock.close() } catch { /* already closed with the pool */ } })
+    }
   }
 
   #sweep (): void {
@@ -113,7 +143,7 @@ export class UdpSocketPool {
       return
     }
     const now = Date.now()
-    for (const ps of this.#sockets ?? []) {
+    for (const ps of [...this.#sockets ?? [], ...this.#retired]) {
       for (const [id, p] of ps.pending) {
         if (p.deadline > now) continue
         this.#settle(ps, id)
@@ -146,12 +176,13 @@ export class UdpSocketPool {
     this.#batch.clear()
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper)
     this.#sweeper = undefined
-    for (const ps of this.#sockets ?? []) {
+    for (const ps of [...this.#sockets ?? [], ...this.#retired]) {
       for (const p of ps.pending.values()) p.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_CLOSED', this.#opts.url, 'shutting down'))
       ps.pending.clear()
       ps.sock.close()
     }
     this.#pendingCount = 0
     this.#sockets = undefined
+    this.#retired.clear()
   }
 }

@@ -1,0 +1,72 @@
+// The UDP socket pool's port rotation: a socket is replaced by one on a new random port after
+// `rotateAfter` queries, and a replaced socket still takes the answers to the queries it sent.
+// The upstream here records the source port of every query it gets (something dnsmasq cannot
+// show), and delays its answers where the test needs queries in flight.
+
+import t from 'tap'
+import dgram, { type RemoteInfo } from 'node:dgram'
+import * as packet from 'dns-packet'
+import { UdpSocketPool } from '../../../src/dns/upstream/udp-socket-pool.js'
+import { RandomIds } from '../../../src/dns/upstream/random-ids.js'
+import { buildUpstreamQuery } from '../../../src/dns/wire.js'
+import { aAnswer, startFakeUpstream } from '../../helpers/fake-upstream.js'
+
+/** The question section of `name` A IN, lower-case wire form. */
+function question (name: string): Buffer {
+  const q = packet.encode({ type: 'query', id: 0, questions: [{ type: 'A', class: 'IN', name }] })
+  return q.subarray(12)
+}
+
+async function recordingUpstream (delayMs: number): Promise<{ url: string, port: number, ports: number[], close: () => Promise<void> }> {
+  const ports: number[] = []
+  const fake = await startFakeUpstream((q, _m, reply, rinfo: RemoteInfo) => {
+    ports.push(rinfo.port)
+    setTimeout(() => { reply(aAnswer(q, '192.0.2.1')) }, delayMs)
+  })
+  return { url: fake.url, port: fake.port, ports, close: () => fake.close() }
+}
+
+function pool (port: number, size: number, rotateAfter: number): UdpSocketPool {
+  return new UdpSocketPool({ url: `udp://127.0.0.1:${port}`, host: '127.0.0.1', port, size, random: new RandomIds(), onDrop: () => {}, rotateAfter })
+}
+
+const ask = (p: UdpSocketPool, name: string): Promise<Buffer> => {
+  const q = question(name)
+  return p.exchange({ wire: buildUpstreamQuery(q, false, 1232), question: q, timeoutMs: 2000 })
+}
+
+t.test('a socket is replaced after rotateAfter queries: the source ports keep changing', async t => {
+  const up = await recordingUpstream(0)
+  t.teardown(() => up.close())
+  const p = pool(up.port, 2, 5)
+  t.teardown(() => { p.close() })
+  for (let i = 0; i < 40; i++) {
+    const answer = await ask(p, `n${i}.test`)
+    t.equal(packet.decode(answer).answers?.length, 1, `n${i} answered`)
+  }
+  const distinct = new Set(up.ports).size
+  // 40 queries, 5 per socket: 8 sockets at least (2 would mean no rotation).
+  t.ok(distinct >= 8, `40 queries left from ${distinct} distinct source ports`)
+  for (const port of new Set(up.ports)) t.ok(up.ports.filter(x => x === port).length <= 5, `port ${port} sent at most 5 queries`)
+})
+
+t.test('a replaced socket still takes the answers to the queries it sent, then closes', async t => {
+  const up = await recordingUpstream(100) // answers arrive after the sockets were replaced
+  t.teardown(() => up.close())
+  const p = pool(up.port, 1, 2)
+  t.teardown(() => { p.close() })
+  const answers = await Promise.all(Array.from({ length: 7 }, (_, i) => ask(p, `w${i}.test`)))
+  t.equal(answers.length, 7)
+  for (const a of answers) t.equal(packet.decode(a).answers?.[0]?.data, '192.0.2.1')
+  const ports = [...new Set(up.ports)]
+  t.equal(ports.length, 4, '7 queries, 2 per socket: 4 sockets')
+  await new Promise(resolve => setTimeout(resolve, 50))
+  // A closed socket's port can be bound again; the socket still in the pool holds its own.
+  const bindable = (port: number): Promise<boolean> => new Promise(resolve => {
+    const s = dgram.createSocket('udp4')
+    s.once('error', () => { s.close(); resolve(false) })
+    s.bind(port, () => { s.close(); resolve(true) })
+  })
+  for (const port of ports.slice(0, 3)) t.ok(await bindable(port), `replaced socket on port ${port} is closed`)
+  t.notOk(await bindable(ports[3]), 'the socket in the pool is open')
+})
