@@ -22,10 +22,9 @@ export function workerModule (importMetaUrl: string, base: string): WorkerModule
 export interface WorkerReady { readonly type: 'ready', readonly priority?: ThreadPriority }
 
 /**
- * Starts the worker `base` with `data` and resolves once it posts `{ type: 'ready' }` (with that
- * message); a
- * `{ type: 'fatal', message, code? }` (it could not open the database) or an error rejects, with
- * the worker stopped.
+ * Starts the worker `base` with `data` and resolves, with that message, once it posts
+ * `{ type: 'ready' }`; a `{ type: 'fatal', message, code? }` (it could not open the database) or an
+ * error rejects, with the worker stopped.
  */
 export function startWorker (importMetaUrl: string, base: string, data: unknown): Promise<{ worker: Worker, ready: WorkerReady }> {
   const where = workerModule(importMetaUrl, base)
