@@ -285,7 +285,9 @@ export function readName (b: Buffer, start: number): string | undefined {
 
 /**
  * Validates an upstream answer against the question we sent and prepares it for serving.
- * Runs once per upstream answer (the slow path); cache hits reuse the result.
+ * Runs once per upstream answer (the slow path); cache hits reuse the result. A usable answer
+ * that owns its memory is taken over (its bytes are changed in place and kept as the body):
+ * callers hand it over and do not read it afterwards.
  */
 export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy, udpSize: number): StoredAnswer | BadAnswer {
   if (answer.length < HEADER) return 'short'
@@ -353,13 +355,13 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
   // Body: the answer without OPT, with RA set (we recurse for the client) and TTLs clamped.
   // The OPT is nearly always the last record. Records after it (additional data only) are dropped
   // with it: cutting the OPT out of the middle would break compression pointers behind it.
-  let body: Buffer
-  if (optStart >= 0) {
-    body = Buffer.from(answer.subarray(0, optStart))
-    body.writeUInt16BE(additionalBefore, 10)
-  } else {
-    body = Buffer.from(answer)
-  }
+  // A datagram as received owns exactly its bytes: it becomes the body in place, with no copy. A
+  // view into a larger buffer (a stream's chunk, a pool slab) is copied, so the cache does not
+  // keep the rest of that buffer alive.
+  const owned = answer.byteOffset === 0 && answer.buffer.byteLength === answer.length
+  const kept = optStart >= 0 ? answer.subarray(0, optStart) : answer
+  const body = owned ? kept : Buffer.from(kept)
+  if (optStart >= 0) body.writeUInt16BE(additionalBefore, 10)
   body[3] |= FLAG_RA
   const offsets: number[] = new Array<number>(n)
   const floor = negative ? 0 : ttl.minTtl

@@ -112,20 +112,38 @@ function prepared (msg: Buffer, resp: Buffer): StoredAnswer {
 
 t.test('prepareAnswer validates and clamps TTLs', async t => {
   const msg = query('www.test', { edns: 1232 })
-  const resp = answer(msg, [
+  // prepareAnswer may take the answer over (changed in place): each call gets its own copy.
+  const resp = (): Buffer => answer(msg, [
     { name: 'www.test', type: 'CNAME', ttl: 300, data: 'Edge.CDN.test' },
     { name: 'edge.cdn.test', type: 'A', ttl: 60, data: '192.0.2.1' },
     { name: 'edge.cdn.test', type: 'AAAA', ttl: 120, data: '2001:db8::1' }
   ])
-  const a = prepared(msg, resp)
+  const a = prepared(msg, resp())
   t.equal(a.rcode, 0)
   t.equal(a.lifetime, 60)
   t.same(ttlsOf(a), [300, 60, 120])
   t.equal(a.ancount, 3)
   t.equal(a.body.readUInt16BE(10), 0, 'OPT removed from the body')
-  const clamped = prepareAnswer(resp, upstreamQuestion(msg, read(msg)), { minTtl: 100, maxTtl: 200, negativeMaxTtl: 50 }, 1232) as StoredAnswer
+  const clamped = prepareAnswer(resp(), upstreamQuestion(msg, read(msg)), { minTtl: 100, maxTtl: 200, negativeMaxTtl: 50 }, 1232) as StoredAnswer
   t.same(ttlsOf(clamped), [200, 100, 120])
   t.equal(clamped.lifetime, 100)
+})
+
+t.test('prepareAnswer keeps a datagram that owns its memory, and copies a view into a larger buffer', async t => {
+  const msg = query('www.test', { edns: 1232 })
+  const resp = answer(msg, [{ name: 'www.test', type: 'A', ttl: 60, data: '192.0.2.1' }])
+  const slab = Buffer.alloc(resp.length + 100)
+  resp.copy(slab, 50)
+  const view = slab.subarray(50, 50 + resp.length)
+  const fromView = prepared(msg, view)
+  t.not(fromView.body.buffer, slab.buffer, 'a view is copied: the cache does not pin its buffer')
+  t.same(view, resp, 'and the view is left as it was')
+  const datagram = Buffer.from(new Uint8Array(resp).buffer) // as node:dgram delivers it: a buffer of its own
+  t.equal(datagram.buffer.byteLength, resp.length)
+  const fromDatagram = prepared(msg, datagram)
+  t.equal(fromDatagram.body.buffer, datagram.buffer, 'a datagram becomes the body in place')
+  t.equal(fromDatagram.body.readUInt16BE(10), 0, 'OPT cut off')
+  t.same(fromDatagram.body, fromView.body, 'both give the same body')
 })
 
 t.test('prepareAnswer rejects answers that do not fit the question or are broken', async t => {
