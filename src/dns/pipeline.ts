@@ -2,18 +2,24 @@
 //
 //   bytes ─▶ readQuery ─▶ [observe] ─▶ [answer policy] ─▶ [cache] ─▶ [query policy] ─▶ [coalesce] ─▶ forward
 //                                                                               ◀── Outcome ──┘
-//   Outcome ─▶ count ─▶ render (ID, question case, TTLs, OPT) ─▶ truncate for UDP ─▶ bytes
+//   Outcome ─▶ [queued steps] ─▶ count ─▶ render (ID, question case, TTLs, OPT) ─▶ truncate for UDP ─▶ bytes
 //
 // A stage is `(next) => (ctx) => Outcome | Promise<Outcome>`. A stage that can answer by itself
 // (a cache hit) returns synchronously without calling `next`, so the hot path allocates no Promise.
 // The Outcome is a discriminated union; metrics read it and never look at packets again.
+//
+// A stage that works on the outcome on its way back (store it, inspect it) does so at once when
+// the outcome is synchronous. When it is a promise (a forwarded query), the stage does not chain
+// a `.then` of its own: it queues its step on the context (`later`), and the pipeline runs the
+// queued steps, innermost first, in the one reaction that renders the answer: one promise hop for
+// all the stages together, not one per stage (each hop is a promise, a closure and a microtask).
 
 import type { BlocklistsConfig, CacheConfig, DnsConfig } from '../config/types.js'
 import type { Engine, GroupPlan, Verdict } from '../policy/engine.js'
 import { parseIp } from '../policy/names.js'
 import type { AnswerCache } from './cache.js'
 import type { DnsMetrics } from './metrics.js'
-import type { Resolution, UpstreamPool } from './upstream/pool.js'
+import type { UpstreamPool } from './upstream/pool.js'
 import {
   AnswerTargets, answerTargets, blockResponse, edeOption, emptyResponse, type BlockAnswer, headerOnlyResponse, malformedRcode, readQuery, renderAnswer, Rcode,
   truncateForUdp, upstreamQuestion, type Query, type StoredAnswer
@@ -35,6 +41,23 @@ export interface QueryContext {
    * it has run; the answer stage reuses it instead of deciding the name again.
    */
   nameVerdict: Verdict | undefined | null
+  /** Steps queued for an outcome that comes later (a promise), innermost stage first; see `later`. */
+  steps: Step[] | null
+}
+
+/** What a stage does with an outcome on its way back to the client. */
+export type Step = (ctx: QueryContext, o: Outcome) => Outcome
+
+/**
+ * Applies `step` to the outcome `o` now, or, when `o` is still a promise, queues it on the context
+ * for the pipeline to apply once the outcome is known (it runs even when the promise rejects: the
+ * outcome is then a SERVFAIL). Returns what the stage returns.
+ */
+export function later (ctx: QueryContext, o: Outcome | Promise<Outcome>, step: Step): Outcome | Promise<Outcome> {
+  if (!(o instanceof Promise)) return step(ctx, o)
+  if (ctx.steps === null) ctx.steps = [step]
+  else ctx.steps.push(step)
+  return o
 }
 
 export type Outcome =
@@ -74,8 +97,7 @@ export function observeStage (observe: ObserveAnswer, now: () => number): Stage 
   }
   return next => ctx => {
     const started = now()
-    const o = next(ctx)
-    return o instanceof Promise ? o.then(r => seen(ctx, r, started)) : seen(ctx, o, started)
+    return later(ctx, next(ctx), (c, o) => seen(c, o, started))
   }
 }
 
@@ -109,7 +131,7 @@ export function answerPolicyStage (report: ReportMatch): Stage {
     if (engine.allowsName(ctx.q.qname, group)) return undefined
     return engine.decideAnswer(answerTargets(a, targets), group)
   }
-  const inspect = (ctx: QueryContext, o: Outcome): Outcome => {
+  const inspect: Step = (ctx, o) => {
     if (o.kind !== 'resolved' && o.kind !== 'cached') return o
     const a = o.answer
     const memo = a.memo
@@ -126,34 +148,32 @@ export function answerPolicyStage (report: ReportMatch): Stage {
     if (o.kind === 'cached' || v.matched !== 'qname') report(ctx, v)
     return v.action === 'monitor' ? o : { kind: 'blocked', verdict: v }
   }
-  return next => ctx => {
-    if (!ctx.engine.inspectsAnswers) return next(ctx)
-    const o = next(ctx)
-    return o instanceof Promise ? o.then(r => inspect(ctx, r)) : inspect(ctx, o)
-  }
+  return next => ctx => ctx.engine.inspectsAnswers ? later(ctx, next(ctx), inspect) : next(ctx)
 }
 
 /** Serves live cache entries; stores what comes back resolved and cacheable. */
 export function cacheStage (cache: AnswerCache, now: () => number): Stage {
+  const store: Step = (ctx, o) => {
+    if (o.kind === 'resolved') cache.put(ctx.q.key, o.answer)
+    return o
+  }
   return next => ctx => {
     const t = now()
     const hit = cache.get(ctx.q.key, t)
     if (hit !== undefined) return { kind: 'cached', answer: hit.answer, elapsed: Math.floor((t - hit.storedAt) / 1000) }
-    const o = next(ctx)
-    const store = (r: Outcome): Outcome => {
-      if (r.kind === 'resolved') cache.put(ctx.q.key, r.answer)
-      return r
-    }
-    return o instanceof Promise ? o.then(store) : store(o)
+    return later(ctx, next(ctx), store)
   }
 }
 
 /**
  * One upstream query per distinct key in flight: later identical queries wait for the first one's
  * outcome. Also caps how many distinct upstream queries may be in flight (REFUSED beyond that).
+ * The first query's context takes the entry out again; its steps run before any waiter's (its
+ * reaction to the shared promise was registered first), so no query after the answer joins it.
  */
 export function coalesceStage (metrics: DnsMetrics, maxInflight: number): Stage {
   const inflight = new Map<string, Promise<Outcome>>()
+  const done: Step = (ctx, o) => { inflight.delete(ctx.q.key); return o }
   return next => ctx => {
     const key = ctx.q.key
     const running = inflight.get(key)
@@ -163,18 +183,20 @@ export function coalesceStage (metrics: DnsMetrics, maxInflight: number): Stage 
       return { kind: 'refused', reason: 'too many upstream queries in flight' }
     }
     const o = next(ctx)
-    if (!(o instanceof Promise)) return o
-    const p = o.then(r => { inflight.delete(key); return r }, (err: unknown) => { inflight.delete(key); throw err })
-    inflight.set(key, p)
-    return p
+    if (o instanceof Promise) {
+      inflight.set(key, o)
+      later(ctx, o, done)
+    }
+    return o
   }
 }
 
-/** The terminal handler: asks the upstream pool; a total failure becomes SERVFAIL, never silence. */
+/**
+ * The terminal handler: asks the upstream pool, whose Resolution is the `resolved` outcome itself.
+ * A total failure rejects, and the pipeline answers SERVFAIL: never silence.
+ */
 export function forward (pool: UpstreamPool): Handler {
-  const resolved = (r: Resolution): Outcome => ({ kind: 'resolved', answer: r.answer, upstream: r.upstream })
-  const failed = (err: Error): Outcome => ({ kind: 'servfail', reason: err.message })
-  return ctx => pool.resolve(upstreamQuestion(ctx.msg, ctx.q), ctx.q.do).then(resolved, failed)
+  return ctx => pool.resolve(upstreamQuestion(ctx.msg, ctx.q), ctx.q.do)
 }
 
 export interface PipelineDeps {
@@ -254,6 +276,13 @@ export function createPipeline (d: PipelineDeps): (msg: Buffer, protocol: Protoc
     return resp
   }
 
+  // An asynchronous outcome: the queued steps, innermost first, then the answer.
+  const finish = (ctx: QueryContext, o: Outcome): Buffer => {
+    const steps = ctx.steps
+    if (steps !== null) for (let i = 0; i < steps.length; i++) o = steps[i](ctx, o)
+    return render(ctx, o)
+  }
+
   return (msg, protocol, client) => {
     d.metrics.queries[protocol]++
     const q = readQuery(msg)
@@ -264,9 +293,9 @@ export function createPipeline (d: PipelineDeps): (msg: Buffer, protocol: Protoc
       return rcode < 0 ? null : headerOnlyResponse(msg, rcode)
     }
     const engine = d.policy.engine
-    const ctx: QueryContext = { msg, q, protocol, client, engine, group: engine.groupOf(client), nameVerdict: null }
+    const ctx: QueryContext = { msg, q, protocol, client, engine, group: engine.groupOf(client), nameVerdict: null, steps: null }
     const o = handle(ctx)
-    return o instanceof Promise ? o.then(r => render(ctx, r)) : render(ctx, o)
+    return o instanceof Promise ? o.then(r => finish(ctx, r), (err: Error) => finish(ctx, { kind: 'servfail', reason: err.message })) : render(ctx, o)
   }
 }
 

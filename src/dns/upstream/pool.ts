@@ -62,7 +62,8 @@ export interface PoolOptions {
   readonly probeMs?: number
 }
 
-export interface Resolution { readonly answer: StoredAnswer, readonly upstream: string }
+/** An answer and who gave it; shaped as the pipeline's `resolved` outcome, so it passes through as is. */
+export interface Resolution { readonly kind: 'resolved', readonly answer: StoredAnswer, readonly upstream: string }
 
 export class UpstreamPool {
   readonly #opts: PoolOptions
@@ -142,8 +143,8 @@ export class UpstreamPool {
     u.queries++
     return this.#ask(u, question, dnssecOk).then(answer => {
       this.#succeeded(u, now() - started)
-      if (answer.rcode !== Rcode.SERVFAIL && answer.rcode !== Rcode.REFUSED) return { answer, upstream: u.cfg.url }
-      return this.#rest(order, question, dnssecOk, { answer, upstream: u.cfg.url }, [`${u.cfg.url}: rcode ${answer.rcode}`])
+      if (answer.rcode !== Rcode.SERVFAIL && answer.rcode !== Rcode.REFUSED) return { kind: 'resolved', answer, upstream: u.cfg.url }
+      return this.#rest(order, question, dnssecOk, { kind: 'resolved', answer, upstream: u.cfg.url }, [`${u.cfg.url}: rcode ${answer.rcode}`])
     }, (err: Error) => {
       this.#failed(u, err)
       return this.#rest(order, question, dnssecOk, undefined, [err.message])
@@ -161,11 +162,11 @@ export class UpstreamPool {
         const answer = await this.#ask(u, question, dnssecOk)
         this.#succeeded(u, now() - started)
         if (answer.rcode === Rcode.SERVFAIL || answer.rcode === Rcode.REFUSED) {
-          fallback ??= { answer, upstream: u.cfg.url }
+          fallback ??= { kind: 'resolved', answer, upstream: u.cfg.url }
           errors.push(`${u.cfg.url}: rcode ${answer.rcode}`)
           continue
         }
-        return { answer, upstream: u.cfg.url }
+        return { kind: 'resolved', answer, upstream: u.cfg.url }
       } catch (err) {
         this.#failed(u, err)
         errors.push((err as Error).message)
