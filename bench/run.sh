@@ -21,6 +21,7 @@ SECS=${1:-10}
 ROUNDS=${2:-2}
 WORKLOADS=${WORKLOADS:-W1 W2 W3}
 DATA=$HERE/data
+. "$HERE/lib.sh"
 PORT_DNSMASQ=5301 PORT_ECHO=5304 PORT_EGRESSD=5309 PORT_LOG=5308
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -52,19 +53,7 @@ sed -e "s#@PORT@#$PORT_DNSMASQ#g" -e "s#@DATA@#$DATA#g" "$SHARED/conf/dnsmasq.co
 taskset -c 0 dnsmasq -k -C "$RUN/dnsmasq.conf" --pid-file= >"$RUN/dnsmasq.log" 2>&1 & PIDS+=($!); PID_dnsmasq=$!
 taskset -c 0 node "$SHARED/node/echo.mjs" $PORT_ECHO >"$RUN/echo.log" 2>&1 & PIDS+=($!); PID_echo=$!
 egressd_config() { # egressd_config PORT NAME [store settings]
-  cat >"$RUN/$2.yaml" <<YAML
-dns:
-  listen: ["127.0.0.1:$1"]
-upstreams: ["udp://127.0.0.2:5300"]
-cache: { maxEntries: 100000 }
-api: { listen: "127.0.0.1:0" }
-blocklists:
-  dir: $ROOT/blocklists
-  sources: [{ name: bench, path: "$DATA/blocklist.txt", format: plain }]
-log: { level: warn }
-dataDir: $RUN/$2
-${3:-}
-YAML
+  bench_config "$RUN/$2.yaml" "$1" "$RUN/$2" "${3:-}"
   exec taskset -c 0 node "$ROOT/dist/cli.js" start --config "$RUN/$2.yaml" >"$RUN/$2.log" 2>&1
 }
 egressd_config $PORT_EGRESSD egressd "store: { logQueries: none }" & PIDS+=($!); PID_egressd=$!

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# A/B of two egressd builds under the same noise: both daemons run at once on CPU 0 and are loaded
+# at the same time by two dnsperf processes on CPU 1 (each 4 clients, 50 outstanding), so hypervisor
+# steal and cache pollution hit both alike. Prints CPU microseconds per query for each build, per
+# round, and the median of B/A. On this VM the same build on both sides differs by up to ±3 % per
+# round: trust a direction only when it holds in most rounds. Loopback only; every round is bounded
+# by the query count (and dnsperf's 2 s timeout per query).
+#
+#   bench/ab.sh DIST_A DIST_B [W1|W2|W3] [ROUNDS=6] [QUERIES]
+#     DIST_A, DIST_B: compiled trees (e.g. a `tsc --outDir` of another commit, and dist/)
+# Both first forward 150k unique names (a full 100k-entry cache, as in npm run bench after W3);
+# the order in which the two loads start alternates per round.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+SHARED=${SHARED:-$ROOT/../shared/bench}
+A=$(cd "$1" && pwd); B=$(cd "$2" && pwd); W=${3:-W3}; ROUNDS=${4:-6}
+DATA=$HERE/data
+. "$HERE/lib.sh"
+die() { echo "ab: $*" >&2; exit 1; }
+for b in dnsperf dnsmasq taskset ss node; do command -v $b >/dev/null || die "$b not installed"; done
+[ -f "$A/cli.js" ] && [ -f "$B/cli.js" ] || die "DIST_A and DIST_B must hold cli.js"
+for p in 5300 5307 5309; do ss -Hlun "sport = :$p" | grep -q . && die "port $p is in use"; done
+[ -s "$DATA/w1-blocked.txt" ] || node "$SHARED/gen-data.mjs" "$DATA" >&2
+
+RUN=$(mktemp -d /tmp/egressd-ab.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$RUN"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+taskset -c 1 dnsmasq -k -C "$SHARED/conf/upstream-dnsmasq.conf" --pid-file= >"$RUN/upstream.log" 2>&1 & PIDS+=($!)
+start() { # start NAME PORT DIST
+  bench_config "$RUN/$1.yaml" "$2" "$RUN/$1" "store: { logQueries: none }"
+  taskset -c 0 node "$3/cli.js" start --config "$RUN/$1.yaml" >"$RUN/$1.log" 2>&1 & PIDS+=($!)
+}
+start a 5307 "$A"; PID_A=$!
+start b 5309 "$B"; PID_B=$!
+for p in 5307 5309; do
+  for _ in $(seq 100); do dig @127.0.0.1 -p $p probe.allowed.bench.test +tries=1 +time=1 >/dev/null 2>&1 && break; sleep 0.2; done
+done
+
+cpu() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12+$13}'; }
+unique() { node -e 'const [n, f] = [+process.argv[1], process.argv[2]]; const r = Math.random().toString(36).slice(2, 8); let s = ""; for (let i = 0; i < n; i++) s += `m${r}ab-${i}.miss.bench.test A\n`; require("fs").writeFileSync(f, s)' "$1" "$2"; }
+load() { # load PORT FILE PASSES OUT
+  taskset -c 1 dnsperf -s 127.0.0.1 -p "$1" -d "$2" -n "$3" -c 4 -q 50 -t 2 >"$4" 2>&1
+}
+pair() { # pair FILE_A FILE_B PASSES ROUND -> "a_us b_us"
+  local a0 b0 a1 b1 qa qb
+  a0=$(cpu $PID_A); b0=$(cpu $PID_B)
+  if [ $(($4 % 2)) = 1 ]; then load 5307 "$1" "$3" "$RUN/a.out" & load 5309 "$2" "$3" "$RUN/b.out" &
+  else load 5309 "$2" "$3" "$RUN/b.out" & load 5307 "$1" "$3" "$RUN/a.out" & fi
+  wait # the two loads: pair runs in a subshell, where the daemons are not children
+  a1=$(cpu $PID_A); b1=$(cpu $PID_B)
+  qa=$(awk '/Queries completed/{print $3}' "$RUN/a.out"); qb=$(awk '/Queries completed/{print $3}' "$RUN/b.out")
+  hz=$(getconf CLK_TCK)
+  awk -v a0=$a0 -v a1=$a1 -v b0=$b0 -v b1=$b1 -v qa=$qa -v qb=$qb -v hz=$hz 'BEGIN{printf "%.2f %.2f", (a1-a0)*1e6/hz/qa, (b1-b0)*1e6/hz/qb}'
+}
+
+unique 150000 "$RUN/fa.txt"; unique 150000 "$RUN/fb.txt"
+warm=$(pair "$RUN/fa.txt" "$RUN/fb.txt" 1 1)
+echo "warm-up (150k forwarded each): A ${warm% *} B ${warm#* } us per query"
+N=${5:-}
+echo "A=$A"; echo "B=$B"; echo "$W, CPU microseconds per query:"
+RATIOS=()
+for r in $(seq "$ROUNDS"); do
+  case $W in
+    W1) fa=$DATA/w1-blocked.txt; fb=$fa; passes=$(( ${N:-400000} / 200000 ));;
+    W2) fa=$DATA/w2-cached.txt; fb=$fa; passes=$(( ${N:-400000} / 1000 ));;
+    W3) unique "${N:-100000}" "$RUN/fa.txt"; unique "${N:-100000}" "$RUN/fb.txt"; fa=$RUN/fa.txt; fb=$RUN/fb.txt; passes=1;;
+    *) die "workload: W1, W2 or W3";;
+  esac
+  read -r ua ub < <(pair "$fa" "$fb" "$passes" "$r")
+  ratio=$(awk -v a=$ua -v b=$ub 'BEGIN{printf "%.3f", b/a}')
+  RATIOS+=("$ratio")
+  echo "round $r  A $ua  B $ub  B/A $ratio"
+done
+printf '%s\n' "${RATIOS[@]}" | sort -n | awk '{v[NR]=$1} END{m = NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; printf "median B/A %.3f over %d rounds (below 1: B needs less CPU per query)\n", m, NR}'

@@ -1,0 +1,17 @@
+# Sourced by run.sh and ab.sh (which set ROOT and DATA): the benchmark config of one egressd.
+# bench_config FILE PORT DATADIR [more YAML]
+bench_config() {
+  cat >"$1" <<YAML
+dns:
+  listen: ["127.0.0.1:$2"]
+upstreams: ["udp://127.0.0.2:5300"]
+cache: { maxEntries: 100000 }
+api: { listen: "127.0.0.1:0" }
+blocklists:
+  dir: $ROOT/blocklists
+  sources: [{ name: bench, path: "$DATA/blocklist.txt", format: plain }]
+log: { level: warn }
+dataDir: $3
+${4:-}
+YAML
+}
