@@ -54,7 +54,7 @@ pair() { # pair FILE_A FILE_B PASSES ROUND -> "a_us b_us"
   a1=$(cpu $PID_A); b1=$(cpu $PID_B)
   qa=$(awk '/Queries completed/{print $3}' "$RUN/a.out"); qb=$(awk '/Queries completed/{print $3}' "$RUN/b.out")
   hz=$(getconf CLK_TCK)
-  awk -v a0=$a0 -v a1=$a1 -v b0=$b0 -v b1=$b1 -v qa=$qa -v qb=$qb -v hz=$hz 'BEGIN{printf "%.2f %.2f", (a1-a0)*1e6/hz/qa, (b1-b0)*1e6/hz/qb}'
+  awk -v a0=$a0 -v a1=$a1 -v b0=$b0 -v b1=$b1 -v qa=$qa -v qb=$qb -v hz=$hz 'BEGIN{printf "%.2f %.2f\n", (a1-a0)*1e6/hz/qa, (b1-b0)*1e6/hz/qb}'
 }
 
 unique 150000 "$RUN/fa.txt"; unique 150000 "$RUN/fb.txt"
