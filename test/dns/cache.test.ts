@@ -53,42 +53,57 @@ t.test('replacing a key keeps one entry', async t => {
   t.equal(c.get('a', 0)?.expiresAt, 120_000)
 })
 
-t.test('the filter in front of the map never hides a cached key', async t => {
-  // Two counters for 50 keys: every counter is shared by many keys, so a counter decremented once
-  // too often, or not incremented, would hide live keys. Checked against a model after every step.
+t.test('lookups agree with a model through collisions, wrap-around, expiry and replacement', async t => {
+  // A hash with 3 values, at the end of the table: every key probes in one long run that wraps
+  // from the last positions to the first, and every removal shifts keys back across the wrap.
+  const weak = (key: string): number => 61 + (key.charCodeAt(1) % 3)
   let seed = 7
   const rnd = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n }
-  const c = new AnswerCache({ maxEntries: 100, now: () => 0, filterSize: 2 })
-  const model = new Map<string, number>() // key -> expiresAt
-  let now = 0
-  let checked = 0
-  for (let step = 0; step < 5000; step++) {
-    const key = `k${rnd(50)}`
-    const op = rnd(100)
-    if (op < 45) {
-      const lifetime = 1 + rnd(5)
-      c.put(key, answer(lifetime), now)
-      model.set(key, now + lifetime * 1000)
-    } else if (op < 98) {
-      const exp = model.get(key)
-      const live = exp !== undefined && exp > now
-      if (exp !== undefined && !live) model.delete(key)
-      if ((c.get(key, now) !== undefined) !== live) { t.fail(`step ${step}: ${key} ${live ? 'hidden' : 'served'}`); return }
-      checked++
-    } else {
-      c.clear()
-      model.clear()
+  for (const hash of [weak, undefined]) {
+    const c = new AnswerCache({ maxEntries: 100, now: () => 0, hash })
+    const model = new Map<string, number>() // key -> expiresAt
+    let now = 0
+    let checked = 0
+    let fault: string | undefined
+    for (let step = 0; step < 5000 && fault === undefined; step++) {
+      const key = `k${rnd(24)}`
+      const op = rnd(100)
+      if (op < 45) {
+        const lifetime = 1 + rnd(5)
+        c.put(key, answer(lifetime), now)
+        model.set(key, now + lifetime * 1000)
+      } else if (op < 98) {
+        const exp = model.get(key)
+        const live = exp !== undefined && exp > now
+        if (exp !== undefined && !live) model.delete(key)
+        if ((c.get(key, now) !== undefined) !== live) fault = `step ${step}: ${key} ${live ? 'not found' : 'served after expiry'}`
+        checked++
+      } else {
+        c.clear()
+        model.clear()
+      }
+      fault ??= c.selfCheck()
+      now += rnd(300)
     }
-    now += rnd(300)
+    t.equal(fault, undefined, `${hash === undefined ? 'real' : 'weak'} hash: ${checked} lookups agreed with the model, and the table with the ring`)
+    t.equal(c.stats.evictions, 0, 'no evictions: the model does not predict them')
   }
-  t.ok(checked > 2000, `${checked} lookups agreed with the model`)
-  t.equal(c.stats.evictions, 0, 'no evictions: the model does not predict them')
 })
 
-t.test('a filter counter that saturates stays saturated and hides nothing', async t => {
-  const c = new AnswerCache({ maxEntries: 400, now: () => 0, filterSize: 1 }) // one counter for every key
-  for (let i = 0; i < 300; i++) c.put(`k${i}`, answer(i < 280 ? 1 : 600), 0) // 300 keys: past 255
-  for (let i = 0; i < 280; i++) t.equal(c.get(`k${i}`, 2000), undefined) // 280 expire and are removed
-  t.equal(c.size, 20)
-  t.ok(Array.from({ length: 20 }, (_, i) => `k${280 + i}`).every(k => c.get(k, 2000) !== undefined), 'the 20 left are found')
+t.test('evictions keep the table consistent; it grows as entries come', async t => {
+  const c = new AnswerCache({ maxEntries: 500, now: () => 0 })
+  for (let i = 0; i < 500; i++) c.put(`n${i}`, answer(60), 0)
+  t.equal(c.selfCheck(), undefined, 'grown from 64 positions to hold 500 keys')
+  t.ok(Array.from({ length: 500 }, (_, i) => `n${i}`).every(k => c.get(k, 0) !== undefined), 'all 500 found')
+  for (let i = 0; i < 3000; i++) {
+    c.put(`e${i}`, answer(i % 7 === 0 ? 1 : 60), i)
+    if (i % 5 === 0) c.get(`e${i - 3}`, i)
+  }
+  t.equal(c.size, 500)
+  t.equal(c.selfCheck(), undefined)
+  t.ok(c.stats.evictions > 2000, `${c.stats.evictions} evictions`)
+  const weak = new AnswerCache({ maxEntries: 40, now: () => 0, hash: () => 5 })
+  for (let i = 0; i < 400; i++) weak.put(`w${i}`, answer(60), i)
+  t.equal(weak.selfCheck(), undefined, 'one hash for every key: evictions shift the whole run back')
+  t.ok(Array.from({ length: 40 }, (_, i) => `w${360 + i}`).every(k => weak.get(k, 400) !== undefined), 'the last 40 stored are found')
 })
