@@ -18,7 +18,7 @@ A=$(cd "$1" && pwd); B=$(cd "$2" && pwd); W=${3:-W3}; ROUNDS=${4:-6}
 DATA=$HERE/data
 . "$HERE/lib.sh"
 die() { echo "ab: $*" >&2; exit 1; }
-for b in dnsperf dnsmasq taskset ss node; do command -v $b >/dev/null || die "$b not installed"; done
+for b in dnsperf dnsmasq dig taskset ss node; do command -v $b >/dev/null || die "$b not installed"; done
 [ -f "$A/cli.js" ] && [ -f "$B/cli.js" ] || die "DIST_A and DIST_B must hold cli.js"
 for p in 5300 5307 5309; do ss -Hlun "sport = :$p" | grep -q . && die "port $p is in use"; done
 [ -s "$DATA/w1-blocked.txt" ] || node "$SHARED/gen-data.mjs" "$DATA" >&2

@@ -97,7 +97,8 @@ export function observeStage (observe: ObserveAnswer, now: () => number): Stage 
   }
   return next => ctx => {
     const started = now()
-    return later(ctx, next(ctx), (c, o) => seen(c, o, started))
+    const o = next(ctx)
+    return o instanceof Promise ? later(ctx, o, (c, r) => seen(c, r, started)) : seen(ctx, o, started)
   }
 }
 
