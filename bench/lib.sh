@@ -1,9 +1,8 @@
 # Sourced by run.sh and ab.sh (which set ROOT and DATA): the benchmark config of one egressd.
-# bench_config FILE PORT DATADIR [more YAML]
+# bench_config FILE PORT DATADIR [more YAML] [more dns settings, as YAML flow-map entries]
 bench_config() {
   cat >"$1" <<YAML
-dns:
-  listen: ["127.0.0.1:$2"]
+dns: { listen: ["127.0.0.1:$2"]${5:+, $5} }
 upstreams: ["udp://127.0.0.2:5300"]
 cache: { maxEntries: 100000 }
 api: { listen: "127.0.0.1:0" }

@@ -31,7 +31,7 @@ export const DnsSchema = strictObject({
   listen: Type.Array(nonEmpty(), { minItems: 1, default: ['127.0.0.1:5353', '[::1]:5353'] }),
   ednsUdpSize: integer(512, 4096, 1232),
   upstreamTimeoutMs: integer(50, 60000, 2000),
-  udpSockets: integer(1, 1024, 32),
+  udpSockets: integer(1, 1024, 4),
   maxInflight: integer(1, 1_000_000, 4096),
   shutdownGraceMs: integer(0, 600_000, 5000),
   tcp: strictObject({

@@ -27,7 +27,7 @@ export interface DnsConfig {
   readonly listen: readonly ListenAddress[]
   readonly ednsUdpSize: number              // what we advertise to clients and upstreams (default 1232)
   readonly upstreamTimeoutMs: number        // default 2000
-  readonly udpSockets: number               // sockets per UDP upstream, each on a random port (default 32)
+  readonly udpSockets: number               // sockets per UDP upstream, each on a random port (default 4)
   readonly maxInflight: number              // cap on distinct upstream queries outstanding (default 4096)
   readonly shutdownGraceMs: number          // SIGTERM: wait at most this long for in-flight queries (default 5000)
   readonly tcp: {

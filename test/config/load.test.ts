@@ -33,7 +33,7 @@ const DEFAULTS: Omit<Config, 'source'> = {
     listen: [{ host: '127.0.0.1', port: 5353, family: 4 }, { host: '::1', port: 5353, family: 6 }],
     ednsUdpSize: 1232,
     upstreamTimeoutMs: 2000,
-    udpSockets: 32,
+    udpSockets: 4,
     maxInflight: 4096,
     shutdownGraceMs: 5000,
     tcp: { idleTimeoutMs: 10000, maxConnections: 1024, maxInflightPerConnection: 64 }
