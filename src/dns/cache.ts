@@ -4,24 +4,13 @@
 
 import type { StoredAnswer } from './wire.js'
 
-export interface CacheEntry {
-  readonly key: string
-  readonly answer: StoredAnswer
-  /** Clock time (ms) when the answer was stored; TTLs served are decremented from here. */
-  readonly storedAt: number
-  readonly expiresAt: number
-  /** Set on every hit, cleared when the eviction hand passes (second chance). */
-  used: boolean
-  /** Index in the ring. */
-  slot: number
-  /** Where the key sits in the hash table (moves when a removal shifts it back). */
-  pos: number
-}
-
 export interface CacheStats { size: number, hits: number, misses: number, evictions: number, expired: number }
 
 /** Table markers: a key's hash is never 0 (empty slot). */
 const EMPTY = 0
+
+/** What `find` returns when the key has no live entry. */
+export const MISS = -1
 
 /**
  * Eviction is LRU approximated by CLOCK (second chance): entries sit in a ring of `maxEntries`
@@ -29,6 +18,14 @@ const EMPTY = 0
  * the hand moves over the ring, clearing flags, and evicts the first entry not used since the
  * hand last passed. Every operation is O(1) amortized. (A JS Map used as an LRU queue is not:
  * reading its oldest key walks over every deleted slot before it.)
+ *
+ * An entry is not an object: the ring is a set of parallel arrays indexed by slot (key, answer,
+ * stored-at and expires-at times, used flag, table position), and `find` hands out the slot.
+ * Storing an answer allocates nothing of the cache's own, so nothing more survives into the old
+ * generation per answer than the answer itself, and the eviction hand reads the times and flags
+ * of consecutive slots from dense typed arrays instead of one cold object per step. (Measured on
+ * forwarding, where every answer is stored and one is evicted for it: objects per entry cost
+ * ~0.9 µs per query in `put` and in scavenges.)
  *
  * Keys are found through an open-addressing table of our own, not a `Map`: two int32 arrays (the
  * key's 32-bit hash, the entry's ring slot), linear probing, at most half full, and removals that
@@ -42,7 +39,17 @@ export class AnswerCache {
   readonly #max: number
   readonly #now: () => number
   readonly #hashOf: (key: string) => number
-  readonly #ring: Array<CacheEntry | undefined> = []
+  // The ring: slots 0..#length-1 are in use (or free, listed in #free); the typed arrays grow by
+  // doubling up to #max slots.
+  #length = 0
+  #keys: Array<string | undefined> = []
+  #answers: Array<StoredAnswer | undefined> = []
+  #storedAt = new Float64Array(0)
+  #expiresAt = new Float64Array(0)
+  /** 1: hit since the hand last passed (second chance). */
+  #used = new Uint8Array(0)
+  /** Where the slot's key sits in the hash table (moves when a removal shifts it back). */
+  #pos = new Int32Array(0)
   /** Slots freed by expiry, reused before the hand evicts anything. */
   readonly #free: number[] = []
   #hand = 0
@@ -62,38 +69,51 @@ export class AnswerCache {
 
   get size (): number { return this.#live }
 
-  /** The live entry for `key`; expired entries are dropped. */
-  get (key: string, now: number = this.#now()): CacheEntry | undefined {
-    const e = this.#find(key, this.#hash(key))
-    if (e === undefined) { this.stats.misses++; return undefined }
-    if (e.expiresAt <= now) {
-      this.#remove(e)
+  /** The slot of the live entry for `key`, or MISS; an expired entry is dropped. */
+  find (key: string, now: number = this.#now()): number {
+    const slot = this.#lookup(key, this.#hash(key))
+    if (slot === MISS) { this.stats.misses++; return MISS }
+    if (this.#expiresAt[slot] <= now) {
+      this.#remove(slot)
       this.stats.expired++
       this.stats.misses++
-      return undefined
+      return MISS
     }
-    e.used = true
+    this.#used[slot] = 1
     this.stats.hits++
-    return e
+    return slot
+  }
+
+  /** The answer in a slot `find` returned (valid until the next `put` or `clear`). */
+  answer (slot: number): StoredAnswer { return this.#answers[slot] as StoredAnswer }
+  /** When the answer in `slot` was stored (clock ms): TTLs served are decremented from here. */
+  storedAt (slot: number): number { return this.#storedAt[slot] }
+  /** When the answer in `slot` expires (clock ms). */
+  expiresAt (slot: number): number { return this.#expiresAt[slot] }
+
+  /** The live answer for `key` (tests, tools): `find` and `answer` in one. */
+  get (key: string, now: number = this.#now()): StoredAnswer | undefined {
+    const slot = this.find(key, now)
+    return slot === MISS ? undefined : this.answer(slot)
   }
 
   /** Stores an answer for its lifetime; answers with lifetime 0 are not stored. */
   put (key: string, answer: StoredAnswer, now: number = this.#now()): void {
     if (answer.lifetime <= 0 || this.#max === 0) return
     const h = this.#hash(key)
-    const old = this.#find(key, h)
-    const expiresAt = now + answer.lifetime * 1000
-    if (old !== undefined) {
-      const e: CacheEntry = { key, answer, storedAt: now, expiresAt, used: false, slot: old.slot, pos: old.pos }
-      this.#ring[e.slot] = e
-      return
+    let slot = this.#lookup(key, h)
+    if (slot === MISS) {
+      if ((this.#live + 1) * 2 > this.#hashes.length) this.#grow()
+      slot = this.#freeSlot(now) // may evict, which may move keys in the table: probe after it
+      this.#pos[slot] = this.#insert(h, slot)
+      this.#keys[slot] = key
+      this.#live++
+      this.stats.size = this.#live
     }
-    if ((this.#live + 1) * 2 > this.#hashes.length) this.#grow()
-    const slot = this.#freeSlot(now) // may evict, which may move keys in the table: probe after it
-    const e: CacheEntry = { key, answer, storedAt: now, expiresAt, used: false, slot, pos: this.#insert(h, slot) }
-    this.#ring[slot] = e
-    this.#live++
-    this.stats.size = this.#live
+    this.#answers[slot] = answer
+    this.#storedAt[slot] = now
+    this.#expiresAt[slot] = now + answer.lifetime * 1000
+    this.#used[slot] = 0
   }
 
   /** The key's hash, never EMPTY. */
@@ -102,15 +122,16 @@ export class AnswerCache {
     return h === EMPTY ? 1 : h
   }
 
-  #find (key: string, h: number): CacheEntry | undefined {
+  /** The ring slot holding `key`, or MISS. */
+  #lookup (key: string, h: number): number {
     const hashes = this.#hashes
     const mask = this.#mask
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const x = hashes[i]
-      if (x === EMPTY) return undefined
+      if (x === EMPTY) return MISS
       if (x === h) {
-        const e = this.#ring[this.#slots[i]] as CacheEntry
-        if (e.key === key) return e
+        const slot = this.#slots[i]
+        if (this.#keys[slot] === key) return slot
       }
     }
   }
@@ -142,7 +163,7 @@ export class AnswerCache {
       if (stays) continue
       hashes[hole] = hashes[j]
       slots[hole] = slots[j]
-      ;(this.#ring[slots[hole]] as CacheEntry).pos = hole
+      this.#pos[slots[hole]] = hole
       hole = j
     }
     hashes[hole] = EMPTY
@@ -154,33 +175,58 @@ export class AnswerCache {
     this.#hashes = new Int32Array(size)
     this.#slots = new Int32Array(size)
     this.#mask = size - 1
-    for (const e of this.#ring) if (e !== undefined) e.pos = this.#insert(this.#hash(e.key), e.slot)
+    for (let slot = 0; slot < this.#length; slot++) {
+      const key = this.#keys[slot]
+      if (key !== undefined) this.#pos[slot] = this.#insert(this.#hash(key), slot)
+    }
   }
 
+  /** A slot for a new entry: a freed one, a new one at the end of the ring, or an evicted one. */
   #freeSlot (now: number): number {
     const free = this.#free.pop()
     if (free !== undefined) return free
-    if (this.#ring.length < this.#max) return this.#ring.length
+    if (this.#length < this.#max) {
+      if (this.#length === this.#used.length) this.#growRing()
+      return this.#length++
+    }
     // Full: move the hand until an entry has had no hit since the last pass (or has expired).
     // Bounded: each step clears a flag that only a hit sets again.
-    const ring = this.#ring
+    const used = this.#used
+    const expiresAt = this.#expiresAt
     for (;;) {
-      const e = ring[this.#hand] as CacheEntry
       const slot = this.#hand
-      this.#hand = this.#hand + 1 === this.#max ? 0 : this.#hand + 1
-      if (e.used && e.expiresAt > now) { e.used = false; continue }
-      this.#unlink(e.pos)
+      this.#hand = slot + 1 === this.#max ? 0 : slot + 1
+      if (used[slot] === 1 && expiresAt[slot] > now) { used[slot] = 0; continue }
+      this.#unlink(this.#pos[slot])
       this.#live--
       this.stats.evictions++
       return slot
     }
   }
 
-  #remove (e: CacheEntry): void {
-    this.#unlink(e.pos)
+  /** Doubles the ring's typed arrays (up to #max slots). */
+  #growRing (): void {
+    const n = Math.min(this.#max, Math.max(64, this.#used.length * 2))
+    const storedAt = new Float64Array(n)
+    const expiresAt = new Float64Array(n)
+    const used = new Uint8Array(n)
+    const pos = new Int32Array(n)
+    storedAt.set(this.#storedAt)
+    expiresAt.set(this.#expiresAt)
+    used.set(this.#used)
+    pos.set(this.#pos)
+    this.#storedAt = storedAt
+    this.#expiresAt = expiresAt
+    this.#used = used
+    this.#pos = pos
+  }
+
+  #remove (slot: number): void {
+    this.#unlink(this.#pos[slot])
     this.#live--
-    this.#ring[e.slot] = undefined
-    this.#free.push(e.slot)
+    this.#keys[slot] = undefined
+    this.#answers[slot] = undefined
+    this.#free.push(slot)
     this.stats.size = this.#live
   }
 
@@ -189,7 +235,9 @@ export class AnswerCache {
     this.#slots = new Int32Array(64)
     this.#mask = 63
     this.#live = 0
-    this.#ring.length = 0
+    this.#length = 0
+    this.#keys = []
+    this.#answers = []
     this.#free.length = 0
     this.#hand = 0
     this.stats.size = 0
@@ -198,11 +246,13 @@ export class AnswerCache {
   /** Tests: checks that every live entry is found where the table says; a description of the first fault. */
   selfCheck (): string | undefined {
     let n = 0
-    for (const e of this.#ring) {
-      if (e === undefined) continue
+    for (let slot = 0; slot < this.#length; slot++) {
+      const key = this.#keys[slot]
+      if (key === undefined) continue
       n++
-      if (this.#hashes[e.pos] !== this.#hash(e.key) || this.#slots[e.pos] !== e.slot) return `${e.key}: table position ${e.pos} is not its own`
-      if (this.#find(e.key, this.#hash(e.key)) !== e) return `${e.key}: not found by a lookup`
+      const pos = this.#pos[slot]
+      if (this.#hashes[pos] !== this.#hash(key) || this.#slots[pos] !== slot) return `${key}: table position ${pos} is not its own`
+      if (this.#lookup(key, this.#hash(key)) !== slot) return `${key}: not found by a lookup`
     }
     let used = 0
     for (const x of this.#hashes) if (x !== EMPTY) used++

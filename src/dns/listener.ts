@@ -20,7 +20,15 @@ function literalLookup (address: string, _options: unknown, callback: (err: Node
   callback(null, address, address.includes(':') ? 6 : 4)
 }
 
-export type Serve = (msg: Buffer, protocol: Protocol, client: string) => Buffer | Promise<Buffer> | null
+/**
+ * Answers one query: returns the answer bytes now, null to send nothing, or LATER when the answer
+ * comes later through `reply` (called exactly once, never synchronously). A callback, not a
+ * promise: a forwarded query then costs no promise of the listener's own and no extra reaction.
+ */
+export type Serve = (msg: Buffer, protocol: Protocol, client: string, reply: Reply) => Buffer | null | typeof LATER
+export type Reply = (answer: Buffer) => void
+/** What `Serve` returns when it will answer through `reply`. */
+export const LATER = 0
 
 export interface BoundAddress { readonly protocol: Protocol, readonly host: string, readonly port: number }
 
@@ -100,14 +108,9 @@ export class DnsListener {
   #onUdp (sock: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     // Source port 0 cannot be answered (and is never a real client): drop it before any work.
     if (this.#draining || rinfo.port === 0) return
-    const r = this.serve(msg, 'udp', rinfo.address)
-    if (r === null) return
-    if (r instanceof Promise) {
-      this.#inflight++
-      r.then(b => { this.#sendUdp(sock, b, rinfo); this.#done() }, () => { this.#done() })
-    } else {
-      this.#sendUdp(sock, r, rinfo)
-    }
+    const r = this.serve(msg, 'udp', rinfo.address, b => { this.#sendUdp(sock, b, rinfo); this.#done() })
+    if (r === LATER) this.#inflight++
+    else if (r !== null) this.#sendUdp(sock, r, rinfo)
   }
 
   #sendUdp (sock: dgram.Socket, b: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -154,7 +157,8 @@ export class DnsListener {
       b.copy(frame, 2)
       sock.write(frame)
     }
-    const finished = (): void => {
+    const reply = (b: Buffer): void => {
+      send(b)
       inflight--
       this.#done()
       pump()
@@ -168,13 +172,11 @@ export class DnsListener {
         if (buf.length < 2 + len) break
         const msg = Buffer.from(buf.subarray(2, 2 + len))
         buf = buf.length === 2 + len ? undefined : buf.subarray(2 + len)
-        const r = this.serve(msg, 'tcp', client)
-        if (r === null) continue
-        if (r instanceof Promise) {
+        const r = this.serve(msg, 'tcp', client, reply)
+        if (r === LATER) {
           inflight++
           this.#inflight++
-          r.then(b => { send(b); finished() }, finished)
-        } else {
+        } else if (r !== null) {
           send(r)
         }
       }

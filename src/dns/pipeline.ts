@@ -17,9 +17,10 @@
 import type { BlocklistsConfig, CacheConfig, DnsConfig } from '../config/types.js'
 import type { Engine, GroupPlan, Verdict } from '../policy/engine.js'
 import { parseIp } from '../policy/names.js'
-import type { AnswerCache } from './cache.js'
+import { type AnswerCache, MISS } from './cache.js'
 import type { DnsMetrics } from './metrics.js'
 import type { UpstreamPool } from './upstream/pool.js'
+import { LATER, type Serve } from './listener.js'
 import {
   AnswerTargets, answerTargets, blockResponse, edeOption, emptyResponse, type BlockAnswer, headerOnlyResponse, malformedRcode, readQuery, renderAnswer, Rcode,
   truncateForUdp, upstreamQuestion, type Query, type StoredAnswer
@@ -43,6 +44,8 @@ export interface QueryContext {
   nameVerdict: Verdict | undefined | null
   /** Steps queued for an outcome that comes later (a promise), innermost stage first; see `later`. */
   steps: Step[] | null
+  /** How many of `steps` are queued (the array is made with room for a few more). */
+  stepCount: number
 }
 
 /** What a stage does with an outcome on its way back to the client. */
@@ -55,8 +58,10 @@ export type Step = (ctx: QueryContext, o: Outcome) => Outcome
  */
 export function later (ctx: QueryContext, o: Outcome | Promise<Outcome>, step: Step): Outcome | Promise<Outcome> {
   if (!(o instanceof Promise)) return step(ctx, o)
-  if (ctx.steps === null) ctx.steps = [step]
-  else ctx.steps.push(step)
+  // Room for four at once (every stage with a step): growing from one element by push would
+  // allocate room for 17.
+  if (ctx.steps === null) ctx.steps = new Array<Step>(4)
+  ctx.steps[ctx.stepCount++] = step
   return o
 }
 
@@ -135,13 +140,14 @@ export function answerPolicyStage (report: ReportMatch): Stage {
   const inspect: Step = (ctx, o) => {
     if (o.kind !== 'resolved' && o.kind !== 'cached') return o
     const a = o.answer
-    const memo = a.memo
     let v: Verdict | undefined
-    if (memo !== undefined && memo.key === ctx.group && memo.by === ctx.engine) {
-      v = memo.value as Verdict | undefined
+    if (a.memoKey === ctx.group && a.memoBy === ctx.engine) {
+      v = a.memoValue as Verdict | undefined
     } else {
       v = decide(ctx, a)
-      a.memo = { key: ctx.group, by: ctx.engine, value: v }
+      a.memoKey = ctx.group
+      a.memoBy = ctx.engine
+      a.memoValue = v
     }
     if (v === undefined) return o
     // A fresh answer's name was decided (and reported) by the query stage below; only `monitor`
@@ -160,8 +166,8 @@ export function cacheStage (cache: AnswerCache, now: () => number): Stage {
   }
   return next => ctx => {
     const t = now()
-    const hit = cache.get(ctx.q.key, t)
-    if (hit !== undefined) return { kind: 'cached', answer: hit.answer, elapsed: Math.floor((t - hit.storedAt) / 1000) }
+    const slot = cache.find(ctx.q.key, t)
+    if (slot !== MISS) return { kind: 'cached', answer: cache.answer(slot), elapsed: Math.floor((t - cache.storedAt(slot)) / 1000) }
     return later(ctx, next(ctx), store)
   }
 }
@@ -222,9 +228,10 @@ const EDE_NO_REACHABLE_AUTHORITY = 22
 
 /**
  * Builds the query path once and returns the function listeners call with a client's bytes.
- * It returns the answer bytes (sync for cache hits and malformed packets), or null to send nothing.
+ * It returns the answer bytes (cache hits, blocks, malformed packets), null to send nothing, or
+ * LATER and hands the answer to `reply` once the outcome is known (a forwarded query).
  */
-export function createPipeline (d: PipelineDeps): (msg: Buffer, protocol: Protocol, client: string) => Buffer | Promise<Buffer> | null {
+export function createPipeline (d: PipelineDeps): Serve {
   const stages: Stage[] = [
     ...(d.observe !== undefined ? [observeStage(d.observe, d.now)] : []),  // logQueries: all
     answerPolicyStage(d.report),                        // above the cache: cached answers follow list changes
@@ -277,14 +284,28 @@ export function createPipeline (d: PipelineDeps): (msg: Buffer, protocol: Protoc
     return resp
   }
 
-  // An asynchronous outcome: the queued steps, innermost first, then the answer.
+  // An asynchronous outcome: the queued steps, innermost first, then the answer. It runs in a
+  // promise reaction whose result nobody awaits, so it must not throw: a fault in a step is
+  // answered SERVFAIL (and the remaining steps still run, so coalescing lets go of the key).
   const finish = (ctx: QueryContext, o: Outcome): Buffer => {
     const steps = ctx.steps
-    if (steps !== null) for (let i = 0; i < steps.length; i++) o = steps[i](ctx, o)
-    return render(ctx, o)
+    if (steps !== null) {
+      for (let i = 0; i < ctx.stepCount; i++) {
+        try {
+          o = steps[i](ctx, o)
+        } catch (err) {
+          o = { kind: 'servfail', reason: (err as Error).message }
+        }
+      }
+    }
+    try {
+      return render(ctx, o)
+    } catch (err) {
+      return render(ctx, { kind: 'servfail', reason: (err as Error).message })
+    }
   }
 
-  return (msg, protocol, client) => {
+  return (msg, protocol, client, reply) => {
     d.metrics.queries[protocol]++
     const q = readQuery(msg)
     if (typeof q === 'string') {
@@ -294,9 +315,11 @@ export function createPipeline (d: PipelineDeps): (msg: Buffer, protocol: Protoc
       return rcode < 0 ? null : headerOnlyResponse(msg, rcode)
     }
     const engine = d.policy.engine
-    const ctx: QueryContext = { msg, q, protocol, client, engine, group: engine.groupOf(client), nameVerdict: null, steps: null }
+    const ctx: QueryContext = { msg, q, protocol, client, engine, group: engine.groupOf(client), nameVerdict: null, steps: null, stepCount: 0 }
     const o = handle(ctx)
-    return o instanceof Promise ? o.then(r => finish(ctx, r), (err: Error) => finish(ctx, { kind: 'servfail', reason: err.message })) : render(ctx, o)
+    if (!(o instanceof Promise)) return render(ctx, o)
+    o.then(r => { reply(finish(ctx, r)) }, (err: Error) => { reply(finish(ctx, { kind: 'servfail', reason: err.message })) })
+    return LATER
   }
 }
 

@@ -234,10 +234,13 @@ export interface StoredAnswer {
   readonly lifetime: number
   readonly ancount: number
   /**
-   * A slot where answer policy remembers its last decision on this answer, keyed by two values of
-   * its own (client group and policy snapshot), so cache hits are not inspected again. Not DNS data.
+   * Where answer policy remembers its last decision on this answer (`memoValue`), keyed by two
+   * values of its own (client group and policy snapshot), so cache hits are not inspected again.
+   * Not DNS data. Fields, not an object of their own: one object less kept per cached answer.
    */
-  memo?: { readonly key: unknown, readonly by: unknown, readonly value: unknown }
+  memoKey?: unknown
+  memoBy?: unknown
+  memoValue?: unknown
 }
 
 export interface TtlPolicy { minTtl: number, maxTtl: number, negativeMaxTtl: number }
@@ -372,8 +375,9 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
   }
   const dnssecOk = (optFlags & OPT_DO) !== 0
   const opt = optRdata === undefined || optRdata.length === 0 ? plainOpt(udpSize, dnssecOk) : buildOpt(udpSize, dnssecOk, optRdata)
-  // memo present from the start: adding it later would change the object's shape on every answer.
-  return { body, opt, rcode, ttlOffsets: offsets, lifetime, ancount, memo: undefined }
+  // The memo fields present from the start: adding them later would change the object's shape on
+  // every answer.
+  return { body, opt, rcode, ttlOffsets: offsets, lifetime, ancount, memoKey: undefined, memoBy: undefined, memoValue: undefined }
 }
 
 /** Record offsets of the answer being prepared: a 64 KiB message holds fewer than 6,000 records. */

@@ -50,7 +50,8 @@ t.test('replacing a key keeps one entry', async t => {
   c.put('a', answer(60), 0)
   c.put('a', answer(120), 0)
   t.equal(c.size, 1)
-  t.equal(c.get('a', 0)?.expiresAt, 120_000)
+  t.equal(c.expiresAt(c.find('a', 0)), 120_000)
+  t.equal(c.get('a', 0)?.lifetime, 120, 'the second answer is the one kept')
 })
 
 t.test('lookups agree with a model through collisions, wrap-around, expiry and replacement', async t => {
@@ -61,7 +62,7 @@ t.test('lookups agree with a model through collisions, wrap-around, expiry and r
   const rnd = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n }
   for (const hash of [weak, undefined]) {
     const c = new AnswerCache({ maxEntries: 100, now: () => 0, hash })
-    const model = new Map<string, number>() // key -> expiresAt
+    const model = new Map<string, { expiresAt: number, answer: StoredAnswer }>()
     let now = 0
     let checked = 0
     let fault: string | undefined
@@ -70,13 +71,16 @@ t.test('lookups agree with a model through collisions, wrap-around, expiry and r
       const op = rnd(100)
       if (op < 45) {
         const lifetime = 1 + rnd(5)
-        c.put(key, answer(lifetime), now)
-        model.set(key, now + lifetime * 1000)
+        const a = answer(lifetime)
+        c.put(key, a, now)
+        model.set(key, { expiresAt: now + lifetime * 1000, answer: a })
       } else if (op < 98) {
-        const exp = model.get(key)
-        const live = exp !== undefined && exp > now
-        if (exp !== undefined && !live) model.delete(key)
-        if ((c.get(key, now) !== undefined) !== live) fault = `step ${step}: ${key} ${live ? 'not found' : 'served after expiry'}`
+        const m = model.get(key)
+        const live = m !== undefined && m.expiresAt > now
+        if (m !== undefined && !live) model.delete(key)
+        const got = c.get(key, now)
+        if ((got !== undefined) !== live) fault = `step ${step}: ${key} ${live ? 'not found' : 'served after expiry'}`
+        else if (got !== undefined && got !== m?.answer) fault = `step ${step}: ${key} served another key's answer`
         checked++
       } else {
         c.clear()
@@ -106,4 +110,18 @@ t.test('evictions keep the table consistent; it grows as entries come', async t 
   for (let i = 0; i < 400; i++) weak.put(`w${i}`, answer(60), i)
   t.equal(weak.selfCheck(), undefined, 'one hash for every key: evictions shift the whole run back')
   t.ok(Array.from({ length: 40 }, (_, i) => `w${360 + i}`).every(k => weak.get(k, 400) !== undefined), 'the last 40 stored are found')
+})
+
+t.test('after clear, the cache fills and evicts again from an empty ring', async t => {
+  const c = new AnswerCache({ maxEntries: 100, now: () => 0 })
+  for (let i = 0; i < 150; i++) c.put(`a${i}`, answer(60), 0)
+  c.clear()
+  t.equal(c.size, 0)
+  t.equal(c.get('a149', 0), undefined)
+  const kept = Array.from({ length: 120 }, () => answer(60))
+  kept.forEach((a, i) => c.put(`b${i}`, a, 1))
+  t.equal(c.size, 100)
+  t.equal(c.selfCheck(), undefined)
+  t.ok(kept.slice(20).every((a, i) => c.get(`b${i + 20}`, 1) === a), 'the last 100 stored are served, each its own answer')
+  t.equal(c.storedAt(c.find('b119', 1)), 1)
 })

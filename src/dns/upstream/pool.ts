@@ -134,21 +134,41 @@ export class UpstreamPool {
    * nobody answers better. Rejects with EGRESSD_ERR_ALL_UPSTREAMS_FAILED when every upstream failed.
    */
   resolve (question: Buffer, dnssecOk: boolean): Promise<Resolution> {
-    // The first attempt is a plain promise chain (the common case: one upstream answers);
-    // failover continues in #rest.
-    const now = this.#opts.now
-    const order = this.#order(now())
+    // The common case (the first upstream gives a usable answer) is one promise reaction on the
+    // transport's promise; anything else (a truncated answer to fetch again over TCP, an unusable
+    // one, SERVFAIL/REFUSED, an error) goes on in #first, and failover in #rest.
+    const o = this.#opts
+    const order = this.#allHealthy ? this.#list : this.#order(o.now())
     const u = order[0]
-    const started = now()
+    const started = o.now()
     u.queries++
-    return this.#ask(u, question, dnssecOk).then(answer => {
-      this.#succeeded(u, now() - started)
-      if (answer.rcode !== Rcode.SERVFAIL && answer.rcode !== Rcode.REFUSED) return { kind: 'resolved', answer, upstream: u.cfg.url }
-      return this.#rest(order, question, dnssecOk, { kind: 'resolved', answer, upstream: u.cfg.url }, [`${u.cfg.url}: rcode ${answer.rcode}`])
+    const x: Exchange = { wire: buildUpstreamQuery(question, dnssecOk, o.ednsUdpSize), question, timeoutMs: u.cfg.timeoutMs }
+    return u.transport.exchange(x).then(raw => {
+      const answer = prepareAnswer(raw, question, o.ttl, o.ednsUdpSize)
+      if (typeof answer !== 'string' && answer.rcode !== Rcode.SERVFAIL && answer.rcode !== Rcode.REFUSED) {
+        this.#succeeded(u, o.now() - started)
+        return { kind: 'resolved', answer, upstream: u.cfg.url }
+      }
+      return this.#first(order, question, dnssecOk, started, this.#complete(u, x, dnssecOk, answer))
     }, (err: Error) => {
       this.#failed(u, err)
       return this.#rest(order, question, dnssecOk, undefined, [err.message])
     })
+  }
+
+  /** The first upstream's answer, once complete (fetched again over TCP if it was truncated). */
+  async #first (order: readonly Upstream[], question: Buffer, dnssecOk: boolean, started: number, complete: Promise<StoredAnswer>): Promise<Resolution> {
+    const u = order[0]
+    let answer: StoredAnswer
+    try {
+      answer = await complete
+    } catch (err) {
+      this.#failed(u, err)
+      return await this.#rest(order, question, dnssecOk, undefined, [(err as Error).message])
+    }
+    this.#succeeded(u, this.#opts.now() - started)
+    if (answer.rcode !== Rcode.SERVFAIL && answer.rcode !== Rcode.REFUSED) return { kind: 'resolved', answer, upstream: u.cfg.url }
+    return await this.#rest(order, question, dnssecOk, { kind: 'resolved', answer, upstream: u.cfg.url }, [`${u.cfg.url}: rcode ${answer.rcode}`])
   }
 
   /** Asks order[1..] in turn; SERVFAIL/REFUSED answers are kept as the last resort. */
@@ -180,15 +200,22 @@ export class UpstreamPool {
   #ask (u: Upstream, question: Buffer, dnssecOk: boolean): Promise<StoredAnswer> {
     const o = this.#opts
     const x: Exchange = { wire: buildUpstreamQuery(question, dnssecOk, o.ednsUdpSize), question, timeoutMs: u.cfg.timeoutMs }
-    return u.transport.exchange(x).then(raw => {
-      const answer = prepareAnswer(raw, question, o.ttl, o.ednsUdpSize)
-      if (answer === 'truncated' && u.tcp !== undefined) {
-        o.metrics.upstreamTcpRetries++
-        return u.tcp.exchange({ ...x, wire: buildUpstreamQuery(question, dnssecOk, o.ednsUdpSize) })
-          .then(raw2 => this.#usable(u, prepareAnswer(raw2, question, o.ttl, o.ednsUdpSize)))
-      }
-      return this.#usable(u, answer)
-    })
+    return u.transport.exchange(x).then(raw => this.#complete(u, x, dnssecOk, prepareAnswer(raw, question, o.ttl, o.ednsUdpSize)))
+  }
+
+  /** An answer to `x` as usable: a truncated UDP answer is asked again over TCP; a bad one rejects. */
+  #complete (u: Upstream, x: Exchange, dnssecOk: boolean, answer: StoredAnswer | BadAnswer): Promise<StoredAnswer> {
+    const o = this.#opts
+    if (answer === 'truncated' && u.tcp !== undefined) {
+      o.metrics.upstreamTcpRetries++
+      return u.tcp.exchange({ ...x, wire: buildUpstreamQuery(x.question, dnssecOk, o.ednsUdpSize) })
+        .then(raw => this.#usable(u, prepareAnswer(raw, x.question, o.ttl, o.ednsUdpSize)))
+    }
+    try {
+      return Promise.resolve(this.#usable(u, answer))
+    } catch (err) {
+      return Promise.reject(err)
+    }
   }
 
   #usable (u: Upstream, answer: StoredAnswer | BadAnswer): StoredAnswer {
