@@ -228,8 +228,12 @@ export interface StoredAnswer {
   /** Our OPT record for EDNS clients: payload size ours, DO and options (e.g. EDE) from upstream. */
   readonly opt: Buffer
   readonly rcode: number
-  /** Offsets of every TTL field in `body` (OPT excluded); the clamped TTLs themselves are in `body`. */
-  readonly ttlOffsets: readonly number[]
+  /**
+   * Offsets of every TTL field in `body` (OPT excluded; the clamped TTLs themselves are in `body`),
+   * found the first time they are needed (a cache hit served a second or more after it was
+   * stored) and kept: most forwarded answers are never served from the cache at all.
+   */
+  ttlOffsets: number[] | undefined
   /** Seconds this answer may be cached (0 = do not cache). */
   readonly lifetime: number
   readonly ancount: number
@@ -366,18 +370,29 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
   const body = owned ? kept : Buffer.from(kept)
   if (optStart >= 0) body.writeUInt16BE(additionalBefore, 10)
   body[3] |= FLAG_RA
-  const offsets: number[] = new Array<number>(n)
   const floor = negative ? 0 : ttl.minTtl
   for (let i = 0; i < n; i++) {
     const at = scratch[i]
-    offsets[i] = at
     body.writeUInt32BE(clamp(ttlAt(body, at), floor, cap), at)
   }
   const dnssecOk = (optFlags & OPT_DO) !== 0
   const opt = optRdata === undefined || optRdata.length === 0 ? plainOpt(udpSize, dnssecOk) : buildOpt(udpSize, dnssecOk, optRdata)
   // The memo fields present from the start: adding them later would change the object's shape on
   // every answer.
-  return { body, opt, rcode, ttlOffsets: offsets, lifetime, ancount, memoKey: undefined, memoBy: undefined, memoValue: undefined }
+  return { body, opt, rcode, ttlOffsets: undefined, lifetime, ancount, memoKey: undefined, memoBy: undefined, memoValue: undefined }
+}
+
+/** The offsets of the TTL fields in a body `prepareAnswer` made (its records are known to be well formed). */
+function ttlOffsetsOf (body: Buffer): number[] {
+  const total = ((body[6] << 8) | body[7]) + ((body[8] << 8) | body[9]) + ((body[10] << 8) | body[11])
+  const offsets = new Array<number>(total)
+  let p = skipName(body, HEADER) + 4
+  for (let i = 0; i < total; i++) {
+    p = skipName(body, p)
+    offsets[i] = p + 4
+    p += 10 + ((body[p + 8] << 8) | body[p + 9])
+  }
+  return offsets
 }
 
 /** Record offsets of the answer being prepared: a 64 KiB message holds fewer than 6,000 records. */
@@ -441,7 +456,7 @@ export function renderAnswer (a: StoredAnswer, msg: Buffer, q: Query, elapsed: n
   out[2] = (out[2] & 0xfe) | (msg[2] & 0x01) // RD as the client sent it
   for (let i = HEADER, end = q.questionEnd; i < end; i++) out[i] = msg[i]
   if (elapsed > 0) {
-    const offs = a.ttlOffsets
+    const offs = a.ttlOffsets ??= ttlOffsetsOf(body)
     for (let i = 0; i < offs.length; i++) {
       const o = offs[i]
       const v = ((body[o] << 24) | (body[o + 1] << 16) | (body[o + 2] << 8) | body[o + 3]) - elapsed

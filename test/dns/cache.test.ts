@@ -3,7 +3,7 @@ import { AnswerCache } from '../../src/dns/cache.js'
 import type { StoredAnswer } from '../../src/dns/wire.js'
 
 const answer = (lifetime: number): StoredAnswer => ({
-  body: Buffer.alloc(12), opt: Buffer.alloc(11), rcode: 0, ttlOffsets: [], lifetime, ancount: 0
+  body: Buffer.alloc(12), opt: Buffer.alloc(11), rcode: 0, ttlOffsets: undefined, lifetime, ancount: 0
 })
 
 t.test('entries expire with their lifetime', async t => {

@@ -101,7 +101,11 @@ function answer (q: Buffer, answers: packet.Answer[], opts: { rcode?: string, au
   } as any)
 }
 
-const ttlsOf = (a: StoredAnswer): number[] => a.ttlOffsets.map(o => a.body.readUInt32BE(o))
+/** The TTLs stored in the body, every section, as dns-packet reads them. */
+const ttlsOf = (a: StoredAnswer): number[] => {
+  const d = packet.decode(a.body)
+  return [...d.answers ?? [], ...d.authorities ?? [], ...d.additionals ?? []].map(r => (r as { ttl: number }).ttl)
+}
 
 function prepared (msg: Buffer, resp: Buffer): StoredAnswer {
   const q = read(msg)
@@ -127,6 +131,24 @@ t.test('prepareAnswer validates and clamps TTLs', async t => {
   const clamped = prepareAnswer(resp(), upstreamQuestion(msg, read(msg)), { minTtl: 100, maxTtl: 200, negativeMaxTtl: 50 }, 1232) as StoredAnswer
   t.same(ttlsOf(clamped), [200, 100, 120])
   t.equal(clamped.lifetime, 100)
+  // Served 10 s later: every TTL field found (they are located on first use) and decremented.
+  const later = packet.decode(renderAnswer(a, msg, read(msg), 10))
+  t.same(later.answers!.map(r => (r as { ttl: number }).ttl), [290, 50, 110])
+})
+
+t.test('TTLs are decremented in every section, across compressed names', async t => {
+  const msg = query('nx.test', { edns: 1232 })
+  const resp = Buffer.from(packet.encode({
+    type: 'response', id: 1, flags: packet.RECURSION_DESIRED | packet.RECURSION_AVAILABLE,
+    questions: [{ name: 'nx.test', type: 'A', class: 'IN' }],
+    answers: [{ name: 'nx.test', type: 'CNAME', ttl: 500, data: 'alias.nx.test' }],
+    authorities: [{ name: 'nx.test', type: 'SOA', ttl: 900, data: { mname: 'ns.nx.test', rname: 'host.nx.test', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 300 } }],
+    additionals: [{ name: 'ns.nx.test', type: 'A', ttl: 700, data: '192.0.2.53' }, { type: 'OPT', name: '.', udpPayloadSize: 4096 } as any]
+  } as any))
+  const a = prepared(msg, resp)
+  t.same(ttlsOf(a), [500, 900, 700])
+  const out = packet.decode(renderAnswer(a, msg, read(msg), 100))
+  t.same([...out.answers!, ...out.authorities!, ...out.additionals!.filter(r => r.type !== 'OPT')].map(r => (r as { ttl: number }).ttl), [400, 800, 600])
 })
 
 t.test('prepareAnswer keeps a datagram that owns its memory, and copies a view into a larger buffer', async t => {
