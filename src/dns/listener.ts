@@ -3,6 +3,7 @@
 // timeout, a cap on connections and on queries in flight per connection (reading pauses at the cap).
 // Knows nothing of DNS beyond framing: every message goes to the injected `serve` function.
 
+import { Buffer } from 'node:buffer' // a plain binding; the global is a getter (see wire.ts)
 import dgram from 'node:dgram'
 import net from 'node:net'
 import type { Logger } from 'pino'

@@ -3,6 +3,10 @@
 // builders that work from the query bytes. No full decode, no dns-packet here (see README:
 // "Architecture"). Knows nothing of sockets, caches or policy.
 
+// Node's global `Buffer` is a getter on globalThis: every `Buffer.allocUnsafe` in a hot function
+// would call it. The module binding is a plain variable.
+import { Buffer } from 'node:buffer'
+
 export const Rcode = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const
 export const QType = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SVCB: 64, HTTPS: 65, OPT: 41, ANY: 255 } as const
 
@@ -176,11 +180,13 @@ function escapedName (msg: Buffer, start: number): string {
  * coalesced queries with different case share one upstream query and the answer check is exact.
  */
 export function upstreamQuestion (msg: Buffer, q: Query): Buffer {
-  const b = Buffer.allocUnsafe(q.questionEnd - HEADER)
-  msg.copy(b, 0, HEADER, q.questionEnd)
-  for (let i = 0; i < b.length - 4; i++) {
-    const c = b[i]
-    if (c >= 0x41 && c <= 0x5a) b[i] = c | 0x20
+  // Byte by byte: Buffer#copy of a range makes a view of the source first (an object per query).
+  const len = q.questionEnd - HEADER
+  const b = Buffer.allocUnsafe(len)
+  const nameEnd = len - 4
+  for (let i = 0; i < len; i++) {
+    const c = msg[HEADER + i]
+    b[i] = i < nameEnd && c >= 0x41 && c <= 0x5a ? c | 0x20 : c
   }
   return b
 }
@@ -190,16 +196,22 @@ export function upstreamQuestion (msg: Buffer, q: Query): Buffer {
  * lower-cased question and our own OPT (payload size `udpSize`, DO as the client asked).
  */
 export function buildUpstreamQuery (question: Buffer, dnssecOk: boolean, udpSize: number): Buffer {
-  const b = Buffer.allocUnsafe(HEADER + question.length + 11).fill(0)
-  b.writeUInt16BE(FLAG_RD, 2)
-  b[5] = 1
-  b[11] = 1
-  question.copy(b, HEADER)
+  // Every byte written here (no fill(0) first: for a buffer this small, a call into C++).
+  const b = Buffer.allocUnsafe(HEADER + question.length + 11)
+  b[0] = 0; b[1] = 0 // the ID: the transport writes it
+  b[2] = FLAG_RD >> 8; b[3] = FLAG_RD & 0xff
+  b[4] = 0; b[5] = 1 // QDCOUNT 1
+  b[6] = 0; b[7] = 0; b[8] = 0; b[9] = 0 // ANCOUNT, NSCOUNT 0
+  b[10] = 0; b[11] = 1 // ARCOUNT 1: the OPT
+  b.set(question, HEADER)
   const o = HEADER + question.length
   // OPT: root owner (0), TYPE 41, CLASS = payload size, TTL = ext-rcode/version/flags, RDLEN 0.
-  b.writeUInt16BE(QType.OPT, o + 1)
-  b.writeUInt16BE(udpSize, o + 3)
-  if (dnssecOk) b.writeUInt16BE(OPT_DO, o + 7)
+  b[o] = 0
+  b[o + 1] = QType.OPT >> 8; b[o + 2] = QType.OPT & 0xff
+  b[o + 3] = udpSize >> 8; b[o + 4] = udpSize & 0xff
+  b[o + 5] = 0; b[o + 6] = 0 // extended rcode, version
+  b[o + 7] = dnssecOk ? OPT_DO >> 8 : 0; b[o + 8] = 0 // flags: DO
+  b[o + 9] = 0; b[o + 10] = 0 // RDLEN
   return b
 }
 

@@ -256,6 +256,15 @@ t.test('buildUpstreamQuery asks with RD, our OPT and the DO bit', async t => {
   const opt = d.additionals![0] as any
   t.equal(opt.udpPayloadSize, 1232)
   t.equal(opt.flags & packet.DNSSEC_OK, packet.DNSSEC_OK)
+  // Byte for byte (every byte is written, none left from the buffer pool): ID 0, RD, one question,
+  // an OPT with our payload size and no DO.
+  const plain = query('Y.test')
+  const expected = Buffer.from(packet.encode({
+    type: 'query', id: 0, flags: packet.RECURSION_DESIRED, questions: [{ name: 'y.test', type: 'A', class: 'IN' }],
+    additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0 } as any]
+  } as any))
+  for (let i = 0; i < 50; i++) Buffer.allocUnsafe(64).fill(0xa5) // leave used bytes behind in the pool
+  t.same(buildUpstreamQuery(upstreamQuestion(plain, read(plain)), false, 1232), expected)
 })
 
 t.test('records after an OPT in the middle are dropped with it; top-bit TTLs count as 0', async t => {

@@ -3,6 +3,7 @@
 // order, matched by random ID and question). The connection closes after an idle period. When the
 // server closes a connection with queries still in flight, each of them is re-sent once on a new one.
 
+import { Buffer } from 'node:buffer' // a plain binding; the global is a getter (see wire.ts)
 import type { Duplex } from 'node:stream'
 import { UpstreamError } from '../../errors.js'
 import { questionMatches } from '../wire.js'
