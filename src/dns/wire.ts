@@ -432,14 +432,38 @@ function clamp (v: number, lo: number, hi: number): number {
 
 /** An OPT RR: root owner, payload size, DO flag, and the given options (RDATA). */
 export function buildOpt (udpSize: number, dnssecOk: boolean, rdata?: Buffer): Buffer {
-  const rdlen = rdata === undefined ? 0 : rdata.length
-  const b = Buffer.alloc(11 + rdlen)
-  b.writeUInt16BE(QType.OPT, 1)
-  b.writeUInt16BE(udpSize, 3)
-  if (dnssecOk) b.writeUInt16BE(OPT_DO, 7)
-  b.writeUInt16BE(rdlen, 9)
-  if (rdata !== undefined) rdata.copy(b, 11)
+  const b = Buffer.allocUnsafe(optLength(rdata))
+  writeOpt(b, 0, udpSize, dnssecOk, rdata)
   return b
+}
+
+function optLength (rdata: Buffer | undefined): number {
+  return rdata === undefined ? 11 : 11 + rdata.length
+}
+
+/** Writes an OPT RR (see buildOpt) at `p`, every byte; returns the offset after it. */
+function writeOpt (b: Buffer, p: number, udpSize: number, dnssecOk: boolean, rdata: Buffer | undefined): number {
+  const rdlen = rdata === undefined ? 0 : rdata.length
+  b[p] = 0 // owner: the root
+  put16(b, p + 1, QType.OPT)
+  put16(b, p + 3, udpSize)
+  put32(b, p + 5, dnssecOk ? OPT_DO : 0) // extended rcode 0, version 0, flags
+  put16(b, p + 9, rdlen)
+  if (rdata !== undefined) b.set(rdata, p + 11)
+  return p + 11 + rdlen
+}
+
+// Plain byte writes: Buffer#writeUInt16BE/32BE check their arguments on every call.
+function put16 (b: Buffer, p: number, v: number): void {
+  b[p] = v >>> 8
+  b[p + 1] = v
+}
+
+function put32 (b: Buffer, p: number, v: number): void {
+  b[p] = v >>> 24
+  b[p + 1] = v >>> 16
+  b[p + 2] = v >>> 8
+  b[p + 3] = v
 }
 
 /** The EDE option (RFC 8914): info-code and UTF-8 extra text. */
@@ -491,16 +515,15 @@ export function renderAnswer (a: StoredAnswer, msg: Buffer, q: Query, elapsed: n
  */
 export function emptyResponse (msg: Buffer, q: Query, rcode: number, udpSize: number, ede?: Buffer): Buffer {
   const qlen = q.questionEnd - HEADER
-  const opt = q.edns ? buildOpt(udpSize, q.do, ede) : undefined
-  const out = Buffer.allocUnsafe(HEADER + qlen + (opt === undefined ? 0 : opt.length))
+  const out = Buffer.allocUnsafe(HEADER + qlen + (q.edns ? optLength(ede) : 0))
   out[0] = msg[0]
   out[1] = msg[1]
   out[2] = 0x80 | (msg[2] & 0x79) // QR, opcode and RD from the query; AA and TC clear
   out[3] = (FLAG_RA | (msg[3] & FLAG_CD) | (rcode & 0x0f))
-  out.writeUInt32BE(0x00010000, 4) // QDCOUNT 1, ANCOUNT 0
-  out.writeUInt32BE(opt === undefined ? 0 : 1, 8) // NSCOUNT 0, ARCOUNT
-  msg.copy(out, HEADER, HEADER, q.questionEnd)
-  if (opt !== undefined) opt.copy(out, HEADER + qlen)
+  put32(out, 4, 0x00010000) // QDCOUNT 1, ANCOUNT 0
+  put32(out, 8, q.edns ? 1 : 0) // NSCOUNT 0, ARCOUNT
+  for (let i = HEADER; i < q.questionEnd; i++) out[i] = msg[i]
+  if (q.edns) writeOpt(out, HEADER + qlen, udpSize, q.do, ede)
   return out
 }
 
@@ -635,11 +658,10 @@ export function blockResponse (msg: Buffer, q: Query, action: BlockAnswer, o: Bl
     soa = false
   }
   const qlen = q.questionEnd - HEADER
-  const opt = q.edns ? buildOpt(o.udpSize, q.do, ede) : undefined
   const anLen = address === undefined ? 0 : 12 + address.length
   const nsLen = soa ? 12 + 22 : 0
   // allocUnsafe (pooled) and every byte written below: this runs for every blocked query.
-  const out = Buffer.allocUnsafe(HEADER + qlen + anLen + nsLen + (opt === undefined ? 0 : opt.length))
+  const out = Buffer.allocUnsafe(HEADER + qlen + anLen + nsLen + (q.edns ? optLength(ede) : 0))
   out[0] = msg[0]
   out[1] = msg[1]
   out[2] = 0x80 | (msg[2] & 0x79)
@@ -651,34 +673,34 @@ export function blockResponse (msg: Buffer, q: Query, action: BlockAnswer, o: Bl
   out[8] = 0
   out[9] = soa ? 1 : 0
   out[10] = 0
-  out[11] = opt === undefined ? 0 : 1
+  out[11] = q.edns ? 1 : 0
   for (let i = HEADER; i < q.questionEnd; i++) out[i] = msg[i]
   let p = HEADER + qlen
   if (address !== undefined) {
-    out.writeUInt16BE(0xc00c, p) // owner: pointer to the question name
-    out.writeUInt16BE(q.qtype, p + 2)
-    out.writeUInt16BE(1, p + 4)
-    out.writeUInt32BE(o.ttl, p + 6)
-    out.writeUInt16BE(address.length, p + 10)
-    address.copy(out, p + 12)
+    put16(out, p, 0xc00c) // owner: pointer to the question name
+    put16(out, p + 2, q.qtype)
+    put16(out, p + 4, 1)
+    put32(out, p + 6, o.ttl)
+    put16(out, p + 10, address.length)
+    out.set(address, p + 12)
     p += anLen
   }
   if (soa) {
-    out.writeUInt16BE(0xc00c, p)
-    out.writeUInt16BE(QType.SOA, p + 2)
-    out.writeUInt16BE(1, p + 4)
-    out.writeUInt32BE(o.ttl, p + 6)
-    out.writeUInt16BE(22, p + 10)
+    put16(out, p, 0xc00c)
+    put16(out, p + 2, QType.SOA)
+    put16(out, p + 4, 1)
+    put32(out, p + 6, o.ttl)
+    put16(out, p + 10, 22)
     // MNAME and RNAME are the root (one zero byte each), then SERIAL REFRESH RETRY EXPIRE MINIMUM.
     out[p + 12] = 0
     out[p + 13] = 0
-    out.writeUInt32BE(1, p + 14)
-    out.writeUInt32BE(3600, p + 18)
-    out.writeUInt32BE(600, p + 22)
-    out.writeUInt32BE(86400, p + 26)
-    out.writeUInt32BE(o.ttl, p + 30)
+    put32(out, p + 14, 1)
+    put32(out, p + 18, 3600)
+    put32(out, p + 22, 600)
+    put32(out, p + 26, 86400)
+    put32(out, p + 30, o.ttl)
     p += nsLen
   }
-  if (opt !== undefined) opt.copy(out, p)
+  if (q.edns) writeOpt(out, p, o.udpSize, q.do, ede)
   return out
 }
