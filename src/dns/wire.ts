@@ -198,20 +198,12 @@ export function upstreamQuestion (msg: Buffer, q: Query): Buffer {
 export function buildUpstreamQuery (question: Buffer, dnssecOk: boolean, udpSize: number): Buffer {
   // Every byte written here (no fill(0) first: for a buffer this small, a call into C++).
   const b = Buffer.allocUnsafe(HEADER + question.length + 11)
-  b[0] = 0; b[1] = 0 // the ID: the transport writes it
-  b[2] = FLAG_RD >> 8; b[3] = FLAG_RD & 0xff
-  b[4] = 0; b[5] = 1 // QDCOUNT 1
-  b[6] = 0; b[7] = 0; b[8] = 0; b[9] = 0 // ANCOUNT, NSCOUNT 0
-  b[10] = 0; b[11] = 1 // ARCOUNT 1: the OPT
+  put16(b, 0, 0) // the ID: the transport writes it
+  put16(b, 2, FLAG_RD)
+  put32(b, 4, 0x00010000) // QDCOUNT 1, ANCOUNT 0
+  put32(b, 8, 1) // NSCOUNT 0, ARCOUNT 1: the OPT
   b.set(question, HEADER)
-  const o = HEADER + question.length
-  // OPT: root owner (0), TYPE 41, CLASS = payload size, TTL = ext-rcode/version/flags, RDLEN 0.
-  b[o] = 0
-  b[o + 1] = QType.OPT >> 8; b[o + 2] = QType.OPT & 0xff
-  b[o + 3] = udpSize >> 8; b[o + 4] = udpSize & 0xff
-  b[o + 5] = 0; b[o + 6] = 0 // extended rcode, version
-  b[o + 7] = dnssecOk ? OPT_DO >> 8 : 0; b[o + 8] = 0 // flags: DO
-  b[o + 9] = 0; b[o + 10] = 0 // RDLEN
+  writeOpt(b, HEADER + question.length, udpSize, dnssecOk, undefined)
   return b
 }
 
