@@ -284,9 +284,20 @@ export function createPipeline (d: PipelineDeps): Serve {
     return resp
   }
 
-  // An asynchronous outcome: the queued steps, innermost first, then the answer. It runs in a
-  // promise reaction whose result nobody awaits, so it must not throw: a fault in a step is
-  // answered SERVFAIL (and the remaining steps still run, so coalescing lets go of the key).
+  // A fault (an exception) anywhere on the query path is answered SERVFAIL: it must neither reach
+  // the socket's event handler (an uncaught exception stops the daemon) nor escape a promise
+  // reaction that nobody awaits.
+  const answer = (ctx: QueryContext, o: Outcome): Buffer => {
+    try {
+      return render(ctx, o)
+    } catch (err) {
+      return render(ctx, { kind: 'servfail', reason: (err as Error).message })
+    }
+  }
+
+  // An asynchronous outcome: the queued steps, innermost first, then the answer. A step that
+  // throws makes the outcome SERVFAIL, and the remaining steps still run (so coalescing lets go of
+  // the key).
   const finish = (ctx: QueryContext, o: Outcome): Buffer => {
     const steps = ctx.steps
     if (steps !== null) {
@@ -298,11 +309,7 @@ export function createPipeline (d: PipelineDeps): Serve {
         }
       }
     }
-    try {
-      return render(ctx, o)
-    } catch (err) {
-      return render(ctx, { kind: 'servfail', reason: (err as Error).message })
-    }
+    return answer(ctx, o)
   }
 
   return (msg, protocol, client, reply) => {
@@ -316,10 +323,14 @@ export function createPipeline (d: PipelineDeps): Serve {
     }
     const engine = d.policy.engine
     const ctx: QueryContext = { msg, q, protocol, client, engine, group: engine.groupOf(client), nameVerdict: null, steps: null, stepCount: 0 }
-    const o = handle(ctx)
-    if (!(o instanceof Promise)) return render(ctx, o)
-    o.then(r => { reply(finish(ctx, r)) }, (err: Error) => { reply(finish(ctx, { kind: 'servfail', reason: err.message })) })
-    return LATER
+    try {
+      const o = handle(ctx)
+      if (!(o instanceof Promise)) return render(ctx, o)
+      o.then(r => { reply(finish(ctx, r)) }, (err: Error) => { reply(finish(ctx, { kind: 'servfail', reason: err.message })) })
+      return LATER
+    } catch (err) {
+      return answer(ctx, { kind: 'servfail', reason: (err as Error).message })
+    }
   }
 }
 

@@ -1,0 +1,92 @@
+// The query path without sockets: createPipeline with a real policy engine (the bundled lists), a
+// real cache, and an upstream pool stand-in that answers from a function. Covers what the
+// daemon-level tests cannot reach: a fault inside a step on the way back.
+
+import t from 'tap'
+import * as packet from 'dns-packet'
+import { buildEngine } from '../../src/policy/build.js'
+import { AnswerCache } from '../../src/dns/cache.js'
+import { DnsMetrics } from '../../src/dns/metrics.js'
+import { LATER } from '../../src/dns/listener.js'
+import { createPipeline } from '../../src/dns/pipeline.js'
+import type { Resolution, UpstreamPool } from '../../src/dns/upstream/pool.js'
+import { prepareAnswer, type StoredAnswer } from '../../src/dns/wire.js'
+import { testConfig } from '../helpers/daemon.js'
+
+const cfg = testConfig({})
+
+/** A pipeline whose upstream answers every question with an A record of `address`. */
+function pipeline (address: string, report: () => void, cacheEnabled = true): { serve: ReturnType<typeof createPipeline>, asked: () => number, metrics: DnsMetrics } {
+  let asked = 0
+  const pool = {
+    resolve: async (question: Buffer): Promise<Resolution> => {
+      asked++
+      const name = packet.decode(Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]), question])).questions![0].name
+      const raw = Buffer.from(packet.encode({
+        type: 'response', id: 0, flags: packet.RECURSION_DESIRED,
+        questions: [{ name, type: 'A', class: 'IN' }],
+        answers: [{ name, type: 'A', ttl: 60, data: address }]
+      }))
+      return { kind: 'resolved', answer: prepareAnswer(raw, question, cfg.cache, 1232) as StoredAnswer, upstream: 'stand-in' }
+    }
+  } as unknown as UpstreamPool
+  const metrics = new DnsMetrics()
+  const serve = createPipeline({
+    dns: cfg.dns,
+    cache: { ...cfg.cache, enabled: cacheEnabled },
+    blocking: cfg.blocklists,
+    policy: { engine: buildEngine(cfg.blocklists, 1).engine },
+    report: () => { report() },
+    answers: new AnswerCache({ maxEntries: 100, now: Date.now }),
+    pool,
+    metrics,
+    now: Date.now
+  })
+  return { serve, asked: () => asked, metrics }
+}
+
+/** Asks one A question; resolves with the decoded answer and whether it came at once (a cache hit). */
+function ask (serve: ReturnType<typeof createPipeline>, name: string): Promise<packet.Packet & { atOnce: boolean }> {
+  const q = Buffer.from(packet.encode({ type: 'query', id: 7, flags: packet.RECURSION_DESIRED, questions: [{ name, type: 'A', class: 'IN' }] }))
+  return new Promise((resolve, reject) => {
+    const r = serve(q, 'udp', '192.0.2.10', b => { resolve({ ...packet.decode(b), atOnce: false }) })
+    if (r === null) reject(new Error('no answer'))
+    else if (r !== LATER) resolve({ ...packet.decode(r), atOnce: true })
+  })
+}
+
+t.test('a step that throws on the way back is answered SERVFAIL, and the remaining steps still run', async t => {
+  // 149.154.167.51 is in Telegram's published ranges: answer policy blocks it and reports the
+  // match, and this report fails.
+  const p = pipeline('149.154.167.51', () => { throw new Error('report failed') }, false)
+  const a = await ask(p.serve, 'innocent.example')
+  t.equal(a.rcode, 'SERVFAIL')
+  t.equal(a.id, 7)
+  t.equal(p.metrics.outcomes.servfail, 1)
+  // Coalescing let go of the name (its step ran after the fault): the next query asks again.
+  const b = await ask(p.serve, 'innocent.example')
+  t.equal(b.rcode, 'SERVFAIL')
+  t.equal(p.asked(), 2, 'asked upstream again, not left waiting on the first query')
+})
+
+t.test('a stage that throws on a cache hit is answered SERVFAIL at once, not thrown at the listener', async t => {
+  const p = pipeline('149.154.167.51', () => { throw new Error('report failed') })
+  const a = await ask(p.serve, 'innocent.example') // forwarded and stored (the store step runs first), then the fault
+  t.equal(a.rcode, 'SERVFAIL')
+  const b = await ask(p.serve, 'innocent.example')
+  t.ok(b.atOnce, 'served from the cache')
+  t.equal(b.rcode, 'SERVFAIL')
+  t.equal(p.asked(), 1)
+})
+
+t.test('without a fault, the same answer is blocked and reported once', async t => {
+  let reports = 0
+  const p = pipeline('149.154.167.51', () => { reports++ })
+  const a = await ask(p.serve, 'innocent.example')
+  t.equal(a.rcode, 'NXDOMAIN')
+  t.equal(reports, 1)
+  const ok = pipeline('192.0.2.1', () => { reports++ })
+  const b = await ask(ok.serve, 'innocent.example')
+  t.equal(b.rcode, 'NOERROR')
+  t.same(b.answers!.map(r => (r as { data: string }).data), ['192.0.2.1'])
+})
