@@ -433,8 +433,8 @@ function optLength (rdata: Buffer | undefined): number {
   return rdata === undefined ? 11 : 11 + rdata.length
 }
 
-/** Writes an OPT RR (see buildOpt) at `p`, every byte; returns the offset after it. */
-function writeOpt (b: Buffer, p: number, udpSize: number, dnssecOk: boolean, rdata: Buffer | undefined): number {
+/** Writes an OPT RR (see buildOpt) at `p`, every byte (`optLength(rdata)` of them). */
+function writeOpt (b: Buffer, p: number, udpSize: number, dnssecOk: boolean, rdata: Buffer | undefined): void {
   const rdlen = rdata === undefined ? 0 : rdata.length
   b[p] = 0 // owner: the root
   put16(b, p + 1, QType.OPT)
@@ -442,7 +442,6 @@ function writeOpt (b: Buffer, p: number, udpSize: number, dnssecOk: boolean, rda
   put32(b, p + 5, dnssecOk ? OPT_DO : 0) // extended rcode 0, version 0, flags
   put16(b, p + 9, rdlen)
   if (rdata !== undefined) b.set(rdata, p + 11)
-  return p + 11 + rdlen
 }
 
 // Plain byte writes: Buffer#writeUInt16BE/32BE check their arguments on every call.

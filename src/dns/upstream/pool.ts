@@ -116,9 +116,10 @@ export class UpstreamPool {
   }
 
   /** Upstreams in the order to try now: healthy (or due for a probe) in configured order, then the rest. */
-  #order (now: number): Upstream[] {
+  #order (): Upstream[] {
+    if (this.#allHealthy) return this.#list // the common case: no clock read, no arrays
     const probeMs = this.#opts.probeMs ?? 30_000
-    if (this.#allHealthy) return this.#list
+    const now = this.#opts.now()
     const first: Upstream[] = []
     const last: Upstream[] = []
     for (const u of this.#list) {
@@ -138,7 +139,7 @@ export class UpstreamPool {
     // transport's promise; anything else (a truncated answer to fetch again over TCP, an unusable
     // one, SERVFAIL/REFUSED, an error) goes on in #first, and failover in #rest.
     const o = this.#opts
-    const order = this.#allHealthy ? this.#list : this.#order(o.now())
+    const order = this.#order()
     const u = order[0]
     const started = o.now()
     u.queries++
