@@ -17,7 +17,7 @@
 import type { BlocklistsConfig, CacheConfig, DnsConfig } from '../config/types.js'
 import type { Engine, GroupPlan, Verdict } from '../policy/engine.js'
 import { parseIp } from '../policy/names.js'
-import { type AnswerCache, MISS } from './cache.js'
+import { type AnswerCache, FORGOTTEN, MISS } from './cache.js'
 import type { DnsMetrics } from './metrics.js'
 import type { UpstreamPool } from './upstream/pool.js'
 import { LATER, type Serve } from './listener.js'
@@ -66,7 +66,8 @@ export function later (ctx: QueryContext, o: Outcome | Promise<Outcome>, step: S
 }
 
 export type Outcome =
-  | { readonly kind: 'cached', readonly answer: StoredAnswer, readonly elapsed: number }
+  /** An answer from the cache: `slot` is valid while the query is handled synchronously (see AnswerCache). */
+  | { readonly kind: 'cached', readonly slot: number, readonly elapsed: number }
   | { readonly kind: 'resolved', readonly answer: StoredAnswer, readonly upstream: string }
   | { readonly kind: 'blocked', readonly verdict: Verdict }
   | { readonly kind: 'servfail', readonly reason: string }
@@ -93,9 +94,9 @@ export function compose (stages: readonly Stage[], terminal: Handler): Handler {
 }
 
 /** Hands every answer that is not a block to `observe`, with its rcode and time to answer. */
-export function observeStage (observe: ObserveAnswer, now: () => number): Stage {
+export function observeStage (observe: ObserveAnswer, cache: AnswerCache, now: () => number): Stage {
   const rcodeOf = (o: Outcome): number =>
-    o.kind === 'resolved' || o.kind === 'cached' ? o.answer.rcode : o.kind === 'servfail' ? Rcode.SERVFAIL : Rcode.REFUSED
+    o.kind === 'resolved' ? o.answer.rcode : o.kind === 'cached' ? cache.rcode(o.slot) : o.kind === 'servfail' ? Rcode.SERVFAIL : Rcode.REFUSED
   const seen = (ctx: QueryContext, o: Outcome, started: number): Outcome => {
     if (o.kind !== 'blocked') observe(ctx, o, rcodeOf(o), now() - started)
     return o
@@ -124,31 +125,33 @@ export function queryPolicyStage (report: ReportMatch): Stage {
  * Decides every answer, fresh or cached, under the client's policy: the query name, then the
  * answer's CNAME targets, A/AAAA addresses and HTTPS/SVCB hints (an allow rule on the query name
  * covers its whole answer). Above the cache, so a list change applies to cached answers at once.
- * The decision is remembered on the answer per (snapshot, group): a cache hit costs one
- * comparison, not a name walk.
+ * The decision on a cached answer is remembered in its cache slot per (snapshot, group): a cache
+ * hit costs one comparison, not a name walk. A fresh answer is decided once per query.
  */
-export function answerPolicyStage (report: ReportMatch): Stage {
+export function answerPolicyStage (report: ReportMatch, cache: AnswerCache): Stage {
   const targets = new AnswerTargets() // refilled for each answer inspected (synchronously)
-  const decide = (ctx: QueryContext, a: StoredAnswer): Verdict | undefined => {
+  const decideFresh = (ctx: QueryContext, a: StoredAnswer): Verdict | undefined => {
     const { engine, group } = ctx
-    // A fresh answer's query name was decided below (only `monitor` lets a listed name through).
+    // The query name was decided below (only `monitor` lets a listed name through).
     const byName = ctx.nameVerdict !== null ? ctx.nameVerdict : engine.decideName(ctx.q.qname, group)
     if (byName !== undefined) return byName
     if (engine.allowsName(ctx.q.qname, group)) return undefined
     return engine.decideAnswer(answerTargets(a, targets), group)
   }
+  const decideCached = (ctx: QueryContext, slot: number): Verdict | undefined => {
+    const { engine, group } = ctx
+    const remembered = cache.recall(slot, group, engine)
+    if (remembered !== FORGOTTEN) return remembered as Verdict | undefined
+    let v = engine.decideName(ctx.q.qname, group)
+    if (v === undefined && !engine.allowsName(ctx.q.qname, group)) v = engine.decideAnswer(cache.targets(slot, targets), group)
+    cache.remember(slot, group, engine, v)
+    return v
+  }
   const inspect: Step = (ctx, o) => {
-    if (o.kind !== 'resolved' && o.kind !== 'cached') return o
-    const a = o.answer
     let v: Verdict | undefined
-    if (a.memoKey === ctx.group && a.memoBy === ctx.engine) {
-      v = a.memoValue as Verdict | undefined
-    } else {
-      v = decide(ctx, a)
-      a.memoKey = ctx.group
-      a.memoBy = ctx.engine
-      a.memoValue = v
-    }
+    if (o.kind === 'resolved') v = decideFresh(ctx, o.answer)
+    else if (o.kind === 'cached') v = decideCached(ctx, o.slot)
+    else return o
     if (v === undefined) return o
     // A fresh answer's name was decided (and reported) by the query stage below; only `monitor`
     // lets one through, and it must not be reported twice.
@@ -167,7 +170,7 @@ export function cacheStage (cache: AnswerCache, now: () => number): Stage {
   return next => ctx => {
     const t = now()
     const slot = cache.find(ctx.q.key, t)
-    if (slot !== MISS) return { kind: 'cached', answer: cache.answer(slot), elapsed: Math.floor((t - cache.storedAt(slot)) / 1000) }
+    if (slot !== MISS) return { kind: 'cached', slot, elapsed: Math.floor((t - cache.storedAt(slot)) / 1000) }
     return later(ctx, next(ctx), store)
   }
 }
@@ -233,8 +236,8 @@ const EDE_NO_REACHABLE_AUTHORITY = 22
  */
 export function createPipeline (d: PipelineDeps): Serve {
   const stages: Stage[] = [
-    ...(d.observe !== undefined ? [observeStage(d.observe, d.now)] : []),  // logQueries: all
-    answerPolicyStage(d.report),                        // above the cache: cached answers follow list changes
+    ...(d.observe !== undefined ? [observeStage(d.observe, d.answers, d.now)] : []),  // logQueries: all
+    answerPolicyStage(d.report, d.answers),                        // above the cache: cached answers follow list changes
     ...(d.cache.enabled ? [cacheStage(d.answers, d.now)] : []),  // hits answer here, synchronously
     queryPolicyStage(d.report),                         // a miss: blocked names never leave the gateway
     coalesceStage(d.metrics, d.dns.maxInflight)         // identical misses share one upstream query
@@ -267,8 +270,8 @@ export function createPipeline (d: PipelineDeps): Serve {
     m.results[ctx.protocol][o.kind]++
     let resp: Buffer
     switch (o.kind) {
-      case 'cached': resp = renderAnswer(o.answer, ctx.msg, ctx.q, o.elapsed); break
-      case 'resolved': resp = renderAnswer(o.answer, ctx.msg, ctx.q, 0); break
+      case 'cached': resp = d.answers.render(o.slot, ctx.msg, ctx.q, o.elapsed); break
+      case 'resolved': resp = renderAnswer(o.answer, ctx.msg, ctx.q); break
       case 'servfail': resp = emptyResponse(ctx.msg, ctx.q, Rcode.SERVFAIL, ednsSize, servfailEde); break
       case 'refused': resp = emptyResponse(ctx.msg, ctx.q, Rcode.REFUSED, ednsSize); break
       case 'blocked': resp = blockResponse(ctx.msg, ctx.q, o.verdict.action as BlockAnswer, blockOptions, ctx.q.edns ? edeFor(o.verdict) : undefined); break

@@ -223,8 +223,8 @@ export function questionMatches (answer: Buffer, question: Buffer): boolean {
 }
 
 /**
- * An upstream answer made ready to serve many times: OPT removed from the body (it is rebuilt per
- * client), TTLs clamped, offsets of every TTL field kept for patching on cache hits.
+ * An upstream answer made ready to serve: OPT removed from the body (it is rebuilt per client),
+ * RA set, TTLs clamped. The cache keeps a copy of its bytes, not the object.
  */
 export interface StoredAnswer {
   /** The answer without its OPT record; ID and question case are patched per client. */
@@ -232,23 +232,9 @@ export interface StoredAnswer {
   /** Our OPT record for EDNS clients: payload size ours, DO and options (e.g. EDE) from upstream. */
   readonly opt: Buffer
   readonly rcode: number
-  /**
-   * Offsets of every TTL field in `body` (OPT excluded; the clamped TTLs themselves are in `body`),
-   * found the first time they are needed (a cache hit served a second or more after it was
-   * stored) and kept: most forwarded answers are never served from the cache at all.
-   */
-  ttlOffsets: number[] | undefined
   /** Seconds this answer may be cached (0 = do not cache). */
   readonly lifetime: number
   readonly ancount: number
-  /**
-   * Where answer policy remembers its last decision on this answer (`memoValue`), keyed by two
-   * values of its own (client group and policy snapshot), so cache hits are not inspected again.
-   * Not DNS data. Fields, not an object of their own: one object less kept per cached answer.
-   */
-  memoKey?: unknown
-  memoBy?: unknown
-  memoValue?: unknown
 }
 
 export interface TtlPolicy { minTtl: number, maxTtl: number, negativeMaxTtl: number }
@@ -269,22 +255,25 @@ function skipName (b: Buffer, p: number): number {
   return -1
 }
 
-/** Reads a (possibly compressed) name as lower-case dotted text; undefined when malformed. */
-export function readName (b: Buffer, start: number): string | undefined {
+/**
+ * Reads a (possibly compressed) name as lower-case dotted text; undefined when malformed. The
+ * message starts at `base` in `b` (compression pointers count from there) and ends at `end`.
+ */
+export function readName (b: Buffer, start: number, base = 0, end = b.length): string | undefined {
   let p = start
   let out = ''
   let wire = 0
   for (let jumps = 0; jumps < 64;) {
-    if (p >= b.length) return undefined
+    if (p >= end) return undefined
     const l = b[p]
     if (l === 0) return out
     if ((l & 0xc0) === 0xc0) {
-      if (p + 2 > b.length) return undefined
-      p = ((l & 0x3f) << 8) | b[p + 1]
+      if (p + 2 > end) return undefined
+      p = base + (((l & 0x3f) << 8) | b[p + 1])
       jumps++
       continue
     }
-    if (l > 63 || p + 1 + l > b.length) return undefined
+    if (l > 63 || p + 1 + l > end) return undefined
     wire += l + 1
     if (wire > MAX_NAME) return undefined
     if (out.length > 0) out += '.'
@@ -381,22 +370,7 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
   }
   const dnssecOk = (optFlags & OPT_DO) !== 0
   const opt = optRdata === undefined || optRdata.length === 0 ? plainOpt(udpSize, dnssecOk) : buildOpt(udpSize, dnssecOk, optRdata)
-  // The memo fields present from the start: adding them later would change the object's shape on
-  // every answer.
-  return { body, opt, rcode, ttlOffsets: undefined, lifetime, ancount, memoKey: undefined, memoBy: undefined, memoValue: undefined }
-}
-
-/** The offsets of the TTL fields in a body `prepareAnswer` made (its records are known to be well formed). */
-function ttlOffsetsOf (body: Buffer): number[] {
-  const total = ((body[6] << 8) | body[7]) + ((body[8] << 8) | body[9]) + ((body[10] << 8) | body[11])
-  const offsets = new Array<number>(total)
-  let p = skipName(body, HEADER) + 4
-  for (let i = 0; i < total; i++) {
-    p = skipName(body, p)
-    offsets[i] = p + 4
-    p += 10 + ((body[p + 8] << 8) | body[p + 9])
-  }
-  return offsets
+  return { body, opt, rcode, lifetime, ancount }
 }
 
 /** Record offsets of the answer being prepared: a 64 KiB message holds fewer than 6,000 records. */
@@ -469,34 +443,59 @@ export function edeOption (infoCode: number, text: string): Buffer {
 }
 
 /**
- * Renders a stored answer for one client: its ID, its question bytes (case preserved), its RD bit,
- * TTLs decremented by `elapsed` seconds, and our OPT when it sent EDNS.
+ * Renders a fresh upstream answer for one client: its ID, its question bytes (case preserved), its
+ * RD bit, and our OPT when it sent EDNS.
  */
-export function renderAnswer (a: StoredAnswer, msg: Buffer, q: Query, elapsed: number): Buffer {
+export function renderAnswer (a: StoredAnswer, msg: Buffer, q: Query): Buffer {
   const body = a.body
   const blen = body.length
   const opt = a.opt
   const out = Buffer.allocUnsafe(q.edns ? blen + opt.length : blen)
   out.set(body) // TypedArray#set: a memcpy without the cost of a native Buffer#copy call
+  if (q.edns) for (let i = 0; i < opt.length; i++) out[blen + i] = opt[i]
+  forClient(out, msg, q)
+  return out
+}
+
+/**
+ * Renders a cached answer for one client from the bytes `src[at ..]`: the body (`blen` bytes),
+ * then our OPT (`olen` bytes), as AnswerCache keeps them. Like renderAnswer, with every TTL
+ * decremented by `elapsed` seconds.
+ */
+export function renderCached (src: Buffer, at: number, blen: number, olen: number, msg: Buffer, q: Query, elapsed: number): Buffer {
+  const len = q.edns ? blen + olen : blen
+  const out = Buffer.allocUnsafe(len)
+  // A short answer byte by byte: a ranged copy would first make a view of the source (an object
+  // per hit), for fewer bytes than it takes to set one up.
+  if (len <= 256) for (let i = 0; i < len; i++) out[i] = src[at + i]
+  else out.set(src.subarray(at, at + len))
+  if (elapsed > 0) {
+    // The records are known to be well formed (prepareAnswer checked them before they were stored).
+    const total = ((out[6] << 8) | out[7]) + ((out[8] << 8) | out[9]) + ((out[10] << 8) | out[11])
+    let p = q.questionEnd
+    for (let i = 0; i < total; i++) {
+      p = skipName(out, p)
+      const o = p + 4
+      const v = ((out[o] << 24) | (out[o + 1] << 16) | (out[o + 2] << 8) | out[o + 3]) - elapsed
+      if (v > 0) { out[o] = v >>> 24; out[o + 1] = v >>> 16; out[o + 2] = v >>> 8; out[o + 3] = v } else { out[o] = 0; out[o + 1] = 0; out[o + 2] = 0; out[o + 3] = 0 }
+      p += 10 + ((out[p + 8] << 8) | out[p + 9])
+    }
+  }
+  forClient(out, msg, q)
+  return out
+}
+
+/** The client's ID, RD bit and question bytes into an answer; ARCOUNT counts the OPT when it sent EDNS. */
+function forClient (out: Buffer, msg: Buffer, q: Query): void {
   out[0] = msg[0]
   out[1] = msg[1]
   out[2] = (out[2] & 0xfe) | (msg[2] & 0x01) // RD as the client sent it
   for (let i = HEADER, end = q.questionEnd; i < end; i++) out[i] = msg[i]
-  if (elapsed > 0) {
-    const offs = a.ttlOffsets ??= ttlOffsetsOf(body)
-    for (let i = 0; i < offs.length; i++) {
-      const o = offs[i]
-      const v = ((body[o] << 24) | (body[o + 1] << 16) | (body[o + 2] << 8) | body[o + 3]) - elapsed
-      if (v > 0) { out[o] = v >>> 24; out[o + 1] = v >>> 16; out[o + 2] = v >>> 8; out[o + 3] = v } else { out[o] = 0; out[o + 1] = 0; out[o + 2] = 0; out[o + 3] = 0 }
-    }
-  }
   if (q.edns) {
-    for (let i = 0; i < opt.length; i++) out[blen + i] = opt[i]
     const ar = ((out[10] << 8) | out[11]) + 1
     out[10] = ar >>> 8
     out[11] = ar
   }
-  return out
 }
 
 /**
@@ -577,31 +576,37 @@ function ipv6Text (b: Buffer, p: number): string {
  * of HTTPS and SVCB records (RFC 9460), which browsers may connect to without another lookup.
  */
 export function answerTargets (a: StoredAnswer, out: AnswerTargets = new AnswerTargets()): AnswerTargets {
+  return answerTargetsIn(a.body, 0, a.body.length, out)
+}
+
+/** answerTargets for an answer body kept at `b[at .. end]` (compression pointers count from `at`). */
+export function answerTargetsIn (b: Buffer, at: number, end: number, out: AnswerTargets): AnswerTargets {
   const { names, v4, v6 } = out
   out.nameCount = out.v4Count = out.v6Count = 0
-  const b = a.body
-  let p = skipName(b, HEADER)
+  const ancount = (b[at + 6] << 8) | b[at + 7]
+  let p = skipName(b, at + HEADER)
   if (p < 0) return out
   p += 4
-  for (let i = 0; i < a.ancount; i++) {
+  for (let i = 0; i < ancount; i++) {
     p = skipName(b, p)
-    if (p < 0 || p + 10 > b.length) break
+    if (p < 0 || p + 10 > end) break
     const type = (b[p] << 8) | b[p + 1]
     const rdlen = (b[p + 8] << 8) | b[p + 9]
     const rdata = p + 10
     p = rdata + rdlen
+    if (p > end) break
     if (type === QType.A && rdlen === 4) {
       v4[out.v4Count++] = ipv4Value(b, rdata)
     } else if (type === QType.AAAA && rdlen === 16) {
       v6[out.v6Count++] = ipv6Text(b, rdata)
     } else if (type === QType.CNAME || type === 39 /* DNAME */) {
-      const n = readName(b, rdata)
+      const n = readName(b, rdata, at, end)
       if (n !== undefined) names[out.nameCount++] = n
     } else if ((type === QType.HTTPS || type === QType.SVCB) && rdlen > 3) {
       // SvcPriority (2), TargetName (uncompressed), then SvcParams: key (2), length (2), value.
       const params = skipName(b, rdata + 2)
       if (params < 0) continue
-      const target = readName(b, rdata + 2)
+      const target = readName(b, rdata + 2, at, end)
       if (target !== undefined && target !== '') names[out.nameCount++] = target
       for (let k = params; k + 4 <= p;) {
         const key = (b[k] << 8) | b[k + 1]

@@ -1,10 +1,16 @@
 import t from 'tap'
-import { AnswerCache } from '../../src/dns/cache.js'
+import { AnswerCache, FORGOTTEN, SLOT_BYTES } from '../../src/dns/cache.js'
 import type { StoredAnswer } from '../../src/dns/wire.js'
 
-const answer = (lifetime: number): StoredAnswer => ({
-  body: Buffer.alloc(12), opt: Buffer.alloc(11), rcode: 0, ttlOffsets: undefined, lifetime, ancount: 0
-})
+// Every answer's body carries a serial number of its own, so a test can tell which one it got back
+// (the cache keeps copies of the bytes, not the objects).
+let serial = 0
+const answer = (lifetime: number, bodyBytes = 12): StoredAnswer => {
+  const body = Buffer.alloc(bodyBytes)
+  body.writeUInt32BE(++serial, 0)
+  return { body, opt: Buffer.alloc(11), rcode: 0, lifetime, ancount: 0 }
+}
+const same = (got: StoredAnswer | undefined, a: StoredAnswer): boolean => got !== undefined && got.body.equals(a.body) && got.opt.equals(a.opt)
 
 t.test('entries expire with their lifetime', async t => {
   const c = new AnswerCache({ maxEntries: 10, now: () => 0 })
@@ -80,7 +86,7 @@ t.test('lookups agree with a model through collisions, wrap-around, expiry and r
         if (m !== undefined && !live) model.delete(key)
         const got = c.get(key, now)
         if ((got !== undefined) !== live) fault = `step ${step}: ${key} ${live ? 'not found' : 'served after expiry'}`
-        else if (got !== undefined && got !== m?.answer) fault = `step ${step}: ${key} served another key's answer`
+        else if (got !== undefined && !same(got, m!.answer)) fault = `step ${step}: ${key} served another key's answer`
         checked++
       } else {
         c.clear()
@@ -122,6 +128,38 @@ t.test('after clear, the cache fills and evicts again from an empty ring', async
   kept.forEach((a, i) => c.put(`b${i}`, a, 1))
   t.equal(c.size, 100)
   t.equal(c.selfCheck(), undefined)
-  t.ok(kept.slice(20).every((a, i) => c.get(`b${i + 20}`, 1) === a), 'the last 100 stored are served, each its own answer')
+  t.ok(kept.slice(20).every((a, i) => same(c.get(`b${i + 20}`, 1), a)), 'the last 100 stored are served, each its own answer')
   t.equal(c.storedAt(c.find('b119', 1)), 1)
+})
+
+t.test('answers too large for their slot get a buffer of their own, and both kinds come back whole', async t => {
+  const c = new AnswerCache({ maxEntries: 8, now: () => 0 })
+  const small = answer(60, 200)
+  const large = answer(60, 4000) // body, OPT and key over SLOT_BYTES
+  const edge = answer(60, SLOT_BYTES - 11 - 'edge'.length) // exactly fills the slot
+  c.put('small', small, 0)
+  c.put('large', large, 0)
+  c.put('edge', edge, 0)
+  t.ok(same(c.get('small', 0), small))
+  t.ok(same(c.get('large', 0), large))
+  t.ok(same(c.get('edge', 0), edge))
+  const smaller = answer(60, 40)
+  c.put('large', smaller, 0) // the key moves back into its slot
+  t.ok(same(c.get('large', 0), smaller))
+  t.ok(same(c.get('small', 0), small), 'its neighbour untouched')
+  t.equal(c.selfCheck(), undefined)
+})
+
+t.test('a remembered decision holds for its keys and is forgotten when the slot gets a new answer', async t => {
+  const c = new AnswerCache({ maxEntries: 2, now: () => 0 })
+  c.put('a', answer(60), 0)
+  const slot = c.find('a', 0)
+  const group = {}
+  const engine = {}
+  t.equal(c.recall(slot, group, engine), FORGOTTEN)
+  c.remember(slot, group, engine, undefined)
+  t.equal(c.recall(slot, group, engine), undefined, 'an allowed answer is remembered as undefined')
+  t.equal(c.recall(slot, group, {}), FORGOTTEN, 'another snapshot')
+  c.put('a', answer(60), 0)
+  t.equal(c.recall(c.find('a', 0), group, engine), FORGOTTEN, 'a new answer for the key')
 })

@@ -1,8 +1,8 @@
 import t from 'tap'
 import * as packet from 'dns-packet'
 import {
-  readQuery, malformedRcode, prepareAnswer, renderAnswer, upstreamQuestion, emptyResponse, headerOnlyResponse,
-  truncateForUdp, edeOption, buildUpstreamQuery, questionMatches, Rcode, type Query, type StoredAnswer
+  readQuery, malformedRcode, prepareAnswer, renderAnswer, renderCached, upstreamQuestion, emptyResponse, headerOnlyResponse,
+  truncateForUdp, edeOption, buildUpstreamQuery, questionMatches, Rcode, answerTargets, answerTargetsIn, AnswerTargets, type Query, type StoredAnswer
 } from '../../src/dns/wire.js'
 
 const TTL = { minTtl: 0, maxTtl: 86400, negativeMaxTtl: 3600 }
@@ -107,6 +107,15 @@ const ttlsOf = (a: StoredAnswer): number[] => {
   return [...d.answers ?? [], ...d.authorities ?? [], ...d.additionals ?? []].map(r => (r as { ttl: number }).ttl)
 }
 
+/**
+ * The answer as a cache hit `elapsed` seconds after storing: renderCached from body and OPT laid
+ * out one after the other at an odd offset of a larger buffer, as in the cache's arena.
+ */
+function cached (a: StoredAnswer, msg: Buffer, elapsed: number): Buffer {
+  const src = Buffer.concat([Buffer.alloc(77, 0xee), a.body, a.opt, Buffer.alloc(20, 0xee)])
+  return renderCached(src, 77, a.body.length, a.opt.length, msg, read(msg), elapsed)
+}
+
 function prepared (msg: Buffer, resp: Buffer): StoredAnswer {
   const q = read(msg)
   const a = prepareAnswer(resp, upstreamQuestion(msg, q), TTL, 1232)
@@ -131,8 +140,8 @@ t.test('prepareAnswer validates and clamps TTLs', async t => {
   const clamped = prepareAnswer(resp(), upstreamQuestion(msg, read(msg)), { minTtl: 100, maxTtl: 200, negativeMaxTtl: 50 }, 1232) as StoredAnswer
   t.same(ttlsOf(clamped), [200, 100, 120])
   t.equal(clamped.lifetime, 100)
-  // Served 10 s later: every TTL field found (they are located on first use) and decremented.
-  const later = packet.decode(renderAnswer(a, msg, read(msg), 10))
+  // Served 10 s later: every TTL field found and decremented.
+  const later = packet.decode(cached(a, msg, 10))
   t.same(later.answers!.map(r => (r as { ttl: number }).ttl), [290, 50, 110])
 })
 
@@ -147,7 +156,7 @@ t.test('TTLs are decremented in every section, across compressed names', async t
   } as any))
   const a = prepared(msg, resp)
   t.same(ttlsOf(a), [500, 900, 700])
-  const out = packet.decode(renderAnswer(a, msg, read(msg), 100))
+  const out = packet.decode(cached(a, msg, 100))
   t.same([...out.answers!, ...out.authorities!, ...out.additionals!.filter(r => r.type !== 'OPT')].map(r => (r as { ttl: number }).ttl), [400, 800, 600])
 })
 
@@ -201,11 +210,11 @@ t.test('negative answers live for min(SOA TTL, SOA MINIMUM), capped (RFC 2308)',
   t.equal(prepared(msg, answer(msg, [], { rcode: 'SERVFAIL' })).lifetime, 0, 'SERVFAIL: not cached')
 })
 
-t.test('renderAnswer patches ID, question case, RD, TTLs and OPT per client', async t => {
+t.test('renderCached patches ID, question case, RD, TTLs and OPT per client', async t => {
   const up = query('www.test', { edns: 1232 })
   const a = prepared(up, answer(up, [{ name: 'www.test', type: 'A', ttl: 300, data: '192.0.2.1' }]))
   const client = query('WwW.TeSt', { id: 0x4242, edns: 4096 })
-  const out = packet.decode(renderAnswer(a, client, read(client), 100))
+  const out = packet.decode(cached(a, client, 100))
   t.equal(out.id, 0x4242)
   t.equal(out.questions![0].name, 'WwW.TeSt')
   t.equal(out.answers![0].ttl, 200)
@@ -213,7 +222,7 @@ t.test('renderAnswer patches ID, question case, RD, TTLs and OPT per client', as
   const opt = out.additionals!.find(r => r.type === 'OPT') as any
   t.equal(opt.udpPayloadSize, 1232, 'our payload size, not the upstream one')
   const noEdns = query('www.test', { id: 1 })
-  const plain = packet.decode(renderAnswer(a, noEdns, read(noEdns), 400))
+  const plain = packet.decode(cached(a, noEdns, 400))
   t.equal(plain.additionals!.length, 0, 'no OPT for a client without EDNS')
   t.equal(plain.answers![0].ttl, 0, 'TTL never below 0')
 })
@@ -238,7 +247,7 @@ t.test('emptyResponse carries the question, OPT and EDE', async t => {
 t.test('truncateForUdp cuts to header and question with TC set', async t => {
   const msg = query('big.test', { type: 'TXT', edns: 1232 })
   const big = prepared(msg, answer(msg, Array.from({ length: 8 }, (_, i) => ({ name: 'big.test', type: 'TXT', ttl: 60, data: 'x'.repeat(250 + i) } as any))))
-  const full = renderAnswer(big, msg, read(msg), 0)
+  const full = renderAnswer(big, msg, read(msg))
   t.ok(full.length > 1232)
   const cut = truncateForUdp(full, msg, read(msg), 1232, 1232)
   const d = packet.decode(cut)
@@ -280,7 +289,7 @@ t.test('records after an OPT in the middle are dropped with it; top-bit TTLs cou
   } as any)
   const a = prepared(msg, resp)
   t.equal(a.body.readUInt16BE(10), 0, 'ARCOUNT: nothing before the OPT')
-  const d = packet.decode(renderAnswer(a, msg, read(msg), 0))
+  const d = packet.decode(renderAnswer(a, msg, read(msg)))
   t.same(d.answers!.map(r => (r as any).data), ['192.0.2.1'])
   t.equal(d.additionals!.length, 0)
   const big = Buffer.from(packet.encode({
@@ -291,4 +300,22 @@ t.test('records after an OPT in the middle are dropped with it; top-bit TTLs cou
   const b = prepared(msg, big)
   t.equal(b.lifetime, 0, 'TTL with the top bit set is 0 (RFC 2181 8): not cached')
   t.same(ttlsOf(b), [0])
+})
+
+t.test('answerTargetsIn reads an answer kept at an offset of a larger buffer as answerTargets reads it alone', async t => {
+  const msg = query('www.test', { edns: 1232 })
+  const a = prepared(msg, answer(msg, [
+    { name: 'www.test', type: 'CNAME', ttl: 300, data: 'edge.cdn.test' },
+    { name: 'edge.cdn.test', type: 'CNAME', ttl: 300, data: 'x.edge.cdn.test' },
+    { name: 'x.edge.cdn.test', type: 'A', ttl: 60, data: '192.0.2.1' },
+    { name: 'x.edge.cdn.test', type: 'AAAA', ttl: 60, data: '2001:db8::1' }
+  ]))
+  const alone = answerTargets(a)
+  // Compression pointers count from the message's first byte: read at offset 77, they must not
+  // point into the bytes before it.
+  const src = Buffer.concat([Buffer.alloc(77, 0xee), a.body, Buffer.alloc(20, 0xee)])
+  const at = answerTargetsIn(src, 77, 77 + a.body.length, new AnswerTargets())
+  const parts = (x: AnswerTargets): unknown[] => [x.names.slice(0, x.nameCount), x.v4.slice(0, x.v4Count), x.v6.slice(0, x.v6Count)]
+  t.same(parts(alone), [['edge.cdn.test', 'x.edge.cdn.test'], [0xc0000201], ['2001:db8:0:0:0:0:0:1']])
+  t.same(parts(at), parts(alone))
 })
