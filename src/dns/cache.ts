@@ -3,7 +3,7 @@
 // Knows nothing of sockets or policy; the pipeline's cache stage decides what goes in.
 
 import { Buffer } from 'node:buffer' // a plain binding; the global is a getter (see wire.ts)
-import { answerTargetsIn, renderCached, type AnswerTargets, type Query, type StoredAnswer } from './wire.js'
+import { answerTargetsIn, keyHash, renderCached, type AnswerTargets, type Query, type StoredAnswer } from './wire.js'
 
 export interface CacheStats { size: number, hits: number, misses: number, evictions: number, expired: number }
 
@@ -95,7 +95,7 @@ export class AnswerCache {
   constructor (opts: { maxEntries: number, now: () => number, hash?: (key: string) => number }) {
     this.#max = opts.maxEntries
     this.#now = opts.now
-    this.#hashOf = opts.hash ?? hashKey
+    this.#hashOf = opts.hash ?? keyHash
     // 2,048 slots (1 MiB) per chunk, fewer for a small cache.
     let shift = 0
     while (shift < 11 && (1 << shift) < this.#max) shift++
@@ -105,9 +105,12 @@ export class AnswerCache {
 
   get size (): number { return this.#live }
 
-  /** The slot of the live entry for `key`, or MISS; an expired entry is dropped. */
-  find (key: string, now: number = this.#now()): number {
-    const slot = this.#lookup(key, this.#hash(key))
+  /**
+   * The slot of the live entry for `key`, or MISS; an expired entry is dropped. `h` is the key's
+   * hash when the caller has it already (Query.keyHash).
+   */
+  find (key: string, now: number = this.#now(), h: number = this.#hash(key)): number {
+    const slot = this.#lookup(key, h)
     if (slot === MISS) { this.stats.misses++; return MISS }
     if (this.#expiresAt[slot] <= now) {
       this.#remove(slot)
@@ -171,10 +174,9 @@ export class AnswerCache {
     }
   }
 
-  /** Stores a copy of an answer for its lifetime; answers with lifetime 0 are not stored. */
-  put (key: string, answer: StoredAnswer, now: number = this.#now()): void {
+  /** Stores a copy of an answer for its lifetime; answers with lifetime 0 are not stored. `h` as for `find`. */
+  put (key: string, answer: StoredAnswer, now: number = this.#now(), h: number = this.#hash(key)): void {
     if (answer.lifetime <= 0 || this.#max === 0) return
-    const h = this.#hash(key)
     let slot = this.#lookup(key, h)
     if (slot === MISS) {
       if ((this.#live + 1) * 2 > this.#hashes.length) this.#grow()
@@ -390,16 +392,4 @@ export class AnswerCache {
 function grown<T extends Uint8Array | Uint16Array | Int32Array | Float64Array> (from: T, into: T): T {
   into.set(from as never)
   return into
-}
-
-/** FNV-1a over the key's characters, mixed (murmur3's finalizer) so that the low bits spread. */
-function hashKey (key: string): number {
-  let h = 0x811c9dc5 | 0
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193)
-  h ^= h >>> 16
-  h = Math.imul(h, 0x85ebca6b)
-  h ^= h >>> 13
-  h = Math.imul(h, 0xc2b2ae35)
-  h ^= h >>> 16
-  return h
 }

@@ -23,11 +23,13 @@ function literalLookup (address: string, _options: unknown, callback: (err: Node
 
 /**
  * Answers one query: returns the answer bytes now, null to send nothing, or LATER when the answer
- * comes later through `reply` (called exactly once, never synchronously). A callback, not a
- * promise: a forwarded query then costs no promise of the listener's own and no extra reaction.
+ * comes later through `replier.reply(to, answer)` (called exactly once, never synchronously). A
+ * callback, not a promise: a forwarded query then costs no promise of the listener's own. One
+ * Replier per socket or connection, and `to` what tells the client apart (the UDP sender's
+ * address): no closure per query.
  */
-export type Serve = (msg: Buffer, protocol: Protocol, client: string, reply: Reply) => Buffer | null | typeof LATER
-export type Reply = (answer: Buffer) => void
+export type Serve = (msg: Buffer, protocol: Protocol, client: string, replier: Replier, to: unknown) => Buffer | null | typeof LATER
+export interface Replier { reply (to: unknown, answer: Buffer): void }
 /** What `Serve` returns when it will answer through `reply`. */
 export const LATER = 0
 
@@ -99,17 +101,23 @@ export class DnsListener {
       sock.bind(a.port, a.host, () => {
         sock.removeAllListeners('error')
         sock.on('error', err => this.#log.error({ err }, 'UDP socket error'))
-        sock.on('message', (msg, rinfo) => this.#onUdp(sock, msg, rinfo))
+        const replier: Replier = {
+          reply: (to, b) => {
+            this.#sendUdp(sock, b, to as dgram.RemoteInfo)
+            this.#done()
+          }
+        }
+        sock.on('message', (msg, rinfo) => this.#onUdp(sock, replier, msg, rinfo))
         this.#udp.push(sock)
         resolve(sock.address().port)
       })
     })
   }
 
-  #onUdp (sock: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  #onUdp (sock: dgram.Socket, replier: Replier, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     // Source port 0 cannot be answered (and is never a real client): drop it before any work.
     if (this.#draining || rinfo.port === 0) return
-    const r = this.serve(msg, 'udp', rinfo.address, b => { this.#sendUdp(sock, b, rinfo); this.#done() })
+    const r = this.serve(msg, 'udp', rinfo.address, replier, rinfo)
     if (r === LATER) this.#inflight++
     else if (r !== null) this.#sendUdp(sock, r, rinfo)
   }
@@ -158,12 +166,14 @@ export class DnsListener {
       b.copy(frame, 2)
       sock.write(frame)
     }
-    const reply = (b: Buffer): void => {
-      send(b)
-      inflight--
-      this.#done()
-      pump()
-      if (this.#draining && inflight === 0) sock.end()
+    const replier: Replier = {
+      reply: (_to, b) => {
+        send(b)
+        inflight--
+        this.#done()
+        pump()
+        if (this.#draining && inflight === 0) sock.end()
+      }
     }
     // Takes complete frames off the buffer while fewer than the cap are in flight; at the cap,
     // reading pauses and the rest waits in the buffer until answers go out.
@@ -173,7 +183,7 @@ export class DnsListener {
         if (buf.length < 2 + len) break
         const msg = Buffer.from(buf.subarray(2, 2 + len))
         buf = buf.length === 2 + len ? undefined : buf.subarray(2 + len)
-        const r = this.serve(msg, 'tcp', client, reply)
+        const r = this.serve(msg, 'tcp', client, replier, null)
         if (r === LATER) {
           inflight++
           this.#inflight++

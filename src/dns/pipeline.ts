@@ -4,23 +4,25 @@
 //                                                                               ◀── Outcome ──┘
 //   Outcome ─▶ [queued steps] ─▶ count ─▶ render (ID, question case, TTLs, OPT) ─▶ truncate for UDP ─▶ bytes
 //
-// A stage is `(next) => (ctx) => Outcome | Promise<Outcome>`. A stage that can answer by itself
-// (a cache hit) returns synchronously without calling `next`, so the hot path allocates no Promise.
-// The Outcome is a discriminated union; metrics read it and never look at packets again.
+// A stage is `(next) => (ctx) => Outcome | PENDING`. A stage that can answer by itself (a block,
+// a cache hit) returns its Outcome without calling `next`. PENDING means the outcome comes later,
+// through the query's context: a forwarded query's context is what the upstream pool calls back
+// (`resolved` / `failed`), so a forwarded query has no promise of its own and no promise reaction
+// between the upstream's datagram and the answer to the client. The Outcome is a discriminated
+// union; metrics read it and never look at packets again.
 //
 // A stage that works on the outcome on its way back (store it, inspect it) does so at once when
-// the outcome is synchronous. When it is a promise (a forwarded query), the stage does not chain
-// a `.then` of its own: it queues its step on the context (`later`), and the pipeline runs the
-// queued steps, innermost first, in the one reaction that renders the answer: one promise hop for
-// all the stages together, not one per stage (each hop is a promise, a closure and a microtask).
+// the outcome is there. When it is PENDING, the stage queues its step on the context (`later`),
+// and the context runs the queued steps, innermost first, when the outcome arrives, then renders
+// and sends the answer.
 
 import type { BlocklistsConfig, CacheConfig, DnsConfig } from '../config/types.js'
 import type { Engine, GroupPlan, Verdict } from '../policy/engine.js'
 import { parseIp } from '../policy/names.js'
 import { type AnswerCache, FORGOTTEN, MISS } from './cache.js'
 import type { DnsMetrics } from './metrics.js'
-import type { UpstreamPool } from './upstream/pool.js'
-import { LATER, type Serve } from './listener.js'
+import type { Resolution, ResolveCallback, UpstreamPool } from './upstream/pool.js'
+import { LATER, type Replier, type Serve } from './listener.js'
 import {
   AnswerTargets, answerTargets, blockResponse, edeOption, emptyResponse, type BlockAnswer, headerOnlyResponse, malformedRcode, readQuery, renderAnswer, Rcode,
   truncateForUdp, upstreamQuestion, type Query, type StoredAnswer
@@ -28,36 +30,64 @@ import {
 
 export type Protocol = 'udp' | 'tcp'
 
-export interface QueryContext {
-  /** The client's bytes; response builders copy header and question from here. */
-  readonly msg: Buffer
-  readonly q: Query
-  readonly protocol: Protocol
-  readonly client: string
-  /** The policy snapshot this query is decided with, from start to end (a swap does not split it). */
-  readonly engine: Engine
-  readonly group: GroupPlan
+/** What a stage returns when the outcome comes later, through the query's context. */
+export const PENDING = 0
+export type Pending = typeof PENDING
+
+/** Runs a context's queued steps on its outcome, renders it and sends it (one per pipeline). */
+type Finish = (ctx: QueryContext, o: Outcome) => void
+
+/**
+ * One query on its way through the pipeline. For a forwarded query it is also what hears the
+ * outcome: the upstream pool calls `resolved` or `failed`, and identical queries waiting on it
+ * (coalescing) are settled with the same outcome.
+ */
+export class QueryContext implements ResolveCallback {
   /**
    * The query stage's decision on the query name (undefined: not listed or allowed), or null until
    * it has run; the answer stage reuses it instead of deciding the name again.
    */
-  nameVerdict: Verdict | undefined | null
-  /** Steps queued for an outcome that comes later (a promise), innermost stage first; see `later`. */
-  steps: Step[] | null
+  nameVerdict: Verdict | undefined | null = null
+  /** Steps queued for an outcome that comes later, innermost stage first; see `later`. */
+  steps: Step[] | null = null
   /** How many of `steps` are queued (the array is made with room for a few more). */
-  stepCount: number
+  stepCount = 0
+  /** Identical queries waiting for this one's outcome (see coalesceStage). */
+  followers: QueryContext[] | null = null
+  /** Answered already: a later outcome is not sent again. */
+  answered = false
+
+  constructor (
+    /** The client's bytes; response builders copy header and question from here. */
+    readonly msg: Buffer,
+    readonly q: Query,
+    readonly protocol: Protocol,
+    readonly client: string,
+    /** The policy snapshot this query is decided with, from start to end (a swap does not split it). */
+    readonly engine: Engine,
+    readonly group: GroupPlan,
+    /** The listener's way to send the answer to a PENDING outcome: `replier.reply(to, answer)`. */
+    readonly replier: Replier,
+    readonly to: unknown,
+    readonly finish: Finish
+  ) {}
+
+  /** The outcome of a PENDING query: runs the queued steps, then answers the client. */
+  settle (o: Outcome): void { this.finish(this, o) }
+  resolved (r: Resolution): void { this.finish(this, r) }
+  failed (err: Error): void { this.finish(this, { kind: 'servfail', reason: err.message }) }
 }
 
 /** What a stage does with an outcome on its way back to the client. */
 export type Step = (ctx: QueryContext, o: Outcome) => Outcome
 
 /**
- * Applies `step` to the outcome `o` now, or, when `o` is still a promise, queues it on the context
- * for the pipeline to apply once the outcome is known (it runs even when the promise rejects: the
- * outcome is then a SERVFAIL). Returns what the stage returns.
+ * Applies `step` to the outcome `o` now, or, when `o` is PENDING, queues it on the context for
+ * when the outcome arrives (it runs on every outcome, a failure too: then a SERVFAIL). Returns
+ * what the stage returns.
  */
-export function later (ctx: QueryContext, o: Outcome | Promise<Outcome>, step: Step): Outcome | Promise<Outcome> {
-  if (!(o instanceof Promise)) return step(ctx, o)
+export function later (ctx: QueryContext, o: Outcome | Pending, step: Step): Outcome | Pending {
+  if (o !== PENDING) return step(ctx, o)
   // Room for four at once (every stage with a step): growing from one element by push would
   // allocate room for 17.
   if (ctx.steps === null) ctx.steps = new Array<Step>(4)
@@ -85,7 +115,7 @@ export type ObserveAnswer = (ctx: QueryContext, outcome: Outcome, rcode: number,
 /** Where the current policy snapshot lives; swapping `engine` applies to the next query. */
 export interface PolicyRef { engine: Engine }
 
-export type Handler = (ctx: QueryContext) => Outcome | Promise<Outcome>
+export type Handler = (ctx: QueryContext) => Outcome | Pending
 export type Stage = (next: Handler) => Handler
 
 /** Folds stages around a terminal handler: the first stage in the array runs first. */
@@ -104,7 +134,7 @@ export function observeStage (observe: ObserveAnswer, cache: AnswerCache, now: (
   return next => ctx => {
     const started = now()
     const o = next(ctx)
-    return o instanceof Promise ? later(ctx, o, (c, r) => seen(c, r, started)) : seen(ctx, o, started)
+    return o === PENDING ? later(ctx, o, (c, r) => seen(c, r, started)) : seen(ctx, o, started)
   }
 }
 
@@ -164,12 +194,12 @@ export function answerPolicyStage (report: ReportMatch, cache: AnswerCache): Sta
 /** Serves live cache entries; stores what comes back resolved and cacheable. */
 export function cacheStage (cache: AnswerCache, now: () => number): Stage {
   const store: Step = (ctx, o) => {
-    if (o.kind === 'resolved') cache.put(ctx.q.key, o.answer)
+    if (o.kind === 'resolved') cache.put(ctx.q.key, o.answer, now(), ctx.q.keyHash)
     return o
   }
   return next => ctx => {
     const t = now()
-    const slot = cache.find(ctx.q.key, t)
+    const slot = cache.find(ctx.q.key, t, ctx.q.keyHash)
     if (slot !== MISS) return { kind: 'cached', slot, elapsed: Math.floor((t - cache.storedAt(slot)) / 1000) }
     return later(ctx, next(ctx), store)
   }
@@ -178,23 +208,35 @@ export function cacheStage (cache: AnswerCache, now: () => number): Stage {
 /**
  * One upstream query per distinct key in flight: later identical queries wait for the first one's
  * outcome. Also caps how many distinct upstream queries may be in flight (REFUSED beyond that).
- * The first query's context takes the entry out again; its steps run before any waiter's (its
- * reaction to the shared promise was registered first), so no query after the answer joins it.
+ * The first query's step takes the key out again and settles the queries that waited on it, each
+ * of which then runs its own steps (store, inspect) and answers its own client.
  */
 export function coalesceStage (metrics: DnsMetrics, maxInflight: number): Stage {
-  const inflight = new Map<string, Promise<Outcome>>()
-  const done: Step = (ctx, o) => { inflight.delete(ctx.q.key); return o }
+  const inflight = new Map<string, QueryContext>()
+  const done: Step = (ctx, o) => {
+    inflight.delete(ctx.q.key)
+    const waiting = ctx.followers
+    if (waiting !== null) {
+      ctx.followers = null
+      for (let i = 0; i < waiting.length; i++) waiting[i].settle(o)
+    }
+    return o
+  }
   return next => ctx => {
     const key = ctx.q.key
-    const running = inflight.get(key)
-    if (running !== undefined) { metrics.coalesced++; return running }
+    const first = inflight.get(key)
+    if (first !== undefined) {
+      metrics.coalesced++
+      ;(first.followers ??= []).push(ctx)
+      return PENDING
+    }
     if (inflight.size >= maxInflight) {
       metrics.overloaded++
       return { kind: 'refused', reason: 'too many upstream queries in flight' }
     }
     const o = next(ctx)
-    if (o instanceof Promise) {
-      inflight.set(key, o)
+    if (o === PENDING) {
+      inflight.set(key, ctx)
       later(ctx, o, done)
     }
     return o
@@ -202,11 +244,14 @@ export function coalesceStage (metrics: DnsMetrics, maxInflight: number): Stage 
 }
 
 /**
- * The terminal handler: asks the upstream pool, whose Resolution is the `resolved` outcome itself.
- * A total failure rejects, and the pipeline answers SERVFAIL: never silence.
+ * The terminal handler: asks the upstream pool, which calls the context back with the `resolved`
+ * outcome itself, or with a total failure, which is answered SERVFAIL: never silence.
  */
 export function forward (pool: UpstreamPool): Handler {
-  return ctx => pool.resolve(upstreamQuestion(ctx.msg, ctx.q), ctx.q.do)
+  return ctx => {
+    pool.resolve(upstreamQuestion(ctx.msg, ctx.q), ctx.q.do, ctx)
+    return PENDING
+  }
 }
 
 export interface PipelineDeps {
@@ -232,7 +277,7 @@ const EDE_NO_REACHABLE_AUTHORITY = 22
 /**
  * Builds the query path once and returns the function listeners call with a client's bytes.
  * It returns the answer bytes (cache hits, blocks, malformed packets), null to send nothing, or
- * LATER and hands the answer to `reply` once the outcome is known (a forwarded query).
+ * LATER and hands the answer to the listener's replier once the outcome is known (a forwarded query).
  */
 export function createPipeline (d: PipelineDeps): Serve {
   const stages: Stage[] = [
@@ -298,10 +343,14 @@ export function createPipeline (d: PipelineDeps): Serve {
     }
   }
 
-  // An asynchronous outcome: the queued steps, innermost first, then the answer. A step that
+  // A PENDING outcome has arrived: the queued steps, innermost first, then the answer. A step that
   // throws makes the outcome SERVFAIL, and the remaining steps still run (so coalescing lets go of
-  // the key).
-  const finish = (ctx: QueryContext, o: Outcome): Buffer => {
+  // the key and settles the queries waiting on it). `answer` does not throw (a fault in rendering
+  // is answered SERVFAIL), and neither does the listener's replier: this runs inside the upstream
+  // socket's event handler.
+  // A query answered already (a fault after it was sent upstream) still runs its steps, so that
+  // coalescing lets go of the key, but sends nothing.
+  const finish: Finish = (ctx, o) => {
     const steps = ctx.steps
     if (steps !== null) {
       for (let i = 0; i < ctx.stepCount; i++) {
@@ -312,10 +361,12 @@ export function createPipeline (d: PipelineDeps): Serve {
         }
       }
     }
-    return answer(ctx, o)
+    if (ctx.answered) return
+    ctx.answered = true
+    ctx.replier.reply(ctx.to, answer(ctx, o))
   }
 
-  return (msg, protocol, client, reply) => {
+  return (msg, protocol, client, replier, to) => {
     d.metrics.queries[protocol]++
     const q = readQuery(msg)
     if (typeof q === 'string') {
@@ -325,13 +376,14 @@ export function createPipeline (d: PipelineDeps): Serve {
       return rcode < 0 ? null : headerOnlyResponse(msg, rcode)
     }
     const engine = d.policy.engine
-    const ctx: QueryContext = { msg, q, protocol, client, engine, group: engine.groupOf(client), nameVerdict: null, steps: null, stepCount: 0 }
+    const ctx = new QueryContext(msg, q, protocol, client, engine, engine.groupOf(client), replier, to, finish)
     try {
       const o = handle(ctx)
-      if (!(o instanceof Promise)) return render(ctx, o)
-      o.then(r => { reply(finish(ctx, r)) }, (err: Error) => { reply(finish(ctx, { kind: 'servfail', reason: err.message })) })
+      if (o !== PENDING) return render(ctx, o)
       return LATER
     } catch (err) {
+      // Answered now; if the query did reach the upstream, its outcome finds it answered.
+      ctx.answered = true
       return answer(ctx, { kind: 'servfail', reason: (err as Error).message })
     }
   }

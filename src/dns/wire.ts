@@ -39,6 +39,8 @@ export interface Query {
   readonly do: boolean
   /** Cache and coalescing key: (lower-cased name, type, class, DO). */
   readonly key: string
+  /** keyHash(key), found while the key was read (the cache looks it up, and stores under it). */
+  readonly keyHash: number
 }
 
 /**
@@ -79,6 +81,7 @@ export function readQuery (msg: Buffer): Query | Malformed {
   let n = 0 // bytes written to nameScratch
   let wire = 1 // wire length of the name, including the root byte
   let plain = true
+  let h = FNV_OFFSET // keyHash of the name so far, as it is written out
   for (;;) {
     if (p >= len) return 'truncated'
     const l = msg[p]
@@ -88,12 +91,13 @@ export function readQuery (msg: Buffer): Query | Malformed {
     wire += l + 1
     if (wire > MAX_NAME) return 'name-too-long'
     if (p + 1 + l > len) return 'truncated'
-    if (n > 0) nameScratch[n++] = 0x2e
+    if (n > 0) { nameScratch[n++] = 0x2e; h = Math.imul(h ^ 0x2e, FNV_PRIME) }
     for (let i = p + 1, end = p + 1 + l; i < end; i++) {
       let c = msg[i]
       if (c >= 0x41 && c <= 0x5a) c |= 0x20
       else if (c <= 0x20 || c >= 0x7f || c === 0x2e || c === 0x5c || c === 0x2f) plain = false
       nameScratch[n++] = c
+      h = Math.imul(h ^ c, FNV_PRIME)
     }
     p += l + 1
   }
@@ -130,16 +134,45 @@ export function readQuery (msg: Buffer): Query | Malformed {
   if (!plain) {
     qname = escapedName(msg, HEADER)
     key = qname + keySuffix(qtype, qclass, dnssecOk)
+    h = keyHash(key)
   } else if (qtype === 1 && qclass === 1 && !dnssecOk) {
     qname = latin1(nameScratch, n)
     key = qname
+    h = finishKeyHash(h)
   } else {
     const suffix = keySuffix(qtype, qclass, dnssecOk)
-    for (let i = 0; i < suffix.length; i++) nameScratch[n + i] = suffix.charCodeAt(i)
+    for (let i = 0; i < suffix.length; i++) {
+      const c = suffix.charCodeAt(i)
+      nameScratch[n + i] = c
+      h = Math.imul(h ^ c, FNV_PRIME)
+    }
     key = latin1(nameScratch, n + suffix.length)
     qname = key.slice(0, n)
+    h = finishKeyHash(h)
   }
-  return { id: (msg[0] << 8) | msg[1], flags, qname, qtype, qclass, questionEnd, edns, udpSize, do: dnssecOk, key }
+  return { id: (msg[0] << 8) | msg[1], flags, qname, qtype, qclass, questionEnd, edns, udpSize, do: dnssecOk, key, keyHash: h }
+}
+
+const FNV_OFFSET = 0x811c9dc5 | 0
+const FNV_PRIME = 0x01000193
+
+/**
+ * The hash of a cache and coalescing key: FNV-1a over its characters, mixed (murmur3's finalizer)
+ * so that the low bits spread, and never 0. readQuery finds it for the query's key as it reads it.
+ */
+export function keyHash (key: string): number {
+  let h = FNV_OFFSET
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), FNV_PRIME)
+  return finishKeyHash(h)
+}
+
+function finishKeyHash (h: number): number {
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
+  return h === 0 ? 1 : h
 }
 
 function keySuffix (qtype: number, qclass: number, dnssecOk: boolean): string {
@@ -295,9 +328,9 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
   if (!questionMatches(answer, question)) return 'question'
   if ((answer[2] & (FLAG_TC >> 8)) !== 0) return 'truncated'
   const rcode = answer[3] & 0x0f
-  const ancount = answer.readUInt16BE(6)
-  const nscount = answer.readUInt16BE(8)
-  const arcount = answer.readUInt16BE(10)
+  const ancount = (answer[6] << 8) | answer[7]
+  const nscount = (answer[8] << 8) | answer[9]
+  const arcount = (answer[10] << 8) | answer[11]
   const total = ancount + nscount + arcount
   // TTL offsets are collected in a scratch array first (synchronous use), then copied into an
   // array of exactly their number that the stored answer keeps.
@@ -324,7 +357,7 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
       optStart = owner
       additionalBefore = i - ancount - nscount
       optFlags = (answer[p + 6] << 8) | answer[p + 7]
-      optRdata = answer.subarray(rdata, rdata + rdlen)
+      if (rdlen > 0) optRdata = answer.subarray(rdata, rdata + rdlen)
       continue
     }
     if (optStart >= 0) continue // after the OPT: dropped below (its names may point across the OPT)
@@ -335,7 +368,7 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
     if (i >= ancount && i < ancount + nscount && type === QType.SOA && negTtl < 0) {
       // RFC 2308 5: the negative TTL is min(SOA TTL, SOA MINIMUM); MINIMUM is the last 4 bytes.
       if (rdlen < 22) return 'format'
-      const minimum = answer.readUInt32BE(rdata + rdlen - 4)
+      const minimum = ttlField(answer, rdata + rdlen - 4)
       negTtl = Math.min(t, minimum)
     }
   }
@@ -361,15 +394,17 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
   const owned = answer.byteOffset === 0 && answer.buffer.byteLength === answer.length
   const kept = optStart >= 0 ? answer.subarray(0, optStart) : answer
   const body = owned ? kept : Buffer.from(kept)
-  if (optStart >= 0) body.writeUInt16BE(additionalBefore, 10)
+  if (optStart >= 0) put16(body, 10, additionalBefore)
   body[3] |= FLAG_RA
   const floor = negative ? 0 : ttl.minTtl
   for (let i = 0; i < n; i++) {
     const at = scratch[i]
-    body.writeUInt32BE(clamp(ttlAt(body, at), floor, cap), at)
+    const raw = ttlField(body, at)
+    const c = clamp(raw > 0x7fffffff ? 0 : raw, floor, cap) // RFC 2181 8, as ttlAt
+    if (c !== raw) put32(body, at, c)
   }
   const dnssecOk = (optFlags & OPT_DO) !== 0
-  const opt = optRdata === undefined || optRdata.length === 0 ? plainOpt(udpSize, dnssecOk) : buildOpt(udpSize, dnssecOk, optRdata)
+  const opt = optRdata === undefined ? plainOpt(udpSize, dnssecOk) : buildOpt(udpSize, dnssecOk, optRdata)
   return { body, opt, rcode, lifetime, ancount }
 }
 
@@ -378,17 +413,28 @@ const ttlScratch = new Int32Array(6554)
 
 /** The TTL field at `at`; RFC 2181 8: a TTL with the top bit set means 0. */
 function ttlAt (b: Buffer, at: number): number {
-  const t = b.readUInt32BE(at)
+  const t = ttlField(b, at)
   return t > 0x7fffffff ? 0 : t
 }
 
+/** The unsigned 32-bit field at `at`. */
+function ttlField (b: Buffer, at: number): number {
+  return ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0
+}
+
 // OPT records without options are the same bytes for every answer with the same size and DO bit:
-// shared, never written to (renderAnswer copies them).
+// shared, never written to (renderAnswer copies them). The last one asked for is at hand without
+// a map lookup (every answer asks with the same size).
 const plainOpts = new Map<number, Buffer>()
+let lastOptKey = 0
+let lastOpt: Buffer | undefined
 function plainOpt (udpSize: number, dnssecOk: boolean): Buffer {
   const k = dnssecOk ? -udpSize - 1 : udpSize
+  if (k === lastOptKey && lastOpt !== undefined) return lastOpt
   let b = plainOpts.get(k)
   if (b === undefined) { b = buildOpt(udpSize, dnssecOk); plainOpts.set(k, b) }
+  lastOptKey = k
+  lastOpt = b
   return b
 }
 

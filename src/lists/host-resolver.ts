@@ -12,7 +12,7 @@ import { ipv4Text } from '../policy/names.js'
 export type HostResolver = (host: string) => Promise<string[]>
 
 /** What the resolver needs of an UpstreamPool. */
-export interface QuestionResolver { resolve (question: Buffer, dnssecOk: boolean): Promise<Resolution> }
+export interface QuestionResolver { query (question: Buffer, dnssecOk: boolean): Promise<Resolution> }
 
 /** The question section for `name` (lower-cased), `qtype`, class IN. */
 function question (name: string, qtype: number): Buffer {
@@ -33,7 +33,7 @@ function question (name: string, qtype: number): Buffer {
 export function upstreamHostResolver (pool: () => QuestionResolver): HostResolver {
   return async host => {
     const results = await Promise.allSettled([QType.A, QType.AAAA].map(async t => {
-      const r = await pool().resolve(question(host, t), false)
+      const r = await pool().query(question(host, t), false)
       if (r.answer.rcode !== Rcode.NOERROR) throw new Error(`rcode ${r.answer.rcode} from ${r.upstream}`)
       const found = answerTargets(r.answer)
       // A CNAME chain may carry addresses of both families; keep those of the asked type.

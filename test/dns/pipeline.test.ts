@@ -9,7 +9,7 @@ import { AnswerCache } from '../../src/dns/cache.js'
 import { DnsMetrics } from '../../src/dns/metrics.js'
 import { LATER } from '../../src/dns/listener.js'
 import { createPipeline } from '../../src/dns/pipeline.js'
-import type { Resolution, UpstreamPool } from '../../src/dns/upstream/pool.js'
+import type { Resolution, ResolveCallback, UpstreamPool } from '../../src/dns/upstream/pool.js'
 import { prepareAnswer, type StoredAnswer } from '../../src/dns/wire.js'
 import { testConfig } from '../helpers/daemon.js'
 
@@ -19,7 +19,7 @@ const cfg = testConfig({})
 function pipeline (address: string, report: () => void, cacheEnabled = true): { serve: ReturnType<typeof createPipeline>, asked: () => number, metrics: DnsMetrics } {
   let asked = 0
   const pool = {
-    resolve: async (question: Buffer): Promise<Resolution> => {
+    resolve: (question: Buffer, _do: boolean, cb: ResolveCallback): void => {
       asked++
       const name = packet.decode(Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]), question])).questions![0].name
       const raw = Buffer.from(packet.encode({
@@ -27,7 +27,8 @@ function pipeline (address: string, report: () => void, cacheEnabled = true): { 
         questions: [{ name, type: 'A', class: 'IN' }],
         answers: [{ name, type: 'A', ttl: 60, data: address }]
       }))
-      return { kind: 'resolved', answer: prepareAnswer(raw, question, cfg.cache, 1232) as StoredAnswer, upstream: 'stand-in' }
+      const r: Resolution = { kind: 'resolved', answer: prepareAnswer(raw, question, cfg.cache, 1232) as StoredAnswer, upstream: 'stand-in' }
+      setImmediate(() => { cb.resolved(r) }) // as an upstream answers: later, never from inside resolve
     }
   } as unknown as UpstreamPool
   const metrics = new DnsMetrics()
@@ -49,7 +50,7 @@ function pipeline (address: string, report: () => void, cacheEnabled = true): { 
 function ask (serve: ReturnType<typeof createPipeline>, name: string): Promise<packet.Packet & { atOnce: boolean }> {
   const q = Buffer.from(packet.encode({ type: 'query', id: 7, flags: packet.RECURSION_DESIRED, questions: [{ name, type: 'A', class: 'IN' }] }))
   return new Promise((resolve, reject) => {
-    const r = serve(q, 'udp', '192.0.2.10', b => { resolve({ ...packet.decode(b), atOnce: false }) })
+    const r = serve(q, 'udp', '192.0.2.10', { reply: (_to, b) => { resolve({ ...packet.decode(b), atOnce: false }) } }, null)
     if (r === null) reject(new Error('no answer'))
     else if (r !== LATER) resolve({ ...packet.decode(r), atOnce: true })
   })

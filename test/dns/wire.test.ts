@@ -2,7 +2,7 @@ import t from 'tap'
 import * as packet from 'dns-packet'
 import {
   readQuery, malformedRcode, prepareAnswer, renderAnswer, renderCached, upstreamQuestion, emptyResponse, headerOnlyResponse,
-  truncateForUdp, edeOption, buildUpstreamQuery, questionMatches, Rcode, answerTargets, answerTargetsIn, AnswerTargets, type Query, type StoredAnswer
+  truncateForUdp, edeOption, buildUpstreamQuery, questionMatches, Rcode, answerTargets, answerTargetsIn, AnswerTargets, keyHash, type Query, type StoredAnswer
 } from '../../src/dns/wire.js'
 
 const TTL = { minTtl: 0, maxTtl: 86400, negativeMaxTtl: 3600 }
@@ -318,4 +318,26 @@ t.test('answerTargetsIn reads an answer kept at an offset of a larger buffer as 
   const parts = (x: AnswerTargets): unknown[] => [x.names.slice(0, x.nameCount), x.v4.slice(0, x.v4Count), x.v6.slice(0, x.v6Count)]
   t.same(parts(alone), [['edge.cdn.test', 'x.edge.cdn.test'], [0xc0000201], ['2001:db8:0:0:0:0:0:1']])
   t.same(parts(at), parts(alone))
+})
+
+t.test('readQuery finds the key hash as keyHash(key) would, for every kind of key', async t => {
+  const cases: Buffer[] = [
+    query('WWW.Example.Test'),
+    query('www.example.test', { type: 'AAAA' }),
+    query('www.example.test', { edns: 1232, do: true }),
+    query('') // the root
+  ]
+  const odd = query('a.test')
+  odd[13] = 0x2e // a dot inside the label: the escaped (slow) path
+  cases.push(odd)
+  const chaos = query('version.bind', { type: 'TXT' })
+  chaos.writeUInt16BE(3, chaos.length - 2) // class CH
+  cases.push(chaos)
+  const keys = new Set<string>()
+  for (const msg of cases) {
+    const q = read(msg)
+    keys.add(q.key)
+    t.equal(q.keyHash, keyHash(q.key), `key ${JSON.stringify(q.key)}`)
+  }
+  t.equal(keys.size, cases.length, 'every case has a key of its own')
 })

@@ -36,7 +36,11 @@ export class DohTransport implements Transport {
     })
   }
 
-  exchange (x: Exchange): Promise<Buffer> {
+  send (x: Exchange): void {
+    this.#exchange(x).then(raw => { x.answer(raw) }, (err: Error) => { x.fail(err) })
+  }
+
+  #exchange (x: Exchange): Promise<Buffer> {
     x.wire.writeUInt16BE(0, 0)
     const o = this.#opts
     return new Promise<Buffer>((resolve, reject) => {

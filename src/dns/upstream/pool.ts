@@ -14,7 +14,7 @@ import type { DnsMetrics } from '../metrics.js'
 import { DohTransport } from './doh-transport.js'
 import { RandomIds } from './random-ids.js'
 import { StreamTransport } from './stream-transport.js'
-import type { DropReason, Exchange, Transport } from './transport.js'
+import { exchange, type DropReason, type Exchange, type Transport } from './transport.js'
 import { UdpSocketPool } from './udp-socket-pool.js'
 
 export interface UpstreamHealth {
@@ -65,6 +65,41 @@ export interface PoolOptions {
 /** An answer and who gave it; shaped as the pipeline's `resolved` outcome, so it passes through as is. */
 export interface Resolution { readonly kind: 'resolved', readonly answer: StoredAnswer, readonly upstream: string }
 
+/** Who hears how a question was resolved: exactly one call, never synchronously from `resolve`. */
+export interface ResolveCallback {
+  resolved (r: Resolution): void
+  /** Every upstream failed (EGRESSD_ERR_ALL_UPSTREAMS_FAILED). */
+  failed (err: Error): void
+}
+
+/** What the pool does when the first upstream asked answers or fails (see FirstAttempt). */
+interface FirstAttemptHandler {
+  answered (a: FirstAttempt, raw: Buffer): void
+  failed (a: FirstAttempt, err: Error): void
+}
+
+/**
+ * A question's first attempt: the exchange the transport carries and calls back, and what the pool
+ * needs to go on from its answer (failover order, timing, who to tell). One object per forwarded
+ * query, in place of a promise, its reactions and their closures.
+ */
+class FirstAttempt implements Exchange {
+  deadline = 0
+  constructor (
+    readonly wire: Buffer,
+    readonly question: Buffer,
+    readonly timeoutMs: number,
+    readonly order: readonly Upstream[],
+    readonly dnssecOk: boolean,
+    readonly started: number,
+    readonly cb: ResolveCallback,
+    readonly handler: FirstAttemptHandler
+  ) {}
+
+  answer (raw: Buffer): void { this.handler.answered(this, raw) }
+  fail (err: Error): void { this.handler.failed(this, err) }
+}
+
 export class UpstreamPool {
   readonly #opts: PoolOptions
   readonly #list: Upstream[]
@@ -90,8 +125,7 @@ export class UpstreamPool {
     })
     switch (cfg.protocol) {
       case 'udp': {
-        const udp = new UdpSocketPool({ url: cfg.url, host: cfg.host, port: cfg.port, size: this.#opts.udpSockets, random, onDrop })
-        const transport: Transport = { url: cfg.url, exchange: (x: Exchange) => udp.exchange(x), close: () => udp.close() }
+        const transport = new UdpSocketPool({ url: cfg.url, host: cfg.host, port: cfg.port, size: this.#opts.udpSockets, random, onDrop })
         return { transport, tcp: tcpTo(cfg.url + ' (tcp)') }
       }
       case 'tcp':
@@ -130,31 +164,45 @@ export class UpstreamPool {
   }
 
   /**
-   * Resolves one question (lower-cased question bytes) through the upstreams. Resolves with the first
-   * usable answer; SERVFAIL/REFUSED answers make the next upstream try, and are returned only when
-   * nobody answers better. Rejects with EGRESSD_ERR_ALL_UPSTREAMS_FAILED when every upstream failed.
+   * Resolves one question (lower-cased question bytes) through the upstreams and tells `cb`. The
+   * first usable answer wins; SERVFAIL/REFUSED answers make the next upstream try, and are passed
+   * on only when nobody answers better. When every upstream failed, `cb.failed` hears
+   * EGRESSD_ERR_ALL_UPSTREAMS_FAILED.
    */
-  resolve (question: Buffer, dnssecOk: boolean): Promise<Resolution> {
-    // The common case (the first upstream gives a usable answer) is one promise reaction on the
-    // transport's promise; anything else (a truncated answer to fetch again over TCP, an unusable
-    // one, SERVFAIL/REFUSED, an error) goes on in #first, and failover in #rest.
+  resolve (question: Buffer, dnssecOk: boolean, cb: ResolveCallback): void {
+    // The common case (the first upstream gives a usable answer) is one FirstAttempt, called back
+    // by the transport; anything else (a truncated answer to fetch again over TCP, an unusable one,
+    // SERVFAIL/REFUSED, an error) goes on in #first, and failover in #rest, as promise code.
     const o = this.#opts
     const order = this.#order()
     const u = order[0]
-    const started = o.now()
     u.queries++
-    const x: Exchange = { wire: buildUpstreamQuery(question, dnssecOk, o.ednsUdpSize), question, timeoutMs: u.cfg.timeoutMs }
-    return u.transport.exchange(x).then(raw => {
-      const answer = prepareAnswer(raw, question, o.ttl, o.ednsUdpSize)
+    u.transport.send(new FirstAttempt(buildUpstreamQuery(question, dnssecOk, o.ednsUdpSize), question, u.cfg.timeoutMs, order, dnssecOk, o.now(), cb, this.#firstHandler))
+  }
+
+  /** `resolve` as a promise (tools, list host names). */
+  query (question: Buffer, dnssecOk: boolean): Promise<Resolution> {
+    return new Promise((resolve, reject) => { this.resolve(question, dnssecOk, { resolved: resolve, failed: reject }) })
+  }
+
+  readonly #firstHandler: FirstAttemptHandler = {
+    answered: (a, raw) => {
+      const o = this.#opts
+      const u = a.order[0]
+      const answer = prepareAnswer(raw, a.question, o.ttl, o.ednsUdpSize)
       if (typeof answer !== 'string' && answer.rcode !== Rcode.SERVFAIL && answer.rcode !== Rcode.REFUSED) {
-        this.#succeeded(u, o.now() - started)
-        return { kind: 'resolved', answer, upstream: u.cfg.url }
+        this.#succeeded(u, o.now() - a.started)
+        a.cb.resolved({ kind: 'resolved', answer, upstream: u.cfg.url })
+        return
       }
-      return this.#first(order, question, dnssecOk, started, this.#complete(u, x, dnssecOk, answer))
-    }, (err: Error) => {
-      this.#failed(u, err)
-      return this.#rest(order, question, dnssecOk, undefined, [err.message])
-    })
+      this.#first(a.order, a.question, a.dnssecOk, a.started, this.#complete(u, a, a.dnssecOk, answer))
+        .then(r => { a.cb.resolved(r) }, (err: Error) => { a.cb.failed(err) })
+    },
+    failed: (a, err) => {
+      this.#failed(a.order[0], err)
+      this.#rest(a.order, a.question, a.dnssecOk, undefined, [err.message])
+        .then(r => { a.cb.resolved(r) }, (e: Error) => { a.cb.failed(e) })
+    }
   }
 
   /** The first upstream's answer, once complete (fetched again over TCP if it was truncated). */
@@ -200,16 +248,16 @@ export class UpstreamPool {
   /** One question to one upstream; a truncated UDP answer is asked again over TCP. */
   #ask (u: Upstream, question: Buffer, dnssecOk: boolean): Promise<StoredAnswer> {
     const o = this.#opts
-    const x: Exchange = { wire: buildUpstreamQuery(question, dnssecOk, o.ednsUdpSize), question, timeoutMs: u.cfg.timeoutMs }
-    return u.transport.exchange(x).then(raw => this.#complete(u, x, dnssecOk, prepareAnswer(raw, question, o.ttl, o.ednsUdpSize)))
+    const x = { wire: buildUpstreamQuery(question, dnssecOk, o.ednsUdpSize), question, timeoutMs: u.cfg.timeoutMs }
+    return exchange(u.transport, x).then(raw => this.#complete(u, x, dnssecOk, prepareAnswer(raw, question, o.ttl, o.ednsUdpSize)))
   }
 
   /** An answer to `x` as usable: a truncated UDP answer is asked again over TCP; a bad one rejects. */
-  #complete (u: Upstream, x: Exchange, dnssecOk: boolean, answer: StoredAnswer | BadAnswer): Promise<StoredAnswer> {
+  #complete (u: Upstream, x: { readonly question: Buffer, readonly timeoutMs: number }, dnssecOk: boolean, answer: StoredAnswer | BadAnswer): Promise<StoredAnswer> {
     const o = this.#opts
     if (answer === 'truncated' && u.tcp !== undefined) {
       o.metrics.upstreamTcpRetries++
-      return u.tcp.exchange({ ...x, wire: buildUpstreamQuery(x.question, dnssecOk, o.ednsUdpSize) })
+      return exchange(u.tcp, { wire: buildUpstreamQuery(x.question, dnssecOk, o.ednsUdpSize), question: x.question, timeoutMs: x.timeoutMs })
         .then(raw => this.#usable(u, prepareAnswer(raw, x.question, o.ttl, o.ednsUdpSize)))
     }
     try {

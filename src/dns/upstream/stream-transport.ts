@@ -43,7 +43,11 @@ export class StreamTransport implements Transport {
     this.#opts = opts
   }
 
-  exchange (x: Exchange): Promise<Buffer> {
+  send (x: Exchange): void {
+    this.#exchange(x).then(raw => { x.answer(raw) }, (err: Error) => { x.fail(err) })
+  }
+
+  #exchange (x: Exchange): Promise<Buffer> {
     if (this.#closed) return Promise.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_CLOSED', this.url, 'transport closed'))
     // Leave room in the 16-bit ID space, or picking a free ID could take forever.
     if (this.#pending.size >= 60000) return Promise.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_NETWORK', this.url, 'too many queries in flight on the connection'))

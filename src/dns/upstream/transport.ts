@@ -1,4 +1,9 @@
 // What every upstream transport (UDP socket pool, TCP/TLS stream, DoH) offers the pool.
+//
+// A transport answers by calling back, not with a promise: the pool's first attempt at a question
+// is one object (an Exchange) that carries the query and hears the answer, so a forwarded query
+// costs no promise, no closure and no microtask between the upstream's datagram and the answer to
+// the client. `exchange` wraps this in a promise for the slow paths (failover, TCP retry) and tools.
 
 /** One question to one upstream. The transport writes its own random ID into `wire`. */
 export interface Exchange {
@@ -7,6 +12,12 @@ export interface Exchange {
   /** The question section as sent (lower-cased), used to accept only the matching answer. */
   readonly question: Buffer
   readonly timeoutMs: number
+  /** The transport's own bookkeeping: when it gives up on this exchange (its clock, ms). */
+  deadline: number
+  /** The answer whose ID and question match. Called once, never synchronously from `send`. */
+  answer (raw: Buffer): void
+  /** Called once instead of `answer`, with an UpstreamError. */
+  fail (err: Error): void
 }
 
 /** Why a packet that arrived from (or claimed to be from) an upstream was thrown away. */
@@ -14,7 +25,14 @@ export type DropReason = 'unknown-id' | 'wrong-question' | 'short'
 
 export interface Transport {
   readonly url: string
-  /** Resolves with the answer bytes whose ID and question match; rejects with an UpstreamError. */
-  exchange (x: Exchange): Promise<Buffer>
+  /** Sends the query; the transport calls `x.answer` or `x.fail` later. */
+  send (x: Exchange): void
   close (): void
+}
+
+/** One exchange as a promise: resolves with the answer bytes, rejects with an UpstreamError. */
+export function exchange (t: Transport, q: { readonly wire: Buffer, readonly question: Buffer, readonly timeoutMs: number }): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    t.send({ wire: q.wire, question: q.question, timeoutMs: q.timeoutMs, deadline: 0, answer: resolve, fail: reject })
+  })
 }

@@ -13,27 +13,22 @@
 // socket stays open until its last query is answered or timed out.
 //
 // Cost per query matters here (every cache miss comes through): no timer per query (one sweep
-// every `sweepMs` fails the queries past their deadline), a synchronous lookup for the IP literal
-// we connect to, and sends go out in one burst per event-loop turn (UdpSendBatch).
+// every `sweepMs` fails the queries past their deadline), no promise and no record of our own per
+// query (the pool's Exchange object is what waits, and hears the answer by a method call), a
+// synchronous lookup for the IP literal we connect to, and sends go out in one burst per
+// event-loop turn (UdpSendBatch).
 
 import dgram from 'node:dgram'
 import { UpstreamError } from '../../errors.js'
 import { questionMatches } from '../wire.js'
 import type { RandomIds } from './random-ids.js'
-import type { DropReason, Exchange } from './transport.js'
+import type { DropReason, Exchange, Transport } from './transport.js'
 import { UdpSendBatch } from '../send-batch.js'
-
-interface Pending {
-  readonly question: Buffer
-  readonly deadline: number
-  readonly timeoutMs: number
-  readonly resolve: (b: Buffer) => void
-  readonly reject: (e: Error) => void
-}
 
 interface PoolSocket {
   readonly sock: dgram.Socket
-  readonly pending: Map<number, Pending>
+  /** Exchanges waiting for their answer, by query ID. */
+  readonly pending: Map<number, Exchange>
   /** Queries sent from this socket. */
   sent: number
   /** Replaced in the pool: closes once `pending` is empty. */
@@ -59,7 +54,8 @@ function literalLookup (address: string, _options: unknown, callback: (err: Node
   callback(null, address, address.includes(':') ? 6 : 4)
 }
 
-export class UdpSocketPool {
+export class UdpSocketPool implements Transport {
+  readonly url: string
   readonly #opts: UdpSocketPoolOptions
   #sockets: PoolSocket[] | undefined
   /** Replaced sockets still waiting for answers. */
@@ -70,6 +66,7 @@ export class UdpSocketPool {
   readonly #batch = new UdpSendBatch(() => { /* a failed send shows as a timeout, like a lost packet */ })
 
   constructor (opts: UdpSocketPoolOptions) {
+    this.url = opts.url
     this.#opts = opts
   }
 
@@ -100,30 +97,31 @@ export class UdpSocketPool {
     this.#retired.add(old)
   }
 
-  /** Sends `x.wire` to the upstream and waits for the matching answer. */
-  exchange (x: Exchange): Promise<Buffer> {
+  /** Sends `x.wire` to the upstream; `x` hears the matching answer, or the failure. */
+  send (x: Exchange): void {
     const url = this.#opts.url
-    if (this.#closed) return Promise.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_CLOSED', url, 'shutting down'))
+    if (this.#closed) { failLater(x, new UpstreamError('EGRESSD_ERR_UPSTREAM_CLOSED', url, 'shutting down')); return }
     const sockets = this.#sockets ??= this.#open()
     const random = this.#opts.random
     const index = random.below(sockets.length)
     const ps = sockets[index]
     let id = random.u16()
     for (let tries = 0; ps.pending.has(id); tries++) {
-      if (tries > 64) return Promise.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_NETWORK', url, 'no free query ID on the socket'))
+      if (tries > 64) { failLater(x, new UpstreamError('EGRESSD_ERR_UPSTREAM_NETWORK', url, 'no free query ID on the socket')); return }
       id = random.u16()
     }
-    x.wire.writeUInt16BE(id, 0)
+    const wire = x.wire
+    wire[0] = id >>> 8
+    wire[1] = id
     if (this.#sweeper === undefined) {
       this.#sweeper = setInterval(() => this.#sweep(), this.#opts.sweepMs ?? 25)
       this.#sweeper.unref()
     }
-    return new Promise<Buffer>((resolve, reject) => {
-      ps.pending.set(id, { question: x.question, deadline: Date.now() + x.timeoutMs, timeoutMs: x.timeoutMs, resolve, reject })
-      this.#pendingCount++
-      this.#batch.send(ps.sock, x.wire)
-      if (++ps.sent >= (this.#opts.rotateAfter ?? 1000)) this.#rotate(sockets, index)
-    })
+    x.deadline = Date.now() + x.timeoutMs
+    ps.pending.set(id, x)
+    this.#pendingCount++
+    this.#batch.send(ps.sock, wire)
+    if (++ps.sent >= (this.#opts.rotateAfter ?? 1000)) this.#rotate(sockets, index)
   }
 
   #settle (ps: PoolSocket, id: number): void {
@@ -147,7 +145,7 @@ export class UdpSocketPool {
       for (const [id, p] of ps.pending) {
         if (p.deadline > now) continue
         this.#settle(ps, id)
-        p.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_TIMEOUT', this.#opts.url, `no answer within ${p.timeoutMs} ms`))
+        p.fail(new UpstreamError('EGRESSD_ERR_UPSTREAM_TIMEOUT', this.#opts.url, `no answer within ${p.timeoutMs} ms`))
       }
     }
   }
@@ -159,7 +157,7 @@ export class UdpSocketPool {
     if (p === undefined) { this.#opts.onDrop('unknown-id'); return }
     if (!questionMatches(msg, p.question)) { this.#opts.onDrop('wrong-question'); return }
     this.#settle(ps, id)
-    p.resolve(msg)
+    p.answer(msg)
   }
 
   /** ECONNREFUSED (nobody listens on the upstream's port) and the like: this socket's queries fail now. */
@@ -167,7 +165,7 @@ export class UdpSocketPool {
     const url = this.#opts.url
     for (const [id, p] of ps.pending) {
       this.#settle(ps, id)
-      p.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_NETWORK', url, err.message))
+      p.fail(new UpstreamError('EGRESSD_ERR_UPSTREAM_NETWORK', url, err.message))
     }
   }
 
@@ -177,7 +175,7 @@ export class UdpSocketPool {
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper)
     this.#sweeper = undefined
     for (const ps of [...this.#sockets ?? [], ...this.#retired]) {
-      for (const p of ps.pending.values()) p.reject(new UpstreamError('EGRESSD_ERR_UPSTREAM_CLOSED', this.#opts.url, 'shutting down'))
+      for (const p of ps.pending.values()) p.fail(new UpstreamError('EGRESSD_ERR_UPSTREAM_CLOSED', this.#opts.url, 'shutting down'))
       ps.pending.clear()
       ps.sock.close()
     }
@@ -185,4 +183,9 @@ export class UdpSocketPool {
     this.#sockets = undefined
     this.#retired.clear()
   }
+}
+
+/** Fails `x` after the current call: an exchange never hears back from inside `send`. */
+function failLater (x: Exchange, err: Error): void {
+  process.nextTick(() => { x.fail(err) })
 }

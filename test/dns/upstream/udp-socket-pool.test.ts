@@ -8,6 +8,7 @@ import dgram, { type RemoteInfo } from 'node:dgram'
 import * as packet from 'dns-packet'
 import { UdpSocketPool } from '../../../src/dns/upstream/udp-socket-pool.js'
 import { RandomIds } from '../../../src/dns/upstream/random-ids.js'
+import { exchange } from '../../../src/dns/upstream/transport.js'
 import { buildUpstreamQuery } from '../../../src/dns/wire.js'
 import { aAnswer, startFakeUpstream } from '../../helpers/fake-upstream.js'
 
@@ -32,7 +33,7 @@ function pool (port: number, size: number, rotateAfter: number): UdpSocketPool {
 
 const ask = (p: UdpSocketPool, name: string): Promise<Buffer> => {
   const q = question(name)
-  return p.exchange({ wire: buildUpstreamQuery(q, false, 1232), question: q, timeoutMs: 2000 })
+  return exchange(p, { wire: buildUpstreamQuery(q, false, 1232), question: q, timeoutMs: 2000 })
 }
 
 t.test('a socket is replaced after rotateAfter queries: the source ports keep changing', async t => {
