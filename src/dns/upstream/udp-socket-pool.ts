@@ -14,9 +14,12 @@
 //
 // Cost per query matters here (every cache miss comes through): no timer per query (one sweep
 // every `sweepMs` fails the queries past their deadline), no promise and no record of our own per
-// query (the pool's Exchange object is what waits, and hears the answer by a method call), a
-// synchronous lookup for the IP literal we connect to, and sends go out in one burst per
-// event-loop turn (UdpSendBatch).
+// query (the pool's Exchange object is what waits, and hears the answer by a method call), the
+// exchanges in flight found by ID in flat tables (a `Map` per socket, with entries added and
+// removed at the query rate, kept rehashing and reallocating its storage), a synchronous lookup
+// for the IP literal we connect to, and sends go out in one burst per event-loop turn
+// (UdpSendBatch). An ID is in use on one socket of the pool at a time: with a few hundred queries
+// in flight among 65,536 IDs, that takes nothing measurable from an ID's unpredictability.
 
 import dgram from 'node:dgram'
 import { UpstreamError } from '../../errors.js'
@@ -27,13 +30,15 @@ import { UdpSendBatch } from '../send-batch.js'
 
 interface PoolSocket {
   readonly sock: dgram.Socket
-  /** Exchanges waiting for their answer, by query ID. */
-  readonly pending: Map<number, Exchange>
+  /** Queries sent from this socket and still waiting for their answer. */
+  inFlight: number
   /** Queries sent from this socket. */
   sent: number
-  /** Replaced in the pool: closes once `pending` is empty. */
+  /** Replaced in the pool: closes once nothing is in flight on it. */
   retired: boolean
 }
+
+const IDS = 65536
 
 export interface UdpSocketPoolOptions {
   /** For error messages: the upstream's URL. */
@@ -61,6 +66,12 @@ export class UdpSocketPool implements Transport {
   /** Replaced sockets still waiting for answers. */
   readonly #retired = new Set<PoolSocket>()
   #sweeper: NodeJS.Timeout | undefined
+  /** Exchanges in flight by query ID, and the socket each was sent from. */
+  readonly #byId: Array<Exchange | undefined> = new Array<Exchange | undefined>(IDS).fill(undefined)
+  readonly #socketOf: Array<PoolSocket | undefined> = new Array<PoolSocket | undefined>(IDS).fill(undefined)
+  /** The IDs in flight, the first #pendingCount of them (for the sweep), and where each ID sits in that list. */
+  readonly #ids = new Int32Array(IDS)
+  readonly #idAt = new Int32Array(IDS)
   #pendingCount = 0
   #closed = false
   readonly #batch = new UdpSendBatch(() => { /* a failed send shows as a timeout, like a lost packet */ })
@@ -79,7 +90,7 @@ export class UdpSocketPool implements Transport {
   #socket (): PoolSocket {
     const { host, port } = this.#opts
     const sock = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup })
-    const ps: PoolSocket = { sock, pending: new Map(), sent: 0, retired: false }
+    const ps: PoolSocket = { sock, inFlight: 0, sent: 0, retired: false }
     sock.on('message', msg => this.#onMessage(ps, msg))
     sock.on('error', err => this.#onError(ps, err))
     sock.bind(0) // port 0: the kernel picks a random ephemeral port
@@ -105,9 +116,10 @@ export class UdpSocketPool implements Transport {
     const random = this.#opts.random
     const index = random.below(sockets.length)
     const ps = sockets[index]
+    const byId = this.#byId
     let id = random.u16()
-    for (let tries = 0; ps.pending.has(id); tries++) {
-      if (tries > 64) { failLater(x, new UpstreamError('EGRESSD_ERR_UPSTREAM_NETWORK', url, 'no free query ID on the socket')); return }
+    for (let tries = 0; byId[id] !== undefined; tries++) {
+      if (tries > 64) { failLater(x, new UpstreamError('EGRESSD_ERR_UPSTREAM_NETWORK', url, 'no free query ID')); return }
       id = random.u16()
     }
     const wire = x.wire
@@ -118,19 +130,45 @@ export class UdpSocketPool implements Transport {
       this.#sweeper.unref()
     }
     x.deadline = Date.now() + x.timeoutMs
-    ps.pending.set(id, x)
-    this.#pendingCount++
+    byId[id] = x
+    this.#socketOf[id] = ps
+    this.#ids[this.#pendingCount] = id
+    this.#idAt[id] = this.#pendingCount++
+    ps.inFlight++
     this.#batch.send(ps.sock, wire)
     if (++ps.sent >= (this.#opts.rotateAfter ?? 1000)) this.#rotate(sockets, index)
   }
 
+  /** Takes `id` out of flight (on the socket `ps` it was sent from). */
   #settle (ps: PoolSocket, id: number): void {
-    ps.pending.delete(id)
-    this.#pendingCount--
-    if (ps.retired && ps.pending.size === 0) {
+    this.#byId[id] = undefined
+    this.#socketOf[id] = undefined
+    // The last ID in the list takes this one's place.
+    const at = this.#idAt[id]
+    const last = this.#ids[--this.#pendingCount]
+    this.#ids[at] = last
+    this.#idAt[last] = at
+    if (--ps.inFlight === 0 && ps.retired) {
       this.#retired.delete(ps)
       // After this turn's sends: the socket's last query may still sit in the send batch.
       setImmediate(() => { try { ps.sock.close() } catch { /* already closed with the pool */ } })
+    }
+  }
+
+  /**
+   * Fails every exchange in flight that `fails` picks. From the end of the list down: settling
+   * moves the last ID into the place of the one taken out, and that one was looked at already.
+   */
+  #failEach (fails: (x: Exchange, ps: PoolSocket) => Error | undefined): void {
+    for (let i = this.#pendingCount - 1; i >= 0; i--) {
+      if (i >= this.#pendingCount) continue // an earlier failure settled more than one
+      const id = this.#ids[i]
+      const x = this.#byId[id] as Exchange
+      const ps = this.#socketOf[id] as PoolSocket
+      const err = fails(x, ps)
+      if (err === undefined) continue
+      this.#settle(ps, id)
+      x.fail(err)
     }
   }
 
@@ -141,32 +179,24 @@ export class UdpSocketPool implements Transport {
       return
     }
     const now = Date.now()
-    for (const ps of [...this.#sockets ?? [], ...this.#retired]) {
-      for (const [id, p] of ps.pending) {
-        if (p.deadline > now) continue
-        this.#settle(ps, id)
-        p.fail(new UpstreamError('EGRESSD_ERR_UPSTREAM_TIMEOUT', this.#opts.url, `no answer within ${p.timeoutMs} ms`))
-      }
-    }
+    const url = this.#opts.url
+    this.#failEach(x => x.deadline > now ? undefined : new UpstreamError('EGRESSD_ERR_UPSTREAM_TIMEOUT', url, `no answer within ${x.timeoutMs} ms`))
   }
 
   #onMessage (ps: PoolSocket, msg: Buffer): void {
     if (msg.length < 12) { this.#opts.onDrop('short'); return }
     const id = (msg[0] << 8) | msg[1]
-    const p = ps.pending.get(id)
-    if (p === undefined) { this.#opts.onDrop('unknown-id'); return }
-    if (!questionMatches(msg, p.question)) { this.#opts.onDrop('wrong-question'); return }
+    const x = this.#byId[id]
+    if (x === undefined || this.#socketOf[id] !== ps) { this.#opts.onDrop('unknown-id'); return }
+    if (!questionMatches(msg, x.question)) { this.#opts.onDrop('wrong-question'); return }
     this.#settle(ps, id)
-    p.answer(msg)
+    x.answer(msg)
   }
 
   /** ECONNREFUSED (nobody listens on the upstream's port) and the like: this socket's queries fail now. */
   #onError (ps: PoolSocket, err: Error): void {
     const url = this.#opts.url
-    for (const [id, p] of ps.pending) {
-      this.#settle(ps, id)
-      p.fail(new UpstreamError('EGRESSD_ERR_UPSTREAM_NETWORK', url, err.message))
-    }
+    this.#failEach((_x, on) => on === ps ? new UpstreamError('EGRESSD_ERR_UPSTREAM_NETWORK', url, err.message) : undefined)
   }
 
   close (): void {
@@ -174,12 +204,9 @@ export class UdpSocketPool implements Transport {
     this.#batch.clear()
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper)
     this.#sweeper = undefined
-    for (const ps of [...this.#sockets ?? [], ...this.#retired]) {
-      for (const p of ps.pending.values()) p.fail(new UpstreamError('EGRESSD_ERR_UPSTREAM_CLOSED', this.#opts.url, 'shutting down'))
-      ps.pending.clear()
-      ps.sock.close()
-    }
-    this.#pendingCount = 0
+    const url = this.#opts.url
+    this.#failEach(() => new UpstreamError('EGRESSD_ERR_UPSTREAM_CLOSED', url, 'shutting down'))
+    for (const ps of [...this.#sockets ?? [], ...this.#retired]) ps.sock.close()
     this.#sockets = undefined
     this.#retired.clear()
   }

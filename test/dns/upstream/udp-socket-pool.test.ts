@@ -71,3 +71,58 @@ t.test('a replaced socket still takes the answers to the queries it sent, then c
   for (const port of ports.slice(0, 3)) t.ok(await bindable(port), `replaced socket on port ${port} is closed`)
   t.notOk(await bindable(ports[3]), 'the socket in the pool is open')
 })
+
+t.test('answered and timed-out queries in flight at once: each settles once, with its own outcome', async t => {
+  // Names starting with "d" are never answered; the rest are, after a short delay, so that many
+  // are in flight together across the sockets (and the sweep takes the unanswered ones out from
+  // the middle of the list of IDs in flight).
+  const ids = new Set<number>()
+  let inFlightIdsRepeated = false
+  const fake = await startFakeUpstream((q, _m, reply) => {
+    if (ids.has(q.id!)) inFlightIdsRepeated = true
+    ids.add(q.id!)
+    const name = q.questions![0].name
+    if (name.startsWith('d')) return
+    setTimeout(() => { ids.delete(q.id!); reply(aAnswer(q, '192.0.2.7')) }, 20)
+  })
+  t.teardown(() => fake.close())
+  const p = new UdpSocketPool({ url: fake.url, host: '127.0.0.1', port: fake.port, size: 4, random: new RandomIds(), onDrop: () => {}, sweepMs: 10 })
+  t.teardown(() => { p.close() })
+  const names = Array.from({ length: 60 }, (_, i) => `${i % 3 === 0 ? 'd' : 'a'}${i}.test`)
+  const results = await Promise.allSettled(names.map(n => {
+    const q = question(n)
+    return exchange(p, { wire: buildUpstreamQuery(q, false, 1232), question: q, timeoutMs: 150 })
+  }))
+  t.notOk(inFlightIdsRepeated, 'no ID was used twice at once, across the sockets')
+  results.forEach((r, i) => {
+    if (names[i].startsWith('d')) t.match(r, { status: 'rejected', reason: { code: 'EGRESSD_ERR_UPSTREAM_TIMEOUT' } }, `${names[i]} timed out`)
+    else t.equal(r.status === 'fulfilled' && packet.decode(r.value).questions![0].name, names[i], `${names[i]} got its own answer`)
+  })
+  const after = question('after.test')
+  const answer = await exchange(p, { wire: buildUpstreamQuery(after, false, 1232), question: after, timeoutMs: 1000 })
+  t.equal(packet.decode(answer).answers?.[0]?.data, '192.0.2.7', 'the pool works on after the timeouts')
+})
+
+t.test('an error on one socket fails the queries sent from it, not the others', async t => {
+  const fake = await startFakeUpstream(() => {}) // takes queries, never answers
+  const keepAlive = setInterval(() => {}, 1000) // the pool's sockets and sweep timer do not hold the process
+  t.teardown(() => { clearInterval(keepAlive) })
+  const p = new UdpSocketPool({ url: fake.url, host: '127.0.0.1', port: fake.port, size: 2, random: new RandomIds(), onDrop: () => {}, sweepMs: 10 })
+  t.teardown(() => { p.close() })
+  const ask = (n: string): Promise<string | undefined> => {
+    const q = question(n)
+    return exchange(p, { wire: buildUpstreamQuery(q, false, 1232), question: q, timeoutMs: 1500 }).then(() => 'answered', (e: Error & { code?: string }) => e.code)
+  }
+  const waiting = Array.from({ length: 20 }, (_, i) => ask(`e${i}.test`)) // spread over both sockets
+  await new Promise(resolve => setTimeout(resolve, 50))
+  await fake.close()
+  // The next query bounces (ICMP port unreachable): the socket it went out on gets ECONNREFUSED.
+  const last = await ask('last.test')
+  t.equal(last, 'EGRESSD_ERR_UPSTREAM_NETWORK', 'the bounced query fails at once')
+  const outcomes = await Promise.all(waiting)
+  const failed = outcomes.filter(o => o === 'EGRESSD_ERR_UPSTREAM_NETWORK').length
+  const timedOut = outcomes.filter(o => o === 'EGRESSD_ERR_UPSTREAM_TIMEOUT').length
+  t.equal(failed + timedOut, 20, 'every query settled, once')
+  t.ok(failed > 0, `${failed} queries on the refused socket failed with it`)
+  t.ok(timedOut > 0, `${timedOut} queries on the other socket waited for their timeout`)
+})
