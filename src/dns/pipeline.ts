@@ -20,6 +20,7 @@ import type { BlocklistsConfig, CacheConfig, DnsConfig } from '../config/types.j
 import type { Engine, GroupPlan, Verdict } from '../policy/engine.js'
 import { parseIp } from '../policy/names.js'
 import { type AnswerCache, FORGOTTEN, MISS } from './cache.js'
+import { InflightQueries } from './inflight.js'
 import type { DnsMetrics } from './metrics.js'
 import type { Resolution, ResolveCallback, UpstreamPool } from './upstream/pool.js'
 import { LATER, type Replier, type Serve } from './listener.js'
@@ -212,9 +213,9 @@ export function cacheStage (cache: AnswerCache, now: () => number): Stage {
  * of which then runs its own steps (store, inspect) and answers its own client.
  */
 export function coalesceStage (metrics: DnsMetrics, maxInflight: number): Stage {
-  const inflight = new Map<string, QueryContext>()
+  const inflight = new InflightQueries<QueryContext>()
   const done: Step = (ctx, o) => {
-    inflight.delete(ctx.q.key)
+    inflight.remove(ctx.q.keyHash, ctx)
     const waiting = ctx.followers
     if (waiting !== null) {
       ctx.followers = null
@@ -223,8 +224,7 @@ export function coalesceStage (metrics: DnsMetrics, maxInflight: number): Stage 
     return o
   }
   return next => ctx => {
-    const key = ctx.q.key
-    const first = inflight.get(key)
+    const first = inflight.get(ctx.q.key, ctx.q.keyHash)
     if (first !== undefined) {
       metrics.coalesced++
       ;(first.followers ??= []).push(ctx)
@@ -236,7 +236,7 @@ export function coalesceStage (metrics: DnsMetrics, maxInflight: number): Stage 
     }
     const o = next(ctx)
     if (o === PENDING) {
-      inflight.set(key, ctx)
+      inflight.add(ctx.q.keyHash, ctx)
       later(ctx, o, done)
     }
     return o
