@@ -170,7 +170,8 @@ export class AnswerCache {
       opt: Buffer.from(src.subarray(at + blen, at + blen + this.#optLen[slot])),
       rcode: body[3] & 0x0f,
       lifetime: (this.#expiresAt[slot] - this.#storedAt[slot]) / 1000,
-      ancount: (body[6] << 8) | body[7]
+      ancount: (body[6] << 8) | body[7],
+      raw: undefined
     }
   }
 

@@ -25,7 +25,7 @@ import type { DnsMetrics } from './metrics.js'
 import type { Resolution, ResolveCallback, UpstreamPool } from './upstream/pool.js'
 import { LATER, type Replier, type Serve } from './listener.js'
 import {
-  AnswerTargets, answerTargets, blockResponse, edeOption, emptyResponse, type BlockAnswer, headerOnlyResponse, malformedRcode, readQuery, renderAnswer, Rcode,
+  AnswerTargets, answerTargets, blockResponse, edeOption, emptyResponse, type BlockAnswer, headerOnlyResponse, malformedRcode, readQuery, renderAnswer, renderInPlace, Rcode,
   truncateForUdp, upstreamQuestion, type Query, type StoredAnswer
 } from './wire.js'
 
@@ -57,6 +57,8 @@ export class QueryContext implements ResolveCallback {
   followers: QueryContext[] | null = null
   /** Answered already: a later outcome is not sent again. */
   answered = false
+  /** This query asked the upstream (it is not one waiting on an identical query): its answer is its own to change. */
+  asked = false
 
   constructor (
     /** The client's bytes; response builders copy header and question from here. */
@@ -249,6 +251,7 @@ export function coalesceStage (metrics: DnsMetrics, maxInflight: number): Stage 
  */
 export function forward (pool: UpstreamPool): Handler {
   return ctx => {
+    ctx.asked = true
     pool.resolve(upstreamQuestion(ctx.msg, ctx.q), ctx.q.do, ctx)
     return PENDING
   }
@@ -316,7 +319,9 @@ export function createPipeline (d: PipelineDeps): Serve {
     let resp: Buffer
     switch (o.kind) {
       case 'cached': resp = d.answers.render(o.slot, ctx.msg, ctx.q, o.elapsed); break
-      case 'resolved': resp = renderAnswer(o.answer, ctx.msg, ctx.q); break
+      // The query that asked upstream sends the upstream's datagram back, changed in place (the
+      // cache and the queries that waited on it have their copies by now: its steps run last).
+      case 'resolved': resp = ctx.asked ? renderInPlace(o.answer, ctx.msg, ctx.q) : renderAnswer(o.answer, ctx.msg, ctx.q); break
       case 'servfail': resp = emptyResponse(ctx.msg, ctx.q, Rcode.SERVFAIL, ednsSize, servfailEde); break
       case 'refused': resp = emptyResponse(ctx.msg, ctx.q, Rcode.REFUSED, ednsSize); break
       case 'blocked': resp = blockResponse(ctx.msg, ctx.q, o.verdict.action as BlockAnswer, blockOptions, ctx.q.edns ? edeFor(o.verdict) : undefined); break

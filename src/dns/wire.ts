@@ -268,6 +268,11 @@ export interface StoredAnswer {
   /** Seconds this answer may be cached (0 = do not cache). */
   readonly lifetime: number
   readonly ancount: number
+  /**
+   * The upstream's datagram when `body` is its first bytes (prepareAnswer took it over); it may be
+   * sent back to the client in place (renderInPlace), once.
+   */
+  readonly raw: Buffer | undefined
 }
 
 export interface TtlPolicy { minTtl: number, maxTtl: number, negativeMaxTtl: number }
@@ -405,7 +410,7 @@ export function prepareAnswer (answer: Buffer, question: Buffer, ttl: TtlPolicy,
   }
   const dnssecOk = (optFlags & OPT_DO) !== 0
   const opt = optRdata === undefined ? plainOpt(udpSize, dnssecOk) : buildOpt(udpSize, dnssecOk, optRdata)
-  return { body, opt, rcode, lifetime, ancount }
+  return { body, opt, rcode, lifetime, ancount, raw: owned ? answer : undefined }
 }
 
 /** Record offsets of the answer being prepared: a 64 KiB message holds fewer than 6,000 records. */
@@ -501,6 +506,28 @@ export function renderAnswer (a: StoredAnswer, msg: Buffer, q: Query): Buffer {
   if (q.edns) for (let i = 0; i < opt.length; i++) out[blen + i] = opt[i]
   forClient(out, msg, q)
   return out
+}
+
+/**
+ * renderAnswer without a copy: the client's ID, RD bit and question go into the upstream's own
+ * datagram, which is sent as it is (with our OPT written over the upstream's when both are the
+ * same size, as they are without options). For the one query that asked upstream, after everything
+ * else has read the answer: the answer's bytes are changed. Falls back to renderAnswer.
+ */
+export function renderInPlace (a: StoredAnswer, msg: Buffer, q: Query): Buffer {
+  const raw = a.raw
+  const body = a.body
+  if (raw === undefined) return renderAnswer(a, msg, q)
+  if (!q.edns) {
+    forClient(body, msg, q)
+    return body
+  }
+  const opt = a.opt
+  const blen = body.length
+  if (raw.length !== blen + opt.length) return renderAnswer(a, msg, q)
+  for (let i = 0; i < opt.length; i++) raw[blen + i] = opt[i]
+  forClient(raw, msg, q)
+  return raw
 }
 
 /**

@@ -8,7 +8,7 @@ let serial = 0
 const answer = (lifetime: number, bodyBytes = 12): StoredAnswer => {
   const body = Buffer.alloc(bodyBytes)
   body.writeUInt32BE(++serial, 0)
-  return { body, opt: Buffer.alloc(11), rcode: 0, lifetime, ancount: 0 }
+  return { body, opt: Buffer.alloc(11), rcode: 0, lifetime, ancount: 0, raw: undefined }
 }
 const same = (got: StoredAnswer | undefined, a: StoredAnswer): boolean => got !== undefined && got.body.equals(a.body) && got.opt.equals(a.opt)
 

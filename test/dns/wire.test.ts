@@ -1,7 +1,7 @@
 import t from 'tap'
 import * as packet from 'dns-packet'
 import {
-  readQuery, malformedRcode, prepareAnswer, renderAnswer, renderCached, upstreamQuestion, emptyResponse, headerOnlyResponse,
+  readQuery, malformedRcode, prepareAnswer, renderAnswer, renderCached, renderInPlace, upstreamQuestion, emptyResponse, headerOnlyResponse,
   truncateForUdp, edeOption, buildUpstreamQuery, questionMatches, Rcode, answerTargets, answerTargetsIn, AnswerTargets, keyHash, type Query, type StoredAnswer
 } from '../../src/dns/wire.js'
 
@@ -340,4 +340,34 @@ t.test('readQuery finds the key hash as keyHash(key) would, for every kind of ke
     t.equal(q.keyHash, keyHash(q.key), `key ${JSON.stringify(q.key)}`)
   }
   t.equal(keys.size, cases.length, 'every case has a key of its own')
+})
+
+t.test('renderInPlace sends the upstream datagram back changed for the client, as renderAnswer would build it', async t => {
+  const up = query('www.test', { edns: 1232 })
+  const own = (b: Buffer): Buffer => Buffer.from(new Uint8Array(b).buffer) // a datagram: a buffer of its own
+  const records = [{ name: 'www.test', type: 'CNAME', ttl: 300, data: 'edge.test' }, { name: 'edge.test', type: 'A', ttl: 60, data: '192.0.2.1' }] as packet.Answer[]
+  for (const client of [query('WwW.TeSt', { id: 0x1234, edns: 4096 }), query('WWW.test', { id: 0x4321 })]) {
+    const copied = packet.decode(renderAnswer(prepared(up, own(answer(up, records))), client, read(client)))
+    const datagram = own(answer(up, records))
+    const a = prepared(up, datagram)
+    const out = renderInPlace(a, client, read(client))
+    t.equal(out.buffer, datagram.buffer, 'no copy: the datagram itself')
+    t.same(packet.decode(out), copied, `the same answer as renderAnswer builds (${read(client).edns ? 'EDNS' : 'no EDNS'})`)
+  }
+  // An upstream OPT with options (here an EDE): ours carries them too, so it is the same size
+  // and goes in place; with records after the OPT, it is not, and a new buffer is built.
+  const ede = (more: packet.Answer[]): Buffer => own(Buffer.from(packet.encode({
+    type: 'response', id: 1, flags: packet.RECURSION_DESIRED, questions: [{ name: 'www.test', type: 'A', class: 'IN' }],
+    answers: [{ name: 'www.test', type: 'A', ttl: 60, data: '192.0.2.1' }],
+    additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, options: [{ code: 15, data: Buffer.from([0, 3]) }] } as any, ...more]
+  } as any)))
+  const client = query('www.test', { id: 9, edns: 1232 })
+  for (const [more, inPlace] of [[[], true], [[{ name: 'ns.test', type: 'A', ttl: 60, data: '192.0.2.53' }], false]] as Array<[packet.Answer[], boolean]>) {
+    const expected = packet.decode(renderAnswer(prepared(up, ede(more)), client, read(client)))
+    const datagram = ede(more)
+    const out = renderInPlace(prepared(up, datagram), client, read(client))
+    t.equal(out.buffer === datagram.buffer, inPlace, inPlace ? 'in place' : 'copied')
+    t.same(packet.decode(out), expected)
+    t.equal((packet.decode(out).additionals![0] as any).options[0].code, 15, 'the EDE passed on')
+  }
 })

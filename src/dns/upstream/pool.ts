@@ -85,6 +85,8 @@ interface FirstAttemptHandler {
  */
 class FirstAttempt implements Exchange {
   deadline = 0
+  via: unknown = undefined
+  at = 0
   constructor (
     readonly wire: Buffer,
     readonly question: Buffer,

@@ -12,8 +12,11 @@ export interface Exchange {
   /** The question section as sent (lower-cased), used to accept only the matching answer. */
   readonly question: Buffer
   readonly timeoutMs: number
-  /** The transport's own bookkeeping: when it gives up on this exchange (its clock, ms). */
+  // The transport's own bookkeeping, kept on the exchange rather than in tables of its own: when
+  // it gives up (its clock, ms), what carries the exchange (a socket), and where it is listed.
   deadline: number
+  via: unknown
+  at: number
   /** The answer whose ID and question match. Called once, never synchronously from `send`. */
   answer (raw: Buffer): void
   /** Called once instead of `answer`, with an UpstreamError. */
@@ -33,6 +36,6 @@ export interface Transport {
 /** One exchange as a promise: resolves with the answer bytes, rejects with an UpstreamError. */
 export function exchange (t: Transport, q: { readonly wire: Buffer, readonly question: Buffer, readonly timeoutMs: number }): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    t.send({ wire: q.wire, question: q.question, timeoutMs: q.timeoutMs, deadline: 0, answer: resolve, fail: reject })
+    t.send({ wire: q.wire, question: q.question, timeoutMs: q.timeoutMs, deadline: 0, via: undefined, at: 0, answer: resolve, fail: reject })
   })
 }

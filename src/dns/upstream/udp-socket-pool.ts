@@ -66,12 +66,13 @@ export class UdpSocketPool implements Transport {
   /** Replaced sockets still waiting for answers. */
   readonly #retired = new Set<PoolSocket>()
   #sweeper: NodeJS.Timeout | undefined
-  /** Exchanges in flight by query ID, and the socket each was sent from. */
+  /**
+   * Exchanges in flight by query ID. An exchange carries the socket it was sent from (`via`) and
+   * where its ID sits in #ids (`at`).
+   */
   readonly #byId: Array<Exchange | undefined> = new Array<Exchange | undefined>(IDS).fill(undefined)
-  readonly #socketOf: Array<PoolSocket | undefined> = new Array<PoolSocket | undefined>(IDS).fill(undefined)
-  /** The IDs in flight, the first #pendingCount of them (for the sweep), and where each ID sits in that list. */
+  /** The IDs in flight: the first #pendingCount (for the sweep). */
   readonly #ids = new Int32Array(IDS)
-  readonly #idAt = new Int32Array(IDS)
   #pendingCount = 0
   #closed = false
   readonly #batch = new UdpSendBatch(() => { /* a failed send shows as a timeout, like a lost packet */ })
@@ -131,23 +132,26 @@ export class UdpSocketPool implements Transport {
     }
     x.deadline = Date.now() + x.timeoutMs
     byId[id] = x
-    this.#socketOf[id] = ps
-    this.#ids[this.#pendingCount] = id
-    this.#idAt[id] = this.#pendingCount++
+    x.via = ps
+    x.at = this.#pendingCount
+    this.#ids[this.#pendingCount++] = id
     ps.inFlight++
     this.#batch.send(ps.sock, wire)
     if (++ps.sent >= (this.#opts.rotateAfter ?? 1000)) this.#rotate(sockets, index)
   }
 
-  /** Takes `id` out of flight (on the socket `ps` it was sent from). */
-  #settle (ps: PoolSocket, id: number): void {
-    this.#byId[id] = undefined
-    this.#socketOf[id] = undefined
+  /** Takes `x` (with ID `id`) out of flight. */
+  #settle (x: Exchange, id: number): void {
+    const byId = this.#byId
+    byId[id] = undefined
     // The last ID in the list takes this one's place.
-    const at = this.#idAt[id]
     const last = this.#ids[--this.#pendingCount]
-    this.#ids[at] = last
-    this.#idAt[last] = at
+    if (last !== id) {
+      this.#ids[x.at] = last
+      ;(byId[last] as Exchange).at = x.at
+    }
+    const ps = x.via as PoolSocket
+    x.via = undefined
     if (--ps.inFlight === 0 && ps.retired) {
       this.#retired.delete(ps)
       // After this turn's sends: the socket's last query may still sit in the send batch.
@@ -164,10 +168,9 @@ export class UdpSocketPool implements Transport {
       if (i >= this.#pendingCount) continue // an earlier failure settled more than one
       const id = this.#ids[i]
       const x = this.#byId[id] as Exchange
-      const ps = this.#socketOf[id] as PoolSocket
-      const err = fails(x, ps)
+      const err = fails(x, x.via as PoolSocket)
       if (err === undefined) continue
-      this.#settle(ps, id)
+      this.#settle(x, id)
       x.fail(err)
     }
   }
@@ -187,9 +190,9 @@ export class UdpSocketPool implements Transport {
     if (msg.length < 12) { this.#opts.onDrop('short'); return }
     const id = (msg[0] << 8) | msg[1]
     const x = this.#byId[id]
-    if (x === undefined || this.#socketOf[id] !== ps) { this.#opts.onDrop('unknown-id'); return }
+    if (x === undefined || x.via !== ps) { this.#opts.onDrop('unknown-id'); return }
     if (!questionMatches(msg, x.question)) { this.#opts.onDrop('wrong-question'); return }
-    this.#settle(ps, id)
+    this.#settle(x, id)
     x.answer(msg)
   }
 
