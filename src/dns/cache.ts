@@ -107,12 +107,14 @@ export class AnswerCache {
 
   /**
    * The slot of the live entry for `key`, or MISS; an expired entry is dropped. `h` is the key's
-   * hash when the caller has it already (Query.keyHash).
+   * hash when the caller has it already (Query.keyHash). Without `now`, the clock is read only
+   * when the key is found (a miss, the common case, needs no time), and kept in `checkedAt`.
    */
-  find (key: string, now: number = this.#now(), h: number = this.#hash(key)): number {
+  find (key: string, now?: number, h: number = this.#hash(key)): number {
     const slot = this.#lookup(key, h)
     if (slot === MISS) { this.stats.misses++; return MISS }
-    if (this.#expiresAt[slot] <= now) {
+    const t = this.checkedAt = now ?? this.#now()
+    if (this.#expiresAt[slot] <= t) {
       this.#remove(slot)
       this.stats.expired++
       this.stats.misses++
@@ -122,6 +124,9 @@ export class AnswerCache {
     this.stats.hits++
     return slot
   }
+
+  /** The clock reading (ms) of the last `find` that found its key. */
+  checkedAt = 0
 
   // A slot `find` returned is valid until the next `put` or `clear`.
 

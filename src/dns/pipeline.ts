@@ -201,9 +201,9 @@ export function cacheStage (cache: AnswerCache, now: () => number): Stage {
     return o
   }
   return next => ctx => {
-    const t = now()
-    const slot = cache.find(ctx.q.key, t, ctx.q.keyHash)
-    if (slot !== MISS) return { kind: 'cached', slot, elapsed: Math.floor((t - cache.storedAt(slot)) / 1000) }
+    // No clock for a miss (every blocked and every forwarded query): the cache reads it on a hit.
+    const slot = cache.find(ctx.q.key, undefined, ctx.q.keyHash)
+    if (slot !== MISS) return { kind: 'cached', slot, elapsed: Math.floor((cache.checkedAt - cache.storedAt(slot)) / 1000) }
     return later(ctx, next(ctx), store)
   }
 }

@@ -177,15 +177,21 @@ export class DomainIndex {
     const bitShift = this.#bitShift
     let n = 0
     let h = FNV_OFFSET
-    for (let i = qname.length - 1; i >= 0; i--) {
-      h = Math.imul(h ^ qname.charCodeAt(i), FNV_PRIME) // int32 all the way: no heap numbers
-      if (i !== 0 && qname.charCodeAt(i - 1) !== 0x2e) continue
-      const key = slotKey(h)
-      const b = key >>> bitShift
-      if ((bits[b >>> 5] & (1 << (b & 31))) === 0) continue
-      let j = key & mask
-      while (slots[j << 2] !== 0 && slots[j << 2] !== key) j = (j + 1) & mask
-      if (slots[j << 2] === key && n < hits.length) { hits[n] = i; hitSlots[n++] = j << 2 }
+    // Right to left, each character read once: at a dot (or the start), h is the hash of the
+    // suffix after it.
+    for (let i = qname.length - 1; ; i--) {
+      const c = i >= 0 ? qname.charCodeAt(i) : 0x2e
+      if (c === 0x2e) {
+        const key = slotKey(h)
+        const b = key >>> bitShift
+        if ((bits[b >>> 5] & (1 << (b & 31))) !== 0) {
+          let j = key & mask
+          while (slots[j << 2] !== 0 && slots[j << 2] !== key) j = (j + 1) & mask
+          if (slots[j << 2] === key && n < hits.length) { hits[n] = i + 1; hitSlots[n++] = j << 2 }
+        }
+        if (i < 0) break
+      }
+      h = Math.imul(h ^ c, FNV_PRIME) // int32 all the way: no heap numbers
     }
     // Candidates were found shortest first; the most specific name wins.
     const arena = this.#arena

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { AnswerCache, FORGOTTEN, SLOT_BYTES } from '../../src/dns/cache.js'
+import { AnswerCache, FORGOTTEN, MISS, SLOT_BYTES } from '../../src/dns/cache.js'
 import type { StoredAnswer } from '../../src/dns/wire.js'
 
 // Every answer's body carries a serial number of its own, so a test can tell which one it got back
@@ -162,4 +162,19 @@ t.test('a remembered decision holds for its keys and is forgotten when the slot 
   t.equal(c.recall(slot, group, {}), FORGOTTEN, 'another snapshot')
   c.put('a', answer(60), 0)
   t.equal(c.recall(c.find('a', 0), group, engine), FORGOTTEN, 'a new answer for the key')
+})
+
+t.test('find reads the clock only when it finds the key, and keeps the reading', async t => {
+  let reads = 0
+  let clock = 1000
+  const c = new AnswerCache({ maxEntries: 4, now: () => { reads++; return clock } })
+  c.put('a', answer(60), 0)
+  t.equal(c.find('missing'), MISS)
+  t.equal(reads, 0, 'a miss needs no time')
+  clock = 5000
+  t.not(c.find('a'), MISS)
+  t.equal(reads, 1)
+  t.equal(c.checkedAt, 5000)
+  clock = 61_000
+  t.equal(c.find('a'), MISS, 'expired by the clock read on the hit')
 })
