@@ -6,6 +6,7 @@
 // Node's global `Buffer` is a getter on globalThis: every `Buffer.allocUnsafe` in a hot function
 // would call it. The module binding is a plain variable.
 import { Buffer } from 'node:buffer'
+import { FNV_OFFSET, FNV_PRIME, finishHash } from '../hash.js'
 
 export const Rcode = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const
 export const QType = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SVCB: 64, HTTPS: 65, OPT: 41, ANY: 255 } as const
@@ -138,7 +139,7 @@ export function readQuery (msg: Buffer): Query | Malformed {
   } else if (qtype === 1 && qclass === 1 && !dnssecOk) {
     qname = latin1(nameScratch, n)
     key = qname
-    h = finishKeyHash(h)
+    h = finishHash(h)
   } else {
     const suffix = keySuffix(qtype, qclass, dnssecOk)
     for (let i = 0; i < suffix.length; i++) {
@@ -148,13 +149,10 @@ export function readQuery (msg: Buffer): Query | Malformed {
     }
     key = latin1(nameScratch, n + suffix.length)
     qname = key.slice(0, n)
-    h = finishKeyHash(h)
+    h = finishHash(h)
   }
   return { id: (msg[0] << 8) | msg[1], flags, qname, qtype, qclass, questionEnd, edns, udpSize, do: dnssecOk, key, keyHash: h }
 }
-
-const FNV_OFFSET = 0x811c9dc5 | 0
-const FNV_PRIME = 0x01000193
 
 /**
  * The hash of a cache and coalescing key: FNV-1a over its characters, mixed (murmur3's finalizer)
@@ -163,16 +161,7 @@ const FNV_PRIME = 0x01000193
 export function keyHash (key: string): number {
   let h = FNV_OFFSET
   for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), FNV_PRIME)
-  return finishKeyHash(h)
-}
-
-function finishKeyHash (h: number): number {
-  h ^= h >>> 16
-  h = Math.imul(h, 0x85ebca6b)
-  h ^= h >>> 13
-  h = Math.imul(h, 0xc2b2ae35)
-  h ^= h >>> 16
-  return h === 0 ? 1 : h
+  return finishHash(h)
 }
 
 function keySuffix (qtype: number, qclass: number, dnssecOk: boolean): string {

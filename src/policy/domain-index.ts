@@ -3,6 +3,8 @@
 // regexes. Each map value is a rule id; rules with the same name are chained, so the caller can
 // skip rules that do not apply (a category disabled for the client's group) and take the next.
 
+import { FNV_OFFSET, FNV_PRIME, finishHash } from '../hash.js'
+
 export type NameKind = 'suffix' | 'exact' | 'wildcard'
 
 export class DomainIndex {
@@ -182,7 +184,7 @@ export class DomainIndex {
     for (let i = qname.length - 1; ; i--) {
       const c = i >= 0 ? qname.charCodeAt(i) : 0x2e
       if (c === 0x2e) {
-        const key = slotKey(h)
+        const key = finishHash(h)
         const b = key >>> bitShift
         if ((bits[b >>> 5] & (1 << (b & 31))) !== 0) {
           let j = key & mask
@@ -225,27 +227,9 @@ export class DomainIndex {
   }
 }
 
-const FNV_OFFSET = 0x811c9dc5 | 0
-const FNV_PRIME = 0x01000193
-
-/** FNV-1a (int32) over name[from..to) read right to left, finalized by slotKey. */
+/** FNV-1a (int32) over name[from..to) read right to left, finalized. */
 function suffixHash (name: string, from: number, to: number): number {
   let h = FNV_OFFSET
   for (let i = to - 1; i >= from; i--) h = Math.imul(h ^ name.charCodeAt(i), FNV_PRIME)
-  return slotKey(h)
-}
-
-/**
- * The table key of a hash: FNV-1a's low bits are weakly mixed (a multiply never carries high bits
- * down), and the table is indexed by the low bits, so names that differ in a few digits
- * (blk-040057.bench.test) would pile up in long probe runs. A murmur3-style finalizer spreads
- * them. 0 marks an empty slot, so it is mapped to 1.
- */
-function slotKey (h: number): number {
-  h ^= h >>> 16
-  h = Math.imul(h, 0x85ebca6b)
-  h ^= h >>> 13
-  h = Math.imul(h, 0xc2b2ae35)
-  h ^= h >>> 16
-  return h === 0 ? 1 : h
+  return finishHash(h)
 }
