@@ -12,7 +12,8 @@
 # counted and answered the same); `egressd-log` runs with the default block log (every blocked
 # query queued for SQLite) for W1 only, last in each round, and the script waits until it is idle
 # again (its writer thread done with the backlog) before the next round, so that the backlog does
-# not run into other peers' measurements.
+# not run into other peers' measurements. `floor` (bench/floor-forwarder.mjs: a forwarder with no
+# DNS work at all) runs W3 only: the most any Node forwarder gets with this packet pattern here.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -22,13 +23,13 @@ ROUNDS=${2:-2}
 WORKLOADS=${WORKLOADS:-W1 W2 W3}
 DATA=$HERE/data
 . "$HERE/lib.sh"
-PORT_DNSMASQ=5301 PORT_ECHO=5304 PORT_EGRESSD=5309 PORT_LOG=5308
+PORT_DNSMASQ=5301 PORT_ECHO=5304 PORT_FLOOR=5306 PORT_EGRESSD=5309 PORT_LOG=5308
 
 die() { echo "bench: $*" >&2; exit 1; }
 for b in dnsperf dig dnsmasq taskset ss node; do command -v $b >/dev/null || die "$b not installed (apt-get install dnsperf bind9-dnsutils dnsmasq)"; done
 [ -x "$SHARED/run.sh" ] || die "no $SHARED/run.sh (set SHARED=)"
 [ -f "$ROOT/dist/cli.js" ] || die "build first: npm run build"
-for p in 5300 $PORT_DNSMASQ $PORT_ECHO $PORT_EGRESSD $PORT_LOG; do
+for p in 5300 $PORT_DNSMASQ $PORT_ECHO $PORT_FLOOR $PORT_EGRESSD $PORT_LOG; do
   ss -Hlun "sport = :$p" | grep -q . && die "port $p is in use"
 done
 [ -s "$DATA/w1-blocked.txt" ] || node "$SHARED/gen-data.mjs" "$DATA" >&2
@@ -52,6 +53,8 @@ wait_dns 127.0.0.2 5300
 sed -e "s#@PORT@#$PORT_DNSMASQ#g" -e "s#@DATA@#$DATA#g" "$SHARED/conf/dnsmasq.conf.in" >"$RUN/dnsmasq.conf"
 taskset -c 0 dnsmasq -k -C "$RUN/dnsmasq.conf" --pid-file= >"$RUN/dnsmasq.log" 2>&1 & PIDS+=($!); PID_dnsmasq=$!
 taskset -c 0 node "$SHARED/node/echo.mjs" $PORT_ECHO >"$RUN/echo.log" 2>&1 & PIDS+=($!); PID_echo=$!
+PID_floor=
+case " $WORKLOADS " in *" W3 "*) taskset -c 0 node "$HERE/floor-forwarder.mjs" $PORT_FLOOR >"$RUN/floor.log" 2>&1 & PIDS+=($!); PID_floor=$!;; esac
 egressd_config() { # egressd_config PORT NAME [store settings]
   bench_config "$RUN/$2.yaml" "$1" "$RUN/$2" "${3:-}"
   exec taskset -c 0 node "$ROOT/dist/cli.js" start --config "$RUN/$2.yaml" >"$RUN/$2.log" 2>&1
@@ -60,6 +63,7 @@ egressd_config $PORT_EGRESSD egressd "store: { logQueries: none }" & PIDS+=($!);
 PID_log=
 case " $WORKLOADS " in *" W1 "*) egressd_config $PORT_LOG egressd-log & PIDS+=($!); PID_log=$!;; esac
 wait_dns 127.0.0.1 $PORT_DNSMASQ; wait_dns 127.0.0.1 $PORT_ECHO; wait_dns 127.0.0.1 $PORT_EGRESSD
+[ -z "$PID_floor" ] || wait_dns 127.0.0.1 $PORT_FLOOR
 [ -z "$PID_log" ] || wait_dns 127.0.0.1 $PORT_LOG
 
 # wait_idle PID: until the process used under 5 % of a core over the last second (at most 120 s).
@@ -73,13 +77,13 @@ wait_idle() {
   echo "bench: pid $1 still busy after 120 s" >&2
 }
 
-declare -A PORT=([echo]=$PORT_ECHO [dnsmasq]=$PORT_DNSMASQ [egressd]=$PORT_EGRESSD [egressd-log]=$PORT_LOG)
-declare -A PID=([echo]=$PID_echo [dnsmasq]=$PID_dnsmasq [egressd]=$PID_egressd [egressd-log]=$PID_log)
+declare -A PORT=([echo]=$PORT_ECHO [dnsmasq]=$PORT_DNSMASQ [egressd]=$PORT_EGRESSD [egressd-log]=$PORT_LOG [floor]=$PORT_FLOOR)
+declare -A PID=([echo]=$PID_echo [dnsmasq]=$PID_dnsmasq [egressd]=$PID_egressd [egressd-log]=$PID_log [floor]=$PID_floor)
 : >"$RUN/results.txt"
 for r in $(seq "$ROUNDS"); do
-  for peer in echo egressd dnsmasq ${PID_log:+egressd-log}; do
+  for peer in echo egressd dnsmasq ${PID_floor:+floor} ${PID_log:+egressd-log}; do
     echo "# round $r: $peer" >&2
-    w=$WORKLOADS; [ "$peer" = egressd-log ] && w=W1
+    w=$WORKLOADS; [ "$peer" = egressd-log ] && w=W1; [ "$peer" = floor ] && w=W3
     DATA=$DATA WORKLOADS="$w" SERVER_PID=${PID[$peer]} "$SHARED/run.sh" "${PORT[$peer]}" "$SECS" 2>&1 |
       tee -a "$RUN/raw.txt" | awk -v p="$peer" -v r="$r" '/^W[0-9] /{print p, r, $0}' | tee -a "$RUN/results.txt" >&2
     [ "$peer" = egressd-log ] && wait_idle "$PID_log"
@@ -117,6 +121,7 @@ row() { # row LABEL WORKLOAD EGRESSD-PEER
 for w in $WORKLOADS; do
   row "$w" "$w" egressd
   [ "$w" = W1 ] && [ -n "$PID_log" ] && row "W1, block log on" W1 egressd-log
+  [ "$w" = W3 ] && [ -n "$PID_floor" ] && row "W3, forwarding floor (no DNS work)" W3 floor
 done
 echo
 [ -z "$PID_log" ] || echo "egressd-log's block log (store.threadNice 19, queueMax 100,000): ${WRITTEN} blocked queries written to SQLite, ${DROPPED:-0} dropped because the queue was full while DNS had the core."
