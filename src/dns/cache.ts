@@ -149,8 +149,9 @@ export class AnswerCache {
   }
 
   /**
-   * The decision remembered for `slot` under the two keys (for answer policy: the client group and
-   * the policy snapshot), or FORGOTTEN. Storing a new answer in the slot forgets it.
+   * The decision remembered for `slot` under the two keys (for answer policy: the client group's
+   * index and the policy snapshot's token), or FORGOTTEN. Storing a new answer in the slot forgets
+   * it. Whatever the keys and the value reference stays alive until then: keys are best small.
    */
   recall (slot: number, key: unknown, by: unknown): unknown {
     return this.#memoKey[slot] === key && this.#memoBy[slot] === by ? this.#memoValue[slot] : FORGOTTEN

@@ -173,11 +173,13 @@ export function answerPolicyStage (report: ReportMatch, cache: AnswerCache): Sta
   }
   const decideCached = (ctx: QueryContext, slot: number): Verdict | undefined => {
     const { engine, group } = ctx
-    const remembered = cache.recall(slot, group, engine)
+    // By the group's index and the snapshot's token: a reference to either would keep an old
+    // snapshot's lists in memory as long as the slot is neither hit nor evicted.
+    const remembered = cache.recall(slot, group.index, engine.token)
     if (remembered !== FORGOTTEN) return remembered as Verdict | undefined
     let v = engine.decideName(ctx.q.qname, group)
     if (v === undefined && !engine.allowsName(ctx.q.qname, group)) v = engine.decideAnswer(cache.targets(slot, targets), group)
-    cache.remember(slot, group, engine, v)
+    cache.remember(slot, group.index, engine.token, v)
     return v
   }
   const inspect: Step = (ctx, o) => {

@@ -11,7 +11,7 @@ import { parse as parseYaml } from 'yaml'
 import type { BlockAction, BlocklistsConfig, CategoryOverride, InlineRules } from '../config/types.js'
 import { PolicyError } from '../errors.js'
 import { DomainIndex } from './domain-index.js'
-import { Engine, type CategoryInfo, type GroupPlan } from './engine.js'
+import { Engine, RULE_ALLOW, RULE_CATEGORY, RULE_FIELDS, RULE_LINE, RULE_LIST, type CategoryInfo, type GroupPlan } from './engine.js'
 import { IpIndex } from './ip-index.js'
 import { parseCidr } from './names.js'
 import { parseList } from './parsers.js'
@@ -128,10 +128,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
 
   const kind: RuleKind[] = []
   const value: string[] = []
-  const category = new Column(Uint16Array)
-  const list = new Column(Uint32Array)
-  const line = new Column(Uint32Array)
-  const allow = new Column(Uint8Array)
+  const meta = new Records()
   const blockNames = new DomainIndex()
   const allowNames = new DomainIndex()
   const blockAddresses = new IpIndex()
@@ -170,10 +167,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
       }
       kind.push(r.kind)
       value.push(r.value)
-      category.push(cat)
-      list.push(li)
-      line.push(r.line)
-      allow.push(r.allow ? 1 : 0)
+      meta.push(cat, li, r.line, r.allow ? 1 : 0)
       return true
   }
 
@@ -262,7 +256,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
     const o = { ...cfg.categories[c.name], ...runtime['*']?.[c.name] }
     return { name: c.name, title: c.title, policyRef: c.policyRef, enabled: o.enabled ?? c.enabledByDefault, action: o.action ?? cfg.action }
   })
-  const categoryOf = category.done()
+  const ruleMeta = meta.done()
   const plan = (index: number, name: string, exempt: boolean, overrides: Readonly<Record<string, CategoryOverride>>): GroupPlan => {
     const enabled = new Uint8Array(infos.length)
     const actions: BlockAction[] = []
@@ -272,8 +266,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
       enabled[i] = own !== undefined ? (own === index ? 1 : 0) : (o.enabled ?? c.enabled) ? 1 : 0
       actions.push(o.action ?? c.action)
     })
-    const cats = categoryOf
-    return { index, name, exempt, enabled, actions, accepts: (id: number) => enabled[cats[id]] === 1 }
+    return { index, name, exempt, enabled, actions, accepts: (id: number) => enabled[ruleMeta[id * RULE_FIELDS + RULE_CATEGORY]] === 1 }
   }
   const withRuntime = (group: string, o: Readonly<Record<string, CategoryOverride>>): Record<string, CategoryOverride> => {
     const out: Record<string, CategoryOverride> = { ...o }
@@ -301,14 +294,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
     generation,
     categories: infos,
     lists,
-    rules: {
-      kind,
-      value,
-      category: categoryOf,
-      list: list.done(),
-      line: line.done(),
-      allow: allow.done()
-    },
+    rules: { kind, value, meta: ruleMeta },
     blockNames,
     allowNames,
     blockAddresses,
@@ -323,29 +309,27 @@ function exists (file: string): boolean {
   try { return statSync(file).isFile() } catch { return false }
 }
 
-type TypedArray = Uint8Array | Uint16Array | Uint32Array
-
-/** A growable typed array: a million rules cost 1-4 bytes each per field, not an 8-byte slot. */
-class Column<T extends TypedArray> {
-  readonly #make: new (n: number) => T
-  #data: T
+/** A growable Uint32Array of RULE_FIELDS numbers per rule (RuleTable.meta): 16 MB per million rules. */
+class Records {
+  #data = new Uint32Array(1024 * RULE_FIELDS)
   #length = 0
 
-  constructor (make: new (n: number) => T) {
-    this.#make = make
-    this.#data = new make(1024)
-  }
-
-  push (v: number): void {
+  push (category: number, list: number, line: number, allow: number): void {
     if (this.#length === this.#data.length) {
-      const bigger = new this.#make(this.#data.length * 2)
+      const bigger = new Uint32Array(this.#data.length * 2)
       bigger.set(this.#data)
       this.#data = bigger
     }
-    this.#data[this.#length++] = v
+    const d = this.#data
+    const at = this.#length
+    d[at + RULE_CATEGORY] = category
+    d[at + RULE_LIST] = list
+    d[at + RULE_LINE] = line
+    d[at + RULE_ALLOW] = allow
+    this.#length += RULE_FIELDS
   }
 
-  done (): T {
-    return this.#data.slice(0, this.#length) as T
+  done (): Uint32Array {
+    return this.#data.slice(0, this.#length)
   }
 }

@@ -70,11 +70,20 @@ export interface GroupPlan {
 export interface RuleTable {
   readonly kind: readonly RuleKind[]
   readonly value: readonly string[]
-  readonly category: Uint16Array
-  readonly list: Uint32Array
-  readonly line: Uint32Array
-  readonly allow: Uint8Array
+  /**
+   * RULE_FIELDS numbers per rule id, side by side: category id, list index, line, allow (1/0). A
+   * match reads the category (does the rule apply to the group?) and its verdict the list and line:
+   * one record, one cache line, where three columns of a large list took a cache miss each.
+   */
+  readonly meta: Uint32Array
 }
+
+/** Numbers per rule in RuleTable.meta, and their offsets in a rule's record. */
+export const RULE_FIELDS = 4
+export const RULE_CATEGORY = 0
+export const RULE_LIST = 1
+export const RULE_LINE = 2
+export const RULE_ALLOW = 3
 
 export interface EngineParts {
   readonly generation: number
@@ -95,6 +104,11 @@ export class Engine {
   readonly generation: number
   readonly categories: readonly CategoryInfo[]
   readonly groups: readonly GroupPlan[]
+  /**
+   * Names this snapshot without holding it: a decision remembered under the token (the answer
+   * cache's) must not keep an engine alive, with all its lists, after a reload replaced it.
+   */
+  readonly token: object = Object.freeze({})
   readonly #p: EngineParts
   /** Client address -> group, for engines with groups (bounded; cleared when full). */
   readonly #groupOf = new Map<string, GroupPlan>()
@@ -187,13 +201,15 @@ export class Engine {
 
   #verdict (id: number, group: GroupPlan, matched: MatchedPart, value: string): Verdict {
     const r = this.#p.rules
-    const cat = this.categories[r.category[id]]
+    const at = id * RULE_FIELDS
+    const c = r.meta[at + RULE_CATEGORY]
+    const cat = this.categories[c]
     return {
-      action: group.actions[r.category[id]],
+      action: group.actions[c],
       category: cat.name,
-      list: this.#p.lists[r.list[id]],
-      line: r.line[id],
-      rule: this.#ruleTexts[id] ??= ruleText(r.kind[id], r.value[id], r.allow[id] === 1),
+      list: this.#p.lists[r.meta[at + RULE_LIST]],
+      line: r.meta[at + RULE_LINE],
+      rule: this.#ruleTexts[id] ??= ruleText(r.kind[id], r.value[id], r.meta[at + RULE_ALLOW] === 1),
       matched,
       value,
       group: group.name,

@@ -4,7 +4,10 @@
 
 import t from 'tap'
 import * as packet from 'dns-packet'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { buildEngine } from '../../src/policy/build.js'
+import type { Engine } from '../../src/policy/engine.js'
 import { AnswerCache } from '../../src/dns/cache.js'
 import { DnsMetrics } from '../../src/dns/metrics.js'
 import { LATER } from '../../src/dns/listener.js'
@@ -16,7 +19,7 @@ import { testConfig } from '../helpers/daemon.js'
 const cfg = testConfig({})
 
 /** A pipeline whose upstream answers every question with an A record of `address`. */
-function pipeline (address: string, report: () => void, cacheEnabled = true): { serve: ReturnType<typeof createPipeline>, asked: () => number, metrics: DnsMetrics } {
+function pipeline (address: string, report: () => void, cacheEnabled = true): { serve: ReturnType<typeof createPipeline>, asked: () => number, metrics: DnsMetrics, policy: { engine: Engine } } {
   let asked = 0
   const pool = {
     resolve: (question: Buffer, _do: boolean, cb: ResolveCallback): void => {
@@ -32,18 +35,19 @@ function pipeline (address: string, report: () => void, cacheEnabled = true): { 
     }
   } as unknown as UpstreamPool
   const metrics = new DnsMetrics()
+  const policy = { engine: buildEngine(cfg.blocklists, 1).engine }
   const serve = createPipeline({
     dns: cfg.dns,
     cache: { ...cfg.cache, enabled: cacheEnabled },
     blocking: cfg.blocklists,
-    policy: { engine: buildEngine(cfg.blocklists, 1).engine },
+    policy,
     report: () => { report() },
     answers: new AnswerCache({ maxEntries: 100, now: Date.now }),
     pool,
     metrics,
     now: Date.now
   })
-  return { serve, asked: () => asked, metrics }
+  return { serve, asked: () => asked, metrics, policy }
 }
 
 /** Asks one A question; resolves with the decoded answer and whether it came at once (a cache hit). */
@@ -90,4 +94,25 @@ t.test('without a fault, the same answer is blocked and reported once', async t 
   const b = await ask(ok.serve, 'innocent.example')
   t.equal(b.rcode, 'NOERROR')
   t.same(b.answers!.map(r => (r as { data: string }).data), ['192.0.2.1'])
+})
+
+t.test('a decision remembered in the cache does not keep the policy snapshot it was made under alive', async t => {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const p = pipeline('192.0.2.1', () => {})
+  await ask(p.serve, 'innocent.example') // forwarded and stored
+  const hit = await ask(p.serve, 'innocent.example') // a cache hit: decided, and the decision remembered in the slot
+  t.ok(hit.atOnce)
+  const old = new WeakRef(p.policy.engine)
+  p.policy.engine = buildEngine(cfg.blocklists, 2).engine // a reload swaps the snapshot
+  await new Promise(resolve => setImmediate(resolve)) // a WeakRef's target is kept until the job ends
+  gc()
+  t.equal(old.deref(), undefined, 'the old snapshot was collected (a reload must not leave the old lists in memory)')
+  const again = await ask(p.serve, 'innocent.example')
+  t.ok(again.atOnce)
+  t.equal(again.rcode, 'NOERROR')
+  p.policy.engine = buildEngine({ ...cfg.blocklists, rules: { ...cfg.blocklists.rules, block: ['innocent.example'] } }, 3).engine
+  const blocked = await ask(p.serve, 'innocent.example')
+  t.ok(blocked.atOnce, 'still the cached answer, decided under the new snapshot')
+  t.equal(blocked.rcode, 'NXDOMAIN')
 })
