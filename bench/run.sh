@@ -10,9 +10,9 @@
 # number is only the I/O ceiling (its rcode check fails by design). The harness's method is that
 # nobody logs during the runs, so `egressd` runs with store.logQueries: none (blocks are still
 # counted and answered the same); `egressd-log` runs with the default block log (every blocked
-# query queued for SQLite) for W1 only, last in each round, and the script waits until it is idle
-# again (its writer thread done with the backlog) before the next round, so that the backlog does
-# not run into other peers' measurements. `floor` (bench/floor-forwarder.mjs: a forwarder with no
+# query queued for SQLite) for W1 only, last of W1's peers, and the script waits until it is idle
+# again (its writer thread done with the backlog) before the next workload, so that the backlog
+# does not run into other peers' measurements. `floor` (bench/floor-forwarder.mjs: a forwarder with no
 # DNS work at all) runs W3 only: the most any Node forwarder gets with this packet pattern here.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -80,13 +80,18 @@ wait_idle() {
 declare -A PORT=([echo]=$PORT_ECHO [dnsmasq]=$PORT_DNSMASQ [egressd]=$PORT_EGRESSD [egressd-log]=$PORT_LOG [floor]=$PORT_FLOOR)
 declare -A PID=([echo]=$PID_echo [dnsmasq]=$PID_dnsmasq [egressd]=$PID_egressd [egressd-log]=$PID_log [floor]=$PID_floor)
 : >"$RUN/results.txt"
+# Workload by workload, every peer back to back, so that echo and egressd meet the same phase of the
+# VM's noise (it drifts over tens of seconds); who goes first alternates from round to round.
 for r in $(seq "$ROUNDS"); do
-  for peer in echo egressd dnsmasq ${PID_floor:+floor} ${PID_log:+egressd-log}; do
-    echo "# round $r: $peer" >&2
-    w=$WORKLOADS; [ "$peer" = egressd-log ] && w=W1; [ "$peer" = floor ] && w=W3
-    DATA=$DATA WORKLOADS="$w" SERVER_PID=${PID[$peer]} "$SHARED/run.sh" "${PORT[$peer]}" "$SECS" 2>&1 |
-      tee -a "$RUN/raw.txt" | awk -v p="$peer" -v r="$r" '/^W[0-9] /{print p, r, $0}' | tee -a "$RUN/results.txt" >&2
-    [ "$peer" = egressd-log ] && wait_idle "$PID_log"
+  for w in $WORKLOADS; do
+    peers="echo egressd"; [ $((r % 2)) = 0 ] && peers="egressd echo"
+    peers="$peers dnsmasq"; [ "$w" = W3 ] && peers="$peers ${PID_floor:+floor}"; [ "$w" = W1 ] && peers="$peers ${PID_log:+egressd-log}"
+    for peer in $peers; do
+      echo "# round $r: $w $peer" >&2
+      DATA=$DATA WORKLOADS="$w" SERVER_PID=${PID[$peer]} "$SHARED/run.sh" "${PORT[$peer]}" "$SECS" 2>&1 |
+        tee -a "$RUN/raw.txt" | awk -v p="$peer" -v r="$r" '/^W[0-9] /{print p, r, $0}' | tee -a "$RUN/results.txt" >&2
+      [ "$peer" = egressd-log ] && wait_idle "$PID_log"
+    done
   done
 done
 RSS=$(awk '/VmHWM/{print $2/1024 " MB"}' "/proc/$PID_egressd/status")
