@@ -2,8 +2,8 @@
 // "is this name / this answer blocked for this client, and why". Built by build.ts, swapped in one
 // step by the daemon; queries in flight keep the engine they started with.
 //
-// Rules live in parallel arrays indexed by rule id (category, list, line, kind, value), so a
-// million rules cost a few arrays, not a million objects. Allow rules are a separate index that is
+// Rules live in arrays indexed by rule id (a packed record of category, list and line; kind;
+// value), so a million rules cost a few arrays, not a million objects. Allow rules are a separate index that is
 // consulted first: an allow rule that applies to the client's group overrides every block rule.
 
 import type { BlockAction } from '../config/types.js'
