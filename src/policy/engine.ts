@@ -2,9 +2,10 @@
 // "is this name / this answer blocked for this client, and why". Built by build.ts, swapped in one
 // step by the daemon; queries in flight keep the engine they started with.
 //
-// Rules live in arrays indexed by rule id (a packed record of category, list and line; kind;
-// value), so a million rules cost a few arrays, not a million objects. Allow rules are a separate index that is
-// consulted first: an allow rule that applies to the client's group overrides every block rule.
+// Rules live in arrays indexed by rule id (a packed record of category, list, line and allow;
+// kind; value), so a million rules cost a few arrays, not a million objects. Allow rules are a
+// separate index that is consulted first: an allow rule that applies to the client's group
+// overrides every block rule.
 
 import type { BlockAction } from '../config/types.js'
 import type { DomainIndex } from './domain-index.js'
