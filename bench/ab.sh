@@ -10,7 +10,8 @@
 #     DIST_A, DIST_B: compiled trees (e.g. a `tsc --outDir` of another commit, and dist/)
 #     env DNS_A, DNS_B: extra `dns:` settings for one side, e.g. DNS_B="udpSockets: 8"; CONF_A,
 #     CONF_B: extra top-level YAML, e.g. CONF_B="cache: { enabled: false }" (the same build on both
-#     sides then compares two settings)
+#     sides then compares two settings); ENV_A, ENV_B: environment of one side's process, e.g.
+#     ENV_B="GLIBC_TUNABLES=glibc.malloc.hugetlb=1"
 # Both first forward 150k unique names (a full 100k-entry cache, as in npm run bench after W3);
 # the order in which the two loads start alternates per round.
 set -euo pipefail
@@ -33,13 +34,13 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 taskset -c 1 dnsmasq -k -C "$SHARED/conf/upstream-dnsmasq.conf" --pid-file= >"$RUN/upstream.log" 2>&1 & PIDS+=($!)
-start() { # start NAME PORT DIST [DNS SETTINGS] [MORE YAML]
+start() { # start NAME PORT DIST [DNS SETTINGS] [MORE YAML] [ENVIRONMENT]
   bench_config "$RUN/$1.yaml" "$2" "$RUN/$1" "store: { logQueries: none }${5:+
 $5}" "${4:-}"
-  taskset -c 0 node "$3/cli.js" start --config "$RUN/$1.yaml" >"$RUN/$1.log" 2>&1 & PIDS+=($!)
+  env ${6:-} taskset -c 0 node "$3/cli.js" start --config "$RUN/$1.yaml" >"$RUN/$1.log" 2>&1 & PIDS+=($!)
 }
-start a 5307 "$A" "${DNS_A:-}" "${CONF_A:-}"; PID_A=$!
-start b 5309 "$B" "${DNS_B:-}" "${CONF_B:-}"; PID_B=$!
+start a 5307 "$A" "${DNS_A:-}" "${CONF_A:-}" "${ENV_A:-}"; PID_A=$!
+start b 5309 "$B" "${DNS_B:-}" "${CONF_B:-}" "${ENV_B:-}"; PID_B=$!
 for p in 5307 5309; do
   for _ in $(seq 100); do dig @127.0.0.1 -p $p probe.allowed.bench.test +tries=1 +time=1 >/dev/null 2>&1 && break; sleep 0.2; done
 done
@@ -65,7 +66,7 @@ unique 150000 "$RUN/fa.txt"; unique 150000 "$RUN/fb.txt"
 warm=$(pair "$RUN/fa.txt" "$RUN/fb.txt" 1 1)
 echo "warm-up (150k forwarded each): A ${warm% *} B ${warm#* } us per query"
 N=${5:-}
-echo "A=$A ${DNS_A:-} ${CONF_A:-}"; echo "B=$B ${DNS_B:-} ${CONF_B:-}"; echo "$W, CPU microseconds per query:"
+echo "A=$A ${DNS_A:-} ${CONF_A:-} ${ENV_A:-}"; echo "B=$B ${DNS_B:-} ${CONF_B:-} ${ENV_B:-}"; echo "$W, CPU microseconds per query:"
 RATIOS=()
 for r in $(seq "$ROUNDS"); do
   case $W in

@@ -339,16 +339,21 @@ export class Daemon {
   #report (ctx: QueryContext, v: Verdict): void {
     const byCategory = v.action === 'monitor' ? this.metrics.monitoredByCategory : this.metrics.blockedByCategory
     byCategory.set(v.category, (byCategory.get(v.category) ?? 0) + 1)
-    if (this.#log.isLevelEnabled('info')) {
+    const logged = this.#log.isLevelEnabled('info')
+    const stored = this.#blockLog !== undefined && this.#config.store.logQueries !== 'none'
+    if (!logged && !stored) return
+    // Where the rule came from, looked up in the snapshot that decided (only when it is shown).
+    const { list, line, rule } = ctx.engine.rule(v.ruleId)
+    if (logged) {
       this.#log.info({
         client: ctx.client, group: v.group, qname: ctx.q.qname, qtype: ctx.q.qtype, action: v.action, category: v.category,
-        matched: v.matched, value: v.value, rule: v.rule, list: v.list, line: v.line
+        matched: v.matched, value: v.value, rule, list, line
       }, v.action === 'monitor' ? 'would block (monitor)' : 'blocked')
     }
-    if (this.#config.store.logQueries === 'none') return
+    if (!stored) return
     this.#blockLog?.push({
       ts: this.#now(), client: ctx.client, group: v.group, qname: ctx.q.qname, qtype: ctx.q.qtype, matched: v.matched, value: v.value,
-      category: v.category, action: v.action, list: v.list, line: v.line, rule: v.rule, listHash: this.#listHashes.get(ctx.engine)?.get(v.list)
+      category: v.category, action: v.action, list, line, rule, listHash: this.#listHashes.get(ctx.engine)?.get(list)
     })
   }
 

@@ -11,7 +11,7 @@ import { parse as parseYaml } from 'yaml'
 import type { BlockAction, BlocklistsConfig, CategoryOverride, InlineRules } from '../config/types.js'
 import { PolicyError } from '../errors.js'
 import { DomainIndex } from './domain-index.js'
-import { Engine, RULE_ALLOW, RULE_CATEGORY, RULE_FIELDS, RULE_LINE, RULE_LIST, type CategoryInfo, type GroupPlan } from './engine.js'
+import { Engine, listOfRule, type CategoryInfo, type GroupPlan } from './engine.js'
 import { IpIndex } from './ip-index.js'
 import { parseCidr } from './names.js'
 import { parseList } from './parsers.js'
@@ -128,7 +128,10 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
 
   const kind: RuleKind[] = []
   const value: string[] = []
-  const meta = new Records()
+  const line = new Numbers()
+  /** Per list: its first rule id, and its category. */
+  const listStart = new Numbers()
+  const listCategory = new Numbers()
   const blockNames = new DomainIndex()
   const allowNames = new DomainIndex()
   const blockAddresses = new IpIndex()
@@ -144,8 +147,8 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
     return categories.length - 1
   }
 
-  /** Adds one rule; false when it is unusable (reported as a warning). */
-  const addRule = (r: Rule, cat: number, li: number, listName: string): boolean => {
+  /** Adds one rule of the list being read; false when it is unusable (reported as a warning). */
+  const addRule = (r: Rule, cat: number, listName: string): boolean => {
       const id = kind.length
       if (r.kind === 'cidr') {
         const c = parseCidr(r.value)
@@ -167,7 +170,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
       }
       kind.push(r.kind)
       value.push(r.value)
-      meta.push(cat, li, r.line, r.allow ? 1 : 0)
+      line.push(r.line)
       return true
   }
 
@@ -176,9 +179,11 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
   const addList = (text: string, format: ListFormat, cat: number, listName: string, onIssue: (i: ParseIssue) => void): { added: number, parsed: ParsedList } => {
     lists.push(listName)
     listHashes.set(listName, createHash('sha256').update(text).digest('hex').slice(0, 16))
-    const li = lists.length - 1
+    // Its rules take the next ids, all of them before the next list's (RuleTable.listStart).
+    listStart.push(kind.length)
+    listCategory.push(cat)
     let added = 0
-    const parsed = parseList(text, format, r => { if (addRule(r, cat, li, listName)) added++ })
+    const parsed = parseList(text, format, r => { if (addRule(r, cat, listName)) added++ })
     for (const i of parsed.issues) onIssue(i)
     return { added, parsed }
   }
@@ -256,7 +261,10 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
     const o = { ...cfg.categories[c.name], ...runtime['*']?.[c.name] }
     return { name: c.name, title: c.title, policyRef: c.policyRef, enabled: o.enabled ?? c.enabledByDefault, action: o.action ?? cfg.action }
   })
-  const ruleMeta = meta.done()
+  listStart.push(kind.length)
+  const starts = listStart.done()
+  const listCats = listCategory.done()
+  const rules = { kind, value, line: line.done(), listStart: starts, listCategory: listCats }
   const plan = (index: number, name: string, exempt: boolean, overrides: Readonly<Record<string, CategoryOverride>>): GroupPlan => {
     const enabled = new Uint8Array(infos.length)
     const actions: BlockAction[] = []
@@ -266,7 +274,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
       enabled[i] = own !== undefined ? (own === index ? 1 : 0) : (o.enabled ?? c.enabled) ? 1 : 0
       actions.push(o.action ?? c.action)
     })
-    return { index, name, exempt, enabled, actions, accepts: (id: number) => enabled[ruleMeta[id * RULE_FIELDS + RULE_CATEGORY]] === 1 }
+    return { index, name, exempt, enabled, actions, accepts: (id: number) => enabled[listCats[listOfRule(starts, id)]] === 1 }
   }
   const withRuntime = (group: string, o: Readonly<Record<string, CategoryOverride>>): Record<string, CategoryOverride> => {
     const out: Record<string, CategoryOverride> = { ...o }
@@ -294,7 +302,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
     generation,
     categories: infos,
     lists,
-    rules: { kind, value, meta: ruleMeta },
+    rules,
     blockNames,
     allowNames,
     blockAddresses,
@@ -309,24 +317,18 @@ function exists (file: string): boolean {
   try { return statSync(file).isFile() } catch { return false }
 }
 
-/** A growable Uint32Array of RULE_FIELDS numbers per rule (RuleTable.meta): 16 MB per million rules. */
-class Records {
-  #data = new Uint32Array(1024 * RULE_FIELDS)
+/** A growable Uint32Array (RuleTable's columns): 4 MB per million rules. */
+class Numbers {
+  #data = new Uint32Array(1024)
   #length = 0
 
-  push (category: number, list: number, line: number, allow: number): void {
+  push (n: number): void {
     if (this.#length === this.#data.length) {
       const bigger = new Uint32Array(this.#data.length * 2)
       bigger.set(this.#data)
       this.#data = bigger
     }
-    const d = this.#data
-    const at = this.#length
-    d[at + RULE_CATEGORY] = category
-    d[at + RULE_LIST] = list
-    d[at + RULE_LINE] = line
-    d[at + RULE_ALLOW] = allow
-    this.#length += RULE_FIELDS
+    this.#data[this.#length++] = n
   }
 
   done (): Uint32Array {

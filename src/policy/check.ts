@@ -31,6 +31,6 @@ export function checkName (engine: Engine, name: string, type: string, client: s
     client,
     group: group.name,
     verdict: v === undefined ? 'allow' : v.action === 'monitor' ? 'monitor (answered, logged as a would-be block)' : 'block',
-    ...(v !== undefined && { action: v.action, category: v.category, list: v.list, line: v.line, rule: v.rule, matched: v.matched, policyRef: v.policyRef })
+    ...(v !== undefined && { action: v.action, category: v.category, ...engine.rule(v.ruleId), matched: v.matched, policyRef: v.policyRef })
   }
 }

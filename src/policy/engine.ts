@@ -2,10 +2,10 @@
 // "is this name / this answer blocked for this client, and why". Built by build.ts, swapped in one
 // step by the daemon; queries in flight keep the engine they started with.
 //
-// Rules live in arrays indexed by rule id (a packed record of category, list, line and allow;
-// kind; value), so a million rules cost a few arrays, not a million objects. Allow rules are a
-// separate index that is consulted first: an allow rule that applies to the client's group
-// overrides every block rule.
+// Rules live in arrays indexed by rule id (kind, value, line), so a million rules cost a few
+// arrays, not a million objects. Ids are given out list by list, so a rule's list, and with it its
+// category, is found from its id in a small table. Allow rules are a separate index that is
+// consulted first: an allow rule that applies to the client's group overrides every block rule.
 
 import type { BlockAction } from '../config/types.js'
 import type { DomainIndex } from './domain-index.js'
@@ -16,15 +16,16 @@ import type { RuleKind } from './rule.js'
 /** What matched: the query name, a name in the answer's CNAME chain, or an answer address. */
 export type MatchedPart = 'qname' | 'cname' | 'address'
 
-/** The explanation of one decision. */
+/**
+ * The explanation of one decision. Where the rule came from (`Engine.rule(ruleId)`: list, line,
+ * text) is looked up only by what shows it: a block that nobody logs never touches the rule's
+ * records, which for a large list are cache misses.
+ */
 export interface Verdict {
   readonly action: BlockAction
   readonly category: string
-  /** The list file (or config path for inline rules) the rule came from. */
-  readonly list: string
-  readonly line: number
-  /** The rule as written in its list. */
-  readonly rule: string
+  /** The rule that matched, in the snapshot that decided (its Engine). */
+  readonly ruleId: number
   readonly matched: MatchedPart
   /** The name or address that matched. */
   readonly value: string
@@ -68,23 +69,42 @@ export interface GroupPlan {
   readonly accepts: (id: number) => boolean
 }
 
-export interface RuleTable {
-  readonly kind: readonly RuleKind[]
-  readonly value: readonly string[]
-  /**
-   * RULE_FIELDS numbers per rule id, side by side: category id, list index, line, allow (1/0). A
-   * match reads the category (does the rule apply to the group?) and its verdict the list and line:
-   * one record, one cache line, where three columns of a large list took a cache miss each.
-   */
-  readonly meta: Uint32Array
+/** Where a rule came from, for logs and explanations. */
+export interface RuleSource {
+  /** The list file (or config path for inline rules). */
+  readonly list: string
+  readonly line: number
+  /** The rule as written in its list. */
+  readonly rule: string
 }
 
-/** Numbers per rule in RuleTable.meta, and their offsets in a rule's record. */
-export const RULE_FIELDS = 4
-export const RULE_CATEGORY = 0
-export const RULE_LIST = 1
-export const RULE_LINE = 2
-export const RULE_ALLOW = 3
+export interface RuleTable {
+  /** Per rule id. */
+  readonly kind: readonly RuleKind[]
+  readonly value: readonly string[]
+  readonly line: Uint32Array
+  /**
+   * Ids are given out list by list: list i holds the ids from listStart[i] up to listStart[i + 1]
+   * (one entry more than there are lists). A match learns its rule's category (does the rule apply
+   * to the group?) from here and `listCategory`, two small arrays that stay in cache, instead of a
+   * record per rule, which in a large list is a cache miss.
+   */
+  readonly listStart: Uint32Array
+  /** Category id per list. */
+  readonly listCategory: Uint32Array
+}
+
+/** The list a rule id belongs to (a binary search over RuleTable.listStart). */
+export function listOfRule (listStart: Uint32Array, id: number): number {
+  let lo = 0
+  let hi = listStart.length - 2
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1
+    if (listStart[mid] <= id) lo = mid
+    else hi = mid - 1
+  }
+  return lo
+}
 
 export interface EngineParts {
   readonly generation: number
@@ -113,7 +133,7 @@ export class Engine {
   readonly #p: EngineParts
   /** Client address -> group, for engines with groups (bounded; cleared when full). */
   readonly #groupOf = new Map<string, GroupPlan>()
-  /** A rule's text, built the first time a verdict names it. Indexed by rule id. */
+  /** A rule's text, built the first time it is shown. Indexed by rule id. */
   readonly #ruleTexts: Array<string | undefined> = []
 
   /** True when answers need inspecting at all (some name or address rule exists). */
@@ -202,20 +222,16 @@ export class Engine {
 
   #verdict (id: number, group: GroupPlan, matched: MatchedPart, value: string): Verdict {
     const r = this.#p.rules
-    const at = id * RULE_FIELDS
-    const c = r.meta[at + RULE_CATEGORY]
+    const c = r.listCategory[listOfRule(r.listStart, id)]
     const cat = this.categories[c]
-    return {
-      action: group.actions[c],
-      category: cat.name,
-      list: this.#p.lists[r.meta[at + RULE_LIST]],
-      line: r.meta[at + RULE_LINE],
-      rule: this.#ruleTexts[id] ??= ruleText(r.kind[id], r.value[id], r.meta[at + RULE_ALLOW] === 1),
-      matched,
-      value,
-      group: group.name,
-      policyRef: cat.policyRef
-    }
+    return { action: group.actions[c], category: cat.name, ruleId: id, matched, value, group: group.name, policyRef: cat.policyRef }
+  }
+
+  /** The list, line and text of a rule of this snapshot (a verdict's `ruleId`). */
+  rule (id: number): RuleSource {
+    const r = this.#p.rules
+    // Verdicts come from block rules only: never an @@ rule.
+    return { list: this.#p.lists[listOfRule(r.listStart, id)], line: r.line[id], rule: this.#ruleTexts[id] ??= ruleText(r.kind[id], r.value[id], false) }
   }
 
   /** Entry counts for status and logs. */
