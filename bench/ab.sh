@@ -12,8 +12,8 @@
 #     CONF_B: extra top-level YAML, e.g. CONF_B="cache: { enabled: false }" (the same build on both
 #     sides then compares two settings); ENV_A, ENV_B: environment of one side's process, e.g.
 #     ENV_B="GLIBC_TUNABLES=glibc.malloc.hugetlb=1"
-# Both first forward 150k unique names (a full 100k-entry cache, as in npm run bench after W3);
-# the order in which the two loads start alternates per round.
+# In every round both first forward 150k unique names (a full 100k-entry cache, as in npm run
+# bench after W3); the order in which the two loads start alternates per round.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -39,11 +39,22 @@ start() { # start NAME PORT DIST [DNS SETTINGS] [MORE YAML] [ENVIRONMENT]
 $5}" "${4:-}"
   env ${6:-} taskset -c 0 node "$3/cli.js" start --config "$RUN/$1.yaml" >"$RUN/$1.log" 2>&1 & PIDS+=($!)
 }
-start a 5307 "$A" "${DNS_A:-}" "${CONF_A:-}" "${ENV_A:-}"; PID_A=$!
-start b 5309 "$B" "${DNS_B:-}" "${CONF_B:-}" "${ENV_B:-}"; PID_B=$!
-for p in 5307 5309; do
-  for _ in $(seq 100); do dig @127.0.0.1 -p $p probe.allowed.bench.test +tries=1 +time=1 >/dev/null 2>&1 && break; sleep 0.2; done
-done
+# Fresh daemons for every round, started in alternating order: a process's luck in where its
+# tables land in memory (cache sets, pages) stays with it, and a pair of processes kept for every
+# round showed differences of up to 7 % in one direction that the next pair did not repeat.
+up() { # up ROUND: both daemons started (A first in odd rounds), answering
+  if [ $(($1 % 2)) = 1 ]; then
+    start a 5307 "$A" "${DNS_A:-}" "${CONF_A:-}" "${ENV_A:-}"; PID_A=$!
+    start b 5309 "$B" "${DNS_B:-}" "${CONF_B:-}" "${ENV_B:-}"; PID_B=$!
+  else
+    start b 5309 "$B" "${DNS_B:-}" "${CONF_B:-}" "${ENV_B:-}"; PID_B=$!
+    start a 5307 "$A" "${DNS_A:-}" "${CONF_A:-}" "${ENV_A:-}"; PID_A=$!
+  fi
+  for p in 5307 5309; do
+    for _ in $(seq 100); do dig @127.0.0.1 -p $p probe.allowed.bench.test +tries=1 +time=1 >/dev/null 2>&1 && break; sleep 0.2; done
+  done
+}
+down() { kill "$PID_A" "$PID_B" 2>/dev/null || true; wait "$PID_A" "$PID_B" 2>/dev/null || true; }
 
 cpu() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12+$13}'; }
 unique() { node -e 'const [n, f] = [+process.argv[1], process.argv[2]]; const r = Math.random().toString(36).slice(2, 8); let s = ""; for (let i = 0; i < n; i++) s += `m${r}ab-${i}.miss.bench.test A\n`; require("fs").writeFileSync(f, s)' "$1" "$2"; }
@@ -62,13 +73,13 @@ pair() { # pair FILE_A FILE_B PASSES ROUND -> "a_us b_us"
   awk -v a0=$a0 -v a1=$a1 -v b0=$b0 -v b1=$b1 -v qa=$qa -v qb=$qb -v hz=$hz 'BEGIN{printf "%.2f %.2f\n", (a1-a0)*1e6/hz/qa, (b1-b0)*1e6/hz/qb}'
 }
 
-unique 150000 "$RUN/fa.txt"; unique 150000 "$RUN/fb.txt"
-warm=$(pair "$RUN/fa.txt" "$RUN/fb.txt" 1 1)
-echo "warm-up (150k forwarded each): A ${warm% *} B ${warm#* } us per query"
+unique 150000 "$RUN/wa.txt"; unique 150000 "$RUN/wb.txt"
 N=${5:-}
-echo "A=$A ${DNS_A:-} ${CONF_A:-} ${ENV_A:-}"; echo "B=$B ${DNS_B:-} ${CONF_B:-} ${ENV_B:-}"; echo "$W, CPU microseconds per query:"
+echo "A=$A ${DNS_A:-} ${CONF_A:-} ${ENV_A:-}"; echo "B=$B ${DNS_B:-} ${CONF_B:-} ${ENV_B:-}"; echo "$W, CPU microseconds per query (warm-up: 150k forwarded each, on fresh daemons):"
 RATIOS=()
 for r in $(seq "$ROUNDS"); do
+  up "$r"
+  warm=$(pair "$RUN/wa.txt" "$RUN/wb.txt" 1 "$r")
   case $W in
     W1) fa=$DATA/w1-blocked.txt; fb=$fa; passes=$(( ${N:-400000} / 200000 ));;
     W2) fa=$DATA/w2-cached.txt; fb=$fa; passes=$(( ${N:-400000} / 1000 ));;
@@ -76,8 +87,9 @@ for r in $(seq "$ROUNDS"); do
     *) die "workload: W1, W2 or W3";;
   esac
   read -r ua ub < <(pair "$fa" "$fb" "$passes" "$r")
+  down
   ratio=$(awk -v a=$ua -v b=$ub 'BEGIN{printf "%.3f", b/a}')
   RATIOS+=("$ratio")
-  echo "round $r  A $ua  B $ub  B/A $ratio"
+  echo "round $r  A $ua  B $ub  B/A $ratio   (warm-up A ${warm% *} B ${warm#* })"
 done
 printf '%s\n' "${RATIOS[@]}" | sort -n | awk '{v[NR]=$1} END{m = NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; printf "median B/A %.3f over %d rounds (below 1: B needs less CPU per query)\n", m, NR}'
