@@ -11,7 +11,8 @@
 #     env DNS_A, DNS_B: extra `dns:` settings for one side, e.g. DNS_B="udpSockets: 8"; CONF_A,
 #     CONF_B: extra top-level YAML, e.g. CONF_B="cache: { enabled: false }" (the same build on both
 #     sides then compares two settings); ENV_A, ENV_B: environment of one side's process, e.g.
-#     ENV_B="GLIBC_TUNABLES=glibc.malloc.hugetlb=1"
+#     ENV_B="GLIBC_TUNABLES=glibc.malloc.hugetlb=1"; FLAGS_A, FLAGS_B: node flags of one side, e.g.
+#     FLAGS_B="--single-threaded-gc"
 # In every round both first forward 150k unique names (a full 100k-entry cache, as in npm run
 # bench after W3); the order in which the two loads start alternates per round.
 set -euo pipefail
@@ -34,24 +35,27 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 taskset -c 1 dnsmasq -k -C "$SHARED/conf/upstream-dnsmasq.conf" --pid-file= >"$RUN/upstream.log" 2>&1 & PIDS+=($!)
-start() { # start NAME PORT DIST [DNS SETTINGS] [MORE YAML] [ENVIRONMENT]
+start() { # start NAME PORT DIST [DNS SETTINGS] [MORE YAML] [ENVIRONMENT] [NODE FLAGS]
   bench_config "$RUN/$1.yaml" "$2" "$RUN/$1" "store: { logQueries: none }${5:+
 $5}" "${4:-}"
-  env ${6:-} taskset -c 0 node "$3/cli.js" start --config "$RUN/$1.yaml" >"$RUN/$1.log" 2>&1 & PIDS+=($!)
+  env ${6:-} taskset -c 0 node ${7:-} "$3/cli.js" start --config "$RUN/$1.yaml" >"$RUN/$1.log" 2>&1 & PIDS+=($!)
 }
 # Fresh daemons for every round, started in alternating order: a process's luck in where its
 # tables land in memory (cache sets, pages) stays with it, and a pair of processes kept for every
 # round showed differences of up to 7 % in one direction that the next pair did not repeat.
 up() { # up ROUND: both daemons started (A first in odd rounds), answering
   if [ $(($1 % 2)) = 1 ]; then
-    start a 5307 "$A" "${DNS_A:-}" "${CONF_A:-}" "${ENV_A:-}"; PID_A=$!
-    start b 5309 "$B" "${DNS_B:-}" "${CONF_B:-}" "${ENV_B:-}"; PID_B=$!
+    start a 5307 "$A" "${DNS_A:-}" "${CONF_A:-}" "${ENV_A:-}" "${FLAGS_A:-}"; PID_A=$!
+    start b 5309 "$B" "${DNS_B:-}" "${CONF_B:-}" "${ENV_B:-}" "${FLAGS_B:-}"; PID_B=$!
   else
-    start b 5309 "$B" "${DNS_B:-}" "${CONF_B:-}" "${ENV_B:-}"; PID_B=$!
-    start a 5307 "$A" "${DNS_A:-}" "${CONF_A:-}" "${ENV_A:-}"; PID_A=$!
+    start b 5309 "$B" "${DNS_B:-}" "${CONF_B:-}" "${ENV_B:-}" "${FLAGS_B:-}"; PID_B=$!
+    start a 5307 "$A" "${DNS_A:-}" "${CONF_A:-}" "${ENV_A:-}" "${FLAGS_A:-}"; PID_A=$!
   fi
+  local p side
   for p in 5307 5309; do
-    for _ in $(seq 100); do dig @127.0.0.1 -p $p probe.allowed.bench.test +tries=1 +time=1 >/dev/null 2>&1 && break; sleep 0.2; done
+    for _ in $(seq 50); do dig @127.0.0.1 -p $p probe.allowed.bench.test +tries=1 +time=1 >/dev/null 2>&1 && continue 2; sleep 0.2; done
+    side=$([ $p = 5307 ] && echo a || echo b)
+    die "the $side daemon does not answer on 127.0.0.1:$p; its log: $(tail -c 600 "$RUN/$side.log")"
   done
 }
 down() { kill "$PID_A" "$PID_B" 2>/dev/null || true; wait "$PID_A" "$PID_B" 2>/dev/null || true; }
@@ -75,7 +79,7 @@ pair() { # pair FILE_A FILE_B PASSES ROUND -> "a_us b_us"
 
 unique 150000 "$RUN/wa.txt"; unique 150000 "$RUN/wb.txt"
 N=${5:-}
-echo "A=$A ${DNS_A:-} ${CONF_A:-} ${ENV_A:-}"; echo "B=$B ${DNS_B:-} ${CONF_B:-} ${ENV_B:-}"; echo "$W, CPU microseconds per query (warm-up: 150k forwarded each, on fresh daemons):"
+echo "A=$A ${DNS_A:-} ${CONF_A:-} ${ENV_A:-} ${FLAGS_A:-}"; echo "B=$B ${DNS_B:-} ${CONF_B:-} ${ENV_B:-} ${FLAGS_B:-}"; echo "$W, CPU microseconds per query (warm-up: 150k forwarded each, on fresh daemons):"
 RATIOS=()
 for r in $(seq "$ROUNDS"); do
   up "$r"
