@@ -43,14 +43,10 @@ $5}" "${4:-}"
 # Fresh daemons for every round, started in alternating order: a process's luck in where its
 # tables land in memory (cache sets, pages) stays with it, and a pair of processes kept for every
 # round showed differences of up to 7 % in one direction that the next pair did not repeat.
+start_a() { start a 5307 "$A" "${DNS_A:-}" "${CONF_A:-}" "${ENV_A:-}" "${FLAGS_A:-}"; PID_A=$!; }
+start_b() { start b 5309 "$B" "${DNS_B:-}" "${CONF_B:-}" "${ENV_B:-}" "${FLAGS_B:-}"; PID_B=$!; }
 up() { # up ROUND: both daemons started (A first in odd rounds), answering
-  if [ $(($1 % 2)) = 1 ]; then
-    start a 5307 "$A" "${DNS_A:-}" "${CONF_A:-}" "${ENV_A:-}" "${FLAGS_A:-}"; PID_A=$!
-    start b 5309 "$B" "${DNS_B:-}" "${CONF_B:-}" "${ENV_B:-}" "${FLAGS_B:-}"; PID_B=$!
-  else
-    start b 5309 "$B" "${DNS_B:-}" "${CONF_B:-}" "${ENV_B:-}" "${FLAGS_B:-}"; PID_B=$!
-    start a 5307 "$A" "${DNS_A:-}" "${CONF_A:-}" "${ENV_A:-}" "${FLAGS_A:-}"; PID_A=$!
-  fi
+  if [ $(($1 % 2)) = 1 ]; then start_a; start_b; else start_b; start_a; fi
   local p side
   for p in 5307 5309; do
     for _ in $(seq 50); do dig @127.0.0.1 -p $p probe.allowed.bench.test +tries=1 +time=1 >/dev/null 2>&1 && continue 2; sleep 0.2; done
