@@ -8,30 +8,14 @@
 // bench/run.sh measures it next to echo and egressd, so W3's ratio can be read against it.
 //   node bench/floor-forwarder.mjs PORT [UPSTREAM_HOST=127.0.0.2] [UPSTREAM_PORT=5300]
 import dgram from 'node:dgram'
+import { lookup, send } from './floor-send.mjs'
 
 const PORT = Number(process.argv[2] ?? 5306)
 const UP_HOST = process.argv[3] ?? '127.0.0.2'
 const UP_PORT = Number(process.argv[4] ?? 5300)
-const lookup = (address, _o, cb) => cb(null, address, 4)
 
 let nextId = 1
 const pending = new Map() // upstream ID -> [client ID, port, address]
-const queue = []
-let scheduled = false
-const flush = () => {
-  scheduled = false
-  const n = queue.length
-  for (let i = 0; i < n; i += 4) {
-    const port = queue[i + 2]
-    if (port === 0) queue[i].send(queue[i + 1])
-    else queue[i].send(queue[i + 1], port, queue[i + 3])
-  }
-  queue.length = 0
-}
-const send = (sock, buf, port, host) => {
-  queue.push(sock, buf, port, host)
-  if (!scheduled) { scheduled = true; setImmediate(flush) }
-}
 
 const client = dgram.createSocket({ type: 'udp4', lookup })
 const ups = []
