@@ -36,7 +36,7 @@ export type FromWriter =
   | { readonly type: 'fatal', readonly code: string, readonly message: string }
   | { readonly type: 'written', readonly seq: number, readonly n: number, readonly ms: number }
   | { readonly type: 'failed', readonly seq: number, readonly code: string, readonly message: string }
-  | { readonly type: 'retained', readonly deleted: number, readonly ms: number }
+  | { readonly type: 'retained', readonly deleted: number, readonly names: number, readonly overBytes: number, readonly ms: number }
   | { readonly type: 'retain-failed', readonly code: string, readonly message: string }
   | { readonly type: 'closed' }
 
@@ -81,8 +81,8 @@ port.on('message', (m: ToWriter) => {
       if (retaining) break
       retaining = true
       const t = performance.now()
-      runRetention(db, m.limits, m.now, () => new Promise(resolve => setImmediate(resolve))).then(
-        deleted => post({ type: 'retained', deleted, ms: performance.now() - t }),
+      runRetention(db, m.limits, m.now, () => new Promise(resolve => setImmediate(resolve)), undefined, () => writer.forgetNames()).then(
+        r => post({ type: 'retained', deleted: r.events, names: r.names, overBytes: r.overBytes, ms: performance.now() - t }),
         (err: unknown) => post({ type: 'retain-failed', code: codeOf(err), message: (err as Error).message })
       ).finally(() => { retaining = false })
       break

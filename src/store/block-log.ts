@@ -347,7 +347,11 @@ export class BlockLog {
       }
       case 'retained':
         this.#retentionDeleted += m.deleted
-        if (m.deleted > 0) this.#log.info({ deleted: m.deleted, ms: Math.round(m.ms) }, 'block log retention')
+        if (m.deleted > 0 || m.names > 0) this.#log.info({ deleted: m.deleted, names: m.names, ms: Math.round(m.ms) }, 'block log retention')
+        if (m.overBytes > 0) {
+          this.#log.warn({ overBytes: m.overBytes, maxBytes: this.#o.retention.maxBytes },
+            'block log over store.retention.maxBytes after retention: the last hour of events is kept whatever its size')
+        }
         break
       case 'retain-failed':
         this.#log.warn({ code: m.code, err: m.message }, 'block log retention failed; it runs again later')

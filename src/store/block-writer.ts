@@ -36,6 +36,8 @@ class Interner {
   commit (): void { this.#added.length = 0 }
   /** The transaction rolled back: forget ids it created. */
   rollback (): void { for (const v of this.#added) this.#cache.delete(v); this.#added.length = 0 }
+  /** Rows were deleted: forget every id (call between transactions). */
+  clear (): void { this.#cache.clear() }
 }
 
 /** Counts per (a, b, c) of numbers, in nested Maps: no key strings built per event. */
@@ -145,6 +147,9 @@ export class EventWriter {
     nh.forEach((hour, qname) => this.#nameHour.run(qname, hour))
   }
 
+  /** Retention deleted names: their ids must not come from the cache again. */
+  forgetNames (): void { this.#names.clear() }
+
   get db (): Db { return this.#db }
 }
 
@@ -157,32 +162,100 @@ export interface RetentionLimits {
   readonly maxBytes: number
 }
 
-/**
- * One small retention step: deletes at most `step` of the oldest events that are past the age
- * limit, or beyond the row or size limit, plus roll-up rows older than the age limit. Each step
- * is its own short transaction, so writers and readers never wait long. Returns how many events
- * it deleted; call again while that equals `step`.
- */
-export function retentionStep (db: Db, limits: RetentionLimits, now: number, step = 2000, excessRows?: number): number {
-  const cutoff = now - limits.days * DAY_MS
-  let deleted = db.prepare('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts < ? ORDER BY ts LIMIT ?)').run(cutoff, step).changes
-  if (deleted === 0) {
-    db.prepare('DELETE FROM hour_category WHERE hour < ?').run(Math.floor(cutoff / HOUR_MS))
-    db.prepare('DELETE FROM day_qname WHERE day < ?').run(Math.floor(cutoff / DAY_MS))
-    db.prepare('DELETE FROM name_hours WHERE hour < ?').run(Math.floor(cutoff / HOUR_MS))
-    db.prepare('DELETE FROM day_client WHERE day < ?').run(Math.floor(cutoff / DAY_MS))
-  }
-  if (deleted < step && excessRows !== undefined && excessRows > 0) {
-    deleted += deleteOldest(db, Math.min(step - deleted, excessRows - deleted))
-  }
-  if (deleted < step && limits.maxBytes > 0 && usedBytes(db) > limits.maxBytes) {
-    deleted += deleteOldest(db, step - deleted)
-  }
-  return deleted
+/** What a retention pass deleted. */
+export interface Retained {
+  readonly events: number
+  /** Interned query names nothing refers to any more. */
+  readonly names: number
+  /** Bytes still over `maxBytes` when the pass ended (the last hour's events are never deleted for size), else 0. */
+  readonly overBytes: number
 }
 
-function deleteOldest (db: Db, n: number): number {
-  return db.prepare('DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY ts, id LIMIT ?)').run(n).changes
+/**
+ * State of one retention pass across its steps: how far the time-bucketed tables have been cut
+ * (their cuts are cheap except `name_hours`, which has no index by hour and is cut once per day
+ * the horizon moves), and how far the sweep of unreferenced names has come.
+ */
+class RetentionPass {
+  /** The day before which `name_hours` has been cut in this pass (-1: not yet). */
+  cutDay = -1
+  /** Names with an id above this are still to be checked (-1: no sweep due). */
+  sweepFrom = -1
+  events = 0
+  names = 0
+}
+
+/**
+ * Deletes what is kept by time bucket and older than `horizon` (ms): the hourly and daily
+ * roll-ups, and the hours names were seen in, by whole days, so that a name counted in a day's
+ * roll-up keeps its hours as long as the roll-up stays. A name with no hour left is referenced by
+ * no event and no roll-up: cutting `name_hours` starts a sweep of such names.
+ */
+function cutBefore (db: Db, horizon: number, pass: RetentionPass): void {
+  const day = Math.floor(horizon / DAY_MS)
+  db.prepare('DELETE FROM hour_category WHERE hour < ?').run(Math.floor(horizon / HOUR_MS))
+  db.prepare('DELETE FROM day_qname WHERE day < ?').run(day)
+  db.prepare('DELETE FROM day_client WHERE day < ?').run(day)
+  if (day <= pass.cutDay) return
+  pass.cutDay = day
+  const cut = db.prepare('DELETE FROM name_hours WHERE hour < ?').run(day * 24).changes
+  if (cut > 0 && pass.sweepFrom < 0) pass.sweepFrom = 0
+}
+
+/**
+ * Deletes up to `step` names, checked in id order from `pass.sweepFrom`, that have no hour in
+ * `name_hours`; `forget` runs right after (the writer must not reuse their ids from its cache).
+ */
+function sweepNames (db: Db, pass: RetentionPass, step: number, forget: () => void): void {
+  const upTo = db.prepare('SELECT max(id) FROM (SELECT id FROM names WHERE id > ? ORDER BY id LIMIT ?)').pluck().get(pass.sweepFrom, step) as number | null
+  if (upTo === null) { pass.sweepFrom = -1; return }
+  const n = db.prepare('DELETE FROM names WHERE id > ? AND id <= ? AND NOT EXISTS (SELECT 1 FROM name_hours h WHERE h.qname = names.id)').run(pass.sweepFrom, upTo).changes
+  if (n > 0) forget()
+  pass.names += n
+  pass.sweepFrom = upTo
+}
+
+/**
+ * One small retention step: deletes at most `step` of the oldest events that are past the age
+ * limit, or beyond the row or size limit, then what is kept by time (roll-ups, name hours) older
+ * than what the limits keep, and checks up to `step` names for a sweep. Each statement is its
+ * own short transaction, so writers and readers never wait long. Returns true while there is
+ * more to do.
+ *
+ * The size limit counts the whole file: over it, the oldest events go, and with them the roll-ups
+ * and name hours older than the oldest event left, so that the window shrinks for everything
+ * alike (roll-ups left behind would otherwise keep the file over the limit until every event was
+ * gone). The last hour's events are never deleted for size.
+ */
+function retentionStep (db: Db, limits: RetentionLimits, now: number, pass: RetentionPass, step = 2000, excessRows = 0, forget: () => void = () => {}): boolean {
+  const cutoff = now - limits.days * DAY_MS
+  let deleted = db.prepare('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts < ? ORDER BY ts LIMIT ?)').run(cutoff, step).changes
+  if (deleted < step) cutBefore(db, cutoff, pass) // every event past the age limit is gone
+  if (deleted < step && excessRows > pass.events) {
+    deleted += deleteOldest(db, Math.min(step - deleted, excessRows - pass.events), Number.MAX_SAFE_INTEGER)
+  }
+  let full = false
+  if (deleted < step && limits.maxBytes > 0 && usedBytes(db) > limits.maxBytes) {
+    // First what is older than every event (roll-ups outlive events deleted for rows), then the
+    // oldest events, and with them what is as old.
+    const oldest = db.prepare('SELECT min(ts) FROM events').pluck()
+    const lastHour = now - HOUR_MS
+    cutBefore(db, Math.min((oldest.get() as number | null) ?? now, lastHour), pass)
+    if (usedBytes(db) > limits.maxBytes) {
+      const n = deleteOldest(db, step - deleted, lastHour)
+      deleted += n
+      full = n > 0
+      if (full) cutBefore(db, Math.min((oldest.get() as number | null) ?? now, lastHour), pass)
+    }
+  }
+  pass.events += deleted
+  if (pass.sweepFrom >= 0) sweepNames(db, pass, step, forget)
+  return deleted === step || full || pass.sweepFrom >= 0
+}
+
+/** Deletes up to `n` of the oldest events, none at or after `before` (ms). */
+function deleteOldest (db: Db, n: number, before: number): number {
+  return db.prepare('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts < ? ORDER BY ts, id LIMIT ?)').run(before, n).changes
 }
 
 /** Bytes of pages in use (the file itself keeps its high-water size; freed pages are reused). */
@@ -202,17 +275,12 @@ export function excessRows (db: Db, maxRows: number): number {
 
 /**
  * Runs retention to completion in small steps, yielding between steps (`pause`) so batches of new
- * events get written in between. Returns the number of events deleted.
+ * events get written in between. `forget` is called whenever names were deleted.
  */
-export async function runRetention (db: Db, limits: RetentionLimits, now: number, pause: () => Promise<void>, step = 2000): Promise<number> {
-  let excess = excessRows(db, limits.maxRows)
-  let total = 0
-  for (let i = 0; i < 1_000_000; i++) {
-    const n = retentionStep(db, limits, now, step, excess)
-    total += n
-    excess = Math.max(0, excess - n)
-    if (n < step) break
-    await pause()
-  }
-  return total
+export async function runRetention (db: Db, limits: RetentionLimits, now: number, pause: () => Promise<void>, step = 2000, forget: () => void = () => {}): Promise<Retained> {
+  const excess = excessRows(db, limits.maxRows)
+  const pass = new RetentionPass()
+  for (let i = 0; i < 10_000_000 && retentionStep(db, limits, now, pass, step, excess, forget); i++) await pause()
+  const over = limits.maxBytes > 0 ? usedBytes(db) - limits.maxBytes : 0
+  return { events: pass.events, names: pass.names, overBytes: over > 0 ? over : 0 }
 }

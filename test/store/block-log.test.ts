@@ -8,7 +8,7 @@ import Database from 'better-sqlite3'
 import { writeFileSync, readdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { BlockLog, type BlockLogOptions } from '../../src/store/block-log.js'
-import { EventWriter, DAY_MS, runRetention } from '../../src/store/block-writer.js'
+import { EventWriter, DAY_MS, HOUR_MS, runRetention, usedBytes } from '../../src/store/block-writer.js'
 import { openDatabase, schemaVersion } from '../../src/store/db.js'
 import { MIGRATIONS } from '../../src/store/migrations.js'
 import { event, freshDb, memoryLog, tempDbPath } from './helpers.js'
@@ -135,16 +135,75 @@ t.test('retention deletes exactly the rows older than the limit (injected clock)
   for (let i = 0; i < 5000; i++) evs.push(event({ ts: cutoff - 2500 + i }))   // half before the cutoff
   w.write(evs)
   let pauses = 0
-  const deleted = await runRetention(db, { days: 90, maxRows: 0, maxBytes: 0 }, now, async () => { pauses++ }, 300)
+  const { events: deleted } = await runRetention(db, { days: 90, maxRows: 0, maxBytes: 0 }, now, async () => { pauses++ }, 300)
   t.equal(deleted, 2500)
   t.ok(pauses >= 8, `ran in steps (${pauses} pauses)`)
   const min = (db.prepare('SELECT min(ts) AS m FROM events').get() as { m: number }).m
   t.equal(min, cutoff, 'the oldest row left is at the cutoff')
   t.equal(count(db), 2500)
   // By row count: the oldest go first.
-  t.equal(await runRetention(db, { days: 90, maxRows: 1000, maxBytes: 0 }, now, async () => {}, 300), 1500)
+  t.equal((await runRetention(db, { days: 90, maxRows: 1000, maxBytes: 0 }, now, async () => {}, 300)).events, 1500)
   t.equal(count(db), 1000)
   t.equal((db.prepare('SELECT min(ts) AS m FROM events').get() as { m: number }).m, cutoff + 1500)
+  db.close()
+})
+
+t.test('age retention deletes the names nothing refers to any more, and the writer interns them anew', async t => {
+  const { db } = freshDb()
+  const w = new EventWriter(db)
+  const now = T0 + 100 * DAY_MS + 12 * HOUR_MS // the age limit cuts day 10 at noon
+  const cutoff = now - 90 * DAY_MS
+  w.write([
+    event({ ts: cutoff - 5 * DAY_MS, qname: 'gone.example' }),
+    event({ ts: cutoff - 5 * DAY_MS, qname: 'both.example' }),
+    event({ ts: cutoff + DAY_MS, qname: 'both.example' }),
+    event({ ts: cutoff - 2 * HOUR_MS, qname: 'morning.example' }), // before the cutoff, on its day
+    event({ ts: cutoff + 2 * DAY_MS, qname: 'kept.example' })
+  ])
+  const names = (): string[] => db.prepare('SELECT name FROM names ORDER BY name').pluck().all() as string[]
+  t.same(names(), ['both.example', 'gone.example', 'kept.example', 'morning.example'])
+  const r = await runRetention(db, { days: 90, maxRows: 0, maxBytes: 0 }, now, async () => {}, 300, () => w.forgetNames())
+  t.same(r, { events: 3, names: 1, overBytes: 0 })
+  t.same(names(), ['both.example', 'kept.example', 'morning.example'],
+    'morning.example stays: its event is gone, but the day it was counted in is still in the roll-ups')
+  t.equal(db.prepare('SELECT count(*) FROM day_qname WHERE qname = (SELECT id FROM names WHERE name = ?)').pluck().get('morning.example'), 1)
+  // The writer had gone.example's id in its cache: it must intern the name anew, not reuse the id.
+  w.write([event({ ts: now, qname: 'gone.example' })])
+  t.equal(db.prepare('SELECT n.name FROM events e JOIN names n ON n.id = e.qname WHERE e.ts = ?').pluck().get(now), 'gone.example')
+  // A day later the cut reaches morning.example's day.
+  const later = await runRetention(db, { days: 90, maxRows: 0, maxBytes: 0 }, now + DAY_MS, async () => {}, 300, () => w.forgetNames())
+  t.equal(later.names, 1)
+  t.same(names(), ['both.example', 'gone.example', 'kept.example'])
+  db.close()
+})
+
+t.test('the size limit cuts roll-ups older than every event before any event, and never the last hour', async t => {
+  const { db } = freshDb()
+  const w = new EventWriter(db)
+  const now = T0 + 100 * DAY_MS
+  const evs = []
+  for (let i = 0; i < 200; i++) evs.push(event({ ts: now - 2 * DAY_MS + i * 60_000, qname: `n${i}.example` }))
+  w.write(evs)
+  const withEvents = usedBytes(db)
+  // Roll-ups outliving their events (as after a row limit): 60 days of top names, thousands a day.
+  const add = db.prepare('INSERT INTO day_qname (day, category, qname, n) VALUES (?, 1, ?, 1)')
+  db.transaction(() => { for (let d = 3; d < 63; d++) for (let q = 0; q < 2000; q++) add.run(Math.floor(now / DAY_MS) - d, q) })()
+  t.ok(usedBytes(db) > 3 * withEvents, `roll-ups now fill most of the file (${usedBytes(db)} bytes, ${withEvents} with events only)`)
+  const r = await runRetention(db, { days: 90, maxRows: 0, maxBytes: withEvents + 64 * 1024 }, now, async () => {}, 50)
+  t.equal(r.events, 0, 'no event deleted: the roll-ups older than every event went first')
+  t.equal(r.overBytes, 0)
+  t.equal(count(db), 200)
+  t.equal(db.prepare('SELECT count(*) FROM day_qname WHERE day < ?').pluck().get(Math.floor((now - 2 * DAY_MS) / DAY_MS)), 0)
+
+  // Over the limit with events only: the oldest go, with their roll-ups; the last hour stays whatever its size.
+  const recent = []
+  for (let i = 0; i < 300; i++) recent.push(event({ ts: now - 30 * 60_000 + i, qname: `r${i}.example` }))
+  w.write(recent)
+  const tight = await runRetention(db, { days: 90, maxRows: 0, maxBytes: 4096 }, now, async () => {}, 50)
+  t.equal(tight.events, 200, 'every event older than an hour deleted')
+  t.equal(count(db), 300, 'the last hour kept')
+  t.ok(tight.overBytes > 0, `and reported as over the limit (${tight.overBytes} bytes)`)
+  t.equal(db.prepare('SELECT min(day) FROM day_qname').pluck().get(), Math.floor((now - 30 * 60_000) / DAY_MS), 'roll-ups as old as the oldest event left')
   db.close()
 })
 
