@@ -8,7 +8,7 @@
 // bench/run.sh measures it next to echo and egressd, so W3's ratio can be read against it.
 //   node bench/floor-forwarder.mjs PORT [UPSTREAM_HOST=127.0.0.2] [UPSTREAM_PORT=5300]
 import dgram from 'node:dgram'
-import { lookup, send } from './floor-send.mjs'
+import { lookup, send } from './batch-send.mjs'
 
 const PORT = Number(process.argv[2] ?? 5306)
 const UP_HOST = process.argv[3] ?? '127.0.0.2'

@@ -14,8 +14,8 @@
 # again (its writer thread done with the backlog) before the next workload, so that the backlog
 # does not run into other peers' measurements. `floor` (bench/floor-forwarder.mjs: a forwarder with no
 # DNS work at all) runs W3 only: the most any Node forwarder gets with this packet pattern here.
-# `floor-answer` (bench/floor-answerer.mjs: a Set of the listed names and a Map of answers, nothing
-# else) runs W1 and W2: the most any Node server that answers those queries from memory gets here.
+# `plain` (bench/plain-answerer.mjs: a Set of the listed names and a Map of answers, nothing else)
+# runs W1 and W2: those answers given the plain way in Node, a reference for egressd's DNS work.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -25,13 +25,13 @@ ROUNDS=${2:-2}
 WORKLOADS=${WORKLOADS:-W1 W2 W3}
 DATA=$HERE/data
 . "$HERE/lib.sh"
-PORT_DNSMASQ=5301 PORT_ECHO=5304 PORT_FLOOR=5306 PORT_ANSWER=5307 PORT_EGRESSD=5309 PORT_LOG=5308
+PORT_DNSMASQ=5301 PORT_ECHO=5304 PORT_FLOOR=5306 PORT_PLAIN=5307 PORT_EGRESSD=5309 PORT_LOG=5308
 
 die() { echo "bench: $*" >&2; exit 1; }
 for b in dnsperf dig dnsmasq taskset ss node; do command -v $b >/dev/null || die "$b not installed (apt-get install dnsperf bind9-dnsutils dnsmasq)"; done
 [ -x "$SHARED/run.sh" ] || die "no $SHARED/run.sh (set SHARED=)"
 [ -f "$ROOT/dist/cli.js" ] || die "build first: npm run build"
-for p in 5300 $PORT_DNSMASQ $PORT_ECHO $PORT_FLOOR $PORT_ANSWER $PORT_EGRESSD $PORT_LOG; do
+for p in 5300 $PORT_DNSMASQ $PORT_ECHO $PORT_FLOOR $PORT_PLAIN $PORT_EGRESSD $PORT_LOG; do
   ss -Hlun "sport = :$p" | grep -q . && die "port $p is in use"
 done
 [ -s "$DATA/w1-blocked.txt" ] || node "$SHARED/gen-data.mjs" "$DATA" >&2
@@ -57,8 +57,8 @@ taskset -c 0 dnsmasq -k -C "$RUN/dnsmasq.conf" --pid-file= >"$RUN/dnsmasq.log" 2
 taskset -c 0 node "$SHARED/node/echo.mjs" $PORT_ECHO >"$RUN/echo.log" 2>&1 & PIDS+=($!); PID_echo=$!
 PID_floor=
 case " $WORKLOADS " in *" W3 "*) taskset -c 0 node "$HERE/floor-forwarder.mjs" $PORT_FLOOR >"$RUN/floor.log" 2>&1 & PIDS+=($!); PID_floor=$!;; esac
-PID_answer=
-case " $WORKLOADS " in *" W1 "*|*" W2 "*) taskset -c 0 node "$HERE/floor-answerer.mjs" $PORT_ANSWER "$DATA/blocklist.txt" >"$RUN/floor-answer.log" 2>&1 & PIDS+=($!); PID_answer=$!;; esac
+PID_plain=
+case " $WORKLOADS " in *" W1 "*|*" W2 "*) taskset -c 0 node "$HERE/plain-answerer.mjs" $PORT_PLAIN "$DATA/blocklist.txt" >"$RUN/plain.log" 2>&1 & PIDS+=($!); PID_plain=$!;; esac
 egressd_config() { # egressd_config PORT NAME [store settings]
   bench_config "$RUN/$2.yaml" "$1" "$RUN/$2" "${3:-}"
   exec taskset -c 0 node "$ROOT/dist/cli.js" start --config "$RUN/$2.yaml" >"$RUN/$2.log" 2>&1
@@ -68,7 +68,7 @@ PID_log=
 case " $WORKLOADS " in *" W1 "*) egressd_config $PORT_LOG egressd-log & PIDS+=($!); PID_log=$!;; esac
 wait_dns 127.0.0.1 $PORT_DNSMASQ; wait_dns 127.0.0.1 $PORT_ECHO; wait_dns 127.0.0.1 $PORT_EGRESSD
 [ -z "$PID_floor" ] || wait_dns 127.0.0.1 $PORT_FLOOR
-[ -z "$PID_answer" ] || wait_dns 127.0.0.1 $PORT_ANSWER
+[ -z "$PID_plain" ] || wait_dns 127.0.0.1 $PORT_PLAIN
 [ -z "$PID_log" ] || wait_dns 127.0.0.1 $PORT_LOG
 
 # wait_idle PID: until the process used under 5 % of a core over the last second (at most 120 s).
@@ -82,8 +82,8 @@ wait_idle() {
   echo "bench: pid $1 still busy after 120 s" >&2
 }
 
-declare -A PORT=([echo]=$PORT_ECHO [dnsmasq]=$PORT_DNSMASQ [egressd]=$PORT_EGRESSD [egressd-log]=$PORT_LOG [floor]=$PORT_FLOOR [floor-answer]=$PORT_ANSWER)
-declare -A PID=([echo]=$PID_echo [dnsmasq]=$PID_dnsmasq [egressd]=$PID_egressd [egressd-log]=$PID_log [floor]=$PID_floor [floor-answer]=$PID_answer)
+declare -A PORT=([echo]=$PORT_ECHO [dnsmasq]=$PORT_DNSMASQ [egressd]=$PORT_EGRESSD [egressd-log]=$PORT_LOG [floor]=$PORT_FLOOR [plain]=$PORT_PLAIN)
+declare -A PID=([echo]=$PID_echo [dnsmasq]=$PID_dnsmasq [egressd]=$PID_egressd [egressd-log]=$PID_log [floor]=$PID_floor [plain]=$PID_plain)
 : >"$RUN/results.txt"
 # Workload by workload, every peer back to back, so that echo and egressd meet the same phase of the
 # VM's noise (it drifts over tens of seconds); who goes first alternates from round to round.
@@ -91,7 +91,7 @@ for r in $(seq "$ROUNDS"); do
   for w in $WORKLOADS; do
     peers="echo egressd"; [ $((r % 2)) = 0 ] && peers="egressd echo"
     peers="$peers dnsmasq"; [ "$w" = W3 ] && peers="$peers ${PID_floor:+floor}"
-    case $w in W1|W2) peers="$peers ${PID_answer:+floor-answer}";; esac
+    case $w in W1|W2) peers="$peers ${PID_plain:+plain}";; esac
     [ "$w" = W1 ] && peers="$peers ${PID_log:+egressd-log}"
     for peer in $peers; do
       echo "# round $r: $w $peer" >&2
@@ -133,7 +133,7 @@ row() { # row LABEL WORKLOAD EGRESSD-PEER
 for w in $WORKLOADS; do
   row "$w" "$w" egressd
   [ "$w" = W1 ] && [ -n "$PID_log" ] && row "W1, block log on" W1 egressd-log
-  [ "$w" != W3 ] && [ -n "$PID_answer" ] && row "$w, answering floor (a Set and a Map, no DNS work)" "$w" floor-answer
+  [ "$w" != W3 ] && [ -n "$PID_plain" ] && row "$w, plain answerer (a Set and a Map, no DNS work)" "$w" plain
   [ "$w" = W3 ] && [ -n "$PID_floor" ] && row "W3, forwarding floor (no DNS work)" W3 floor
 done
 echo

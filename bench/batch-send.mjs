@@ -1,4 +1,4 @@
-// What the floor servers (floor-forwarder.mjs, floor-answerer.mjs) share with egressd's listener:
+// What the bench servers (floor-forwarder.mjs, plain-answerer.mjs) share with egressd's listener:
 // a synchronous lookup for IP literals, and sends batched per event-loop turn (src/dns/send-batch.ts).
 
 /** dgram's `lookup` for addresses that are always IP literals (IPv4 here). */

@@ -1,23 +1,23 @@
 #!/usr/bin/env node
-// The floor of answering from memory in Node on this machine, for W1 (blocked) and W2 (cached):
-// the least work that gives those answers, with the same tricks egressd uses (a synchronous
-// lookup for IP literals, sends batched per event-loop turn). bench/run.sh measures it next to
-// echo and egressd, so W1's and W2's ratios can be read against what any Node server gets here.
+// W1 (blocked) and W2 (cached) answered the plain way in Node: the least work that gives those
+// answers, written as anyone would, with the same I/O tricks egressd uses (a synchronous lookup for
+// IP literals, sends batched per event-loop turn). A reference for what egressd's DNS work costs:
+// bench/run.sh measures it next to echo and egressd, bench/plain-ab.sh against egressd at once.
 //   - Blocked: the query name as a lower-case string, a walk over its suffixes in a Set of the
 //     listed names, and NXDOMAIN (header and question, no SOA, no OPT) in a new buffer.
 //   - Otherwise: the answer stored under the query's bytes after the ID (first time: forwarded to
 //     the upstream on a connected socket), copied with the client's ID. No TTL decrement, no
 //     expiry, no eviction, no validation, no counters, no policy on answers.
-//   node bench/floor-answerer.mjs PORT LIST [UPSTREAM_HOST=127.0.0.2] [UPSTREAM_PORT=5300]
+//   node bench/plain-answerer.mjs PORT LIST [UPSTREAM_HOST=127.0.0.2] [UPSTREAM_PORT=5300]
 import dgram from 'node:dgram'
 import { readFileSync } from 'node:fs'
-import { lookup, send } from './floor-send.mjs'
+import { lookup, send } from './batch-send.mjs'
 
 const PORT = Number(process.argv[2] ?? 5307)
 const LIST = process.argv[3]
 const UP_HOST = process.argv[4] ?? '127.0.0.2'
 const UP_PORT = Number(process.argv[5] ?? 5300)
-if (LIST === undefined) throw new Error('usage: floor-answerer.mjs PORT LIST [UPSTREAM_HOST] [UPSTREAM_PORT]')
+if (LIST === undefined) throw new Error('usage: plain-answerer.mjs PORT LIST [UPSTREAM_HOST] [UPSTREAM_PORT]')
 
 const listed = new Set()
 for (const line of readFileSync(LIST, 'latin1').split('\n')) {
@@ -97,5 +97,5 @@ client.on('message', (msg, rinfo) => {
   msg[1] = id
   send(up, msg, 0, '')
 })
-client.bind(PORT, '127.0.0.1', () => console.error(`floor answerer on 127.0.0.1:${PORT}, ${listed.size} listed names, upstream ${UP_HOST}:${UP_PORT} (pid ${process.pid})`))
+client.bind(PORT, '127.0.0.1', () => console.error(`plain answerer on 127.0.0.1:${PORT}, ${listed.size} listed names, upstream ${UP_HOST}:${UP_PORT} (pid ${process.pid})`))
 for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(0))
