@@ -221,6 +221,20 @@ t.test('retention through the writer uses the injected clock', async t => {
   db.close()
 })
 
+t.test('retention through the writer warns when the last hour alone is over maxBytes, and keeps it', async t => {
+  const { path, db } = freshDb()
+  const { log, lines } = memoryLog()
+  const bl = await BlockLog.open(options(path, { log, now: () => T0, retention: { days: 90, maxRows: 0, maxBytes: 4096 }, retentionEveryMs: 3_600_000 }))
+  for (let i = 0; i < 10; i++) bl.push(event({ ts: T0 - i * 60_000 }))
+  await bl.flush()
+  bl.runRetention()
+  t.ok(await until(() => lines().some(l => String(l.msg).startsWith('block log over store.retention.maxBytes') && Number(l.overBytes) > 0 && l.maxBytes === 4096), 5000), 'warned, with the bytes over')
+  t.equal(count(db), 10, 'the last hour kept')
+  t.equal(bl.stats.retentionDeleted, 0)
+  await bl.close()
+  db.close()
+})
+
 t.test('a corrupt file is moved aside and a fresh one created', async t => {
   const path = tempDbPath()
   writeFileSync(path, 'this is not a database '.repeat(500))
