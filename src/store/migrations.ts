@@ -130,6 +130,17 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT OR IGNORE INTO name_hours (qname, hour) SELECT DISTINCT qname, ts / 3600000 FROM events;
       DROP INDEX IF EXISTS events_qname_ts;
     `
+  },
+  {
+    version: 4,
+    name: 'an hour for every name in the daily roll-up',
+    // Retention deletes an interned name once it has no hour in name_hours (no event and no roll-up
+    // refers to it then). Written together, every name of a day in day_qname has an hour of that
+    // day, except in stores from before migration 3 whose events were deleted by row or size
+    // limits while their roll-ups stayed: this gives those names the day's first hour.
+    sql: `
+      INSERT OR IGNORE INTO name_hours (qname, hour) SELECT DISTINCT qname, day * 24 FROM day_qname;
+    `
   }
 ]
 

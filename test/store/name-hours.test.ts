@@ -5,7 +5,7 @@
 
 import t from 'tap'
 import Database from 'better-sqlite3'
-import { HOUR_MS, EventWriter } from '../../src/store/block-writer.js'
+import { DAY_MS, HOUR_MS, EventWriter, runRetention } from '../../src/store/block-writer.js'
 import { searchBlocks, hourRanges } from '../../src/store/block-search.js'
 import { parseFilter } from '../../src/store/block-filter.js'
 import { migrate, openDatabase } from '../../src/store/db.js'
@@ -64,4 +64,24 @@ t.test('a store from before migration 3 gets name_hours backfilled and loses the
   t.same(db.prepare('SELECT hour FROM name_hours ORDER BY hour').pluck().all(), [...new Set(rareAt.map(ts => Math.floor(ts / HOUR_MS)))])
   t.equal(db.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'events_qname_ts'").pluck().get(), 0)
   t.same(searchBlocks(db, parseFilter({ domain: 'www.rare.example', from: new Date(T0).toISOString() }, NOW), { limit: 10 }).rows.map(r => r.ts), [...rareAt].reverse())
+})
+
+t.test('a store from before migration 4 gets an hour for every name of its daily roll-up, so retention keeps the name', async t => {
+  const path = tempDbPath()
+  const old = new Database(path)
+  migrate(old, MIGRATIONS.filter(m => m.version < 4))
+  // A roll-up whose events are gone (deleted for rows before migration 3 wrote name hours).
+  const day = Math.floor(NOW / DAY_MS) - 3
+  const id = old.prepare("INSERT INTO names (name, rname) VALUES ('only.in.rollup', 'rollup.in.only.')").run().lastInsertRowid
+  old.prepare('INSERT INTO day_qname (day, category, qname, n) VALUES (?, 1, ?, 7)').run(day, id)
+  // And a name seen only on an earlier day: cutting its hour sets retention sweeping the names.
+  const gone = old.prepare("INSERT INTO names (name, rname) VALUES ('seen.before', 'before.seen.')").run().lastInsertRowid
+  old.prepare('INSERT INTO name_hours (qname, hour) VALUES (?, ?)').run(gone, (day - 2) * 24)
+  old.close()
+  const db = openDatabase(path)
+  t.teardown(() => db.close())
+  t.same(db.prepare('SELECT hour FROM name_hours WHERE qname = ?').pluck().all(id), [day * 24])
+  const r = await runRetention(db, { days: 1, maxRows: 0, maxBytes: 0 }, (day + 1) * DAY_MS + HOUR_MS, async () => {})
+  t.equal(r.names, 1, 'the sweep ran and deleted the name seen before, only')
+  t.same(db.prepare('SELECT name FROM names').pluck().all(), ['only.in.rollup'], 'the roll-up\'s name stays with its roll-up')
 })
