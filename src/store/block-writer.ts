@@ -231,8 +231,8 @@ function retentionStep (db: Db, limits: RetentionLimits, now: number, pass: Rete
   const cutoff = now - limits.days * DAY_MS
   let deleted = db.prepare('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts < ? ORDER BY ts LIMIT ?)').run(cutoff, step).changes
   if (deleted < step) cutBefore(db, cutoff, pass) // every event past the age limit is gone
-  if (deleted < step && excessRows > pass.events) {
-    deleted += deleteOldest(db, Math.min(step - deleted, excessRows - pass.events), Number.MAX_SAFE_INTEGER)
+  if (deleted < step && excessRows > pass.events + deleted) {
+    deleted += deleteOldest(db, Math.min(step - deleted, excessRows - pass.events - deleted), Number.MAX_SAFE_INTEGER)
   }
   let full = false
   if (deleted < step && limits.maxBytes > 0 && usedBytes(db) > limits.maxBytes) {

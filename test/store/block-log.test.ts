@@ -148,6 +148,22 @@ t.test('retention deletes exactly the rows older than the limit (injected clock)
   db.close()
 })
 
+t.test('rows deleted for age count toward the row limit within one step', async t => {
+  const { db } = freshDb()
+  const w = new EventWriter(db)
+  const now = T0 + 100 * DAY_MS
+  const cutoff = now - 90 * DAY_MS
+  const evs = []
+  for (let i = 0; i < 500; i++) evs.push(event({ ts: cutoff - 1000 + i }))  // past the age limit
+  for (let i = 0; i < 1500; i++) evs.push(event({ ts: cutoff + i }))
+  w.write(evs)
+  const r = await runRetention(db, { days: 90, maxRows: 1000, maxBytes: 0 }, now, async () => {}, 2000)
+  t.equal(r.events, 1000, '500 for age, then 500 more for rows')
+  t.equal(count(db), 1000, 'exactly the row limit left')
+  t.equal((db.prepare('SELECT min(ts) AS m FROM events').get() as { m: number }).m, cutoff + 500)
+  db.close()
+})
+
 t.test('age retention deletes the names nothing refers to any more, and the writer interns them anew', async t => {
   const { db } = freshDb()
   const w = new EventWriter(db)
