@@ -3,18 +3,18 @@
 
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { sha256 } from '../src/lists/last-good.js'
 import { openDatabase } from '../src/store/db.js'
 import { RuleStore } from '../src/store/rules.js'
+import { tempDir } from './helpers/tmp.js'
 
 const CLI = resolve(import.meta.dirname, '..', 'dist', 'cli.js')
 const run = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20_000 })
 
 t.test('query and export see stored custom rules and downloaded list copies', async t => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'egressd-cli-stored-'))
+  const dataDir = tempDir('egressd-cli-stored-')
   const config = join(dataDir, 'egressd.json')
   writeFileSync(config, JSON.stringify({
     upstreams: ['udp://127.0.0.1:9'],

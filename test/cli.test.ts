@@ -4,16 +4,16 @@
 
 import t from 'tap'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { startDnsmasq } from './helpers/dnsmasq.js'
 import { freePort } from './helpers/ports.js'
 import { dig } from './helpers/dig.js'
 import { aAnswer, startFakeUpstream } from './helpers/fake-upstream.js'
+import { tempDir } from './helpers/tmp.js'
 
 const CLI = resolve(import.meta.dirname, '..', 'dist', 'cli.js')
-const dir = mkdtempSync(join(tmpdir(), 'egressd-cli-'))
+const dir = tempDir('egressd-cli-')
 
 function run (args: string[]): { status: number | null, stdout: string, stderr: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20_000 })

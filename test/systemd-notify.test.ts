@@ -3,18 +3,18 @@
 
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { requireTool } from './helpers/tools.js'
 import { freePort } from './helpers/ports.js'
+import { tempDir } from './helpers/tmp.js'
 
 const CLI = resolve(import.meta.dirname, '..', 'dist', 'cli.js')
 
 t.test('READY=1 with a status once DNS listens, WATCHDOG=1 while running, STOPPING=1 on SIGTERM', async t => {
   requireTool('systemd-notify')
   const python = requireTool('python3')
-  const dir = mkdtempSync(join(tmpdir(), 'egressd-notify-'))
+  const dir = tempDir('egressd-notify-')
   const sock = join(dir, 'notify')
   const manager = spawn(python, [resolve(import.meta.dirname, 'fixtures', 'notify-socket.py'), sock], { stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => { manager.kill() })

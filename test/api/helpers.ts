@@ -5,8 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import http from 'node:http'
 import https from 'node:https'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { parseConfig } from '../../src/config/load.js'
@@ -14,6 +13,7 @@ import type { Config } from '../../src/config/types.js'
 import { Daemon } from '../../src/daemon.js'
 import { createLogger } from '../../src/log.js'
 import { startDnsmasq } from '../helpers/dnsmasq.js'
+import { tempDir } from '../helpers/tmp.js'
 
 export const TOKENS = {
   admin: randomBytes(32).toString('base64url'),
@@ -47,7 +47,7 @@ export interface ApiDaemon {
  * defaults), so POST /api/v1/reload reads it again. The data dir is kept when given (restarts).
  */
 export async function startApiDaemon (config: Record<string, any> = {}, opts: { dataDir?: string, now?: () => number } = {}): Promise<ApiDaemon> {
-  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'egressd-api-'))
+  const dataDir = opts.dataDir ?? tempDir('egressd-api-')
   const configFile = join(dataDir, 'config.yaml')
   const merged = {
     dns: { listen: ['127.0.0.1:0'] },

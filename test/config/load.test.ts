@@ -2,13 +2,13 @@
 // path, upstream normalization, the resolv.conf fallback, env overrides and the example file.
 
 import t from 'tap'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadConfig, parseConfig, type ParseConfigOptions } from '../../src/config/load.js'
 import type { Config } from '../../src/config/types.js'
 import { ConfigError, type ConfigIssue } from '../../src/errors.js'
+import { tempDir } from '../helpers/tmp.js'
 
 const RESOLV = 'nameserver 192.0.2.1\n'
 const SHA = 'ab'.repeat(32)
@@ -449,7 +449,7 @@ log:
 })
 
 t.test('loadConfig reads the file and resolv.conf only when needed', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'egressd-config-'))
+  const dir = tempDir('egressd-config-')
   const resolvConfPath = join(dir, 'resolv.conf')
   writeFileSync(resolvConfPath, 'nameserver 192.0.2.7\n')
   const missing = join(dir, 'missing.conf')

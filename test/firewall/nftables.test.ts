@@ -4,15 +4,15 @@
 
 import t from 'tap'
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { requireTool } from '../helpers/tools.js'
+import { tempDir } from '../helpers/tmp.js'
 
 const CLI = resolve(import.meta.dirname, '..', '..', 'dist', 'cli.js')
 const nft = requireTool('nft')
 const ip = requireTool('ip')
-const dir = mkdtempSync(join(tmpdir(), 'egressd-nft-'))
+const dir = tempDir('egressd-nft-')
 
 function exportScript (configYaml: string, extra: string[] = []): string {
   const file = join(dir, `c${Math.random().toString(36).slice(2)}.yaml`)

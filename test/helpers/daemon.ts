@@ -1,13 +1,12 @@
 // An in-process daemon for integration tests: listens on 127.0.0.1 with an OS-chosen port, logs
 // into memory (tests can read the lines), and is closed by the test.
 
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { parseConfig } from '../../src/config/load.js'
 import { createLogger } from '../../src/log.js'
 import { Daemon } from '../../src/daemon.js'
+import { tempDir } from './tmp.js'
 
 export interface TestDaemon {
   readonly daemon: Daemon
@@ -25,7 +24,7 @@ export function testConfig (overrides: Record<string, unknown>) {
     dns: { listen: ['127.0.0.1:0'] },
     api: { listen: '127.0.0.1:0' },
     upstreams: ['udp://127.0.0.1:9'],
-    dataDir: mkdtempSync(join(tmpdir(), 'egressd-test-')),
+    dataDir: tempDir('egressd-test-'),
     log: { level: 'info' }
   }
   const merged = {

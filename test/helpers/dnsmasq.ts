@@ -2,12 +2,12 @@
 // (so negative answers carry an SOA), serving the records the test asks for. Stopped by its PID.
 
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { requireTool } from './tools.js'
 import { freePort } from './ports.js'
 import { dig } from './dig.js'
+import { tempDir } from './tmp.js'
 
 export interface Dnsmasq {
   readonly host: string
@@ -35,7 +35,7 @@ export async function startDnsmasq (opts: { host?: string, lines?: string[], ttl
   const bin = requireTool('dnsmasq')
   const host = opts.host ?? '127.0.0.1'
   const port = await freePort(host)
-  const dir = mkdtempSync(join(tmpdir(), 'egressd-dnsmasq-'))
+  const dir = tempDir('egressd-dnsmasq-')
   const conf = join(dir, 'dnsmasq.conf')
   const ttl = opts.ttl ?? 300
   writeFileSync(conf, [

@@ -5,13 +5,13 @@
 
 import { execFileSync } from 'node:child_process'
 import dgram from 'node:dgram'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import https from 'node:https'
 import net from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import tls from 'node:tls'
 import { requireTool } from './tools.js'
+import { tempDir } from './tmp.js'
 
 // ---------------------------------------------------------------------------------------------
 // Certificates
@@ -51,7 +51,7 @@ const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-n
 
 /** A throwaway CA in a new temp dir. Certificates are valid for two days. */
 export function makeTestPki (): TestPki {
-  const dir = mkdtempSync(join(tmpdir(), 'egressd-pki-'))
+  const dir = tempDir('egressd-pki-')
   openssl(['req', '-x509', ...EC_KEY, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=egressd test CA',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir)
   let serial = 0x1000

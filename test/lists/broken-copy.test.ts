@@ -2,15 +2,15 @@
 // must not stop the gateway from filtering with everything else: it is left out, loudly.
 
 import t from 'tap'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { sha256 } from '../../src/lists/last-good.js'
 import { startTestDaemon } from '../helpers/daemon.js'
 import { dig } from '../helpers/dig.js'
+import { tempDir } from '../helpers/tmp.js'
 
 t.test('a stored copy without a single valid entry is skipped at start; bundled lists still block', async t => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'egressd-broken-copy-'))
+  const dataDir = tempDir('egressd-broken-copy-')
   mkdirSync(join(dataDir, 'lists'))
   const body = Buffer.from('# this list lost all its entries\n')
   writeFileSync(join(dataDir, 'lists', 'central.txt'), body)

@@ -2,15 +2,14 @@
 // (127.0.0.1), a throwaway CA with a certificate for 127.0.0.1 and lists.test, list texts, a daemon
 // with one URL source, and domain-specific checks (blocked by the list, or answered upstream).
 
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { dig } from '../helpers/dig.js'
 import { startDnsmasq, TEST_ZONE, type Dnsmasq } from '../helpers/dnsmasq.js'
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js'
 import { makeTestPki, type KeyPair, type TestPki } from '../helpers/tls-fronts.js'
+import { tempDir } from '../helpers/tmp.js'
 
-export const EMPTY_BLOCKLISTS = mkdtempSync(join(tmpdir(), 'egressd-lists-bundled-'))
+export const EMPTY_BLOCKLISTS = tempDir('egressd-lists-bundled-')
 
 /** 20 filler names plus first.test: the version every test starts from. */
 export const V1 = ['# central list v1', 'first.test', ...Array.from({ length: 20 }, (_, i) => `filler-${i}.test`)].join('\n') + '\n'

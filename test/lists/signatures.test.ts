@@ -5,16 +5,16 @@
 
 import t from 'tap'
 import { execFile, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { generateKeys, privateKey, signList, verifyList } from '../../src/lists/signature.js'
 import { ed25519PublicKeyPem } from '../../src/config/public-key.js'
 import { blocked, firstAttempts, listDaemon, startWorld, V1, V2, warnings } from './fixtures.js'
 import { startListServer } from './list-server.js'
+import { tempDir } from '../helpers/tmp.js'
 
 const CLI = resolve(import.meta.dirname, '..', '..', 'dist', 'cli.js')
-const dir = mkdtempSync(join(tmpdir(), 'egressd-sig-'))
+const dir = tempDir('egressd-sig-')
 
 function run (args: string[]): { status: number | null, stdout: string, stderr: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 })
@@ -127,9 +127,9 @@ t.test('egressd lists update stores a checked copy in the data dir; a running da
   const server = await startListServer(world.cert)
   t.teardown(() => server.close())
   server.set('/list.txt', { body: V1 })
-  const dataDir = mkdtempSync(join(tmpdir(), 'egressd-cli-data-'))
+  const dataDir = tempDir('egressd-cli-data-')
   const configFile = join(dir, 'update.yaml')
-  const bundled = mkdtempSync(join(tmpdir(), 'egressd-bundled-'))
+  const bundled = tempDir('egressd-bundled-')
   writeFileSync(configFile, [
     'dns: { listen: ["127.0.0.1:0"] }', 'api: { listen: "127.0.0.1:0" }',
     `upstreams: ["${world.dns.url}"]`, `dataDir: ${dataDir}`,

@@ -3,8 +3,7 @@
 // minutes), that a failed compile puts the previous copy back, and the config checks of URL sources.
 
 import t from 'tap'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { testConfig } from '../helpers/daemon.js'
@@ -15,6 +14,7 @@ import { parseConfig } from '../../src/config/load.js'
 import { generateKeys, privateKey, signList } from '../../src/lists/signature.js'
 import { startListServer } from './list-server.js'
 import { V1, V2 } from './fixtures.js'
+import { tempDir } from '../helpers/tmp.js'
 
 const quiet = () => createLogger('warn', new Writable({ write (_c, _e, cb) { cb() } }))
 
@@ -141,7 +141,7 @@ t.test('URL source config: defaults, and errors that name the field', async t =>
   t.same(ok.blocklists.update.allowHosts, ['lists.internal', 'fd00::5'])
   t.equal(ok.blocklists.update.publicKeys[0].pem, ok.blocklists.update.publicKeys[1].pem, 'base64 and PEM keys read the same')
 
-  const pubFile = join(mkdtempSync(join(tmpdir(), 'egressd-keys-')), 'k.pub')
+  const pubFile = join(tempDir('egressd-keys-'), 'k.pub')
   writeFileSync(pubFile, keys.publicPem)
   const privFile = `${pubFile}.key`
   writeFileSync(privFile, keys.privatePem)

@@ -2,12 +2,12 @@
 // small blocklists folder made by the test (the bundled lists have their own test).
 
 import t from 'tap'
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { startDnsmasq } from '../helpers/dnsmasq.js'
 import { startTestDaemon, testConfig } from '../helpers/daemon.js'
 import { dig, type DigResult } from '../helpers/dig.js'
+import { tempDir } from '../helpers/tmp.js'
 
 const upstream = await startDnsmasq({
   lines: [
@@ -37,7 +37,7 @@ function category (root: string, name: string, meta: { enabled: boolean, policyR
   if (cidrs !== undefined) writeFileSync(join(root, name, 'cidrs.txt'), cidrs)
 }
 
-const lists = mkdtempSync(join(tmpdir(), 'egressd-lists-'))
+const lists = tempDir('egressd-lists-')
 category(lists, 'messenger', { enabled: true, policyRef: '149-FZ art.10' }, '# test list\nblocked.test\n=exact.test\n', '149.154.160.0/20\n2001:67c:4e8::/48\n')
 category(lists, 'trial', { enabled: true }, 'trial.test\n')
 category(lists, 'off', { enabled: false }, 'off.test\n')
@@ -149,14 +149,14 @@ t.test('a reload with new lists applies at once, also to answers already in the 
 })
 
 t.test('lists that cannot load stop the start with every problem named; bad lines are skipped and reported', async t => {
-  const broken = mkdtempSync(join(tmpdir(), 'egressd-lists-'))
+  const broken = tempDir('egressd-lists-')
   category(broken, 'empty', { enabled: true }, '# nothing\nnot a name\n')
   category(broken, 'ok', { enabled: true }, 'ok.test\nbad..name\n-\n')
   await t.rejects(startTestDaemon({ ...base, blocklists: { dir: broken, categories: { nosuch: { enabled: true } } } }), {
     code: 'EGRESSD_ERR_POLICY_INVALID',
     message: /empty\/domains\.txt: no valid entry[\s\S]*blocklists\.categories\.nosuch: no such category/
   })
-  const good = mkdtempSync(join(tmpdir(), 'egressd-lists-'))
+  const good = tempDir('egressd-lists-')
   category(good, 'ok', { enabled: true }, 'ok.test\nbad..name\n')
   const d = await startTestDaemon({ ...base, blocklists: { dir: good } })
   t.teardown(() => d.close())

@@ -3,14 +3,14 @@
 // category disabled for a group passes the name on to the next rule that applies.
 
 import t from 'tap'
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { buildEngine } from '../../src/policy/build.js'
 import type { Verdict } from '../../src/policy/engine.js'
 import { testConfig } from '../helpers/daemon.js'
+import { tempDir } from '../helpers/tmp.js'
 
-const dir = mkdtempSync(join(tmpdir(), 'egressd-engine-'))
+const dir = tempDir('egressd-engine-')
 function category (name: string, domains: string, cidrs?: string): void {
   mkdirSync(join(dir, name))
   writeFileSync(join(dir, name, 'meta.yaml'), `title: ${name}\ndescription: test\npolicyRef: "ref-${name}"\nenabled: true\nlastReviewed: 2026-12-05\nsources: []\nmustNotBlock: []\n`)

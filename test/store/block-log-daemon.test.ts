@@ -8,8 +8,7 @@ import Database from 'better-sqlite3'
 import dnsPacket from 'dns-packet'
 import dgram from 'node:dgram'
 import { spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { startTestDaemon } from '../helpers/daemon.js'
@@ -17,8 +16,9 @@ import { dig } from '../helpers/dig.js'
 import { freePort } from '../helpers/ports.js'
 import { blockRoutes } from '../../src/api/routes/blocks.js'
 import type { BlockRow } from '../../src/store/block-event.js'
+import { tempDir } from '../helpers/tmp.js'
 
-const lists = mkdtempSync(join(tmpdir(), 'egressd-lists-'))
+const lists = tempDir('egressd-lists-')
 const domains = '# test list\nblocked.test\n=exact.test\n'
 mkdirSync(join(lists, 'messenger'))
 writeFileSync(join(lists, 'messenger', 'meta.yaml'), 'title: messenger\ndescription: test\npolicyRef: "test-ref"\nenabled: true\nlastReviewed: 2026-11-22\nsources: []\nmustNotBlock: []\n')
@@ -56,7 +56,7 @@ function query (name: string, id: number): Buffer {
 }
 
 t.test('kill -9 mid-write: the file passes integrity_check and holds every flushed event', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'egressd-kill-'))
+  const dir = tempDir('egressd-kill-')
   const port = await freePort()
   const config = join(dir, 'egressd.yaml')
   writeFileSync(config, [
@@ -106,7 +106,7 @@ t.test('kill -9 mid-write: the file passes integrity_check and holds every flush
 })
 
 t.test('a store from a newer egressd: DNS starts, the block log is disabled and reported loudly', async t => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'egressd-newer-'))
+  const dataDir = tempDir('egressd-newer-')
   const db = new Database(join(dataDir, 'egressd.sqlite'))
   db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)')
   db.prepare('INSERT INTO schema_migrations VALUES (999, ?, 0)').run('from the future')

@@ -1,16 +1,15 @@
 // Shared fixtures for the store tests: a fresh database file in a temp dir, a quiet logger, and
 // events built from a few fields.
 
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { createLogger } from '../../src/log.js'
 import { openDatabase } from '../../src/store/db.js'
 import type { BlockEvent } from '../../src/store/block-event.js'
+import { tempDir } from '../helpers/tmp.js'
 
 export function tempDbPath (): string {
-  return join(mkdtempSync(join(tmpdir(), 'egressd-store-')), 'egressd.sqlite')
+  return join(tempDir('egressd-store-'), 'egressd.sqlite')
 }
 
 export function freshDb (path = tempDbPath()): { path: string, db: ReturnType<typeof openDatabase> } {

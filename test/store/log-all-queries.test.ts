@@ -3,16 +3,16 @@
 
 import t from 'tap'
 import Fastify from 'fastify'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { blockRoutes } from '../../src/api/routes/blocks.js'
 import type { BlockRow } from '../../src/store/block-event.js'
 import { startTestDaemon } from '../helpers/daemon.js'
 import { dig } from '../helpers/dig.js'
 import { startDnsmasq, TEST_ZONE } from '../helpers/dnsmasq.js'
+import { tempDir } from '../helpers/tmp.js'
 
-const lists = mkdtempSync(join(tmpdir(), 'egressd-lists-'))
+const lists = tempDir('egressd-lists-')
 mkdirSync(join(lists, 'messenger'))
 writeFileSync(join(lists, 'messenger', 'meta.yaml'), 'title: messenger\ndescription: test\npolicyRef: "test-ref"\nenabled: true\nlastReviewed: 2026-11-22\nsources: []\nmustNotBlock: []\n')
 writeFileSync(join(lists, 'messenger', 'domains.txt'), 'blocked.test\n')

@@ -7,8 +7,8 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { tempDir } from '../helpers/tmp.js'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
 const UNIT = join(ROOT, 'systemd', 'egressd.service')
@@ -36,7 +36,7 @@ function systemdAnalyze (): string {
 
 // The unit with ExecStart pointing at files that exist here (this Node, this checkout's build):
 // verify checks that the executable exists, and /usr/bin/node need not be this machine's Node.
-const dir = mkdtempSync(join(tmpdir(), 'egressd-unit-'))
+const dir = tempDir('egressd-unit-')
 t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
 const unitText = readFileSync(UNIT, 'utf8')
 const copy = join(dir, 'egressd.service')
