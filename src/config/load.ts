@@ -17,6 +17,9 @@
 // - No upstreams (key absent or an empty list): every `nameserver` line of resolv.conf, in order,
 //   becomes udp://IP:53 (duplicates and non-IP entries skipped). IPv6 zone ids (fe80::1%eth0) are
 //   kept as written: a link-local address is unreachable without one. None found is an error.
+// - An upstream that is egressd's own DNS listener (the same address and port, or a loopback or
+//   local address under a wildcard listen on its port) is an error: every query would loop. From
+//   resolv.conf such a nameserver is left out, and an error only when no other one is left.
 // - Upstream URLs: udp://IP[:53], tcp://IP[:53], tls://HOST[:853], https://HOST[:443][/path]
 //   (path default /dns-query). udp/tcp need an IP literal (resolving a name would need DNS);
 //   IPv6 goes in brackets. No user info, query or fragment. A zone id is written raw ([fe80::1%eth0]).
@@ -31,6 +34,7 @@
 
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
+import { networkInterfaces } from 'node:os'
 import { join as joinPath } from 'node:path'
 import { parseDocument } from 'yaml'
 import { Kind, type Static, type TSchema } from '@sinclair/typebox'
@@ -62,6 +66,11 @@ export interface ParseConfigOptions {
   env?: NodeJS.ProcessEnv
   /** Contents of resolv.conf, consulted only when the file configures no upstreams. */
   resolvConf?: string
+  /**
+   * This host's own addresses, for telling whether an upstream is egressd itself under a wildcard
+   * listen address (0.0.0.0, [::]). Default none: loopback addresses are still recognized.
+   */
+  localAddresses?: readonly string[]
 }
 
 export interface LoadConfigOptions {
@@ -83,7 +92,8 @@ export function parseConfig (text: string, opts: ParseConfigOptions = {}): Confi
     env: opts.env ?? {},
     resolvConf: () => resolvConf === undefined
       ? { error: 'no resolv.conf was given' }
-      : { text: resolvConf, name: 'resolv.conf' }
+      : { text: resolvConf, name: 'resolv.conf' },
+    localAddresses: opts.localAddresses ?? []
   })
 }
 
@@ -103,7 +113,8 @@ export function loadConfig (opts: LoadConfigOptions = {}): Config {
     file,
     overrides: opts.overrides ?? {},
     env: opts.env ?? process.env,
-    resolvConf: () => readResolvConf(resolvConfPath)
+    resolvConf: () => readResolvConf(resolvConfPath),
+    localAddresses: Object.values(networkInterfaces()).flatMap(list => (list ?? []).map(i => i.address))
   })
 }
 
@@ -117,6 +128,7 @@ interface BuildInput {
   overrides: ConfigOverrides
   env: NodeJS.ProcessEnv
   resolvConf: () => ResolvConf
+  localAddresses: readonly string[]
 }
 
 function build (text: string, input: BuildInput): Config {
@@ -311,7 +323,7 @@ function checkParts (file: unknown, input: BuildInput, issues: ConfigIssue[]): P
     issues.push({ path: 'api.tls', message: `required when api.listen is not a loopback address (${describe(apiListenRaw)}): give { cert, key } PEM files, or set api.allowPlaintext: true to serve plain HTTP` })
   }
   const timeout = at(file, 'dns', 'upstreamTimeoutMs')
-  const upstreams = checkUpstreams(at(file, 'upstreams'), typeof timeout === 'number' ? timeout : 2000, input, issues)
+  const upstreams = checkUpstreams(at(file, 'upstreams'), typeof timeout === 'number' ? timeout : 2000, listen, input, issues)
   const cache = at(file, 'cache')
   if (fits(CacheSchema, cache) && cache.minTtl > cache.maxTtl) {
     issues.push({ path: 'cache.minTtl', message: `must not be greater than cache.maxTtl (${cache.minTtl} > ${cache.maxTtl})` })
@@ -362,9 +374,9 @@ function isLoopback (host: string): boolean {
   return (isIP(v4) === 4 && v4.startsWith('127.')) || (isIP(host) === 6 && canonicalIpv6(host) === '::1')
 }
 
-function checkUpstreams (raw: unknown, defaultTimeoutMs: number, input: BuildInput, issues: ConfigIssue[]): UpstreamConfig[] {
+function checkUpstreams (raw: unknown, defaultTimeoutMs: number, listen: ListenAddress[], input: BuildInput, issues: ConfigIssue[]): UpstreamConfig[] {
   if (!Array.isArray(raw)) return []
-  if (raw.length === 0) return upstreamsFromResolvConf(input.resolvConf(), defaultTimeoutMs, issues)
+  if (raw.length === 0) return upstreamsFromResolvConf(input.resolvConf(), defaultTimeoutMs, listen, input.localAddresses, issues)
   const out: UpstreamConfig[] = []
   const seen = new Set<string>()
   for (const [i, entry] of (raw as unknown[]).entries()) {
@@ -374,9 +386,41 @@ function checkUpstreams (raw: unknown, defaultTimeoutMs: number, input: BuildInp
     const key = `${upstream.protocol}|${upstream.host}|${upstream.port}|${upstream.path}`
     if (seen.has(key)) issues.push({ path: `upstreams.${i}`, message: `duplicate upstream ${describe(upstream.url)}` })
     seen.add(key)
+    const own = ownListener(upstream, listen, input.localAddresses)
+    if (own !== undefined) {
+      issues.push({ path: `upstreams.${i}`, message: `${describe(upstream.url)} is egressd's own DNS listener (dns.listen ${formatAddress(own)}): every query would come back to egressd; name the resolver egressd forwards to` })
+    }
     out.push(upstream)
   }
   return out
+}
+
+/**
+ * The listen address under which a udp:// or tcp:// upstream is egressd itself, if any: the same
+ * address and port, or, under a wildcard (0.0.0.0, [::]), a loopback or local address of that
+ * family on its port. Forwarding there loops: a gateway whose resolv.conf names itself is the
+ * common case.
+ */
+function ownListener (u: Pick<UpstreamConfig, 'protocol' | 'host' | 'port'>, listen: readonly ListenAddress[], localAddresses: readonly string[]): ListenAddress | undefined {
+  if (u.protocol !== 'udp' && u.protocol !== 'tcp') return undefined
+  const host = sameForm(u.host)
+  const family = isIP(host)
+  return listen.find(a => {
+    if (a.port !== u.port || a.port === 0 || a.family !== family) return false
+    if (sameForm(a.host) === host) return true
+    const wildcard = a.family === 4 ? a.host === '0.0.0.0' : sameForm(a.host) === '::'
+    return wildcard && (isLoopback(host) || localAddresses.some(l => sameForm(l) === host))
+  })
+}
+
+/** An address in one form for comparison: IPv6 canonical, without a zone id. */
+function sameForm (host: string): string {
+  const bare = host.replace(/%.*$/, '')
+  return isIP(bare) === 6 ? canonicalIpv6(bare) : bare
+}
+
+function formatAddress (a: ListenAddress): string {
+  return a.family === 6 ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
 }
 
 function checkUpstream (entry: UpstreamEntry, where: string, defaultTimeoutMs: number, issues: ConfigIssue[]): UpstreamConfig | undefined {
@@ -407,16 +451,23 @@ function checkUpstream (entry: UpstreamEntry, where: string, defaultTimeoutMs: n
   }
 }
 
-function upstreamsFromResolvConf (source: ResolvConf, timeoutMs: number, issues: ConfigIssue[]): UpstreamConfig[] {
+function upstreamsFromResolvConf (source: ResolvConf, timeoutMs: number, listen: readonly ListenAddress[], localAddresses: readonly string[], issues: ConfigIssue[]): UpstreamConfig[] {
   const why = 'error' in source ? source.error : `${source.name} has no usable nameserver line`
   const addresses = 'error' in source ? [] : nameservers(source.text)
-  if (addresses.length === 0) {
-    issues.push({ path: 'upstreams', message: `no upstreams configured and ${why}; list at least one (e.g. udp://192.0.2.53)` })
-  }
-  return addresses.map(ip => {
+  const upstreams = addresses.map((ip): UpstreamConfig => {
     const url = `udp://${ip.includes(':') ? `[${ip}]` : ip}:53`
     return { url, protocol: 'udp', host: ip, port: 53, path: '', timeoutMs, servername: undefined, caFile: undefined }
   })
+  // A nameserver that is egressd itself (this host names itself in resolv.conf) is left out, as
+  // dnsmasq does; the upstreams in use are in the start-up log.
+  const usable = upstreams.filter(u => ownListener(u, listen, localAddresses) === undefined)
+  if (addresses.length === 0) {
+    issues.push({ path: 'upstreams', message: `no upstreams configured and ${why}; list at least one (e.g. udp://192.0.2.53)` })
+  } else if (usable.length === 0) {
+    const own = formatAddress(ownListener(upstreams[0], listen, localAddresses) as ListenAddress)
+    issues.push({ path: 'upstreams', message: `no upstreams configured, and every nameserver in ${'error' in source ? 'resolv.conf' : source.name} (${addresses.join(', ')}) is egressd's own DNS listener (dns.listen ${own}); list at least one upstream (e.g. udp://192.0.2.53)` })
+  }
+  return usable
 }
 
 /** IP addresses of `nameserver` lines, in order, without duplicates; anything else is ignored. */

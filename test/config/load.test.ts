@@ -539,3 +539,48 @@ t.test('IPv6 upstream hosts are canonical, so UDP answers match their source add
   t.equal(c.upstreams[0].host, '2001:db8::53')
   t.equal(c.upstreams[1].host, 'fe80::1%eth0', 'zone ids stay as written')
 })
+
+t.test('an upstream that is egressd\'s own DNS listener is an error: queries would loop', async t => {
+  const own = (listen: string, upstream: string, localAddresses: string[] = []): ConfigIssue[] =>
+    issuesOf(`dns: { listen: ["${listen}"] }\nupstreams: ["${upstream}"]\n`, { localAddresses })
+  const loops: Array<[string, string, string[]?]> = [
+    ['127.0.0.1:5353', 'udp://127.0.0.1:5353'],
+    ['127.0.0.1:5353', 'tcp://127.0.0.1:5353'],
+    ['0.0.0.0:53', 'udp://127.0.0.1'], // the wildcard takes every local address on its port
+    ['0.0.0.0:53', 'udp://127.0.0.53:53'],
+    ['0.0.0.0:53', 'udp://192.168.1.1', ['192.168.1.1']],
+    ['[::]:53', 'udp://[::1]'],
+    ['[::]:53', 'udp://[2001:db8:0:0::1]', ['2001:db8::1']],
+    ['[2001:db8::1]:53', 'udp://[2001:DB8::0:1]:53']
+  ]
+  for (const [listen, upstream, local] of loops) {
+    const issues = own(listen, upstream, local)
+    t.same(issues.map(i => i.path), ['upstreams.0'], `${listen} <- ${upstream}`)
+    t.match(issues[0]?.message, /is egressd's own DNS listener \(dns\.listen .+\): every query would come back to egressd/, `${listen} <- ${upstream}`)
+  }
+  const fine: Array<[string, string, string[]?]> = [
+    ['127.0.0.1:5353', 'udp://127.0.0.1:53'], // another port: another server
+    ['127.0.0.1:53', 'udp://127.0.0.53'], // another loopback address (systemd-resolved's stub)
+    ['0.0.0.0:53', 'udp://192.0.2.53', ['192.168.1.1']], // not one of this host's addresses
+    ['0.0.0.0:53', 'udp://[::1]'], // 0.0.0.0 does not take IPv6
+    ['[::]:53', 'udp://127.0.0.1'], // nor [::] IPv4 (ipv6Only)
+    ['127.0.0.1:53', 'tls://127.0.0.1:53'], // egressd speaks no DoT on its DNS port: not a loop, only a wrong port
+    ['127.0.0.1:0', 'udp://127.0.0.1:53'] // port 0 (tests): the OS picks another port
+  ]
+  for (const [listen, upstream, local] of fine) t.same(own(listen, upstream, local), [], `${listen} <- ${upstream}`)
+  t.same(issuesOf('upstreams: ["udp://127.0.0.1:5353"]', { overrides: { listen: ['127.0.0.1:5353'] } }).map(i => i.path), ['upstreams.0'],
+    'a listen address from the command line counts too')
+})
+
+t.test('resolv.conf nameservers that are egressd itself are left out; none left is an error', async t => {
+  const resolvConf = 'nameserver 127.0.0.1\nnameserver 192.168.1.1\nnameserver 192.0.2.53\n'
+  const config = parse('dns: { listen: ["0.0.0.0:53"] }', { resolvConf, localAddresses: ['192.168.1.1'] })
+  t.same(config.upstreams.map(u => u.url), ['udp://192.0.2.53:53'])
+  t.same(parse('dns: { listen: ["127.0.0.1:5353"] }', { resolvConf }).upstreams.map(u => u.url),
+    ['udp://127.0.0.1:53', 'udp://192.168.1.1:53', 'udp://192.0.2.53:53'], 'another port: every nameserver is used')
+  const issues = issuesOf('dns: { listen: ["0.0.0.0:53"] }', { resolvConf: 'nameserver 127.0.0.1\nnameserver 192.168.1.1\n', localAddresses: ['192.168.1.1'] })
+  t.same(issues, [{
+    path: 'upstreams',
+    message: 'no upstreams configured, and every nameserver in resolv.conf (127.0.0.1, 192.168.1.1) is egressd\'s own DNS listener (dns.listen 0.0.0.0:53); list at least one upstream (e.g. udp://192.0.2.53)'
+  }])
+})
