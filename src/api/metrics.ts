@@ -70,6 +70,7 @@ export function renderMetrics (c: MetricsContext): string {
   e.family('egressd_dns_inflight', 'gauge', 'Client queries being answered now', one(host.inflight))
   e.family('egressd_dns_coalesced_total', 'counter', 'Queries that joined an identical upstream query in flight', one(m.coalesced))
   e.family('egressd_dns_overloaded_total', 'counter', 'Queries refused because too many upstream queries were in flight', one(m.overloaded))
+  e.family('egressd_dns_refused_clients_total', 'counter', 'Queries refused because their client address is not in dns.allowClients', one(m.refusedClients))
   e.family('egressd_dns_truncated_total', 'counter', 'UDP answers truncated (TC set)', one(m.truncated))
   e.family('egressd_dns_tcp_connections_total', 'counter', 'Client TCP connections by event',
     Object.entries(m.tcp).map(([event, n]) => [{ event }, n]))

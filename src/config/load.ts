@@ -335,6 +335,12 @@ function checkParts (file: unknown, input: BuildInput, issues: ConfigIssue[]): P
   }
   const publicKeys = checkBlocklists(at(file, 'blocklists'), issues)
   checkFirewall(at(file, 'firewall'), issues)
+  const allowClients = at(file, 'dns', 'allowClients')
+  if (fits(DnsSchema.properties.allowClients, allowClients)) {
+    allowClients.forEach((c, i) => {
+      if (normalizeCidr(c) === undefined) issues.push({ path: `dns.allowClients.${i}`, message: `expected an IP address or CIDR (192.168.0.0/16, fd00::/8; 0.0.0.0/0 and ::/0 answer everyone), got ${describe(c)}` })
+    })
+  }
   return { listen, apiListen, upstreams, publicKeys }
 }
 
@@ -647,6 +653,7 @@ function assemble (file: ConfigFile, parts: Parts, env: EnvOverrides, source: st
   return {
     dns: {
       listen: parts.listen,
+      allowClients: dns.allowClients.map(c => normalizeCidr(c) as string),
       ednsUdpSize: dns.ednsUdpSize,
       upstreamTimeoutMs: dns.upstreamTimeoutMs,
       udpSockets: dns.udpSockets,

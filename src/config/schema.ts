@@ -27,8 +27,20 @@ export const LogLevelSchema = Type.Union([
   Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')
 ])
 
+/** dns.allowClients by default: loopback, RFC 1918, RFC 6598 (CGNAT), link-local, unique local (fc00::/7). */
+export const DEFAULT_ALLOW_CLIENTS = [
+  '127.0.0.0/8', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16',
+  '::1/128', 'fc00::/7', 'fe80::/10'
+] as const
+
 export const DnsSchema = strictObject({
   listen: Type.Array(nonEmpty(), { minItems: 1, default: ['127.0.0.1:5353', '[::1]:5353'] }),
+  /**
+   * Client addresses or CIDRs that get answers; others get REFUSED. Default: loopback and the
+   * private, shared (CGNAT) and link-local ranges, so a listener that the internet can reach is
+   * not an open resolver. ["0.0.0.0/0", "::/0"] answers everyone.
+   */
+  allowClients: Type.Array(nonEmpty(), { minItems: 1, default: [...DEFAULT_ALLOW_CLIENTS] }),
   ednsUdpSize: integer(512, 4096, 1232),
   upstreamTimeoutMs: integer(50, 60000, 2000),
   udpSockets: integer(1, 1024, 4),

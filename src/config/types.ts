@@ -25,6 +25,7 @@ export interface UpstreamConfig {
 
 export interface DnsConfig {
   readonly listen: readonly ListenAddress[]
+  readonly allowClients: readonly string[]  // normalized 'addr/len'; other clients get REFUSED
   readonly ednsUdpSize: number              // what we advertise to clients and upstreams (default 1232)
   readonly upstreamTimeoutMs: number        // default 2000
   readonly udpSockets: number               // sockets per UDP upstream, each on a random port (default 4)

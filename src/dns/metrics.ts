@@ -32,6 +32,8 @@ export class DnsMetrics {
   coalesced = 0
   /** Queries refused because too many distinct upstream queries were in flight. */
   overloaded = 0
+  /** Queries refused because their client is not in dns.allowClients. */
+  refusedClients = 0
   /** UDP answers cut to header + question with TC set (the client retries over TCP). */
   truncated = 0
   /** UDP answers that could not be sent (e.g. the socket buffer refused them). */

@@ -20,6 +20,7 @@ import type { BlocklistsConfig, CacheConfig, DnsConfig } from '../config/types.j
 import type { Engine, GroupPlan, Verdict } from '../policy/engine.js'
 import { parseIp } from '../policy/names.js'
 import { type AnswerCache, FORGOTTEN, MISS } from './cache.js'
+import { ClientAcl } from './client-acl.js'
 import { InflightQueries } from './inflight.js'
 import type { DnsMetrics } from './metrics.js'
 import type { Resolution, ResolveCallback, UpstreamPool } from './upstream/pool.js'
@@ -275,6 +276,8 @@ export interface PipelineDeps {
 
 /** EDE info-code 15 "Blocked" (RFC 8914 4.16). */
 const EDE_BLOCKED = 15
+/** EDE info-code 18 "Prohibited" (RFC 8914 4.19): a client the resolver does not serve. */
+const EDE_PROHIBITED = 18
 
 /** EDE info-code 22 "No Reachable Authority" (RFC 8914 4.23). */
 const EDE_NO_REACHABLE_AUTHORITY = 22
@@ -295,6 +298,8 @@ export function createPipeline (d: PipelineDeps): Serve {
   const handle = compose(stages, forward(d.pool))
   const ednsSize = d.dns.ednsUdpSize
   const servfailEde = edeOption(EDE_NO_REACHABLE_AUTHORITY, 'egressd: no upstream answered')
+  const acl = new ClientAcl(d.dns.allowClients)
+  const prohibitedEde = edeOption(EDE_PROHIBITED, '') // no text: the answer stays as small as the query allows
   const blockOptions = {
     ttl: d.blocking.blockTtl,
     sinkhole4: ipBytes(d.blocking.sinkhole.ipv4),
@@ -381,6 +386,13 @@ export function createPipeline (d: PipelineDeps): Serve {
       const rcode = malformedRcode(q)
       d.metrics.results[protocol][rcode < 0 ? 'dropped' : rcode === Rcode.NOTIMP ? 'notimp' : 'formerr']++
       return rcode < 0 ? null : headerOnlyResponse(msg, rcode)
+    }
+    // Checked after the header is read, so that a refused client gets an answer it can match
+    // (REFUSED is no larger than the query: nothing to amplify).
+    if (!acl.allows(client)) {
+      d.metrics.refusedClients++
+      d.metrics.results[protocol].refused++
+      return emptyResponse(msg, q, Rcode.REFUSED, ednsSize, prohibitedEde)
     }
     const engine = d.policy.engine
     const ctx = new QueryContext(msg, q, protocol, client, engine, engine.groupOf(client), replier, to, finish)

@@ -130,6 +130,7 @@ t.test('every family of the issue is there and well formed', async t => {
     'process_resident_memory_bytes', 'nodejs_heap_used_bytes', 'nodejs_eventloop_lag_seconds'
   ]) t.ok(f.has(name), name)
   t.equal(f.get('egressd_upstream_latency_seconds')?.type, 'histogram')
+  t.equal(value(f, 'egressd_dns_refused_clients_total'), 0, 'loopback clients are in the default dns.allowClients')
   t.ok(value(f, 'process_resident_memory_bytes') > 1e6)
   t.equal(value(f, 'egressd_upstream_healthy', { upstream: upstream.url }), 1)
   t.ok(value(f, 'egressd_list_entries', { category: 'telegram' }) > 0)

@@ -31,6 +31,7 @@ function issuesOf (text: string, opts: ParseConfigOptions = {}): ConfigIssue[] {
 const DEFAULTS: Omit<Config, 'source'> = {
   dns: {
     listen: [{ host: '127.0.0.1', port: 5353, family: 4 }, { host: '::1', port: 5353, family: 6 }],
+    allowClients: ['127.0.0.0/8', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '::1/128', 'fc00::/7', 'fe80::/10'],
     ednsUdpSize: 1232,
     upstreamTimeoutMs: 2000,
     udpSockets: 4,
@@ -583,4 +584,14 @@ t.test('resolv.conf nameservers that are egressd itself are left out; none left 
     path: 'upstreams',
     message: 'no upstreams configured, and every nameserver in resolv.conf (127.0.0.1, 192.168.1.1) is egressd\'s own DNS listener (dns.listen 0.0.0.0:53); list at least one upstream (e.g. udp://192.0.2.53)'
   }])
+})
+
+t.test('dns.allowClients: addresses and CIDRs, normalized; anything else names the entry', async t => {
+  t.same(parse('dns: { allowClients: [192.0.2.7, "10.1.0.0/16", "FD00::/8", "0.0.0.0/0", "::/0"] }').dns.allowClients,
+    ['192.0.2.7/32', '10.1.0.0/16', 'fd00::/8', '0.0.0.0/0', '::/0'])
+  t.same(issuesOf('dns: { allowClients: ["10.0.0.0/8", lan, "10.0.0.0/33"] }'), [
+    { path: 'dns.allowClients.1', message: 'expected an IP address or CIDR (192.168.0.0/16, fd00::/8; 0.0.0.0/0 and ::/0 answer everyone), got "lan"' },
+    { path: 'dns.allowClients.2', message: 'expected an IP address or CIDR (192.168.0.0/16, fd00::/8; 0.0.0.0/0 and ::/0 answer everyone), got "10.0.0.0/33"' }
+  ])
+  t.same(issuesOf('dns: { allowClients: [] }').map(i => i.path), ['dns.allowClients'], 'an empty list would answer nobody: an error')
 })

@@ -5,7 +5,7 @@ import t from 'tap'
 import { Resolver } from 'node:dns/promises'
 import dgram from 'node:dgram'
 import { startDnsmasq } from '../helpers/dnsmasq.js'
-import { startTestDaemon } from '../helpers/daemon.js'
+import { startTestDaemon, testConfig } from '../helpers/daemon.js'
 import { dig } from '../helpers/dig.js'
 import { aAnswer, startFakeUpstream } from '../helpers/fake-upstream.js'
 
@@ -39,6 +39,26 @@ t.test('dig over UDP and TCP, and node dns.Resolver, get the upstream records', 
   t.same(await r.resolve4('h.test'), ['192.0.2.11'])
   t.same(await r.resolve6('h.test'), ['2001:db8::11'])
   await t.rejects(r.resolve4('missing.test'), { code: 'ENOTFOUND' })
+})
+
+t.test('clients outside dns.allowClients get REFUSED with EDE 18 over UDP and TCP, and are counted; a reload applies a new list', async t => {
+  const d = await startTestDaemon({ upstreams: [upstream.url], dns: { allowClients: ['127.0.0.2'] } })
+  t.teardown(() => d.close())
+  const at = [`@${d.host}`, '-p', String(d.port)]
+  for (const proto of ['+notcp', '+tcp']) {
+    const refused = await dig([...at, proto, 'h.test', 'A'])
+    t.equal(refused.status, 'REFUSED', `${proto} from 127.0.0.1`)
+    t.same(refused.answers, [])
+    t.match(refused.ede, /^18 \(Prohibited\)/, 'EDE 18 Prohibited')
+    const allowed = await dig([...at, proto, '-b', '127.0.0.2', 'h.test', 'A'])
+    t.equal(allowed.status, 'NOERROR', `${proto} from 127.0.0.2`)
+    t.same(allowed.answers.map(r => r.data), ['192.0.2.11'])
+  }
+  t.equal(d.daemon.metrics.refusedClients, 2)
+  t.equal(d.daemon.pool.health()[0].queries, 1, 'the refused queries never reached the upstream (the allowed TCP one was a cache hit)')
+
+  d.daemon.reload(testConfig({ upstreams: [upstream.url], dns: { allowClients: ['127.0.0.1', '127.0.0.2'] } }))
+  t.equal((await dig([...at, 'h.test', 'A'])).status, 'NOERROR', 'after the reload 127.0.0.1 is answered')
 })
 
 t.test('a truncated UDP answer is fetched again over TCP; big answers make the client retry over TCP', async t => {

@@ -51,10 +51,10 @@ function pipeline (address: string, report: () => void, cacheEnabled = true): { 
 }
 
 /** Asks one A question; resolves with the decoded answer and whether it came at once (a cache hit). */
-function ask (serve: ReturnType<typeof createPipeline>, name: string): Promise<packet.Packet & { atOnce: boolean }> {
+function ask (serve: ReturnType<typeof createPipeline>, name: string, client = '192.168.0.10'): Promise<packet.Packet & { atOnce: boolean }> {
   const q = Buffer.from(packet.encode({ type: 'query', id: 7, flags: packet.RECURSION_DESIRED, questions: [{ name, type: 'A', class: 'IN' }] }))
   return new Promise((resolve, reject) => {
-    const r = serve(q, 'udp', '192.0.2.10', { reply: (_to, b) => { resolve({ ...packet.decode(b), atOnce: false }) } }, null)
+    const r = serve(q, 'udp', client, { reply: (_to, b) => { resolve({ ...packet.decode(b), atOnce: false }) } }, null)
     if (r === null) reject(new Error('no answer'))
     else if (r !== LATER) resolve({ ...packet.decode(r), atOnce: true })
   })
@@ -94,6 +94,23 @@ t.test('without a fault, the same answer is blocked and reported once', async t 
   const b = await ask(ok.serve, 'innocent.example')
   t.equal(b.rcode, 'NOERROR')
   t.same(b.answers!.map(r => (r as { data: string }).data), ['192.0.2.1'])
+})
+
+t.test('by default only loopback, private, CGNAT and link-local clients are answered; others get REFUSED before any work', async t => {
+  const p = pipeline('192.0.2.1', () => {})
+  const inside = ['127.0.0.1', '127.9.9.9', '10.1.2.3', '172.16.0.1', '172.31.255.254', '192.168.1.1', '100.64.0.1', '169.254.1.1', '::1', 'fd00::5', 'fe80::1', '::ffff:10.0.0.1']
+  for (const client of inside) t.equal((await ask(p.serve, 'innocent.example', client)).rcode, 'NOERROR', client)
+  const asked = p.asked()
+  const outside = ['8.8.8.8', '172.32.0.1', '192.0.2.10', '100.128.0.1', '2001:db8::1', '::ffff:8.8.8.8', '::']
+  for (const client of outside) {
+    const a = await ask(p.serve, 'innocent.example', client)
+    t.equal(a.rcode, 'REFUSED', client)
+    t.ok(a.atOnce, `${client}: answered at once`)
+    t.equal(a.id, 7)
+  }
+  t.equal(p.asked(), asked, 'no refused query reached the upstream')
+  t.equal(p.metrics.refusedClients, outside.length)
+  t.equal(p.metrics.results.udp.refused, outside.length)
 })
 
 t.test('a decision remembered in the cache does not keep the policy snapshot it was made under alive', async t => {
