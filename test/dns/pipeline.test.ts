@@ -111,6 +111,11 @@ t.test('by default only loopback, private, CGNAT and link-local clients are answ
   t.equal(p.asked(), asked, 'no refused query reached the upstream')
   t.equal(p.metrics.refusedClients, outside.length)
   t.equal(p.metrics.results.udp.refused, outside.length)
+  // Runs of one client and clients taking turns (the last client's decision is kept aside).
+  const turns = ['8.8.8.8', '8.8.8.8', '10.0.0.1', '10.0.0.1', '8.8.8.8', '10.0.0.1', '2001:db8::1', '::1']
+  const rcodes = []
+  for (const client of turns) rcodes.push((await ask(p.serve, 'innocent.example', client)).rcode)
+  t.same(rcodes, ['REFUSED', 'REFUSED', 'NOERROR', 'NOERROR', 'REFUSED', 'NOERROR', 'REFUSED', 'NOERROR'])
 })
 
 t.test('a decision remembered in the cache does not keep the policy snapshot it was made under alive', async t => {
