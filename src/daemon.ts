@@ -66,6 +66,9 @@ export class Daemon {
   readonly metrics = new DnsMetrics()
   readonly #log: Logger
   readonly #now: () => number
+  /** When a refused client was last logged, and how many new ones were refused since. */
+  #refusedLoggedAt = -Infinity
+  #refusedUnlogged = 0
   #config: Config
   #cache: AnswerCache
   #pool: UpstreamPool
@@ -266,8 +269,26 @@ export class Daemon {
       answers: this.#cache,
       pool: this.#pool,
       metrics: this.metrics,
-      now: this.#now
+      now: this.#now,
+      refusedClient: client => { this.#refusedClient(client) }
     })
+  }
+
+  /**
+   * A client outside dns.allowClients was refused for the first time: one warning a minute at
+   * most (a flood of spoofed sources must not flood the log), with how many more were refused
+   * since the last one. Every refused query is counted in egressd_dns_refused_clients_total.
+   */
+  #refusedClient (client: string): void {
+    const t = this.#now()
+    if (t - this.#refusedLoggedAt < 60_000) {
+      this.#refusedUnlogged++
+      return
+    }
+    this.#log.warn({ client, otherClientsSinceLastWarning: this.#refusedUnlogged, allowClients: this.#config.dns.allowClients },
+      'refusing queries from a client outside dns.allowClients')
+    this.#refusedLoggedAt = t
+    this.#refusedUnlogged = 0
   }
 
   /**
@@ -374,7 +395,7 @@ export class Daemon {
       await this.close()
       throw err
     }
-    this.#log.info({ upstreams: this.#config.upstreams.map(u => u.url), config: this.#config.source }, 'egressd started')
+    this.#log.info({ upstreams: this.#config.upstreams.map(u => u.url), allowClients: this.#config.dns.allowClients, config: this.#config.source }, 'egressd started')
     this.lists.start()
     this.#syncFirewall()
   }

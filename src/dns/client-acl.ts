@@ -17,8 +17,14 @@ export class ClientAcl {
   #last = ''
   #lastOk = false
 
-  /** `cidrs`: validated 'addr/len' texts (config). */
-  constructor (cidrs: readonly string[]) {
+  readonly #onRefused: ((client: string) => void) | undefined
+
+  /**
+   * `cidrs`: validated 'addr/len' texts (config). `onRefused` hears of each client refused for
+   * the first time (again after the table of clients seen was cleared).
+   */
+  constructor (cidrs: readonly string[], onRefused?: (client: string) => void) {
+    this.#onRefused = onRefused
     let all4 = false
     let all6 = false
     for (const c of cidrs) {
@@ -41,6 +47,7 @@ export class ClientAcl {
       ok = this.#index.match(client, yes) >= 0
       if (this.#seen.size >= 65536) this.#seen.clear()
       this.#seen.set(client, ok)
+      if (!ok) this.#onRefused?.(client)
     }
     this.#last = client
     this.#lastOk = ok

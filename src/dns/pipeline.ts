@@ -272,6 +272,8 @@ export interface PipelineDeps {
   readonly pool: UpstreamPool
   readonly metrics: DnsMetrics
   readonly now: () => number
+  /** Hears of each client outside dns.allowClients the first time it is refused. */
+  readonly refusedClient?: (client: string) => void
 }
 
 /** EDE info-code 15 "Blocked" (RFC 8914 4.16). */
@@ -298,7 +300,7 @@ export function createPipeline (d: PipelineDeps): Serve {
   const handle = compose(stages, forward(d.pool))
   const ednsSize = d.dns.ednsUdpSize
   const servfailEde = edeOption(EDE_NO_REACHABLE_AUTHORITY, 'egressd: no upstream answered')
-  const acl = new ClientAcl(d.dns.allowClients)
+  const acl = new ClientAcl(d.dns.allowClients, d.refusedClient)
   const prohibitedEde = edeOption(EDE_PROHIBITED, '') // no text: the answer stays as small as the query allows
   const blockOptions = {
     ttl: d.blocking.blockTtl,

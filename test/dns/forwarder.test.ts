@@ -42,7 +42,8 @@ t.test('dig over UDP and TCP, and node dns.Resolver, get the upstream records', 
 })
 
 t.test('clients outside dns.allowClients get REFUSED with EDE 18 over UDP and TCP, and are counted; a reload applies a new list', async t => {
-  const d = await startTestDaemon({ upstreams: [upstream.url], dns: { allowClients: ['127.0.0.2'] } })
+  let now = 1_000_000
+  const d = await startTestDaemon({ upstreams: [upstream.url], dns: { allowClients: ['127.0.0.2'] } }, { now: () => now })
   t.teardown(() => d.close())
   const at = [`@${d.host}`, '-p', String(d.port)]
   for (const proto of ['+notcp', '+tcp']) {
@@ -55,6 +56,17 @@ t.test('clients outside dns.allowClients get REFUSED with EDE 18 over UDP and TC
     t.same(allowed.answers.map(r => r.data), ['192.0.2.11'])
   }
   t.equal(d.daemon.metrics.refusedClients, 2)
+  const warnings = d.logs().filter(l => l.msg === 'refusing queries from a client outside dns.allowClients')
+  t.match(warnings, [{ level: 40, client: '127.0.0.1', otherClientsSinceLastWarning: 0, allowClients: ['127.0.0.2/32'] }],
+    'one warning for the client, not one per query')
+  t.equal(warnings.length, 1)
+  // More refused clients within the minute are counted into the next warning, not logged.
+  t.equal((await dig([...at, '-b', '127.0.0.3', 'h.test'])).status, 'REFUSED')
+  now += 61_000
+  t.equal((await dig([...at, '-b', '127.0.0.4', 'h.test'])).status, 'REFUSED')
+  t.same(d.logs().filter(l => l.msg === 'refusing queries from a client outside dns.allowClients').map(l => [l.client, l.otherClientsSinceLastWarning]),
+    [['127.0.0.1', 0], ['127.0.0.4', 1]])
+  t.match(d.logs().find(l => l.msg === 'egressd started'), { allowClients: ['127.0.0.2/32'] }, 'the list in force is in the start-up log')
   t.equal(d.daemon.pool.health()[0].queries, 1, 'the refused queries never reached the upstream (the allowed TCP one was a cache hit)')
 
   d.daemon.reload(testConfig({ upstreams: [upstream.url], dns: { allowClients: ['127.0.0.1', '127.0.0.2'] } }))
