@@ -8,6 +8,7 @@ import type { Config } from './config/types.js'
 import { AnswerCache } from './dns/cache.js'
 import { DnsListener, type BoundAddress } from './dns/listener.js'
 import { DnsMetrics } from './dns/metrics.js'
+import { ClientAcl } from './dns/client-acl.js'
 import { createPipeline, type PolicyRef, type QueryContext } from './dns/pipeline.js'
 import { UpstreamPool } from './dns/upstream/pool.js'
 import { renderNftables } from './firewall/nftables.js'
@@ -66,6 +67,8 @@ export class Daemon {
   readonly metrics = new DnsMetrics()
   readonly #log: Logger
   readonly #now: () => number
+  /** Which clients get answers; replaced with each pipeline (a reload may change the list). */
+  #acl!: ClientAcl
   /** When a refused client was last logged, and how many new ones were refused since. */
   #refusedLoggedAt = -Infinity
   #refusedUnlogged = 0
@@ -113,6 +116,7 @@ export class Daemon {
     this.#cache = new AnswerCache({ maxEntries: config.cache.maxEntries, now: this.#now })
     this.#pool = this.#newPool(config)
     this.#listener = new DnsListener({ dns: config.dns, log: deps.log, metrics: this.metrics }, this.#newPipeline())
+    this.#listener.allows = client => this.#acl.allows(client)
     this.db = this.#openStore(config)
     this.#loadConfig = deps.loadConfig ?? (() => this.#config)
     this.customPolicy = this.db === undefined ? undefined : this.#openCustomPolicy(this.db)
@@ -259,6 +263,7 @@ export class Daemon {
 
   #newPipeline (): ReturnType<typeof createPipeline> {
     const c = this.#config
+    this.#acl = new ClientAcl(c.dns.allowClients, client => { this.#refusedClient(client) })
     return createPipeline({
       dns: c.dns,
       cache: c.cache,
@@ -270,7 +275,7 @@ export class Daemon {
       pool: this.#pool,
       metrics: this.metrics,
       now: this.#now,
-      refusedClient: client => { this.#refusedClient(client) }
+      acl: this.#acl
     })
   }
 

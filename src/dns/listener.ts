@@ -46,6 +46,12 @@ export class DnsListener {
   readonly #log: Logger
   /** Swappable: a config reload installs a new pipeline without touching sockets. */
   serve: Serve
+  /**
+   * Whether a client is served (dns.allowClients). A TCP connection from any other client gets
+   * the answer to its first query (REFUSED, from `serve`) and is then closed, so that it holds no
+   * connection slot.
+   */
+  allows: (client: string) => boolean = () => true
   readonly #udp: dgram.Socket[] = []
   readonly #tcp: net.Server[] = []
   readonly #conns = new Set<net.Socket>()
@@ -149,9 +155,11 @@ export class DnsListener {
     m.tcp.accepted++
     this.#conns.add(sock)
     const client = sock.remoteAddress ?? ''
+    const refused = !this.allows(client)
     let buf: Buffer | undefined
     let inflight = 0
     let paused = false
+    let served = 0
     sock.setTimeout(t.idleTimeoutMs)
     sock.on('timeout', () => {
       if (inflight === 0) { m.tcp.idleClosed++; sock.end() }
@@ -165,6 +173,7 @@ export class DnsListener {
       frame.writeUInt16BE(b.length, 0)
       b.copy(frame, 2)
       sock.write(frame)
+      if (refused) sock.end()
     }
     const replier: Replier = {
       reply: (_to, b) => {
@@ -178,11 +187,12 @@ export class DnsListener {
     // Takes complete frames off the buffer while fewer than the cap are in flight; at the cap,
     // reading pauses and the rest waits in the buffer until answers go out.
     const pump = (): void => {
-      while (buf !== undefined && buf.length >= 2 && !this.#draining && inflight < t.maxInflightPerConnection) {
+      while (buf !== undefined && buf.length >= 2 && !this.#draining && inflight < t.maxInflightPerConnection && !(refused && served > 0)) {
         const len = buf.readUInt16BE(0)
         if (buf.length < 2 + len) break
         const msg = Buffer.from(buf.subarray(2, 2 + len))
         buf = buf.length === 2 + len ? undefined : buf.subarray(2 + len)
+        served++
         const r = this.serve(msg, 'tcp', client, replier, null)
         if (r === LATER) {
           inflight++

@@ -20,7 +20,7 @@ import type { BlocklistsConfig, CacheConfig, DnsConfig } from '../config/types.j
 import type { Engine, GroupPlan, Verdict } from '../policy/engine.js'
 import { parseIp } from '../policy/names.js'
 import { type AnswerCache, FORGOTTEN, MISS } from './cache.js'
-import { ClientAcl } from './client-acl.js'
+import type { ClientAcl } from './client-acl.js'
 import { InflightQueries } from './inflight.js'
 import type { DnsMetrics } from './metrics.js'
 import type { Resolution, ResolveCallback, UpstreamPool } from './upstream/pool.js'
@@ -272,8 +272,8 @@ export interface PipelineDeps {
   readonly pool: UpstreamPool
   readonly metrics: DnsMetrics
   readonly now: () => number
-  /** Hears of each client outside dns.allowClients the first time it is refused. */
-  readonly refusedClient?: (client: string) => void
+  /** Which clients are answered (dns.allowClients); the others get REFUSED. */
+  readonly acl: ClientAcl
 }
 
 /** EDE info-code 15 "Blocked" (RFC 8914 4.16). */
@@ -300,7 +300,7 @@ export function createPipeline (d: PipelineDeps): Serve {
   const handle = compose(stages, forward(d.pool))
   const ednsSize = d.dns.ednsUdpSize
   const servfailEde = edeOption(EDE_NO_REACHABLE_AUTHORITY, 'egressd: no upstream answered')
-  const acl = new ClientAcl(d.dns.allowClients, d.refusedClient)
+  const acl = d.acl
   const prohibitedEde = edeOption(EDE_PROHIBITED, '') // no text: the answer stays as small as the query allows
   const blockOptions = {
     ttl: d.blocking.blockTtl,

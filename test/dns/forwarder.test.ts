@@ -4,6 +4,8 @@
 import t from 'tap'
 import { Resolver } from 'node:dns/promises'
 import dgram from 'node:dgram'
+import net from 'node:net'
+import * as packet from 'dns-packet'
 import { startDnsmasq } from '../helpers/dnsmasq.js'
 import { startTestDaemon, testConfig } from '../helpers/daemon.js'
 import { dig } from '../helpers/dig.js'
@@ -69,8 +71,36 @@ t.test('clients outside dns.allowClients get REFUSED with EDE 18 over UDP and TC
   t.match(d.logs().find(l => l.msg === 'egressd started'), { allowClients: ['127.0.0.2/32'] }, 'the list in force is in the start-up log')
   t.equal(d.daemon.pool.health()[0].queries, 1, 'the refused queries never reached the upstream (the allowed TCP one was a cache hit)')
 
+  // Three queries pipelined on one connection: the first is answered REFUSED, then the connection
+  // is closed, so a refused client holds no connection slot.
+  const answers = await new Promise<number[]>((resolve, reject) => {
+    const got: number[] = []
+    let buf = Buffer.alloc(0)
+    const sock = net.connect({ host: d.host, port: d.port }, () => {
+      for (const id of [1, 2, 3]) {
+        const q = Buffer.from(packet.encode({ type: 'query', id, flags: packet.RECURSION_DESIRED, questions: [{ name: 'h.test', type: 'A', class: 'IN' }] }))
+        const frame = Buffer.alloc(2 + q.length)
+        frame.writeUInt16BE(q.length, 0)
+        q.copy(frame, 2)
+        sock.write(frame)
+      }
+    })
+    sock.on('data', chunk => {
+      buf = Buffer.concat([buf, chunk])
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        got.push(packet.decode(buf.subarray(2, 2 + buf.readUInt16BE(0))).rcode === 'REFUSED' ? 1 : 0)
+        buf = buf.subarray(2 + buf.readUInt16BE(0))
+      }
+    })
+    sock.on('error', reject)
+    sock.on('close', () => { resolve(got) })
+    setTimeout(() => { sock.destroy(); reject(new Error('the connection was not closed')) }, 5000).unref()
+  })
+  t.same(answers, [1], 'one REFUSED answer, then the connection closed')
+
   d.daemon.reload(testConfig({ upstreams: [upstream.url], dns: { allowClients: ['127.0.0.1', '127.0.0.2'] } }))
   t.equal((await dig([...at, 'h.test', 'A'])).status, 'NOERROR', 'after the reload 127.0.0.1 is answered')
+  t.equal((await dig([...at, '+tcp', '+keepopen', 'h.test', 'A', 'h.test', 'AAAA'])).status, 'NOERROR', 'and over TCP')
 })
 
 t.test('a truncated UDP answer is fetched again over TCP; big answers make the client retry over TCP', async t => {

@@ -12,6 +12,7 @@ import { AnswerCache } from '../../src/dns/cache.js'
 import { DnsMetrics } from '../../src/dns/metrics.js'
 import { LATER } from '../../src/dns/listener.js'
 import { createPipeline } from '../../src/dns/pipeline.js'
+import { ClientAcl } from '../../src/dns/client-acl.js'
 import type { Resolution, ResolveCallback, UpstreamPool } from '../../src/dns/upstream/pool.js'
 import { prepareAnswer, type StoredAnswer } from '../../src/dns/wire.js'
 import { testConfig } from '../helpers/daemon.js'
@@ -45,7 +46,8 @@ function pipeline (address: string, report: () => void, cacheEnabled = true): { 
     answers: new AnswerCache({ maxEntries: 100, now: Date.now }),
     pool,
     metrics,
-    now: Date.now
+    now: Date.now,
+    acl: new ClientAcl(cfg.dns.allowClients)
   })
   return { serve, asked: () => asked, metrics, policy }
 }
