@@ -199,6 +199,8 @@ export class DnsListener {
           this.#inflight++
         } else if (r !== null) {
           send(r)
+        } else if (refused) {
+          sock.end() // nothing to answer (a dropped packet): a refused client's connection still closes
         }
       }
       const full = inflight >= t.maxInflightPerConnection

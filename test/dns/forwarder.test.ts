@@ -97,6 +97,13 @@ t.test('clients outside dns.allowClients get REFUSED with EDE 18 over UDP and TC
     setTimeout(() => { sock.destroy(); reject(new Error('the connection was not closed')) }, 5000).unref()
   })
   t.same(answers, [1], 'one REFUSED answer, then the connection closed')
+  const closedAfterJunk = await new Promise<boolean>(resolve => {
+    const sock = net.connect({ host: d.host, port: d.port }, () => { sock.write(Buffer.from([0, 3, 1, 2, 3])) }) // a 3-byte "query": dropped
+    sock.on('error', () => {})
+    sock.on('close', () => { resolve(true) })
+    setTimeout(() => { sock.destroy(); resolve(false) }, 5000).unref()
+  })
+  t.ok(closedAfterJunk, 'a refused client whose packet is dropped unanswered is closed too')
 
   d.daemon.reload(testConfig({ upstreams: [upstream.url], dns: { allowClients: ['127.0.0.1', '127.0.0.2'] } }))
   t.equal((await dig([...at, 'h.test', 'A'])).status, 'NOERROR', 'after the reload 127.0.0.1 is answered')
