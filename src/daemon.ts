@@ -4,6 +4,7 @@
 
 import { spawn } from 'node:child_process'
 import type { Logger } from 'pino'
+import { formatAddress } from './config/load.js'
 import type { Config } from './config/types.js'
 import { AnswerCache } from './dns/cache.js'
 import { DnsListener, type BoundAddress } from './dns/listener.js'
@@ -235,7 +236,7 @@ export class Daemon {
     } catch (err) {
       throw new EgressdError('EGRESSD_ERR_API_TLS', `api: cannot start: ${(err as Error).message}`, { cause: err })
     }
-    const where = c.listen.family === 6 ? `[${c.listen.host}]:${c.listen.port}` : `${c.listen.host}:${c.listen.port}`
+    const where = formatAddress(c.listen)
     try {
       await app.listen({ host: c.listen.host, port: c.listen.port })
     } catch (err) {

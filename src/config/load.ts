@@ -425,7 +425,8 @@ function sameForm (host: string): string {
   return isIP(bare) === 6 ? canonicalIpv6(bare) : bare
 }
 
-function formatAddress (a: ListenAddress): string {
+/** A listen address as written in the config: `127.0.0.1:53`, `[::1]:53`. */
+export function formatAddress (a: ListenAddress): string {
   return a.family === 6 ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
 }
 

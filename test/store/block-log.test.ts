@@ -15,6 +15,17 @@ import { event, freshDb, memoryLog, tempDbPath } from './helpers.js'
 
 const T0 = Date.UTC(2030, 0, 1)
 const count = (db: Database.Database): number => (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
+const oldestTs = (db: Database.Database): number => (db.prepare('SELECT min(ts) AS m FROM events').get() as { m: number }).m
+
+/** A fresh store holding one event at each of `times`, written the way the daemon writes them. */
+function storeWithEventsAt (times: number[]): Database.Database {
+  const { db } = freshDb()
+  new EventWriter(db).write(times.map(ts => event({ ts })))
+  return db
+}
+
+/** `n` consecutive milliseconds from `from`. */
+const msFrom = (from: number, n: number): number[] => Array.from({ length: n }, (_, i) => from + i)
 
 async function until (what: () => boolean, ms: number): Promise<boolean> {
   const end = Date.now() + ms
@@ -127,40 +138,30 @@ t.test('a batch that three writer threads in a row died on is dropped and counte
 })
 
 t.test('retention deletes exactly the rows older than the limit (injected clock), in small steps', async t => {
-  const { db } = freshDb()
-  const w = new EventWriter(db)
   const now = T0 + 100 * DAY_MS
   const cutoff = now - 90 * DAY_MS
-  const evs = []
-  for (let i = 0; i < 5000; i++) evs.push(event({ ts: cutoff - 2500 + i }))   // half before the cutoff
-  w.write(evs)
+  const db = storeWithEventsAt(msFrom(cutoff - 2500, 5000)) // half before the cutoff
   let pauses = 0
   const { events: deleted } = await runRetention(db, { days: 90, maxRows: 0, maxBytes: 0 }, now, async () => { pauses++ }, 300)
   t.equal(deleted, 2500)
   t.ok(pauses >= 8, `ran in steps (${pauses} pauses)`)
-  const min = (db.prepare('SELECT min(ts) AS m FROM events').get() as { m: number }).m
-  t.equal(min, cutoff, 'the oldest row left is at the cutoff')
+  t.equal(oldestTs(db), cutoff, 'the oldest row left is at the cutoff')
   t.equal(count(db), 2500)
   // By row count: the oldest go first.
   t.equal((await runRetention(db, { days: 90, maxRows: 1000, maxBytes: 0 }, now, async () => {}, 300)).events, 1500)
   t.equal(count(db), 1000)
-  t.equal((db.prepare('SELECT min(ts) AS m FROM events').get() as { m: number }).m, cutoff + 1500)
+  t.equal(oldestTs(db), cutoff + 1500)
   db.close()
 })
 
 t.test('rows deleted for age count toward the row limit within one step', async t => {
-  const { db } = freshDb()
-  const w = new EventWriter(db)
   const now = T0 + 100 * DAY_MS
   const cutoff = now - 90 * DAY_MS
-  const evs = []
-  for (let i = 0; i < 500; i++) evs.push(event({ ts: cutoff - 1000 + i }))  // past the age limit
-  for (let i = 0; i < 1500; i++) evs.push(event({ ts: cutoff + i }))
-  w.write(evs)
+  const db = storeWithEventsAt([...msFrom(cutoff - 1000, 500), ...msFrom(cutoff, 1500)]) // 500 past the age limit
   const r = await runRetention(db, { days: 90, maxRows: 1000, maxBytes: 0 }, now, async () => {}, 2000)
   t.equal(r.events, 1000, '500 for age, then 500 more for rows')
   t.equal(count(db), 1000, 'exactly the row limit left')
-  t.equal((db.prepare('SELECT min(ts) AS m FROM events').get() as { m: number }).m, cutoff + 500)
+  t.equal(oldestTs(db), cutoff + 500)
   db.close()
 })
 

@@ -4,6 +4,7 @@
 
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
+import { formatAddress } from '../../config/load.js'
 import type { Config } from '../../config/types.js'
 import { ConfigError, PolicyError } from '../../errors.js'
 import type { RouteContext } from '../app.js'
@@ -26,17 +27,15 @@ export function redactUrl (url: string): string {
   }
 }
 
-const addr = (a: { host: string, port: number, family: number }): string => a.family === 6 ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
-
 /** What an operator may see of the config: no token hashes, no credentials in URLs. */
 export function configSummary (c: Config): Record<string, unknown> {
   return {
     source: c.source,
-    dns: { listen: c.dns.listen.map(addr), ednsUdpSize: c.dns.ednsUdpSize, upstreamTimeoutMs: c.dns.upstreamTimeoutMs, maxInflight: c.dns.maxInflight },
+    dns: { listen: c.dns.listen.map(formatAddress), ednsUdpSize: c.dns.ednsUdpSize, upstreamTimeoutMs: c.dns.upstreamTimeoutMs, maxInflight: c.dns.maxInflight },
     upstreams: c.upstreams.map(u => u.protocol === 'https' ? redactUrl(u.url) : u.url),
     cache: c.cache,
     api: {
-      listen: addr(c.api.listen),
+      listen: formatAddress(c.api.listen),
       tls: c.api.tls !== undefined,
       allowPlaintext: c.api.allowPlaintext,
       tokens: c.api.tokens.map(t => ({ name: t.name, role: t.role })),
