@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // W1 (blocked) and W2 (cached) answered the plain way in Node: the least work that gives those
 // answers, written as anyone would, with the same I/O tricks egressd uses (a synchronous lookup for
-// IP literals, sends batched per event-loop turn). A reference for what egressd's DNS work costs:
+// IP literals, the UDP work of each event-loop turn in one stretch). A reference for what egressd's DNS work costs:
 // bench/run.sh measures it next to echo and egressd, bench/plain-ab.sh against egressd at once.
 //   - Blocked: the query name as a lower-case string, a walk over its suffixes in a Set of the
 //     listed names, and NXDOMAIN (header and question, no SOA, no OPT) in a new buffer.
@@ -11,7 +11,7 @@
 //   node bench/plain-answerer.mjs PORT LIST [UPSTREAM_HOST=127.0.0.2] [UPSTREAM_PORT=5300]
 import dgram from 'node:dgram'
 import { readFileSync } from 'node:fs'
-import { lookup, send } from './batch-send.mjs'
+import { lookup, onTurn, send } from './udp-turn.mjs'
 
 const PORT = Number(process.argv[2] ?? 5307)
 const LIST = process.argv[3]
@@ -55,7 +55,7 @@ const client = dgram.createSocket({ type: 'udp4', lookup })
 const up = dgram.createSocket({ type: 'udp4', lookup })
 up.bind(0)
 up.connect(UP_PORT, UP_HOST)
-up.on('message', msg => {
+up.on('message', onTurn(msg => {
   if (msg.length < 12) return
   const w = waiting.get((msg[0] << 8) | msg[1])
   if (w === undefined) return
@@ -64,9 +64,9 @@ up.on('message', msg => {
   msg[0] = w[1] >> 8
   msg[1] = w[1]
   send(client, msg, w[2], w[3])
-})
+}))
 
-client.on('message', (msg, rinfo) => {
+client.on('message', onTurn((msg, rinfo) => {
   if (msg.length < 12) return
   const name = qname(msg)
   if (name === undefined) return
@@ -96,6 +96,6 @@ client.on('message', (msg, rinfo) => {
   msg[0] = id >> 8
   msg[1] = id
   send(up, msg, 0, '')
-})
+}))
 client.bind(PORT, '127.0.0.1', () => console.error(`plain answerer on 127.0.0.1:${PORT}, ${listed.size} listed names, upstream ${UP_HOST}:${UP_PORT} (pid ${process.pid})`))
 for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(0))

@@ -12,6 +12,7 @@ import { DnsMetrics } from './dns/metrics.js'
 import { ClientAcl } from './dns/client-acl.js'
 import { createPipeline, type PolicyRef, type QueryContext } from './dns/pipeline.js'
 import { UpstreamPool } from './dns/upstream/pool.js'
+import { UdpTurn } from './dns/udp-turn.js'
 import { renderNftables } from './firewall/nftables.js'
 import { buildEngine, type EngineBuild, type PolicyInputs } from './policy/build.js'
 import type { Verdict } from './policy/engine.js'
@@ -76,6 +77,8 @@ export class Daemon {
   #config: Config
   #cache: AnswerCache
   #pool: UpstreamPool
+  /** The UDP work of each event-loop turn, shared by the listener and the upstream pools. */
+  readonly #turn = new UdpTurn()
   readonly #listener: DnsListener
   #addresses: BoundAddress[] = []
   readonly startedAt: number
@@ -116,7 +119,7 @@ export class Daemon {
     this.policy = { engine: this.#lastBuild.engine }
     this.#cache = new AnswerCache({ maxEntries: config.cache.maxEntries, now: this.#now })
     this.#pool = this.#newPool(config)
-    this.#listener = new DnsListener({ dns: config.dns, log: deps.log, metrics: this.metrics }, this.#newPipeline())
+    this.#listener = new DnsListener({ dns: config.dns, log: deps.log, metrics: this.metrics, turn: this.#turn }, this.#newPipeline())
     this.#listener.allows = client => this.#acl.allows(client)
     this.db = this.#openStore(config)
     this.#loadConfig = deps.loadConfig ?? (() => this.#config)
@@ -254,6 +257,7 @@ export class Daemon {
     return new UpstreamPool({
       upstreams: c.upstreams,
       udpSockets: c.dns.udpSockets,
+      turn: this.#turn,
       ednsUdpSize: c.dns.ednsUdpSize,
       ttl: c.cache,
       log: this.#log,

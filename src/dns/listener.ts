@@ -11,7 +11,7 @@ import type { DnsConfig, ListenAddress } from '../config/types.js'
 import { EgressdError } from '../errors.js'
 import type { DnsMetrics } from './metrics.js'
 import type { Protocol } from './pipeline.js'
-import { UdpSendBatch } from './send-batch.js'
+import type { DatagramHandler, UdpTurn } from './udp-turn.js'
 
 /**
  * Replies go to the address the query came from, always an IP literal: this lookup hands it back
@@ -39,6 +39,8 @@ export interface ListenerDeps {
   readonly dns: DnsConfig
   readonly log: Logger
   readonly metrics: DnsMetrics
+  /** Where UDP queries are handled and answers sent, in one stretch per event-loop turn (udp-turn.ts). */
+  readonly turn: UdpTurn
 }
 
 export class DnsListener {
@@ -59,11 +61,10 @@ export class DnsListener {
   #draining = false
   #closed = false
   #drained: (() => void) | undefined
-  /** UDP answers go out in one burst per event-loop turn (see send-batch.ts). */
-  readonly #batch = new UdpSendBatch((err, client) => {
+  readonly #onSendError = (err: unknown, client: string): void => {
     this.#deps.metrics.udpSendErrors++
     this.#log.debug({ err, client }, 'UDP send failed')
-  })
+  }
 
   constructor (deps: ListenerDeps, serve: Serve) {
     this.#deps = deps
@@ -113,7 +114,9 @@ export class DnsListener {
             this.#done()
           }
         }
-        sock.on('message', (msg, rinfo) => this.#onUdp(sock, replier, msg, rinfo))
+        const handler: DatagramHandler = { datagram: (msg, rinfo) => { this.#onUdp(sock, replier, msg, rinfo) } }
+        const turn = this.#deps.turn
+        sock.on('message', (msg, rinfo) => { turn.received(handler, msg, rinfo) })
         this.#udp.push(sock)
         resolve(sock.address().port)
       })
@@ -130,7 +133,7 @@ export class DnsListener {
 
   #sendUdp (sock: dgram.Socket, b: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.#closed) return
-    this.#batch.send(sock, b, rinfo.port, rinfo.address)
+    this.#deps.turn.send(sock, b, rinfo.port, rinfo.address, this.#onSendError)
   }
 
   #listenTcp (a: ListenAddress): Promise<number> {
@@ -234,7 +237,7 @@ export class DnsListener {
       })
     }
     this.#closed = true
-    this.#batch.flush() // answers already given go out before their sockets close
+    this.#deps.turn.flush() // answers already given go out before their sockets close
     // end() lets answers already written reach the client; destroy whatever is still open later.
     for (const c of this.#conns) {
       c.end()

@@ -9,6 +9,7 @@ import { pino } from 'pino'
 import { loadConfig } from '../config/load.js'
 import { DnsMetrics } from '../dns/metrics.js'
 import { UpstreamPool } from '../dns/upstream/pool.js'
+import { UdpTurn } from '../dns/udp-turn.js'
 import { EgressdError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { buildEngine } from '../policy/build.js'
@@ -97,6 +98,7 @@ async function update (argv: string[]): Promise<number> {
   const pool = new UpstreamPool({
     upstreams: config.upstreams,
     udpSockets: 2,
+    turn: new UdpTurn(),
     ednsUdpSize: config.dns.ednsUdpSize,
     ttl: config.cache,
     log,

@@ -11,6 +11,7 @@ import type { UpstreamConfig } from '../../config/types.js'
 import { EgressdError, UpstreamError } from '../../errors.js'
 import { buildUpstreamQuery, prepareAnswer, Rcode, type BadAnswer, type StoredAnswer, type TtlPolicy } from '../wire.js'
 import type { DnsMetrics } from '../metrics.js'
+import type { UdpTurn } from '../udp-turn.js'
 import { DohTransport } from './doh-transport.js'
 import { RandomIds } from './random-ids.js'
 import { StreamTransport } from './stream-transport.js'
@@ -53,6 +54,8 @@ export interface LatencyHistogram { readonly url: string, readonly counts: reado
 export interface PoolOptions {
   readonly upstreams: readonly UpstreamConfig[]
   readonly udpSockets: number
+  /** Where the UDP upstreams' answers are handled and queries sent (udp-turn.ts). */
+  readonly turn: UdpTurn
   readonly ednsUdpSize: number
   readonly ttl: TtlPolicy
   readonly log: Logger
@@ -127,7 +130,7 @@ export class UpstreamPool {
     })
     switch (cfg.protocol) {
       case 'udp': {
-        const transport = new UdpSocketPool({ url: cfg.url, host: cfg.host, port: cfg.port, size: this.#opts.udpSockets, random, onDrop })
+        const transport = new UdpSocketPool({ url: cfg.url, host: cfg.host, port: cfg.port, size: this.#opts.udpSockets, random, turn: this.#opts.turn, onDrop })
         return { transport, tcp: tcpTo(cfg.url + ' (tcp)') }
       }
       case 'tcp':

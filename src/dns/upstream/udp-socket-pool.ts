@@ -17,8 +17,8 @@
 // query (the pool's Exchange object is what waits, and hears the answer by a method call), the
 // exchanges in flight found by ID in flat tables (a `Map` per socket, with entries added and
 // removed at the query rate, kept rehashing and reallocating its storage), a synchronous lookup
-// for the IP literal we connect to, and sends go out in one burst per event-loop turn
-// (UdpSendBatch). An ID is in use on one socket of the pool at a time: with a few hundred queries
+// for the IP literal we connect to, and answers are handled and queries sent in one stretch per
+// event-loop turn (UdpTurn). An ID is in use on one socket of the pool at a time: with a few hundred queries
 // in flight among 65,536 IDs, that takes nothing measurable from an ID's unpredictability.
 
 import dgram from 'node:dgram'
@@ -26,7 +26,7 @@ import { UpstreamError } from '../../errors.js'
 import { questionMatches } from '../wire.js'
 import type { RandomIds } from './random-ids.js'
 import type { DropReason, Exchange, Transport } from './transport.js'
-import { UdpSendBatch } from '../send-batch.js'
+import type { DatagramHandler, UdpTurn } from '../udp-turn.js'
 
 interface PoolSocket {
   readonly sock: dgram.Socket
@@ -48,6 +48,8 @@ export interface UdpSocketPoolOptions {
   readonly port: number
   readonly size: number
   readonly random: RandomIds
+  /** Where answers are handled and queries sent, in one stretch per event-loop turn (udp-turn.ts). */
+  readonly turn: UdpTurn
   readonly onDrop: (reason: DropReason) => void
   /** How often deadlines are checked (default 25 ms): a timeout fires up to this much late. */
   readonly sweepMs?: number
@@ -75,7 +77,6 @@ export class UdpSocketPool implements Transport {
   readonly #ids = new Int32Array(IDS)
   #pendingCount = 0
   #closed = false
-  readonly #batch = new UdpSendBatch(() => { /* a failed send shows as a timeout, like a lost packet */ })
 
   constructor (opts: UdpSocketPoolOptions) {
     this.url = opts.url
@@ -92,7 +93,9 @@ export class UdpSocketPool implements Transport {
     const { host, port } = this.#opts
     const sock = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup })
     const ps: PoolSocket = { sock, inFlight: 0, sent: 0, retired: false }
-    sock.on('message', msg => this.#onMessage(ps, msg))
+    const handler: DatagramHandler = { datagram: msg => { this.#onMessage(ps, msg) } }
+    const turn = this.#opts.turn
+    sock.on('message', (msg, rinfo) => { turn.received(handler, msg, rinfo) })
     sock.on('error', err => this.#onError(ps, err))
     sock.bind(0) // port 0: the kernel picks a random ephemeral port
     // With the synchronous lookup, bind and connect complete before this returns.
@@ -136,7 +139,7 @@ export class UdpSocketPool implements Transport {
     x.at = this.#pendingCount
     this.#ids[this.#pendingCount++] = id
     ps.inFlight++
-    this.#batch.send(ps.sock, wire)
+    this.#opts.turn.send(ps.sock, wire, 0, '', ignoreSendError)
     if (++ps.sent >= (this.#opts.rotateAfter ?? 1000)) this.#rotate(sockets, index)
   }
 
@@ -187,6 +190,7 @@ export class UdpSocketPool implements Transport {
   }
 
   #onMessage (ps: PoolSocket, msg: Buffer): void {
+    if (this.#closed) return // read before the pool closed: its queries have failed already
     if (msg.length < 12) { this.#opts.onDrop('short'); return }
     const id = (msg[0] << 8) | msg[1]
     const x = this.#byId[id]
@@ -204,7 +208,6 @@ export class UdpSocketPool implements Transport {
 
   close (): void {
     this.#closed = true
-    this.#batch.clear()
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper)
     this.#sweeper = undefined
     const url = this.#opts.url
@@ -214,6 +217,9 @@ export class UdpSocketPool implements Transport {
     this.#retired.clear()
   }
 }
+
+/** A failed send shows as a timeout, like a lost packet. */
+function ignoreSendError (): void {}
 
 /** Fails `x` after the current call: an exchange never hears back from inside `send`. */
 function failLater (x: Exchange, err: Error): void {

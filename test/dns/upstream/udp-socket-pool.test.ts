@@ -8,6 +8,7 @@ import dgram, { type RemoteInfo } from 'node:dgram'
 import * as packet from 'dns-packet'
 import { UdpSocketPool } from '../../../src/dns/upstream/udp-socket-pool.js'
 import { RandomIds } from '../../../src/dns/upstream/random-ids.js'
+import { UdpTurn } from '../../../src/dns/udp-turn.js'
 import { exchange } from '../../../src/dns/upstream/transport.js'
 import { buildUpstreamQuery } from '../../../src/dns/wire.js'
 import { aAnswer, startFakeUpstream } from '../../helpers/fake-upstream.js'
@@ -28,7 +29,7 @@ async function recordingUpstream (delayMs: number): Promise<{ url: string, port:
 }
 
 function pool (port: number, size: number, rotateAfter: number): UdpSocketPool {
-  return new UdpSocketPool({ url: `udp://127.0.0.1:${port}`, host: '127.0.0.1', port, size, random: new RandomIds(), onDrop: () => {}, rotateAfter })
+  return new UdpSocketPool({ url: `udp://127.0.0.1:${port}`, host: '127.0.0.1', port, size, random: new RandomIds(), turn: new UdpTurn(), onDrop: () => {}, rotateAfter })
 }
 
 const ask = (p: UdpSocketPool, name: string): Promise<Buffer> => {
@@ -86,7 +87,7 @@ t.test('answered and timed-out queries in flight at once: each settles once, wit
     setTimeout(() => { ids.delete(q.id!); reply(aAnswer(q, '192.0.2.7')) }, 20)
   })
   t.teardown(() => fake.close())
-  const p = new UdpSocketPool({ url: fake.url, host: '127.0.0.1', port: fake.port, size: 4, random: new RandomIds(), onDrop: () => {}, sweepMs: 10 })
+  const p = new UdpSocketPool({ url: fake.url, host: '127.0.0.1', port: fake.port, size: 4, random: new RandomIds(), turn: new UdpTurn(), onDrop: () => {}, sweepMs: 10 })
   t.teardown(() => { p.close() })
   const names = Array.from({ length: 60 }, (_, i) => `${i % 3 === 0 ? 'd' : 'a'}${i}.test`)
   const results = await Promise.allSettled(names.map(n => {
@@ -107,7 +108,7 @@ t.test('an error on one socket fails the queries sent from it, not the others', 
   const fake = await startFakeUpstream(() => {}) // takes queries, never answers
   const keepAlive = setInterval(() => {}, 1000) // the pool's sockets and sweep timer do not hold the process
   t.teardown(() => { clearInterval(keepAlive) })
-  const p = new UdpSocketPool({ url: fake.url, host: '127.0.0.1', port: fake.port, size: 2, random: new RandomIds(), onDrop: () => {}, sweepMs: 10 })
+  const p = new UdpSocketPool({ url: fake.url, host: '127.0.0.1', port: fake.port, size: 2, random: new RandomIds(), turn: new UdpTurn(), onDrop: () => {}, sweepMs: 10 })
   t.teardown(() => { p.close() })
   const ask = (n: string): Promise<string | undefined> => {
     const q = question(n)
