@@ -2,12 +2,12 @@
 // from clients, answers from upstreams) are queued as libuv reads them, handled one after another
 // once the reading is over, and everything there is to send then goes out back to back.
 //
-// Why not handle each datagram as it is read: on this kind of VM every system call costs the
-// process its TLB (page-table isolation without PCID), so JavaScript run between two `recvmsg`
-// calls starts cold each time, walking page tables again for the code, the heap and the lookup
-// tables it touches. Handled in a row with no system call in between, the datagrams of a turn
-// share those walks. Measured (`bench/ab.sh`, fresh daemons, 6 rounds each, against handling at
-// once with sends batched): CPU per query 5.6 % lower for blocked names (W1), 7.5 % for cache hits
+// Why not handle each datagram as it is read: handled in a row, with no system call in between,
+// the datagrams of a turn cost less. On this VM a system call leaves the JavaScript after it with
+// cold first-level caches and TLB (`bench/after-syscall.mjs`: 512 reads right after a getrusage
+// call cost 0.7-1.0 µs more than the same reads made in a row), and every datagram read is one.
+// Measured (`bench/ab.sh`, fresh daemons, 6 rounds each, against handling each datagram at once
+// with sends batched): CPU per query 5.6 % lower for blocked names (W1), 7.5 % for cache hits
 // (W2), 4.8 % for forwarded queries (W3), every round lower.
 //
 // Why sends wait for the end of the turn: a datagram to a peer that sleeps (a client, an upstream
