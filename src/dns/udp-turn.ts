@@ -67,30 +67,34 @@ export class UdpTurn {
   }
 
   /**
-   * Handles every datagram queued, then sends everything queued. A handler that throws is a bug
-   * (handlers catch their own faults); it is rethrown after the rest of the turn is done, so one
-   * bad datagram costs no other its answer.
+   * Handles every datagram queued, then sends everything queued (the handlers' sends included: no
+   * other run is scheduled for them). A handler that throws is a bug (handlers catch their own
+   * faults); it is rethrown after the rest of the turn is done, so one bad datagram costs no other
+   * its answer.
    */
   run (): void {
-    this.#scheduled = false
     let fault: unknown
-    const n = this.#handlers.length
-    if (n > 0) {
-      const handlers = this.#handlers
-      const msgs = this.#msgs
-      const rinfos = this.#rinfos
-      this.#handlers = []
-      this.#msgs = []
-      this.#rinfos = []
-      for (let i = 0; i < n; i++) {
-        try {
-          handlers[i].datagram(msgs[i], rinfos[i])
-        } catch (err) {
-          fault ??= err
+    try {
+      const n = this.#handlers.length
+      if (n > 0) {
+        const handlers = this.#handlers
+        const msgs = this.#msgs
+        const rinfos = this.#rinfos
+        this.#handlers = []
+        this.#msgs = []
+        this.#rinfos = []
+        for (let i = 0; i < n; i++) {
+          try {
+            handlers[i].datagram(msgs[i], rinfos[i])
+          } catch (err) {
+            fault ??= err
+          }
         }
       }
+      this.flush()
+    } finally {
+      this.#scheduled = false
     }
-    this.flush()
     if (fault !== undefined) throw fault
   }
 
