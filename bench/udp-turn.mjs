@@ -11,8 +11,7 @@ let scheduled = false
 const schedule = () => {
   if (!scheduled) { scheduled = true; setImmediate(run) }
 }
-const run = () => {
-  scheduled = false
+const run = () => { // the handlers' sends go out at its end: no second run is scheduled for them
   const n = inbox.length
   for (let i = 0; i < n; i += 3) inbox[i](inbox[i + 1], inbox[i + 2])
   inbox.length = 0
@@ -23,6 +22,7 @@ const run = () => {
     else outbox[i].send(outbox[i + 1], port, outbox[i + 3])
   }
   outbox.length = 0
+  scheduled = false
 }
 
 /** Makes a 'message' listener that hands each datagram to `handler(msg, rinfo)` in this turn's run. */

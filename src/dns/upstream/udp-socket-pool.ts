@@ -18,8 +18,9 @@
 // exchanges in flight found by ID in flat tables (a `Map` per socket, with entries added and
 // removed at the query rate, kept rehashing and reallocating its storage), a synchronous lookup
 // for the IP literal we connect to, and answers are handled and queries sent in one stretch per
-// event-loop turn (UdpTurn). An ID is in use on one socket of the pool at a time: with a few hundred queries
-// in flight among 65,536 IDs, that takes nothing measurable from an ID's unpredictability.
+// event-loop turn (UdpTurn). An ID is in use on one socket of the pool at a time: with a few
+// hundred queries in flight among 65,536 IDs, that takes nothing measurable from an ID's
+// unpredictability.
 
 import dgram from 'node:dgram'
 import { UpstreamError } from '../../errors.js'
