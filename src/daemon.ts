@@ -421,6 +421,7 @@ export class Daemon {
     const needsRestart: string[] = []
     if (!same(prev.dns.listen, next.dns.listen)) needsRestart.push('dns.listen')
     if (!same(prev.dns.tcp, next.dns.tcp)) needsRestart.push('dns.tcp')
+    if (!same(prev.dns.udp, next.dns.udp)) needsRestart.push('dns.udp')
     for (const k of ['listen', 'tls', 'allowPlaintext', 'bodyLimit', 'rateLimit'] as const) {
       if (!same(prev.api[k], next.api[k])) needsRestart.push(`api.${k}`)
     }

@@ -663,8 +663,12 @@ function assemble (file: ConfigFile, parts: Parts, env: EnvOverrides, source: st
       tcp: {
         idleTimeoutMs: dns.tcp.idleTimeoutMs,
         maxConnections: dns.tcp.maxConnections,
-        maxInflightPerConnection: dns.tcp.maxInflightPerConnection
-      }
+        maxInflightPerConnection: dns.tcp.maxInflightPerConnection,
+        maxConnectionsPerClient: dns.tcp.maxConnectionsPerClient,
+        maxQueuedBytesPerConnection: dns.tcp.maxQueuedBytesPerConnection,
+        stuckTimeoutMs: dns.tcp.stuckTimeoutMs
+      },
+      udp: { receiveBufferBytes: dns.udp.receiveBufferBytes }
     },
     upstreams: parts.upstreams,
     cache: {

@@ -49,7 +49,20 @@ export const DnsSchema = strictObject({
   tcp: strictObject({
     idleTimeoutMs: integer(10, 3_600_000, 10000),
     maxConnections: integer(1, 1_000_000, 1024),
-    maxInflightPerConnection: integer(1, 65535, 64)
+    maxInflightPerConnection: integer(1, 65535, 64),
+    /** Most TCP connections one client address may hold open at once (of maxConnections). */
+    maxConnectionsPerClient: integer(1, 1_000_000, 64),
+    /**
+     * Answers one connection may have waiting to be written before reading from it pauses (a
+     * client that does not read its answers). At least 16 KiB, Node's own write buffer mark.
+     */
+    maxQueuedBytesPerConnection: integer(16384, 64 * 1024 * 1024, 128 * 1024),
+    /** A connection whose answers have not drained for this long is closed. */
+    stuckTimeoutMs: integer(100, 3_600_000, 10000)
+  }, { default: {} }),
+  udp: strictObject({
+    /** SO_RCVBUF asked for on each UDP listener socket (0 = the system default); net.core.rmem_max caps it. */
+    receiveBufferBytes: integer(0, 1024 * 1024 * 1024, 4 * 1024 * 1024)
   }, { default: {} })
 }, { default: {} })
 

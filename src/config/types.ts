@@ -35,6 +35,12 @@ export interface DnsConfig {
     readonly idleTimeoutMs: number          // default 10000 (RFC 7766 recommends seconds, not minutes)
     readonly maxConnections: number         // default 1024
     readonly maxInflightPerConnection: number  // default 64
+    readonly maxConnectionsPerClient: number   // default 64: connections one client address may hold
+    readonly maxQueuedBytesPerConnection: number  // default 128 KiB of unsent answers, then reading pauses
+    readonly stuckTimeoutMs: number         // default 10000: close a connection whose answers do not drain
+  }
+  readonly udp: {
+    readonly receiveBufferBytes: number     // default 4 MiB (SO_RCVBUF; 0 = system default)
   }
 }
 

@@ -37,7 +37,8 @@ const DEFAULTS: Omit<Config, 'source'> = {
     udpSockets: 4,
     maxInflight: 4096,
     shutdownGraceMs: 5000,
-    tcp: { idleTimeoutMs: 10000, maxConnections: 1024, maxInflightPerConnection: 64 }
+    tcp: { idleTimeoutMs: 10000, maxConnections: 1024, maxInflightPerConnection: 64, maxConnectionsPerClient: 64, maxQueuedBytesPerConnection: 131072, stuckTimeoutMs: 10000 },
+    udp: { receiveBufferBytes: 4194304 }
   },
   upstreams: [{
     url: 'udp://192.0.2.1:53', protocol: 'udp', host: '192.0.2.1', port: 53, path: '', timeoutMs: 2000, servername: undefined, caFile: undefined
@@ -131,7 +132,7 @@ log: { level: debug }
     { host: '127.0.0.1', port: 0, family: 4 }
   ])
   t.equal(config.dns.ednsUdpSize, 4096)
-  t.same(config.dns.tcp, { idleTimeoutMs: 2500, maxConnections: 1024, maxInflightPerConnection: 64 })
+  t.same(config.dns.tcp, { ...DEFAULTS.dns.tcp, idleTimeoutMs: 2500 })
   t.same(config.cache, { enabled: false, maxEntries: 100000, minTtl: 60, maxTtl: 60, negativeMaxTtl: 3600 })
   t.same(config.api, { ...DEFAULTS.api, listen: { host: '::1', port: 9000, family: 6 }, tokens: [{ name: 'soc', role: 'viewer', sha256: SHA }] })
   t.equal(config.dataDir, '/var/lib/egressd')
@@ -191,6 +192,11 @@ const errorCases: Array<{ name: string, yaml: string, path: string, message: Reg
   { name: 'udpSockets too many', yaml: 'dns: { udpSockets: 2048 }', path: 'dns.udpSockets', message: /^must be between 1 and 1024/ },
   { name: 'negative grace', yaml: 'dns: { shutdownGraceMs: -1 }', path: 'dns.shutdownGraceMs', message: /^must be between 0 and/ },
   { name: 'tcp maxConnections zero', yaml: 'dns: { tcp: { maxConnections: 0 } }', path: 'dns.tcp.maxConnections', message: /^must be between 1 and/ },
+  { name: 'tcp maxConnectionsPerClient zero', yaml: 'dns: { tcp: { maxConnectionsPerClient: 0 } }', path: 'dns.tcp.maxConnectionsPerClient', message: /^must be between 1 and/ },
+  { name: 'tcp maxQueuedBytesPerConnection below 16 KiB', yaml: 'dns: { tcp: { maxQueuedBytesPerConnection: 1000 } }', path: 'dns.tcp.maxQueuedBytesPerConnection', message: /^must be between 16384 and/ },
+  { name: 'tcp stuckTimeoutMs too small', yaml: 'dns: { tcp: { stuckTimeoutMs: 5 } }', path: 'dns.tcp.stuckTimeoutMs', message: /^must be between 100 and/ },
+  { name: 'udp receiveBufferBytes negative', yaml: 'dns: { udp: { receiveBufferBytes: -1 } }', path: 'dns.udp.receiveBufferBytes', message: /^must be between 0 and/ },
+  { name: 'unknown key in dns.udp', yaml: 'dns: { udp: { rcvbuf: 5 } }', path: 'dns.udp.rcvbuf', message: /^unknown key "rcvbuf"/ },
   // upstreams
   { name: 'unsupported scheme', yaml: 'upstreams: ["udp://192.0.2.1", "ftp://192.0.2.2"]', path: 'upstreams.1', message: /^unsupported scheme "ftp:" \(use udp:\/\/, tcp:\/\/, tls:\/\/ or https:\/\/\)$/ },
   { name: 'http is not DoH', yaml: 'upstreams: ["http://dns.example.net/dns-query"]', path: 'upstreams.0', message: /^unsupported scheme "http:"/ },
