@@ -328,6 +328,10 @@ function checkParts (file: unknown, input: BuildInput, issues: ConfigIssue[]): P
   if (fits(CacheSchema, cache) && cache.minTtl > cache.maxTtl) {
     issues.push({ path: 'cache.minTtl', message: `must not be greater than cache.maxTtl (${cache.minTtl} > ${cache.maxTtl})` })
   }
+  const server = at(file, 'api', 'server')
+  if (fits(ApiSchema.properties.server, server) && server.headersTimeoutMs > server.requestTimeoutMs) {
+    issues.push({ path: 'api.server.headersTimeoutMs', message: `must not be greater than api.server.requestTimeoutMs (${server.headersTimeoutMs} > ${server.requestTimeoutMs})` })
+  }
   const tokens = at(file, 'api', 'tokens')
   if (fits(ApiSchema.properties.tokens, tokens)) {
     checkUnique(tokens.map(t => t.name), i => `api.tokens.${i}.name`, 'token name', issues)
@@ -684,7 +688,9 @@ function assemble (file: ConfigFile, parts: Parts, env: EnvOverrides, source: st
       tls: api.tls === undefined ? undefined : { cert: api.tls.cert, key: api.tls.key },
       allowPlaintext: api.allowPlaintext,
       bodyLimit: api.bodyLimit,
-      rateLimit: { perSecond: api.rateLimit.perSecond, burst: api.rateLimit.burst }
+      rateLimit: { perSecond: api.rateLimit.perSecond, burst: api.rateLimit.burst },
+      server: { ...api.server },
+      liveTail: { ...api.liveTail }
     },
     dataDir: env.dataDir ?? file.dataDir,
     blocklists: {

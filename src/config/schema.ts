@@ -105,6 +105,34 @@ export const ApiSchema = strictObject({
   rateLimit: strictObject({
     perSecond: integer(1, 1_000_000, 20),
     burst: integer(1, 10_000_000, 100)
+  }, { default: {} }),
+  /** The HTTP listener: how long a client may take, and how many connections it may hold. */
+  server: strictObject({
+    /** Time to send the request headers (408 and close beyond; slowloris); at most requestTimeoutMs. */
+    headersTimeoutMs: integer(100, 600_000, 10000),
+    /** Time to send the whole request, headers and body. */
+    requestTimeoutMs: integer(100, 3_600_000, 30000),
+    /** A connection with no traffic either way for this long is closed. */
+    idleTimeoutMs: integer(100, 3_600_000, 30000),
+    /** An idle keep-alive connection is closed after this long. */
+    keepAliveTimeoutMs: integer(100, 600_000, 5000),
+    /** Requests on one connection before it is closed (0 = no limit). */
+    maxRequestsPerSocket: integer(0, 1_000_000, 1000),
+    /** Connections open at once, all clients together (closed at once beyond). */
+    maxConnections: integer(1, 1_000_000, 1024),
+    /** Connections one client address may hold open at once. */
+    maxConnectionsPerClient: integer(1, 1_000_000, 64)
+  }, { default: {} }),
+  /** The block log's live tail (GET /api/v1/blocks/stream, Server-Sent Events). */
+  liveTail: strictObject({
+    /** Streams open at once, all clients together (503 beyond; 0 = no live tail). */
+    maxStreams: integer(0, 100_000, 64),
+    /** Streams one client address may hold open at once (429 beyond). */
+    maxStreamsPerClient: integer(1, 100_000, 4),
+    /** Unsent output one stream may hold; a client that reads slower is disconnected. */
+    maxQueuedBytesPerStream: integer(16384, 64 * 1024 * 1024, 262144),
+    /** A stream whose output has not drained for this long is disconnected. */
+    stuckTimeoutMs: integer(100, 3_600_000, 30000)
   }, { default: {} })
 }, { default: {} })
 

@@ -62,6 +62,27 @@ export interface ApiConfig {
   readonly allowPlaintext: boolean          // default false
   readonly bodyLimit: number                // bytes, default 1 MiB
   readonly rateLimit: { readonly perSecond: number, readonly burst: number }   // per client address, default 20/s, burst 100
+  readonly server: ApiServerConfig
+  readonly liveTail: LiveTailConfig
+}
+
+/** The API's HTTP listener: bounds on how long a client may take and how many connections it holds. */
+export interface ApiServerConfig {
+  readonly headersTimeoutMs: number         // default 10000 (408 and close; at most requestTimeoutMs)
+  readonly requestTimeoutMs: number         // default 30000, headers and body
+  readonly idleTimeoutMs: number            // default 30000, no traffic either way
+  readonly keepAliveTimeoutMs: number       // default 5000
+  readonly maxRequestsPerSocket: number     // default 1000 (0 = no limit)
+  readonly maxConnections: number           // default 1024, all clients
+  readonly maxConnectionsPerClient: number  // default 64, one client address
+}
+
+/** The block log's live tail (SSE): how many streams, and how far one may fall behind. */
+export interface LiveTailConfig {
+  readonly maxStreams: number               // default 64, all clients (503 beyond)
+  readonly maxStreamsPerClient: number      // default 4, one client address (429 beyond)
+  readonly maxQueuedBytesPerStream: number  // default 256 KiB of unsent output, then the stream is closed
+  readonly stuckTimeoutMs: number           // default 30000: a stream whose output does not drain is closed
 }
 
 export type BlockAction = 'nxdomain' | 'refused' | 'nodata' | 'null' | 'sinkhole' | 'monitor'
