@@ -165,6 +165,13 @@ function parseYaml (text: string, issues: ConfigIssue[]): unknown {
 /** Copies the parsed YAML without null-valued keys (= absent); `__proto__` is reported, never copied. */
 function dropNulls (value: unknown, path: string, issues: ConfigIssue[]): unknown {
   if (Array.isArray(value)) return value.map((item, i) => dropNulls(item, join(path, i), issues))
+  // YAML's !!set, !!omap, !!binary and !!timestamp give a Set, Map, Buffer or Date: objects without
+  // own keys (or with index keys), which would pass for a mapping and be silently emptied.
+  if (value instanceof Set || value instanceof Map || value instanceof Date || ArrayBuffer.isView(value)) {
+    const tag = value instanceof Set ? '!!set' : value instanceof Map ? '!!omap' : value instanceof Date ? '!!timestamp' : '!!binary'
+    issues.push({ path, message: `YAML ${tag} is not supported here: write a plain mapping (key: value), a list or a single value` })
+    return undefined
+  }
   if (!isMapping(value)) return value
   const out: Record<string, unknown> = {}
   for (const [key, item] of Object.entries(value)) {
