@@ -1,6 +1,6 @@
-// bench/soak.sh's chart: the sampler's CSV as one SVG, three panels over time: memory (RSS and
-// V8 heap used), event-loop lag (p50, p99, and the 50 ms limit), block log (events dropped,
-// cumulative, and queue depth). No dependencies: the SVG is written as text.
+// bench/soak.sh's chart: the sampler's CSV as one SVG, three panels over time: memory (RSS, V8
+// heap used, external memory: buffers), event-loop lag (p50, p99, and the 50 ms limit), block
+// log (events dropped, cumulative, and queue depth). No dependencies: the SVG is written as text.
 //
 //   node bench/soak-chart.mjs CSV SVG [TITLE] [LAG_LIMIT_MS=50]
 
@@ -76,7 +76,8 @@ function panel (index, name, unit, lines, limit) {
 
 panel(0, 'Memory', 'MB', [
   { name: 'RSS', color: '#1f77b4', points: series('rss_mb') },
-  { name: 'heap used', color: '#ff7f0e', points: series('heap_used_mb') }
+  { name: 'heap used', color: '#ff7f0e', points: series('heap_used_mb') },
+  { name: 'external', color: '#8c564b', points: series('external_mb'), dash: '3,3' }
 ])
 panel(1, 'Event-loop lag (per interval)', 'ms', [
   { name: 'p99', color: '#2ca02c', points: series('lag_p99_ms') },

@@ -71,6 +71,7 @@ export function figures (m) {
   return {
     rssBytes: first(m, ['process_resident_memory_bytes']),
     heapUsedBytes: first(m, ['nodejs_heap_used_bytes', 'nodejs_heap_size_used_bytes']),
+    externalBytes: first(m, ['nodejs_external_memory_bytes']),
     lagP50Ms: sec(first(m, ['nodejs_eventloop_lag_seconds'], { stat: 'p50' })),
     lagP99Ms: sec(first(m, ['nodejs_eventloop_lag_seconds'], { stat: 'p99' })),
     lagMaxMs: sec(first(m, ['nodejs_eventloop_lag_seconds'], { stat: 'max' })),

@@ -76,11 +76,12 @@ verdict(aliveEnd && deadRows.length === 0 && rows.length > 0, 'no crash (alive, 
 // 2. RSS growth after the first minute
 const base = rows.find(r => r.t_s >= baselineS - 0.5)
 if (base === undefined || last === undefined || base === last || base.rss_mb === undefined || last.rss_mb === undefined) {
-  verdict(false, `RSS growth after ${baselineS} s < ${maxGrowth} %`, 'not measurable: no RSS samples after the baseline (run too short?)')
+  verdict(false, `RSS growth after ${baselineS} s < ${maxGrowth} %`, 'not measurable: no RSS reading at the baseline and a later one at the end (run too short, or the daemon gone?)')
 } else {
   const g = (last.rss_mb - base.rss_mb) / base.rss_mb * 100
   verdict(g < maxGrowth, `RSS growth after ${baselineS} s < ${maxGrowth} %`,
-    `${f1(g)} % (${f1(base.rss_mb)} MB at t=${base.t_s} s -> ${f1(last.rss_mb)} MB at t=${last.t_s} s; peak ${f1(Math.max(...rows.map(r => r.rss_mb ?? 0)))} MB)`)
+    `${f1(g)} % (${f1(base.rss_mb)} MB at t=${base.t_s} s -> ${f1(last.rss_mb)} MB at t=${last.t_s} s; peak ${f1(Math.max(...rows.map(r => r.rss_mb ?? 0)))} MB; ` +
+    `heap used ${f1(base.heap_used_mb)} -> ${f1(last.heap_used_mb)} MB, external ${f1(base.external_mb)} -> ${f1(last.external_mb)} MB)`)
 }
 
 // 3. Event-loop lag p99, the worst interval

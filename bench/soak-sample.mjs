@@ -21,7 +21,7 @@ if (portArg === undefined || !(pid > 0) || !(interval > 0) || !(seconds >= 0)) {
 }
 const HZ = 100 // USER_HZ: /proc/PID/stat counts in 1/100 s on Linux
 
-const COLUMNS = ['t_s', 'time', 'alive', 'rss_mb', 'heap_used_mb', 'lag_p50_ms', 'lag_p99_ms', 'lag_max_ms',
+const COLUMNS = ['t_s', 'time', 'alive', 'rss_mb', 'heap_used_mb', 'external_mb', 'lag_p50_ms', 'lag_p99_ms', 'lag_max_ms',
   'blocklog_queue', 'events_written', 'events_dropped', 'queries_answered', 'answered_qps',
   'blocked', 'cached', 'resolved', 'servfail', 'cache_entries', 'cpu_pct', 'udp_kernel_drops']
 
@@ -59,11 +59,11 @@ for (let k = 0; k <= steps; k++) {
   const qps = dt !== undefined && f.answered !== undefined && prev.answered !== undefined ? (f.answered - prev.answered) / dt : undefined
   const cpu = dt !== undefined && proc !== undefined && prev.cpuTicks !== undefined ? (proc.cpuTicks - prev.cpuTicks) / HZ / dt * 100 : undefined
   prev = { t, answered: f.answered, cpuTicks: proc?.cpuTicks }
-  const row = [fmt(t, 1), new Date().toISOString(), String(alive), fmt(mb(proc?.rssBytes ?? f.rssBytes)), fmt(mb(f.heapUsedBytes)),
+  const row = [fmt(t, 1), new Date().toISOString(), String(alive), fmt(mb(proc?.rssBytes ?? f.rssBytes)), fmt(mb(f.heapUsedBytes)), fmt(mb(f.externalBytes)),
     fmt(f.lagP50Ms, 2), fmt(f.lagP99Ms, 2), fmt(f.lagMaxMs, 2), fmt(f.queueDepth, 0), fmt(written, 0), fmt(f.dropped, 0),
     fmt(f.answered, 0), fmt(qps, 0), fmt(f.blocked, 0), fmt(f.cached, 0), fmt(f.resolved, 0), fmt(f.servfail, 0),
     fmt(f.cacheEntries, 0), fmt(cpu, 1), fmt(kernelUdpDrops(Number(portArg)), 0)]
   appendFileSync(csv, row.join(',') + '\n')
-  console.error(`soak: t=${row[0]}s rss=${row[3]}MB heap=${row[4]}MB lag_p99=${row[6]}ms queue=${row[8]} written=${row[9]} dropped=${row[10]} qps=${row[12]} cpu=${row[18]}% udp_drops=${row[19]}` +
+  console.error(`soak: t=${row[0]}s rss=${row[3]}MB heap=${row[4]}MB ext=${row[5]}MB lag_p99=${row[7]}ms queue=${row[9]} written=${row[10]} dropped=${row[11]} qps=${row[13]} cpu=${row[19]}% udp_drops=${row[20]}` +
     (alive ? '' : ` DAEMON NOT ANSWERING (${proc === undefined ? 'process gone' : err ?? 'zombie'})`))
 }

@@ -13,7 +13,7 @@
 #                         runs shorter than twice it use half the run
 #   SOAK_OUT=docs/soak    where soak.csv, soak.svg and summary.txt go
 #   SOAK_PORT=5309 (DNS, 127.0.0.1)  SOAK_API_PORT=5310 (API, 127.0.0.1)  SOAK_UPSTREAM=127.0.0.2:5300
-#   SOAK_DNSPERF_OPTS="-c 4 -q 500 -t 2"   SOAK_DAEMON_CPU=0  SOAK_CLIENT_CPU=1
+#   SOAK_DNSPERF_OPTS="-c 4 -q 500 -t 2"   SOAK_DAEMON_CPU=0  SOAK_CLIENT_CPU=1 (taskset CPU lists)
 #   SOAK_MAX_GROWTH=10 (%)  SOAK_MAX_LAG=50 (ms)  SOAK_MAX_LOST=0.1 (%)  SOAK_MIN_RATE=95 (% of SOAK_QPS)
 #   SOAK_KEEP=DIR         copy the run's temp dir (configs, logs, dnsperf output) there at the end
 #   SHARED=../shared/bench (for conf/upstream-dnsmasq.conf)
@@ -42,8 +42,11 @@ DAEMON_CPU=${SOAK_DAEMON_CPU:-0}
 CLIENT_CPU=${SOAK_CLIENT_CPU:-1}
 
 die() { echo "soak: $*" >&2; exit 2; }
-for v in SECS INTERVAL QPS ENTRIES CACHED BASELINE PORT API_PORT DAEMON_CPU CLIENT_CPU; do
+for v in SECS INTERVAL QPS ENTRIES CACHED BASELINE PORT API_PORT; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, got '${!v}'"
+done
+for v in DAEMON_CPU CLIENT_CPU; do
+  [[ ${!v} =~ ^[0-9]+([,-][0-9]+)*$ ]] || die "SOAK_$v must be a taskset CPU list (0, 0-1, 0,1), got '${!v}'"
 done
 [ "$SECS" -ge 10 ] && [ "$SECS" -le 86400 ] || die "SOAK_SECONDS: 10..86400"
 [ "$INTERVAL" -ge 1 ] && [ "$INTERVAL" -le "$SECS" ] || die "SOAK_INTERVAL: 1..SOAK_SECONDS"
@@ -148,10 +151,15 @@ printf '%s\n' "$HEADER" >&2
 SOAK_TOKEN=$TOKEN taskset -c "$CLIENT_CPU" node "$HERE/soak-sample.mjs" "$METRICS" "$DAEMON" "$INTERVAL" "$SECS" \
   "$RUN/soak.csv" "$RUN/data/egressd.sqlite" "$ROOT" "$PORT" & PIDS+=($!); SAMPLER=$!
 MAX_LINES=$((QPS * SECS * 11 / 10 + 10000))
+# generator -> FIFO -> dnsperf, both in the background so that a signal reaches the traps at once
+mkfifo "$RUN/queries.fifo"
+taskset -c "$CLIENT_CPU" node "$HERE/soak-queries.mjs" "$MIX" "$ENTRIES" "$CACHED" "$MAX_LINES" >"$RUN/queries.fifo" & PIDS+=($!); GEN=$!
 # shellcheck disable=SC2086
-taskset -c "$CLIENT_CPU" node "$HERE/soak-queries.mjs" "$MIX" "$ENTRIES" "$CACHED" "$MAX_LINES" |
-  taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$PORT" -l "$SECS" -Q "$QPS" $DNSPERF_OPTS >"$RUN/dnsperf.out" 2>&1 ||
-  echo "soak: dnsperf exited with an error: $(tail -3 "$RUN/dnsperf.out")" >&2
+taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$PORT" -l "$SECS" -Q "$QPS" $DNSPERF_OPTS <"$RUN/queries.fifo" >"$RUN/dnsperf.out" 2>&1 & PIDS+=($!); PERF=$!
+wait "$PERF" || echo "soak: dnsperf exited with an error: $(tail -3 "$RUN/dnsperf.out")" >&2
+forget "$PERF"
+wait "$GEN" || true # it ends when dnsperf closes the FIFO
+forget "$GEN"
 wait "$SAMPLER" || echo "soak: the sampler failed" >&2
 forget "$SAMPLER"
 
