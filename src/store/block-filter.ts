@@ -49,13 +49,21 @@ export interface BlockFilter {
 export const FILTER_KEYS = ['from', 'to', 'client', 'group', 'domain', 'suffix', 'category', 'action', 'qtype'] as const
 
 const UNITS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }
+/** The largest time a Date holds, ms from the epoch either way (ECMA-262 21.4.1.1). */
+const MAX_TIME = 8.64e15
 
 /** ISO 8601, epoch ms, 'now' or '-<n><s|m|h|d|w>' → epoch ms; throws a QueryError naming `parameter`. */
 export function parseTime (text: string, now: number, parameter: string): number {
   const t = text.trim()
   if (t === 'now') return now
   const rel = /^-(\d{1,9})([smhdw])$/.exec(t)
-  if (rel !== null) return now - Number(rel[1]) * UNITS[rel[2]]
+  if (rel !== null) {
+    // Beyond what a Date holds (±8.64e15 ms, about 273,000 years): no exact arithmetic, and
+    // new Date(ms).toISOString() throws where results and statistics print their range.
+    const ms = now - Number(rel[1]) * UNITS[rel[2]]
+    if (ms < -MAX_TIME) throw new QueryError(parameter, `too far back: ${JSON.stringify(text)} (at most about 273,000 years)`)
+    return ms
+  }
   if (/^\d{1,15}$/.test(t)) return Number(t)
   if (/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(t)) {
     const ms = Date.parse(t.replace(' ', 'T'))
