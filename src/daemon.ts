@@ -7,7 +7,7 @@ import type { Logger } from 'pino'
 import { formatAddress } from './config/load.js'
 import type { Config } from './config/types.js'
 import { AnswerCache } from './dns/cache.js'
-import { DnsListener, type BoundAddress } from './dns/listener.js'
+import { DnsListener, type BoundAddress, type ListenerFigures } from './dns/listener.js'
 import { DnsMetrics } from './dns/metrics.js'
 import { ClientAcl } from './dns/client-acl.js'
 import { createPipeline, type PolicyRef, type QueryContext } from './dns/pipeline.js'
@@ -29,6 +29,7 @@ import type { BlockLogFigures } from './api/host.js'
 import { blockRoutes } from './api/routes/blocks.js'
 import { EgressdError, PolicyError } from './errors.js'
 import { CustomPolicy } from './store/custom-policy.js'
+import { openPolicyStore, policyPath, type PolicyStoreStatus } from './store/policy-db.js'
 import { readVersion } from './version.js'
 
 export interface DaemonDeps {
@@ -91,10 +92,17 @@ export class Daemon {
   /** URL sources: scheduled downloads, their status, and updates on demand. */
   readonly lists: ListUpdater
   /**
-   * The store's read-write connection on the main thread (rules, audit, list status); undefined when
-   * the database could not be opened (DNS runs regardless, the error is logged loudly).
+   * The block log's read-write connection on the main thread (egressd.sqlite); undefined when the
+   * database could not be opened (DNS runs regardless, the error is logged loudly).
    */
   readonly db: Db | undefined
+  /**
+   * The policy file (policy.sqlite: custom rules, category overrides, audit log), apart from the
+   * block log so damage to the log cannot touch it; undefined when it cannot be opened at all.
+   */
+  readonly policyDb: Db | undefined
+  /** Why the policy file could not be opened (readiness fails with `policy` then). */
+  readonly #policyError: string | undefined
   #blockLog: BlockLog | undefined
   #blockSearch: BlockSearch | undefined
   /** Per engine snapshot: list name -> content hash, so each event records the list version that matched. */
@@ -121,9 +129,31 @@ export class Daemon {
     this.#pool = this.#newPool(config)
     this.#listener = new DnsListener({ dns: config.dns, log: deps.log, metrics: this.metrics, turn: this.#turn }, this.#newPipeline())
     this.#listener.allows = client => this.#acl.allows(client)
+    // The policy file first: on the first start after the split it takes the policy rows out of the
+    // block log, whose migration 5 then drops their tables (and refuses to while rows are left).
+    const policyStore = openPolicyStore({
+      path: policyPath(config.dataDir),
+      blockLogPath: config.store.path,
+      synchronous: config.store.synchronous,
+      busyTimeoutMs: config.store.busyTimeoutMs,
+      log: this.#log,
+      now: this.#now
+    })
+    this.policyDb = policyStore.db
+    this.#policyError = policyStore.error
     this.db = this.#openStore(config)
     this.#loadConfig = deps.loadConfig ?? (() => this.#config)
-    this.customPolicy = this.db === undefined ? undefined : this.#openCustomPolicy(this.db)
+    this.customPolicy = this.policyDb === undefined ? undefined : this.#openCustomPolicy(this.policyDb)
+  }
+
+  /** The policy file's state for the status and readiness: complete unless rows were lost or it is unavailable. */
+  get policyStore (): PolicyStoreStatus {
+    const path = this.policyDb?.name ?? policyPath(this.#config.dataDir)
+    const c = this.customPolicy
+    const problems = c !== undefined
+      ? c.losses
+      : [this.#policyError ?? `${path}: custom rules, category overrides and the audit log are unavailable (see the log)`]
+    return { path, available: c !== undefined, complete: problems.length === 0, problems }
   }
 
   /** The block-log writer (queue depth, drops, failures for /metrics); undefined when the store is unavailable. */
@@ -187,11 +217,13 @@ export class Daemon {
   get apiAddress (): { readonly host: string, readonly port: number, readonly tls: boolean } | undefined { return this.#apiAddress }
   /** Client queries being answered right now. */
   get inflight (): number { return this.#listener.inflight }
+  /** DNS listener sockets now: TCP connections and their unsent answers, UDP kernel drops. */
+  dnsSockets (): ListenerFigures { return this.#listener.figures() }
   /** When the engine in force was built. */
   get policyLoadedAt (): number { return this.#builtAt.get(this.policy.engine) ?? this.startedAt }
   blockLogFigures (): BlockLogFigures | undefined {
     const s = this.#blockLog?.stats
-    return s === undefined ? undefined : { queueDepth: s.depth, dropped: s.dropped, written: s.written }
+    return s === undefined ? undefined : { ...s, queueDepth: s.depth }
   }
 
   /** Reloads the config from its source (as SIGHUP does); throws ConfigError or PolicyError and changes nothing then. */
@@ -203,9 +235,13 @@ export class Daemon {
     try {
       const c = new CustomPolicy({ db, log: this.#log, now: this.#now, apply: (inputs, reason) => { this.updatePolicyInputs(inputs, reason) } })
       c.start() // applies the stored rules and overrides; arms the expiry timer
+      if (c.losses.length > 0) {
+        this.#log.error({ path: db.name, lost: c.losses }, 'POLICY INCOMPLETE: the policy file lost custom rules, category overrides or audit rows ' +
+          'to damage and no admin has acknowledged it yet (POST /api/v1/policy/acknowledge); readiness fails (policy), DNS goes on with what is left')
+      }
       return c
     } catch (err) {
-      this.#log.error({ err }, 'custom rules and the audit log are unavailable (store error); DNS goes on with the config\'s policy')
+      this.#log.error({ err, path: db.name }, 'POLICY STORE UNAVAILABLE: custom rules, category overrides and the audit log cannot be read; DNS goes on with the config\'s policy, and readiness fails (policy)')
       return undefined
     }
   }
@@ -523,6 +559,7 @@ export class Daemon {
     await this.#blockSearch?.close()
     await this.#blockLog?.close()
     this.db?.close()
+    this.policyDb?.close()
     this.#log.info('egressd stopped')
   }
 }

@@ -3,19 +3,37 @@
 
 import type { Config } from '../config/types.js'
 import type { CacheStats } from '../dns/cache.js'
-import type { BoundAddress } from '../dns/listener.js'
+import type { BoundAddress, ListenerFigures } from '../dns/listener.js'
 import type { DnsMetrics } from '../dns/metrics.js'
 import type { LatencyHistogram, UpstreamHealth } from '../dns/upstream/pool.js'
 import type { EngineBuild } from '../policy/build.js'
 import type { Engine } from '../policy/engine.js'
 import type { Db } from '../store/db.js'
 import type { CustomPolicy } from '../store/custom-policy.js'
+import type { PolicyStoreStatus } from '../store/policy-db.js'
 import type { ListSourceStatus, SourceUpdateResult } from '../lists/updater.js'
 
 export interface ReloadReport { readonly applied: readonly string[], readonly needsRestart: readonly string[] }
 
-/** Block-log writer figures for /metrics and status (issue 4's writer, when present). */
-export interface BlockLogFigures { readonly queueDepth: number, readonly dropped: number, readonly written?: number }
+/**
+ * Block-log writer figures for /metrics, status and readiness: what the last write attempts did
+ * (state, last success, last error with its code, failures in a row), the queue (failed batches
+ * waiting for a retry included) and its bound, and what was written and dropped.
+ */
+export interface BlockLogFigures {
+  readonly queueDepth: number
+  readonly dropped: number
+  readonly written?: number
+  /** ok; failing (the last write attempt failed, until one succeeds); stalled (a write in flight too long). */
+  readonly state?: 'ok' | 'failing' | 'stalled'
+  readonly queueMax?: number
+  readonly failures?: number
+  readonly consecutiveFailures?: number
+  /** ms */
+  readonly lastOkAt?: number
+  readonly lastError?: { readonly code: string, readonly message: string, readonly at: number }
+  readonly inflightMs?: number
+}
 
 export interface ApiHost {
   /** The config in force (replaced by reloads). */
@@ -28,14 +46,18 @@ export interface ApiHost {
   readonly addresses: readonly BoundAddress[]
   /** Client queries being answered right now. */
   readonly inflight: number
+  /** DNS listener sockets now (TCP connections, unsent answers, UDP kernel drops); computed when called. */
+  readonly dnsSockets?: () => ListenerFigures
   readonly policy: { readonly engine: Engine }
   readonly policyBuild: EngineBuild
   /** When the engine in force was built (ms). */
   readonly policyLoadedAt: number
   readonly firewall: { readonly attempts: number, readonly failures: number, readonly lastError: string | undefined, readonly lastOkAt: number | undefined }
   readonly db: Db | undefined
-  /** Custom rules, category overrides and the audit log; undefined when the store is unavailable. */
+  /** Custom rules, category overrides and the audit log; undefined when the policy file is unavailable. */
   readonly customPolicy: CustomPolicy | undefined
+  /** The policy file (policy.sqlite): available, complete, and why not (readiness part `policy`). */
+  readonly policyStore?: PolicyStoreStatus
   readonly blockLogFigures: () => BlockLogFigures | undefined
   /** Downloaded (URL) list sources and their update state. */
   readonly lists?: {

@@ -1,6 +1,10 @@
 // DNS listeners: UDP and TCP on each configured address. TCP follows RFC 7766: 2-byte length
 // framing, many queries per connection answered as they complete (possibly out of order), an idle
 // timeout, a cap on connections and on queries in flight per connection (reading pauses at the cap).
+// A client holds at most dns.tcp.maxConnectionsPerClient connections, and a connection whose
+// answers are not read gets no more queries read once dns.tcp.maxQueuedBytesPerConnection of them
+// wait to be written (closed if they do not drain within dns.tcp.stuckTimeoutMs): what one client
+// makes the daemon hold is bounded. UDP sockets ask for dns.udp.receiveBufferBytes of buffer.
 // Knows nothing of DNS beyond framing: every message goes to the injected `serve` function.
 
 import { Buffer } from 'node:buffer' // a plain binding; the global is a getter (see wire.ts)
@@ -9,6 +13,7 @@ import net from 'node:net'
 import type { Logger } from 'pino'
 import type { DnsConfig, ListenAddress } from '../config/types.js'
 import { EgressdError } from '../errors.js'
+import { udpKernelDrops } from './kernel-drops.js'
 import type { DnsMetrics } from './metrics.js'
 import type { Protocol } from './pipeline.js'
 import type { DatagramHandler, UdpTurn } from './udp-turn.js'
@@ -35,6 +40,23 @@ export const LATER = 0
 
 export interface BoundAddress { readonly protocol: Protocol, readonly host: string, readonly port: number }
 
+/** The listener sockets' state right now, for /metrics and status (computed when asked). */
+export interface ListenerFigures {
+  /** Client TCP connections open. */
+  readonly tcpConnections: number
+  /** Client addresses holding at least one TCP connection. */
+  readonly tcpClients: number
+  /** Answer bytes waiting to be written, over all connections, and on the fullest one. */
+  readonly tcpQueuedBytes: number
+  readonly tcpMaxQueuedBytes: number
+  /** Connections whose reading is paused because their answers do not drain. */
+  readonly tcpWriteBlocked: number
+  /** Datagrams the kernel dropped on the UDP listener sockets (receive buffer full); undefined if unknown (not Linux). */
+  readonly udpKernelDrops: number | undefined
+  /** SO_RCVBUF of each UDP listener socket as the kernel reports it (Linux reports twice what it grants). */
+  readonly udpReceiveBufferBytes: readonly number[]
+}
+
 export interface ListenerDeps {
   readonly dns: DnsConfig
   readonly log: Logger
@@ -57,6 +79,11 @@ export class DnsListener {
   readonly #udp: dgram.Socket[] = []
   readonly #tcp: net.Server[] = []
   readonly #conns = new Set<net.Socket>()
+  /** Open TCP connections per client address (dns.tcp.maxConnectionsPerClient). */
+  readonly #perClient = new Map<string, number>()
+  /** Connections whose reading is paused because their answers do not drain. */
+  #writeBlocked = 0
+  readonly #udpBound: Array<{ family: 4 | 6, host: string, port: number, receiveBuffer: number }> = []
   #inflight = 0
   #draining = false
   #closed = false
@@ -102,12 +129,27 @@ export class DnsListener {
 
   #listenUdp (a: ListenAddress): Promise<number> {
     // ipv6Only like the TCP side: [::] and 0.0.0.0 can then both be listed, and TCP/UDP agree.
-    const sock = dgram.createSocket({ type: a.family === 6 ? 'udp6' : 'udp4', ipv6Only: a.family === 6, lookup: literalLookup })
+    // A receive buffer large enough to ride out a stall of the event loop (a GC pause, a list
+    // rebuild): what does not fit is dropped by the kernel (udpKernelDrops). SO_RCVBUF is set
+    // between bind and listening; net.core.rmem_max caps what the kernel grants.
+    const requested = this.#deps.dns.udp.receiveBufferBytes
+    const sock = dgram.createSocket({ type: a.family === 6 ? 'udp6' : 'udp4', ipv6Only: a.family === 6, lookup: literalLookup, recvBufferSize: requested > 0 ? requested : undefined })
     return new Promise((resolve, reject) => {
       sock.once('error', err => reject(new EgressdError('EGRESSD_ERR_LISTEN', `cannot listen on udp ${a.host}:${a.port}: ${err.message}`, { cause: err })))
       sock.bind(a.port, a.host, () => {
         sock.removeAllListeners('error')
         sock.on('error', err => this.#log.error({ err }, 'UDP socket error'))
+        let granted = 0
+        try { granted = sock.getRecvBufferSize() } catch { /* not available: logged as 0 */ }
+        const port = sock.address().port
+        this.#udpBound.push({ family: a.family, host: a.host, port, receiveBuffer: granted })
+        // Linux reports twice the size it was asked for (the other half is its bookkeeping), so
+        // less than the request means net.core.rmem_max cut it.
+        if (requested > 0 && granted < requested) {
+          this.#log.warn({ address: `${a.host}:${port}`, requested, granted }, 'UDP receive buffer smaller than dns.udp.receiveBufferBytes: the kernel caps it at net.core.rmem_max (raise it with sysctl)')
+        } else {
+          this.#log.info({ address: `${a.host}:${port}`, requested, granted }, 'UDP receive buffer')
+        }
         const replier: Replier = {
           reply: (to, b) => {
             this.#sendUdp(sock, b, to as dgram.RemoteInfo)
@@ -118,7 +160,7 @@ export class DnsListener {
         const turn = this.#deps.turn
         sock.on('message', (msg, rinfo) => { turn.received(handler, msg, rinfo) })
         this.#udp.push(sock)
-        resolve(sock.address().port)
+        resolve(port)
       })
     })
   }
@@ -156,19 +198,47 @@ export class DnsListener {
     const m = this.#deps.metrics
     const t = this.#deps.dns.tcp
     m.tcp.accepted++
-    this.#conns.add(sock)
     const client = sock.remoteAddress ?? ''
+    // One address may not take every slot of maxConnections: past its share the connection is
+    // closed before anything is read from it.
+    const held = this.#perClient.get(client) ?? 0
+    if (held >= t.maxConnectionsPerClient) {
+      m.tcp.clientLimited++
+      sock.on('error', () => {})
+      sock.destroy()
+      return
+    }
+    this.#perClient.set(client, held + 1)
+    this.#conns.add(sock)
     const refused = !this.allows(client)
     let buf: Buffer | undefined
     let inflight = 0
     let paused = false
     let served = 0
+    /** More than maxQueuedBytesPerConnection of answers wait to be written: no more queries are read. */
+    let blocked = false
+    let stuck: NodeJS.Timeout | undefined
     sock.setTimeout(t.idleTimeoutMs)
     sock.on('timeout', () => {
-      if (inflight === 0) { m.tcp.idleClosed++; sock.end() }
+      if (inflight === 0 && !blocked) { m.tcp.idleClosed++; sock.end() }
     })
     sock.on('error', () => { m.tcp.errors++ })
-    sock.on('close', () => { this.#conns.delete(sock) })
+    sock.on('close', () => {
+      this.#conns.delete(sock)
+      const n = (this.#perClient.get(client) ?? 1) - 1
+      if (n > 0) this.#perClient.set(client, n)
+      else this.#perClient.delete(client)
+      if (blocked) { blocked = false; this.#writeBlocked-- }
+      if (stuck !== undefined) { clearTimeout(stuck); stuck = undefined }
+      buf = undefined
+    })
+    sock.on('drain', () => {
+      if (!blocked) return
+      blocked = false
+      this.#writeBlocked--
+      if (stuck !== undefined) { clearTimeout(stuck); stuck = undefined }
+      pump()
+    })
 
     const send = (b: Buffer): void => {
       if (sock.destroyed || !sock.writable || b.length > 65535) return
@@ -177,6 +247,21 @@ export class DnsListener {
       b.copy(frame, 2)
       sock.write(frame)
       if (refused) sock.end()
+      // The client is not reading its answers (or not fast enough): stop taking its queries until
+      // they drain. writableNeedDrain guarantees the 'drain' that ends this.
+      else if (!blocked && sock.writableLength > t.maxQueuedBytesPerConnection && sock.writableNeedDrain) block()
+    }
+    const block = (): void => {
+      blocked = true
+      this.#writeBlocked++
+      m.tcp.writePaused++
+      stuck = setTimeout(() => {
+        stuck = undefined
+        if (!blocked) return
+        m.tcp.stuckClosed++
+        sock.destroy() // end() would wait for the very answers that do not drain
+      }, t.stuckTimeoutMs)
+      stuck.unref()
     }
     const replier: Replier = {
       reply: (_to, b) => {
@@ -187,10 +272,10 @@ export class DnsListener {
         if (this.#draining && inflight === 0) sock.end()
       }
     }
-    // Takes complete frames off the buffer while fewer than the cap are in flight; at the cap,
-    // reading pauses and the rest waits in the buffer until answers go out.
+    // Takes complete frames off the buffer while fewer than the cap are in flight and the answers
+    // drain; otherwise reading pauses and the rest waits in the buffer (at most one read's worth).
     const pump = (): void => {
-      while (buf !== undefined && buf.length >= 2 && !this.#draining && inflight < t.maxInflightPerConnection && !(refused && served > 0)) {
+      while (buf !== undefined && buf.length >= 2 && !blocked && !this.#draining && inflight < t.maxInflightPerConnection && !(refused && served > 0)) {
         const len = buf.readUInt16BE(0)
         if (buf.length < 2 + len) break
         const msg = Buffer.from(buf.subarray(2, 2 + len))
@@ -206,13 +291,33 @@ export class DnsListener {
           sock.end() // nothing to answer (a dropped packet): a refused client's connection still closes
         }
       }
-      const full = inflight >= t.maxInflightPerConnection
-      if (full && !paused) { paused = true; sock.pause() } else if (!full && paused && !this.#draining) { paused = false; sock.resume() }
+      const hold = blocked || inflight >= t.maxInflightPerConnection
+      if (hold && !paused) { paused = true; sock.pause() } else if (!hold && paused && !this.#draining) { paused = false; sock.resume() }
     }
     sock.on('data', (d: Buffer) => {
       buf = buf === undefined ? d : Buffer.concat([buf, d])
       pump()
     })
+  }
+
+  /** Connections, queued answers and kernel drops right now (walks the open connections). */
+  figures (): ListenerFigures {
+    let queued = 0
+    let max = 0
+    for (const c of this.#conns) {
+      const n = c.writableLength
+      queued += n
+      if (n > max) max = n
+    }
+    return {
+      tcpConnections: this.#conns.size,
+      tcpClients: this.#perClient.size,
+      tcpQueuedBytes: queued,
+      tcpMaxQueuedBytes: max,
+      tcpWriteBlocked: this.#writeBlocked,
+      udpKernelDrops: udpKernelDrops(this.#udpBound),
+      udpReceiveBufferBytes: this.#udpBound.map(u => u.receiveBuffer)
+    }
   }
 
   #done (): void {
@@ -245,6 +350,7 @@ export class DnsListener {
     }
     for (const s of this.#udp) s.close()
     this.#udp.length = 0
+    this.#udpBound.length = 0
     this.#tcp.length = 0
   }
 }

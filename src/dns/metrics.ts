@@ -6,9 +6,21 @@ import type { DropReason } from './upstream/transport.js'
 
 export type OutcomeKind = 'cached' | 'resolved' | 'blocked' | 'servfail' | 'refused'
 
-/** What became of a query, by protocol: a pipeline outcome, or a malformed packet answered FORMERR/NOTIMP or dropped. */
-export type QueryResult = OutcomeKind | 'formerr' | 'notimp' | 'dropped'
-export const QUERY_RESULTS: readonly QueryResult[] = ['resolved', 'cached', 'blocked', 'servfail', 'refused', 'formerr', 'notimp', 'dropped']
+/**
+ * What became of a query, by protocol: a pipeline outcome, or a malformed packet answered FORMERR/NOTIMP
+ * or dropped; `badvers` an EDNS version above 0 (RFC 6891), `local` an answer about egressd itself
+ * (dns.chaos.answer for version.bind and the like).
+ */
+export type QueryResult = OutcomeKind | 'formerr' | 'notimp' | 'dropped' | 'badvers' | 'local'
+export const QUERY_RESULTS: readonly QueryResult[] = ['resolved', 'cached', 'blocked', 'servfail', 'refused', 'formerr', 'notimp', 'dropped', 'badvers', 'local']
+
+/**
+ * Queries egressd answers itself before cache, policy and upstream: an EDNS version above 0
+ * (BADVERS), a CHAOS-class question (version.bind, ...: REFUSED or dns.chaos.answer), a zone
+ * transfer (AXFR/IXFR: REFUSED).
+ */
+export type LocalAnswerKind = 'badvers' | 'chaos' | 'zone-transfer'
+export const LOCAL_ANSWER_KINDS: readonly LocalAnswerKind[] = ['badvers', 'chaos', 'zone-transfer']
 
 function zeroes<K extends string> (keys: readonly K[]): Record<K, number> {
   const o = {} as Record<K, number>
@@ -34,11 +46,19 @@ export class DnsMetrics {
   overloaded = 0
   /** Queries refused because their client is not in dns.allowClients. */
   refusedClients = 0
+  /** Queries answered by egressd itself before cache, policy and upstream, by kind. */
+  readonly localAnswers: Record<LocalAnswerKind, number> = zeroes(LOCAL_ANSWER_KINDS)
   /** UDP answers cut to header + question with TC set (the client retries over TCP). */
   truncated = 0
   /** UDP answers that could not be sent (e.g. the socket buffer refused them). */
   udpSendErrors = 0
-  readonly tcp = { accepted: 0, rejected: 0, idleClosed: 0, errors: 0 }
+  /**
+   * Client TCP connections by event: accepted; rejected (dns.tcp.maxConnections full); clientLimited
+   * (closed at once: its address held dns.tcp.maxConnectionsPerClient); idleClosed; errors;
+   * writePaused (reading paused: more than dns.tcp.maxQueuedBytesPerConnection of answers unsent);
+   * stuckClosed (closed: its answers did not drain within dns.tcp.stuckTimeoutMs).
+   */
+  readonly tcp = { accepted: 0, rejected: 0, clientLimited: 0, idleClosed: 0, errors: 0, writePaused: 0, stuckClosed: 0 }
   /** Policy matches by category: blocked, and `monitor` matches that were answered normally. */
   readonly blockedByCategory = new Map<string, number>()
   readonly monitoredByCategory = new Map<string, number>()
