@@ -63,6 +63,13 @@ export const DnsSchema = strictObject({
   udp: strictObject({
     /** SO_RCVBUF asked for on each UDP listener socket (0 = the system default); net.core.rmem_max caps it. */
     receiveBufferBytes: integer(0, 1024 * 1024 * 1024, 4 * 1024 * 1024)
+  }, { default: {} }),
+  /**
+   * CHAOS-class queries (version.bind, hostname.bind, id.server, ...) are answered by egressd,
+   * never forwarded: REFUSED, or with `answer` as a CH TXT record for the well-known names.
+   */
+  chaos: strictObject({
+    answer: Type.Optional(Type.String({ pattern: '^[\\x20-\\x7e]{1,255}$', errorMessage: 'expected 1 to 255 printable ASCII characters' }))
   }, { default: {} })
 }, { default: {} })
 

@@ -42,6 +42,9 @@ export interface DnsConfig {
   readonly udp: {
     readonly receiveBufferBytes: number     // default 4 MiB (SO_RCVBUF; 0 = system default)
   }
+  readonly chaos: {
+    readonly answer: string | undefined     // CH TXT text for version.bind & co.; default none: REFUSED
+  }
 }
 
 export interface CacheConfig {

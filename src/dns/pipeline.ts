@@ -26,8 +26,8 @@ import type { DnsMetrics } from './metrics.js'
 import type { Resolution, ResolveCallback, UpstreamPool } from './upstream/pool.js'
 import { LATER, type Replier, type Serve } from './listener.js'
 import {
-  AnswerTargets, answerTargets, blockResponse, edeOption, emptyResponse, type BlockAnswer, headerOnlyResponse, malformedRcode, readQuery, renderAnswer, renderInPlace, Rcode,
-  truncateForUdp, upstreamQuestion, type Query, type StoredAnswer
+  AnswerTargets, answerTargets, blockResponse, edeOption, emptyResponse, type BlockAnswer, headerOnlyResponse, malformedRcode, QClass, QType, readQuery, renderAnswer,
+  renderInPlace, Rcode, truncateForUdp, txtRdata, txtResponse, upstreamQuestion, type Query, type StoredAnswer
 } from './wire.js'
 
 export type Protocol = 'udp' | 'tcp'
@@ -79,7 +79,7 @@ export class QueryContext implements ResolveCallback {
   /** The outcome of a PENDING query: runs the queued steps, then answers the client. */
   settle (o: Outcome): void { this.finish(this, o) }
   resolved (r: Resolution): void { this.finish(this, r) }
-  failed (err: Error): void { this.finish(this, { kind: 'servfail', reason: err.message }) }
+  failed (err: Error, ede?: Buffer): void { this.finish(this, { kind: 'servfail', reason: err.message, ede }) }
 }
 
 /** What a stage does with an outcome on its way back to the client. */
@@ -104,7 +104,8 @@ export type Outcome =
   | { readonly kind: 'cached', readonly slot: number, readonly elapsed: number }
   | { readonly kind: 'resolved', readonly answer: StoredAnswer, readonly upstream: string }
   | { readonly kind: 'blocked', readonly verdict: Verdict }
-  | { readonly kind: 'servfail', readonly reason: string }
+  /** `ede`: the EDE option(s) an upstream sent with its SERVFAIL, passed on in place of our own EDE 22. */
+  | { readonly kind: 'servfail', readonly reason: string, readonly ede?: Buffer | undefined }
   | { readonly kind: 'refused', readonly reason: string }
 
 /** Called for every policy match: blocks, and `monitor` matches that are answered normally. */
@@ -281,8 +282,13 @@ const EDE_BLOCKED = 15
 /** EDE info-code 18 "Prohibited" (RFC 8914 4.19): a client the resolver does not serve. */
 const EDE_PROHIBITED = 18
 
+/** EDE info-code 21 "Not Supported" (RFC 8914 4.22): a zone transfer asked of a forwarder. */
+const EDE_NOT_SUPPORTED = 21
 /** EDE info-code 22 "No Reachable Authority" (RFC 8914 4.23). */
 const EDE_NO_REACHABLE_AUTHORITY = 22
+
+/** CHAOS-class TXT names that ask a server about itself (BIND, NSD, Unbound, RFC 4892): dns.chaos.answer answers them. */
+const CHAOS_NAMES: ReadonlySet<string> = new Set(['version.bind', 'version.server', 'hostname.bind', 'id.server', 'authors.bind'])
 
 /**
  * Builds the query path once and returns the function listeners call with a client's bytes.
@@ -319,9 +325,49 @@ export function createPipeline (d: PipelineDeps): Serve {
     return b
   }
 
+  // Queries answered here, before cache, policy and upstream, and without an Outcome (like a refused
+  // client): an EDNS version we do not implement (RFC 6891 6.1.3: BADVERS, our OPT says version 0),
+  // CHAOS class (version.bind & co.: forwarded, the upstream's answer would tell its software and
+  // version), zone transfers (a forwarder has no zones to transfer; RFC 5936 defines AXFR over TCP
+  // only, but either way the answer is REFUSED, as Unbound's). An ordinary query (IN, version 0,
+  // no transfer) does not get here: `serve` tests for all three at once.
+  const m = d.metrics
+  const chaosTxt = d.dns.chaos.answer === undefined ? undefined : txtRdata(d.dns.chaos.answer)
+  const notSupportedEde = edeOption(EDE_NOT_SUPPORTED, '')
+  const local = (msg: Buffer, q: Query, protocol: Protocol): Buffer | null => {
+    let resp: Buffer
+    if (q.ednsVersion !== 0) {
+      m.localAnswers.badvers++
+      m.results[protocol].badvers++
+      resp = emptyResponse(msg, q, Rcode.BADVERS, ednsSize)
+    } else if (q.qclass === QClass.CH) {
+      m.localAnswers.chaos++
+      if (chaosTxt !== undefined && (q.qtype === QType.TXT || q.qtype === QType.ANY) && CHAOS_NAMES.has(q.qname)) {
+        m.results[protocol].local++
+        resp = txtResponse(msg, q, chaosTxt, ednsSize)
+      } else {
+        m.results[protocol].refused++
+        resp = emptyResponse(msg, q, Rcode.REFUSED, ednsSize)
+      }
+    } else if (q.qtype === QType.AXFR || q.qtype === QType.IXFR) {
+      m.localAnswers['zone-transfer']++
+      m.results[protocol].refused++
+      resp = emptyResponse(msg, q, Rcode.REFUSED, ednsSize, notSupportedEde)
+    } else {
+      return null // another class than IN or CH: forwarded as before
+    }
+    if (protocol === 'udp') {
+      const limit = q.udpSize < ednsSize ? q.udpSize : ednsSize
+      if (resp.length > limit) {
+        m.truncated++
+        resp = truncateForUdp(resp, msg, q, limit, ednsSize)
+      }
+    }
+    return resp
+  }
+
   // Every outcome is counted here, whoever produced it, on its way to the client (not as a stage
   // of its own: that would cost every forwarded query one more promise hop).
-  const m = d.metrics
   const render = (ctx: QueryContext, o: Outcome): Buffer => {
     m.outcomes[o.kind]++
     m.results[ctx.protocol][o.kind]++
@@ -331,7 +377,7 @@ export function createPipeline (d: PipelineDeps): Serve {
       // The query that asked upstream sends the upstream's datagram back, changed in place (the
       // cache and the queries that waited on it have their copies by now: its steps run last).
       case 'resolved': resp = ctx.asked ? renderInPlace(o.answer, ctx.msg, ctx.q) : renderAnswer(o.answer, ctx.msg, ctx.q); break
-      case 'servfail': resp = emptyResponse(ctx.msg, ctx.q, Rcode.SERVFAIL, ednsSize, servfailEde); break
+      case 'servfail': resp = emptyResponse(ctx.msg, ctx.q, Rcode.SERVFAIL, ednsSize, o.ede ?? servfailEde); break
       case 'refused': resp = emptyResponse(ctx.msg, ctx.q, Rcode.REFUSED, ednsSize); break
       case 'blocked': resp = blockResponse(ctx.msg, ctx.q, o.verdict.action as BlockAnswer, blockOptions, ctx.q.edns ? edeFor(o.verdict) : undefined); break
     }
@@ -395,6 +441,11 @@ export function createPipeline (d: PipelineDeps): Serve {
       d.metrics.refusedClients++
       d.metrics.results[protocol].refused++
       return emptyResponse(msg, q, Rcode.REFUSED, ednsSize, prohibitedEde)
+    }
+    // One test for what `local` answers; an ordinary query (IN, EDNS version 0, no zone transfer) passes it.
+    if (q.ednsVersion !== 0 || q.qclass !== QClass.IN || q.qtype === QType.AXFR || q.qtype === QType.IXFR) {
+      const resp = local(msg, q, protocol)
+      if (resp !== null) return resp
     }
     const engine = d.policy.engine
     const ctx = new QueryContext(msg, q, protocol, client, engine, engine.groupOf(client), replier, to, finish)

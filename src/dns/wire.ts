@@ -8,8 +8,10 @@
 import { Buffer } from 'node:buffer'
 import { FNV_OFFSET, FNV_PRIME, finishHash } from '../hash.js'
 
-export const Rcode = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const
-export const QType = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SVCB: 64, HTTPS: 65, OPT: 41, ANY: 255 } as const
+/** Rcodes; BADVERS (RFC 6891) is an extended rcode: its upper 8 bits go into the OPT record. */
+export const Rcode = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5, BADVERS: 16 } as const
+export const QType = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SVCB: 64, HTTPS: 65, OPT: 41, IXFR: 251, AXFR: 252, ANY: 255 } as const
+export const QClass = { IN: 1, CH: 3 } as const
 
 const HEADER = 12
 const FLAG_QR = 0x8000
@@ -38,6 +40,8 @@ export interface Query {
   readonly udpSize: number
   /** DNSSEC OK bit from the client's OPT. */
   readonly do: boolean
+  /** VERSION from the client's OPT (0 without EDNS); above 0 is answered BADVERS (RFC 6891 6.1.3). */
+  readonly ednsVersion: number
   /** Cache and coalescing key: (lower-cased name, type, class, DO). */
   readonly key: string
   /** keyHash(key), found while the key was read (the cache looks it up, and stores under it). */
@@ -74,7 +78,12 @@ export function readQuery (msg: Buffer): Query | Malformed {
   if ((flags & FLAG_QR) !== 0) return 'response'
   if (((flags >> 11) & 0xf) !== 0) return 'opcode'
   if (msg[4] !== 0 || msg[5] !== 1) return 'qdcount'
-  if (msg[6] !== 0 || msg[7] !== 0 || msg[8] !== 0 || msg[9] !== 0) return 'sections'
+  // Nothing in answer and authority, but for an IXFR query's SOA (RFC 1995 3), checked below.
+  let authority = false
+  if (msg[6] !== 0 || msg[7] !== 0 || msg[8] !== 0 || msg[9] !== 0) {
+    if (msg[6] !== 0 || msg[7] !== 0 || msg[8] !== 0 || msg[9] !== 1) return 'sections'
+    authority = true
+  }
   const arcount = (msg[10] << 8) | msg[11]
 
   // Question name: plain labels only (a compression pointer in a query is a format error).
@@ -112,7 +121,16 @@ export function readQuery (msg: Buffer): Query | Malformed {
   let edns = false
   let udpSize = 512
   let dnssecOk = false
+  let ednsVersion = 0
   p = questionEnd
+  if (authority) {
+    // An IXFR query carries the client's SOA: skipped (the query is answered REFUSED, never forwarded).
+    if (qtype !== QType.IXFR) return 'sections'
+    p = skipName(msg, p)
+    if (p < 0 || p + 10 > len) return 'truncated'
+    p += 10 + ((msg[p + 8] << 8) | msg[p + 9])
+    if (p > len) return 'truncated'
+  }
   for (let i = 0; i < arcount; i++) {
     if (p + 11 > len) return 'truncated'
     if (msg[p] !== 0) return 'opt'           // OPT's owner is the root
@@ -121,6 +139,7 @@ export function readQuery (msg: Buffer): Query | Malformed {
     edns = true
     const size = (msg[p + 3] << 8) | msg[p + 4]
     udpSize = size > 512 ? size : 512
+    ednsVersion = msg[p + 6]
     dnssecOk = (msg[p + 7] & 0x80) !== 0
     const rdlen = (msg[p + 9] << 8) | msg[p + 10]
     p += 11 + rdlen
@@ -151,7 +170,7 @@ export function readQuery (msg: Buffer): Query | Malformed {
     qname = key.slice(0, n)
     h = finishHash(h)
   }
-  return { id: (msg[0] << 8) | msg[1], flags, qname, qtype, qclass, questionEnd, edns, udpSize, do: dnssecOk, key, keyHash: h }
+  return { id: (msg[0] << 8) | msg[1], flags, qname, qtype, qclass, questionEnd, edns, udpSize, do: dnssecOk, ednsVersion, key, keyHash: h }
 }
 
 /**
@@ -447,13 +466,19 @@ function optLength (rdata: Buffer | undefined): number {
   return rdata === undefined ? 11 : 11 + rdata.length
 }
 
-/** Writes an OPT RR (see buildOpt) at `p`, every byte (`optLength(rdata)` of them). */
-function writeOpt (b: Buffer, p: number, udpSize: number, dnssecOk: boolean, rdata: Buffer | undefined): void {
+/**
+ * Writes an OPT RR (see buildOpt) at `p`, every byte (`optLength(rdata)` of them). `rcode` is the
+ * message's full rcode: its upper 8 bits are the OPT's EXTENDED-RCODE (RFC 6891 6.1.3; the header
+ * holds the lower 4).
+ */
+function writeOpt (b: Buffer, p: number, udpSize: number, dnssecOk: boolean, rdata: Buffer | undefined, rcode = 0): void {
   const rdlen = rdata === undefined ? 0 : rdata.length
   b[p] = 0 // owner: the root
   put16(b, p + 1, QType.OPT)
   put16(b, p + 3, udpSize)
-  put32(b, p + 5, dnssecOk ? OPT_DO : 0) // extended rcode 0, version 0, flags
+  b[p + 5] = rcode >>> 4 // EXTENDED-RCODE
+  b[p + 6] = 0 // VERSION: we implement EDNS version 0
+  put16(b, p + 7, dnssecOk ? OPT_DO : 0) // flags
   put16(b, p + 9, rdlen)
   if (rdata !== undefined) b.set(rdata, p + 11)
 }
@@ -563,7 +588,8 @@ function forClient (out: Buffer, msg: Buffer, q: Query): void {
 /**
  * A response with no records, built from the query bytes: header (ID, opcode, RD, CD from the
  * client; QR, RA and `rcode` set), the client's question, and an OPT when the client sent EDNS,
- * optionally with an Extended DNS Error option.
+ * optionally with an Extended DNS Error option. An extended rcode (BADVERS) needs the client's
+ * EDNS: its upper bits go into the OPT.
  */
 export function emptyResponse (msg: Buffer, q: Query, rcode: number, udpSize: number, ede?: Buffer): Buffer {
   const qlen = q.questionEnd - HEADER
@@ -575,8 +601,69 @@ export function emptyResponse (msg: Buffer, q: Query, rcode: number, udpSize: nu
   put32(out, 4, 0x00010000) // QDCOUNT 1, ANCOUNT 0
   put32(out, 8, q.edns ? 1 : 0) // NSCOUNT 0, ARCOUNT
   for (let i = HEADER; i < q.questionEnd; i++) out[i] = msg[i]
-  if (q.edns) writeOpt(out, HEADER + qlen, udpSize, q.do, ede)
+  if (q.edns) writeOpt(out, HEADER + qlen, udpSize, q.do, ede, rcode)
   return out
+}
+
+/**
+ * TXT RDATA for `text`: its UTF-8 bytes as character-strings of at most 255 bytes each (RFC 1035
+ * 3.3.14). Built once (config), not per query.
+ */
+export function txtRdata (text: string): Buffer {
+  const t = Buffer.from(text, 'utf8')
+  const parts: Buffer[] = []
+  for (let i = 0; i < t.length || i === 0; i += 255) {
+    const chunk = t.subarray(i, i + 255)
+    parts.push(Buffer.from([chunk.length]), chunk)
+  }
+  return Buffer.concat(parts)
+}
+
+/**
+ * An authoritative answer with one TXT record, built from the query bytes: owner the question
+ * name, class the question's (CH for version.bind), TTL 0, RDATA `rdata` (see txtRdata); an OPT
+ * when the client sent EDNS. For what egressd answers about itself.
+ */
+export function txtResponse (msg: Buffer, q: Query, rdata: Buffer, udpSize: number): Buffer {
+  const qlen = q.questionEnd - HEADER
+  const anLen = 12 + rdata.length
+  const out = Buffer.allocUnsafe(HEADER + qlen + anLen + (q.edns ? optLength(undefined) : 0))
+  out[0] = msg[0]
+  out[1] = msg[1]
+  out[2] = 0x80 | (msg[2] & 0x79) | 0x04 // QR, opcode and RD from the query; AA
+  out[3] = FLAG_RA | (msg[3] & FLAG_CD)
+  put32(out, 4, 0x00010001) // QDCOUNT 1, ANCOUNT 1
+  put32(out, 8, q.edns ? 1 : 0) // NSCOUNT 0, ARCOUNT
+  for (let i = HEADER; i < q.questionEnd; i++) out[i] = msg[i]
+  let p = HEADER + qlen
+  put16(out, p, 0xc00c) // owner: pointer to the question name
+  put16(out, p + 2, QType.TXT)
+  put16(out, p + 4, q.qclass)
+  put32(out, p + 6, 0)
+  put16(out, p + 10, rdata.length)
+  out.set(rdata, p + 12)
+  p += anLen
+  if (q.edns) writeOpt(out, p, udpSize, q.do, undefined)
+  return out
+}
+
+/**
+ * The Extended DNS Error options (RFC 8914) in an OPT record (as StoredAnswer.opt keeps it), as
+ * option bytes ready for emptyResponse's `ede`; undefined when it has none. For the failure path
+ * only (it allocates).
+ */
+export function edeOptions (opt: Buffer): Buffer | undefined {
+  if (opt.length < 11) return undefined
+  const end = Math.min(opt.length, 11 + ((opt[9] << 8) | opt[10]))
+  const found: Buffer[] = []
+  for (let p = 11; p + 4 <= end;) {
+    const code = (opt[p] << 8) | opt[p + 1]
+    const next = p + 4 + ((opt[p + 2] << 8) | opt[p + 3])
+    if (next > end) break
+    if (code === EDE_OPTION && next - p >= 6) found.push(opt.subarray(p, next))
+    p = next
+  }
+  return found.length === 0 ? undefined : Buffer.concat(found)
 }
 
 /** A 12-byte answer for a packet whose header is readable but whose body is not (FORMERR/NOTIMP). */

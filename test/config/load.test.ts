@@ -38,7 +38,8 @@ const DEFAULTS: Omit<Config, 'source'> = {
     maxInflight: 4096,
     shutdownGraceMs: 5000,
     tcp: { idleTimeoutMs: 10000, maxConnections: 1024, maxInflightPerConnection: 64, maxConnectionsPerClient: 64, maxQueuedBytesPerConnection: 131072, stuckTimeoutMs: 10000 },
-    udp: { receiveBufferBytes: 4194304 }
+    udp: { receiveBufferBytes: 4194304 },
+    chaos: { answer: undefined }
   },
   upstreams: [{
     url: 'udp://192.0.2.1:53', protocol: 'udp', host: '192.0.2.1', port: 53, path: '', timeoutMs: 2000, servername: undefined, caFile: undefined
@@ -197,6 +198,10 @@ const errorCases: Array<{ name: string, yaml: string, path: string, message: Reg
   { name: 'tcp stuckTimeoutMs too small', yaml: 'dns: { tcp: { stuckTimeoutMs: 5 } }', path: 'dns.tcp.stuckTimeoutMs', message: /^must be between 100 and/ },
   { name: 'udp receiveBufferBytes negative', yaml: 'dns: { udp: { receiveBufferBytes: -1 } }', path: 'dns.udp.receiveBufferBytes', message: /^must be between 0 and/ },
   { name: 'unknown key in dns.udp', yaml: 'dns: { udp: { rcvbuf: 5 } }', path: 'dns.udp.rcvbuf', message: /^unknown key "rcvbuf"/ },
+  { name: 'chaos answer empty', yaml: 'dns: { chaos: { answer: "" } }', path: 'dns.chaos.answer', message: /^expected 1 to 255 printable ASCII characters/ },
+  { name: 'chaos answer too long', yaml: `dns: { chaos: { answer: "${'x'.repeat(256)}" } }`, path: 'dns.chaos.answer', message: /^expected 1 to 255 printable ASCII characters/ },
+  { name: 'chaos answer not ASCII', yaml: 'dns: { chaos: { answer: "égressd" } }', path: 'dns.chaos.answer', message: /^expected 1 to 255 printable ASCII characters/ },
+  { name: 'chaos answer not a string', yaml: 'dns: { chaos: { answer: 5 } }', path: 'dns.chaos.answer', message: /./ },
   // upstreams
   { name: 'unsupported scheme', yaml: 'upstreams: ["udp://192.0.2.1", "ftp://192.0.2.2"]', path: 'upstreams.1', message: /^unsupported scheme "ftp:" \(use udp:\/\/, tcp:\/\/, tls:\/\/ or https:\/\/\)$/ },
   { name: 'http is not DoH', yaml: 'upstreams: ["http://dns.example.net/dns-query"]', path: 'upstreams.0', message: /^unsupported scheme "http:"/ },

@@ -1,5 +1,6 @@
 // The upstream pool: turns configured upstreams into transports, asks them in order with failover,
-// tracks their health (a failing upstream is tried last until it answers again; after `probeMs` it
+// tracks their health (a failing upstream, one that timed out, could not be reached, sent an
+// unusable answer or answered SERVFAIL, is tried last until it answers again; after `probeMs` it
 // gets its configured place back so real traffic can show it has recovered), retries a truncated
 // UDP answer over TCP, and validates every answer before anyone sees it.
 
@@ -9,7 +10,7 @@ import { readFileSync } from 'node:fs'
 import type { Logger } from 'pino'
 import type { UpstreamConfig } from '../../config/types.js'
 import { EgressdError, UpstreamError } from '../../errors.js'
-import { buildUpstreamQuery, prepareAnswer, Rcode, type BadAnswer, type StoredAnswer, type TtlPolicy } from '../wire.js'
+import { buildUpstreamQuery, edeOptions, prepareAnswer, Rcode, type BadAnswer, type StoredAnswer, type TtlPolicy } from '../wire.js'
 import type { DnsMetrics } from '../metrics.js'
 import type { UdpTurn } from '../udp-turn.js'
 import { DohTransport } from './doh-transport.js'
@@ -71,9 +72,15 @@ export interface Resolution { readonly kind: 'resolved', readonly answer: Stored
 /** Who hears how a question was resolved: exactly one call, never synchronously from `resolve`. */
 export interface ResolveCallback {
   resolved (r: Resolution): void
-  /** Every upstream failed (EGRESSD_ERR_ALL_UPSTREAMS_FAILED). */
-  failed (err: Error): void
+  /**
+   * Every upstream failed (EGRESSD_ERR_ALL_UPSTREAMS_FAILED). `ede`: the Extended DNS Error
+   * option(s) the first upstream that answered SERVFAIL with one sent, to pass on to the client.
+   */
+  failed (err: Error, ede?: Buffer): void
 }
+
+/** The slow path's outcome when no upstream gave an answer to pass on. */
+interface Failure { readonly kind: 'failed', readonly err: Error, readonly ede: Buffer | undefined }
 
 /** What the pool does when the first upstream asked answers or fails (see FirstAttempt). */
 interface FirstAttemptHandler {
@@ -170,9 +177,11 @@ export class UpstreamPool {
 
   /**
    * Resolves one question (lower-cased question bytes) through the upstreams and tells `cb`. The
-   * first usable answer wins; SERVFAIL/REFUSED answers make the next upstream try, and are passed
-   * on only when nobody answers better. When every upstream failed, `cb.failed` hears
-   * EGRESSD_ERR_ALL_UPSTREAMS_FAILED.
+   * first usable answer wins. A SERVFAIL answer is the upstream's failure, as a timeout is (it
+   * counts against its health, and the next upstream is asked); a REFUSED answer makes the next
+   * upstream try too, and is passed on when nobody answers better. When every upstream failed,
+   * `cb.failed` hears EGRESSD_ERR_ALL_UPSTREAMS_FAILED, with the EDE an upstream sent with its
+   * SERVFAIL, if any.
    */
   resolve (question: Buffer, dnssecOk: boolean, cb: ResolveCallback): void {
     // The common case (the first upstream gives a usable answer) is one FirstAttempt, called back
@@ -183,6 +192,11 @@ export class UpstreamPool {
     const u = order[0]
     u.queries++
     u.transport.send(new FirstAttempt(buildUpstreamQuery(question, dnssecOk, o.ednsUdpSize), question, u.cfg.timeoutMs, order, dnssecOk, o.now(), cb, this.#firstHandler))
+  }
+
+  /** Tells `cb` the slow path's outcome. */
+  #tell (p: Promise<Resolution | Failure>, cb: ResolveCallback): void {
+    p.then(r => { if (r.kind === 'resolved') cb.resolved(r); else cb.failed(r.err, r.ede) }, (err: Error) => { cb.failed(err) })
   }
 
   /** `resolve` as a promise (tools, list host names). */
@@ -200,33 +214,40 @@ export class UpstreamPool {
         a.cb.resolved({ kind: 'resolved', answer, upstream: u.cfg.url })
         return
       }
-      this.#first(a.order, a.question, a.dnssecOk, a.started, this.#complete(u, a, a.dnssecOk, answer))
-        .then(r => { a.cb.resolved(r) }, (err: Error) => { a.cb.failed(err) })
+      this.#tell(this.#first(a.order, a.question, a.dnssecOk, a.started, this.#complete(u, a, a.dnssecOk, answer)), a.cb)
     },
     failed: (a, err) => {
       this.#failed(a.order[0], err)
-      this.#rest(a.order, a.question, a.dnssecOk, undefined, [err.message])
-        .then(r => { a.cb.resolved(r) }, (e: Error) => { a.cb.failed(e) })
+      this.#tell(this.#rest(a.order, a.question, a.dnssecOk, undefined, [err.message], undefined), a.cb)
     }
   }
 
   /** The first upstream's answer, once complete (fetched again over TCP if it was truncated). */
-  async #first (order: readonly Upstream[], question: Buffer, dnssecOk: boolean, started: number, complete: Promise<StoredAnswer>): Promise<Resolution> {
+  async #first (order: readonly Upstream[], question: Buffer, dnssecOk: boolean, started: number, complete: Promise<StoredAnswer>): Promise<Resolution | Failure> {
     const u = order[0]
     let answer: StoredAnswer
     try {
       answer = await complete
     } catch (err) {
       this.#failed(u, err)
-      return await this.#rest(order, question, dnssecOk, undefined, [(err as Error).message])
+      return await this.#rest(order, question, dnssecOk, undefined, [(err as Error).message], undefined)
+    }
+    if (answer.rcode === Rcode.SERVFAIL) {
+      const ede = edeOptions(answer.opt)
+      const err = servfailError(u, ede)
+      this.#failed(u, err)
+      return await this.#rest(order, question, dnssecOk, undefined, [err.message], ede)
     }
     this.#succeeded(u, this.#opts.now() - started)
-    if (answer.rcode !== Rcode.SERVFAIL && answer.rcode !== Rcode.REFUSED) return { kind: 'resolved', answer, upstream: u.cfg.url }
-    return await this.#rest(order, question, dnssecOk, { kind: 'resolved', answer, upstream: u.cfg.url }, [`${u.cfg.url}: rcode ${answer.rcode}`])
+    if (answer.rcode !== Rcode.REFUSED) return { kind: 'resolved', answer, upstream: u.cfg.url }
+    return await this.#rest(order, question, dnssecOk, { kind: 'resolved', answer, upstream: u.cfg.url }, [`${u.cfg.url}: rcode ${answer.rcode}`], undefined)
   }
 
-  /** Asks order[1..] in turn; SERVFAIL/REFUSED answers are kept as the last resort. */
-  async #rest (order: readonly Upstream[], question: Buffer, dnssecOk: boolean, fallback: Resolution | undefined, errors: string[]): Promise<Resolution> {
+  /**
+   * Asks order[1..] in turn. A REFUSED answer is kept as the last resort; SERVFAIL is the
+   * upstream's failure, and the first EDE sent with one is kept for the client.
+   */
+  async #rest (order: readonly Upstream[], question: Buffer, dnssecOk: boolean, fallback: Resolution | undefined, errors: string[], ede: Buffer | undefined): Promise<Resolution | Failure> {
     const now = this.#opts.now
     for (let i = 1; i < order.length; i++) {
       const u = order[i]
@@ -234,8 +255,16 @@ export class UpstreamPool {
       u.queries++
       try {
         const answer = await this.#ask(u, question, dnssecOk)
+        if (answer.rcode === Rcode.SERVFAIL) {
+          const sent = edeOptions(answer.opt)
+          const err = servfailError(u, sent)
+          this.#failed(u, err)
+          errors.push(err.message)
+          ede ??= sent
+          continue
+        }
         this.#succeeded(u, now() - started)
-        if (answer.rcode === Rcode.SERVFAIL || answer.rcode === Rcode.REFUSED) {
+        if (answer.rcode === Rcode.REFUSED) {
           fallback ??= { kind: 'resolved', answer, upstream: u.cfg.url }
           errors.push(`${u.cfg.url}: rcode ${answer.rcode}`)
           continue
@@ -247,7 +276,7 @@ export class UpstreamPool {
       }
     }
     if (fallback !== undefined) return fallback
-    throw new EgressdError('EGRESSD_ERR_ALL_UPSTREAMS_FAILED', `all upstreams failed: ${errors.join('; ')}`)
+    return { kind: 'failed', err: new EgressdError('EGRESSD_ERR_ALL_UPSTREAMS_FAILED', `all upstreams failed: ${errors.join('; ')}`), ede }
   }
 
   /** One question to one upstream; a truncated UDP answer is asked again over TCP. */
@@ -320,4 +349,10 @@ export class UpstreamPool {
   close (): void {
     for (const u of this.#list) { u.transport.close(); u.tcp?.close() }
   }
+}
+
+/** An upstream's SERVFAIL as its failure; the message names the EDE info-code it came with. */
+function servfailError (u: Upstream, ede: Buffer | undefined): UpstreamError {
+  const code = ede === undefined ? '' : ` (EDE ${(ede[4] << 8) | ede[5]})`
+  return new UpstreamError('EGRESSD_ERR_UPSTREAM_SERVFAIL', u.cfg.url, `answered SERVFAIL${code}`)
 }
