@@ -161,7 +161,8 @@ function checkParse (text: string, opts: Parameters<typeof parseConfig>[1], tree
     for (const i of err.issues) {
       if (typeof i.path !== 'string' || typeof i.message !== 'string' || i.message === '') throw new Error(`bad issue ${JSON.stringify(i)}`)
       if (/\[object |\bundefined\b|TypeError/.test(i.message)) throw new Error(`issue message ${JSON.stringify(i)}`)
-      if (tree && i.path === '' && !/^(YAML|expected a mapping of keys)/.test(i.message)) throw new Error(`issue names no field: ${JSON.stringify(i)}`)
+      // Path '' is the root, or a key that is itself '' (then the message names it).
+      if (tree && i.path === '' && !/^(YAML|expected a mapping of keys|unknown key "")/.test(i.message)) throw new Error(`issue names no field: ${JSON.stringify(i)}`)
     }
     return
   }
