@@ -61,7 +61,7 @@ export function renderMetrics (c: MetricsContext): string {
     for (const r of QUERY_RESULTS) results.push([{ protocol, result: r }, m.results[protocol][r]])
   }
   e.family('egressd_dns_queries_total', 'counter',
-    'Client queries by protocol and result: resolved (allowed, from upstream), cached (allowed, from cache), blocked, servfail, refused, formerr, notimp, dropped', results)
+    'Client queries by protocol and result: resolved (allowed, from upstream), cached (allowed, from cache), blocked, servfail, refused, formerr, notimp, dropped, badvers (EDNS version above 0), local (answered by egressd about itself: dns.chaos.answer)', results)
   e.family('egressd_dns_blocked_total', 'counter', 'Blocked queries by category', [...m.blockedByCategory].map(([category, n]) => [{ category }, n]))
   e.family('egressd_dns_monitored_total', 'counter', 'Policy matches of monitor-mode categories (answered normally) by category',
     [...m.monitoredByCategory].map(([category, n]) => [{ category }, n]))
@@ -71,6 +71,8 @@ export function renderMetrics (c: MetricsContext): string {
   e.family('egressd_dns_coalesced_total', 'counter', 'Queries that joined an identical upstream query in flight', one(m.coalesced))
   e.family('egressd_dns_overloaded_total', 'counter', 'Queries refused because too many upstream queries were in flight', one(m.overloaded))
   e.family('egressd_dns_refused_clients_total', 'counter', 'Queries refused because their client address is not in dns.allowClients', one(m.refusedClients))
+  e.family('egressd_dns_local_answers_total', 'counter', 'Queries answered by egressd itself before cache, policy and upstream, by kind: badvers (EDNS version above 0), chaos (CHAOS class: REFUSED or dns.chaos.answer), zone-transfer (AXFR/IXFR: REFUSED)',
+    Object.entries(m.localAnswers).map(([kind, n]) => [{ kind }, n]))
   e.family('egressd_dns_truncated_total', 'counter', 'UDP answers truncated (TC set)', one(m.truncated))
   e.family('egressd_dns_tcp_connections_total', 'counter', 'Client TCP connections by event',
     Object.entries(m.tcp).map(([event, n]) => [{ event }, n]))

@@ -1,6 +1,7 @@
-// The audit log (table `audit`, migration 2): one row per admin change made through the management
+// The audit log (table `audit` of the policy file, policy.sqlite): one row per admin change made through the management
 // API (rules, categories, reloads) or by egressd on its own behalf (expired rules, actor "egressd"):
-// when, which token, from which client address, what, and the state before and after (JSON).
+// when, which token, from which client address, what, and the state before and after (JSON). Ids
+// are never given again (AUTOINCREMENT).
 
 import type { Statement } from 'better-sqlite3'
 import type { Db } from './db.js'

@@ -1,4 +1,4 @@
-// Category settings changed at run time (table `category_overrides`, migration 2): per client
+// Category settings changed at run time (table `category_overrides` of the policy file): per client
 // group ('*' = every group) and category, `enabled` and/or `action`, over the config's. The engine
 // takes them as PolicyInputs.categories.
 

@@ -1,5 +1,6 @@
-// The run-time part of the policy: custom rules and category overrides kept in SQLite, with the
-// audit trail of every change. Each change is checked, written and applied to the engine in one
+// The run-time part of the policy: custom rules and category overrides kept in the policy file
+// (policy.sqlite, policy-db.ts), with the audit trail of every change, and the rows that file lost to
+// damage until an admin acknowledges them. Each change is checked, written and applied to the engine in one
 // SQLite transaction: if the engine refuses the new inputs, nothing is stored (and the old engine
 // keeps serving). Rules with an expiry drop out on a timer (set to the next expiry).
 //
@@ -17,6 +18,7 @@ import { compileSafeRegex } from '../policy/safe-regex.js'
 import { AuditLog, type AuditEntry } from './audit.js'
 import { CategoryOverrideStore } from './category-overrides.js'
 import type { Db } from './db.js'
+import { LOSSES_KEY, readLosses } from './policy-db.js'
 import { RuleStore, type CustomRule, type RuleEffect } from './rules.js'
 
 /** Who asked: the token's name and the client address. */
@@ -38,6 +40,7 @@ export interface NewRuleRequest {
 }
 
 export interface CustomPolicyDeps {
+  /** The policy file (policy.sqlite), not the block log. */
   readonly db: Db
   /** Rebuilds the engine with these inputs and swaps it in; throws PolicyError (changing nothing) if they do not compile. */
   readonly apply: (inputs: PolicyInputs, reason: string) => void
@@ -74,6 +77,8 @@ export class CustomPolicy {
   readonly #now: () => number
   #timer: NodeJS.Timeout | undefined
   #closed = false
+  /** Rows lost to damage, as recorded in the file (read once, changed only by acknowledgeLosses). */
+  #losses: readonly string[]
 
   constructor (deps: CustomPolicyDeps) {
     this.#db = deps.db
@@ -83,6 +88,23 @@ export class CustomPolicy {
     this.rules = new RuleStore(deps.db)
     this.categories = new CategoryOverrideStore(deps.db)
     this.audit = new AuditLog(deps.db)
+    this.#losses = readLosses(deps.db)
+  }
+
+  /** What the policy file lost to damage (or to going missing) and no admin has acknowledged yet. */
+  get losses (): readonly string[] { return this.#losses }
+
+  /** An admin has seen the losses: they are cleared (readiness recovers) and the acknowledgement audited. */
+  acknowledgeLosses (who: Actor): readonly string[] {
+    const problems = this.#losses
+    if (problems.length === 0) return problems
+    this.#db.transaction(() => {
+      this.#db.prepare('DELETE FROM meta WHERE key = ?').run(LOSSES_KEY)
+      this.#record(who, 'policy.acknowledge', 'policy.sqlite', { problems }, null)
+    })()
+    this.#losses = []
+    this.#log.warn({ actor: who.name, problems }, 'the policy file\'s losses were acknowledged by an admin')
+    return problems
   }
 
   /** What the engine takes from the store now (expired rules left out). */

@@ -1,7 +1,8 @@
-// Opens the SQLite file under the data dir: WAL, bounded busy wait and journal, migrations applied
-// in one transaction each. A file that is not a readable database is moved aside (renamed with a
-// timestamp) and a fresh one created, so DNS never waits on a broken log; a file written by a newer
-// egressd is refused, since downgrading its schema would lose data.
+// Opens an SQLite file under the data dir: WAL, bounded busy wait and journal, migrations applied
+// in one transaction each. For the block log (egressd.sqlite), a file that is not a readable
+// database is moved aside (renamed with a timestamp) and a fresh one created, so DNS never waits on
+// a broken log; the policy file (policy.sqlite) is opened by policy-db.ts, which salvages its rows
+// first. A file written by a newer egressd is refused, since downgrading its schema would lose data.
 
 import Database from 'better-sqlite3'
 import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs'
@@ -61,7 +62,7 @@ function probe (db: Db, path: string): void {
   if (check !== 'ok') throw Object.assign(new Error(`quick_check: ${String(check)}`), { code: 'SQLITE_CORRUPT' })
 }
 
-function configure (db: Db, opts: OpenOptions): Db {
+export function configure (db: Db, opts: Pick<OpenOptions, 'readonly' | 'busyTimeoutMs' | 'synchronous'>): Db {
   db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 2000}`)
   if (opts.readonly !== true) {
     db.pragma('journal_mode = WAL')
@@ -86,6 +87,7 @@ export function migrate (db: Db, migrations: readonly Migration[] = MIGRATIONS):
   for (const m of migrations) {
     if (m.version <= current) continue
     db.transaction(() => {
+      m.check?.(db)
       db.exec(m.sql)
       db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now())
     })()
@@ -98,13 +100,13 @@ export function schemaVersion (db: Db): number {
   return row?.v ?? 0
 }
 
-function isBrokenFile (err: unknown): boolean {
+export function isBrokenFile (err: unknown): boolean {
   const code = (err as { code?: unknown }).code
   return code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT_VTAB'
 }
 
 /** Renames the file (and its -wal/-shm) to `<path>.corrupt-<ISO time>`; returns the new name. */
-function moveAside (path: string, now: () => number): string {
+export function moveAside (path: string, now: () => number): string {
   const to = `${path}.corrupt-${new Date(now()).toISOString().replace(/[:.]/g, '-')}`
   for (const suffix of ['', '-wal', '-shm']) {
     if (existsSync(path + suffix)) renameSync(path + suffix, to + suffix)

@@ -1,12 +1,25 @@
-// The database schema as numbered migrations, applied in order and recorded in `schema_migrations`.
-// Never edit a migration that has shipped; add the next number. (Before the first release, a
-// migration may still be changed in place.)
+// The schemas of egressd's two SQLite files as numbered migrations, applied in order and recorded in
+// each file's `schema_migrations`. Never edit a migration that has shipped; add the next number.
+// (Before the first release, a migration may still be changed in place.)
+//
+// - MIGRATIONS: the block log (egressd.sqlite): big and busy, and allowed to be lost to damage.
+// - POLICY_MIGRATIONS: the policy (policy.sqlite): custom rules, category overrides and the audit
+//   log, small and rarely written, kept apart so damage to the block log cannot touch them. Until
+//   migration 5 of the block log they lived there (migration 2); policy-db.ts moves such rows over.
+
+import type Database from 'better-sqlite3'
+import { StoreError } from '../errors.js'
 
 export interface Migration {
   readonly version: number
   readonly name: string
   readonly sql: string
+  /** Runs in the migration's transaction before `sql`; throws to refuse the migration (nothing changes then). */
+  readonly check?: (db: Database.Database) => void
 }
+
+/** The tables of the policy that the block log held up to its migration 4. */
+export const OLD_POLICY_TABLES = ['rules', 'category_overrides', 'audit'] as const
 
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -141,7 +154,83 @@ export const MIGRATIONS: readonly Migration[] = [
     sql: `
       INSERT OR IGNORE INTO name_hours (qname, hour) SELECT DISTINCT qname, day * 24 FROM day_qname;
     `
+  },
+  {
+    version: 5,
+    name: 'custom rules, category overrides and audit log moved to policy.sqlite',
+    // The rows are copied to the policy file and deleted here by policy-db.ts before this runs. The
+    // check keeps anything that opens the file first (or a file restored from a backup) from
+    // dropping rows that were never copied: the migration is refused, and the block log with it.
+    check: db => {
+      for (const table of OLD_POLICY_TABLES) {
+        const exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined
+        if (exists && db.prepare(`SELECT 1 FROM ${table} LIMIT 1`).get() !== undefined) {
+          throw new StoreError('EGRESSD_ERR_STORE', `${db.name}: table ${table} still holds custom rules, category overrides ` +
+            'or audit rows that were not moved to policy.sqlite; the block log stays closed until egressd can move them')
+        }
+      }
+    },
+    sql: `
+      DROP TABLE IF EXISTS rules;
+      DROP TABLE IF EXISTS category_overrides;
+      DROP TABLE IF EXISTS audit;
+    `
   }
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version
+
+export const POLICY_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'custom rules, category overrides, audit log',
+    // AUTOINCREMENT: an id is never given again, even after its row was deleted (audit rows name
+    // rules by id). Every table is a rowid table, so a damaged file can be read row by row in id
+    // order around its unreadable pages (salvage.ts). `meta` keeps what egressd knows about the
+    // file itself: rows lost to damage (until an admin acknowledges them), the move from the block
+    // log.
+    sql: `
+      CREATE TABLE rules (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL CHECK (kind IN ('block', 'allow')),
+        rule TEXT NOT NULL,
+        comment TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        expires_at INTEGER,
+        UNIQUE (kind, rule)
+      );
+      CREATE INDEX rules_expires_at ON rules (expires_at) WHERE expires_at IS NOT NULL;
+      -- Category settings changed at run time (PATCH /api/v1/categories/:name), over the config's.
+      -- grp '*' applies to every client group; otherwise a group name ('default' included).
+      CREATE TABLE category_overrides (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        grp TEXT NOT NULL,
+        category TEXT NOT NULL,
+        enabled INTEGER,
+        action TEXT,
+        updated_at INTEGER NOT NULL,
+        updated_by TEXT NOT NULL,
+        UNIQUE (grp, category)
+      );
+      CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        client TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL DEFAULT '',
+        before TEXT,
+        after TEXT
+      );
+      CREATE INDEX audit_ts ON audit (ts);
+      CREATE TABLE meta (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,
+        value TEXT NOT NULL
+      );
+    `
+  }
+]
+
+export const POLICY_SCHEMA_VERSION = POLICY_MIGRATIONS[POLICY_MIGRATIONS.length - 1].version

@@ -1,5 +1,6 @@
-// Custom block and allow rules kept in SQLite (table `rules`, migration 2): what the management API
-// adds and removes at run time. Rows only; validating a rule and applying it to the engine is
+// Custom block and allow rules kept in the policy file (table `rules`, policy.sqlite): what the
+// management API adds and removes at run time. An id is never given again, even after its rule was
+// deleted (AUTOINCREMENT): audit rows name rules by id. Rows only; validating a rule and applying it to the engine is
 // custom-policy.ts's work. Statements are prepared once, in the constructor.
 
 import type { Statement } from 'better-sqlite3'

@@ -118,3 +118,43 @@ t.test('an expiring rule drops out by itself and the audit says egressd removed 
   t.equal(both.status, 400)
   t.match(both.json.message, /^body\.ttlSeconds: /)
 })
+
+t.test('rule ids: positive decimal integers in range, anything else is a 400 that deletes nothing', async t => {
+  const d = await startApiDaemon({ upstreams: [upstream.url] })
+  t.teardown(() => d.close())
+  const added = await call(d.base, 'POST', '/api/v1/rules', { token: TOKENS.admin, body: { rule: 'one.example.org' } })
+  t.equal(added.status, 201)
+  const id = added.json.rule.id as number
+  for (const bad of ['0x1', '1e0', '1e3', '01', '0', '-1', '+1', '1.0', ' 1', '12345678901234567890', '9007199254740992', '9999999999999999']) {
+    const r = await call(d.base, 'DELETE', `/api/v1/rules/${encodeURIComponent(bad)}`, { token: TOKENS.admin })
+    t.equal(r.status, 400, `${JSON.stringify(bad)}: 400`)
+    t.match(r.json?.message, /^params\.id: a rule id is a decimal number from 1 to 9007199254740991/, `${JSON.stringify(bad)}: says what an id is`)
+  }
+  t.equal((await call(d.base, 'GET', '/api/v1/rules', { token: TOKENS.viewer })).json.rules.length, 1, 'nothing was deleted')
+  t.equal(await ask(d, 'one.example.org').then(r => r.status), 'NXDOMAIN')
+  t.equal((await call(d.base, 'DELETE', '/api/v1/rules/9007199254740991', { token: TOKENS.admin })).status, 404, 'the largest id is valid (and absent)')
+  t.equal((await call(d.base, 'DELETE', `/api/v1/rules/${id}`, { token: TOKENS.admin })).status, 200)
+})
+
+t.test('rule ids are never reused, across restarts too, so audit rows name one rule each', async t => {
+  const config = { upstreams: [upstream.url] }
+  let d = await startApiDaemon(config)
+  t.teardown(() => d.close())
+  const add = async (rule: string): Promise<number> => {
+    const r = await call(d.base, 'POST', '/api/v1/rules', { token: TOKENS.admin, body: { rule } })
+    t.equal(r.status, 201, r.text)
+    return r.json.rule.id
+  }
+  const first = await add('first.example.org')
+  t.equal((await call(d.base, 'DELETE', `/api/v1/rules/${first}`, { token: TOKENS.admin })).status, 200)
+  const second = await add('second.example.org')
+  t.ok(second > first, `the deleted rule's id ${first} is not given again (got ${second})`)
+  t.equal((await call(d.base, 'DELETE', `/api/v1/rules/${second}`, { token: TOKENS.admin })).status, 200)
+  await d.close()
+  d = await startApiDaemon(config, { dataDir: d.dataDir })
+  const third = await add('third.example.org')
+  t.ok(third > second, `nor after a restart (got ${third})`)
+  const audit = await call(d.base, 'GET', '/api/v1/audit', { token: TOKENS.admin })
+  const targets = audit.json.entries.filter((e: { action: string }) => e.action === 'rule.add').map((e: { target: string }) => e.target)
+  t.equal(new Set(targets).size, 3, 'three additions, three different targets')
+})

@@ -1,6 +1,8 @@
 // GET /api/v1/status (viewer): version, uptime, a config summary with secrets left out, lists and
 // their state, upstream health. POST /api/v1/reload (admin): reload the config and lists as SIGHUP
 // does, reporting what changed or why it was rejected. GET /api/v1/audit (admin): the audit log.
+// POST /api/v1/policy/acknowledge (admin): an admin has seen what the policy file lost to damage;
+// readiness recovers (the acknowledgement is audited).
 
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
@@ -71,7 +73,13 @@ const Status = Type.Object({
     names: Type.Integer(),
     addresses: Type.Integer(),
     warnings: Type.Integer(),
-    customRules: Type.Integer()
+    customRules: Type.Integer(),
+    store: Type.Object({
+      path: Type.String({ description: 'The policy file (custom rules, category overrides, audit log)' }),
+      available: Type.Boolean(),
+      complete: Type.Boolean({ description: 'False when rows were lost to damage (until an admin acknowledges) or the file is unavailable' }),
+      problems: Type.Array(Type.String(), { description: 'Why the policy is incomplete' })
+    })
   }),
   lists: Type.Array(Type.Object({ category: Type.String(), list: Type.String(), rules: Type.Integer(), skipped: Type.Integer(), state: Type.String() })),
   sources: Type.Array(Type.Object({
@@ -127,6 +135,14 @@ const AuditEntry = Type.Object({
   after: Any
 })
 
+/** The policy file's state; a host without one (tests' stand-ins) reports it from customPolicy. */
+function policyStoreOf (host: RouteContext['host']): { path: string, available: boolean, complete: boolean, problems: string[] } {
+  const s = host.policyStore
+  if (s !== undefined) return { path: s.path, available: s.available, complete: s.complete, problems: [...s.problems] }
+  const problems = host.customPolicy === undefined ? ['the policy file is unavailable'] : [...host.customPolicy.losses]
+  return { path: '', available: host.customPolicy !== undefined, complete: problems.length === 0, problems }
+}
+
 export function adminRoutes (app: FastifyInstance, ctx: RouteContext): void {
   const { host } = ctx
   const iso = (ms: number): string => new Date(ms).toISOString()
@@ -156,7 +172,8 @@ export function adminRoutes (app: FastifyInstance, ctx: RouteContext): void {
         names: stats.names,
         addresses: stats.addresses,
         warnings: build.warnings.length,
-        customRules: host.customPolicy?.rules.list().length ?? 0
+        customRules: host.customPolicy?.rules.list().length ?? 0,
+        store: policyStoreOf(host)
       },
       lists: build.lists.map(l => ({ ...l, state: l.skipped > 0 ? `loaded, ${l.skipped} line(s) skipped` : 'loaded' })),
       sources: (host.lists?.status() ?? []).map(x => {
@@ -177,7 +194,7 @@ export function adminRoutes (app: FastifyInstance, ctx: RouteContext): void {
       }),
       upstreams: host.pool.health().map(h => ({ ...h, lastError: h.lastError ?? null })),
       cache: { size: host.cache.size, hits: cs.hits, misses: cs.misses, evictions: cs.evictions },
-      store: { available: host.db !== undefined && host.customPolicy !== undefined, path: host.db?.name ?? null },
+      store: { available: host.db !== undefined, path: host.db?.name ?? null },
       blockLog: bl === undefined ? null : { queueDepth: bl.queueDepth, dropped: bl.dropped },
       firewall: { attempts: host.firewall.attempts, failures: host.firewall.failures, lastError: host.firewall.lastError ?? null }
     }
@@ -207,6 +224,19 @@ export function adminRoutes (app: FastifyInstance, ctx: RouteContext): void {
       return reply.code(422).send({ ...errorBody(422, `reload rejected, the running config stays: ${issues.length} problem(s)`), issues })
     }
   })
+
+  app.post('/api/v1/policy/acknowledge', {
+    config: { role: 'admin' },
+    schema: {
+      tags: ['admin'],
+      summary: 'Acknowledge what the policy file lost to damage',
+      description: 'When custom rules, category overrides or audit rows could not be recovered from a damaged policy file, readiness fails ' +
+        '(`policy`) and the status lists the losses, across restarts, until an admin has seen them: this clears them (re-add what is missing ' +
+        'through the API) and writes the acknowledgement to the audit log.',
+      body: Type.Optional(Type.Object({}, { additionalProperties: false })),
+      response: { 200: Type.Object({ acknowledged: Type.Array(Type.String(), { description: 'The losses cleared (empty: there were none)' }) }), ...errors(400, 503) }
+    }
+  }, async req => ({ acknowledged: [...requireStore(ctx).acknowledgeLosses(actorOf(req))] }))
 
   app.get<{ Querystring: Static<typeof AuditQuery> }>('/api/v1/audit', {
     config: { role: 'admin' },

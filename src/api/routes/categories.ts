@@ -37,7 +37,7 @@ export const actorOf = (req: FastifyRequest): Actor => ({ name: req.principal?.n
 
 export function requireStore (ctx: RouteContext): CustomPolicy {
   const c = ctx.host.customPolicy
-  if (c === undefined) throw new ApiError('EGRESSD_ERR_API_UNAVAILABLE', 'the store is unavailable (see the log); rules, category changes and the audit log need it')
+  if (c === undefined) throw new ApiError('EGRESSD_ERR_API_UNAVAILABLE', 'the policy file is unavailable (see the log and /api/v1/status); rules, category changes and the audit log need it')
   return c
 }
 

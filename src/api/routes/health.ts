@@ -1,5 +1,5 @@
 // GET /healthz (the process answers) and GET /readyz (ready to serve: DNS listeners bound, lists
-// loaded, store writable, at least one upstream healthy). No token; a failing readiness names only
+// loaded, the policy file complete, store writable, at least one upstream healthy). No token; a failing readiness names only
 // the failing parts, no details.
 
 import { accessSync, constants } from 'node:fs'
@@ -9,7 +9,7 @@ import type { RouteContext } from '../app.js'
 import type { ApiHost } from '../host.js'
 import { StringEnum } from '../schemas.js'
 
-export const READY_PARTS = ['dns-listeners', 'lists', 'store', 'upstreams'] as const
+export const READY_PARTS = ['dns-listeners', 'lists', 'policy', 'store', 'upstreams'] as const
 export type ReadyPart = typeof READY_PARTS[number]
 
 /** The parts that keep egressd from being ready (empty: ready). */
@@ -17,6 +17,8 @@ export function notReady (host: ApiHost): ReadyPart[] {
   const failing: ReadyPart[] = []
   if (host.addresses.length === 0) failing.push('dns-listeners')
   if (host.policyBuild.lists.length === 0) failing.push('lists')
+  // Custom rules, overrides or audit rows lost to damage (until acknowledged), or no policy file.
+  if (host.policyStore !== undefined && !host.policyStore.complete) failing.push('policy')
   if (!storeWritable(host)) failing.push('store')
   if (!host.pool.health().some(h => h.healthy)) failing.push('upstreams')
   return failing

@@ -1,7 +1,8 @@
 // GET /api/v1/rules (viewer), POST /api/v1/rules and DELETE /api/v1/rules/:id (admin): custom block
 // and allow rules (domain, =exact, *.wildcard, /regex/, CIDR) with a comment and an optional expiry.
-// Stored in SQLite, applied to DNS before the response is sent, audited; expired rules drop out on
-// a timer.
+// Stored in the policy file, applied to DNS before the response is sent, audited; expired rules drop
+// out on a timer. Rule ids are positive decimal integers, never given twice; an id in any other
+// spelling (0x1, 1e3, 01, 20 digits) is a 400, never read as some other rule's id.
 
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
@@ -34,6 +35,22 @@ const NewRule = Type.Object({
   expiresAt: Type.Optional(Type.String({ format: 'date-time', description: 'When the rule drops out (RFC 3339)' })),
   ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 10 * 366 * 86400, description: 'Or: drop out this many seconds from now' }))
 }, { additionalProperties: false })
+
+/** A rule id as the path spells it: decimal, no sign, no leading zero, at most 16 digits (and <= 2^53 - 1, checked after). */
+export const RULE_ID_PATTERN = '^[1-9][0-9]{0,15}$'
+const RULE_ID = new RegExp(RULE_ID_PATTERN)
+
+/** The rule id of a path parameter, or an ApiError (400) saying what an id is. */
+export function parseRuleId (text: unknown): number {
+  const s = typeof text === 'string' ? text : String(text)
+  const id = RULE_ID.test(s) ? Number(s) : NaN
+  if (!Number.isSafeInteger(id)) {
+    throw new ApiError('EGRESSD_ERR_API_INVALID',
+      `params.id: a rule id is a decimal number from 1 to ${Number.MAX_SAFE_INTEGER} without sign or leading zeros (got ${JSON.stringify(s.slice(0, 40))})`,
+      { field: 'params.id' })
+  }
+  return id
+}
 
 const iso = (ms: number): string => new Date(ms).toISOString()
 const show = (r: RuleView): Static<typeof Rule> => ({ ...r, createdAt: iso(r.createdAt), expiresAt: r.expiresAt === null ? null : iso(r.expiresAt) })
@@ -69,14 +86,16 @@ export function ruleRoutes (app: FastifyInstance, ctx: RouteContext): void {
     return reply.code(201).send({ rule: show(rule) })
   })
 
-  app.delete<{ Params: { id: number } }>('/api/v1/rules/:id', {
+  app.delete<{ Params: { id: string } }>('/api/v1/rules/:id', {
     config: { role: 'admin' },
+    // Before the schema: its pattern would refuse the same ids, with a message that does not say what an id is.
+    preValidation: async req => { parseRuleId((req.params as { id?: unknown }).id) },
     schema: {
       tags: ['policy'],
       summary: 'Remove a custom rule',
       description: 'Applied to DNS before the response is sent; written to the audit log.',
-      params: Type.Object({ id: Type.Integer({ minimum: 1 }) }),
+      params: Type.Object({ id: Type.String({ pattern: RULE_ID_PATTERN, description: `A rule id: 1 to ${Number.MAX_SAFE_INTEGER}, decimal`, example: '17' }) }),
       response: { 200: Type.Object({ deleted: Rule }), ...errors(400, 404, 503) }
     }
-  }, async req => ({ deleted: show(requireStore(ctx).removeRule(req.params.id, actorOf(req))) }))
+  }, async req => ({ deleted: show(requireStore(ctx).removeRule(parseRuleId(req.params.id), actorOf(req))) }))
 }

@@ -1,0 +1,151 @@
+// The policy's own file (src/store/policy-db.ts, salvage.ts): rows of the block log's old tables
+// move over on the first start, ids kept, and the block log drops its copies only once they are
+// moved; a damaged policy file is read row by row around its unreadable pages, and what is lost is
+// recorded (not forgotten at the next start); a policy file gone missing after the move is a loss.
+
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { AuditLog } from '../../src/store/audit.js'
+import { CategoryOverrideStore } from '../../src/store/category-overrides.js'
+import { openDatabase, schemaVersion, type Db } from '../../src/store/db.js'
+import { MIGRATIONS, POLICY_MIGRATIONS } from '../../src/store/migrations.js'
+import { openPolicyStore, readLosses } from '../../src/store/policy-db.js'
+import { RuleStore } from '../../src/store/rules.js'
+import { tempDir } from '../helpers/tmp.js'
+import { memoryLog } from './helpers.js'
+
+const rule = (r: string, at = 1_000) => ({ kind: 'block' as const, rule: r, comment: '', createdAt: at, createdBy: 'admin', expiresAt: null })
+const entry = (action: string, target: string, ts = 1_000) => ({ ts, actor: 'admin', client: '10.0.0.9', action, target, before: null, after: { n: 1 } })
+
+/** A block log as egressd wrote it before the policy had its own file (schema version 4). */
+function oldBlockLog (dir: string): string {
+  const path = join(dir, 'egressd.sqlite')
+  const db = openDatabase(path, { migrations: MIGRATIONS.filter(m => m.version <= 4) })
+  const rules = new RuleStore(db)
+  rules.add(rule('one.example'))
+  const two = rules.add(rule('two.example'))
+  const three = rules.add(rule('three.example'))
+  rules.remove(three.id) // the highest id, deleted: reused by the old schema, named by the audit
+  new CategoryOverrideStore(db).set('*', 'telegram', { action: 'refused' }, 1_000, 'admin')
+  const audit = new AuditLog(db)
+  audit.record(entry('rule.add', 'rule 1'))
+  audit.record(entry('rule.add', `rule ${two.id}`))
+  audit.record(entry('rule.add', `rule ${three.id}`))
+  audit.record(entry('rule.delete', `rule ${three.id}`))
+  db.close()
+  return path
+}
+
+const openPolicy = (dir: string, blockLogPath?: string) => {
+  const { log, lines } = memoryLog()
+  const opened = openPolicyStore({ path: join(dir, 'policy.sqlite'), blockLogPath, log, now: () => Date.parse('2030-01-02T03:04:05Z') })
+  return { ...opened, lines }
+}
+
+function damagePage (file: string, page: number): void {
+  const db = new Database(file, { readonly: true })
+  const size = db.pragma('page_size', { simple: true }) as number
+  db.close()
+  const fd = openSync(file, 'r+')
+  try { writeSync(fd, randomBytes(size), 0, size, (page - 1) * size) } finally { closeSync(fd) }
+}
+
+t.test('the first start moves the rows out of the block log, ids kept; the block log then drops its tables', async t => {
+  const dir = tempDir('egressd-policy-move-')
+  const logPath = oldBlockLog(dir)
+  const p = openPolicy(dir, logPath)
+  const db = p.db as Db
+  t.ok(db !== undefined, p.error)
+  t.same(new RuleStore(db).list().map(r => [r.id, r.rule]), [[1, 'one.example'], [2, 'two.example']])
+  t.same(new CategoryOverrideStore(db).all(), { '*': { telegram: { action: 'refused' } } })
+  t.same(new AuditLog(db).list().map(e => [e.id, e.target]), [[4, 'rule 3'], [3, 'rule 3'], [2, 'rule 2'], [1, 'rule 1']])
+  t.equal(new RuleStore(db).add(rule('four.example')).id, 4, 'rule 3 (deleted, named by the audit) is not given again')
+  t.equal(new AuditLog(db).record(entry('x', 'y')).id, 5)
+  t.same(readLosses(db), [])
+  t.ok(p.lines().some(l => l.msg === 'custom rules, category overrides and audit log moved from the block log to their own file'))
+  db.close()
+
+  const log = openDatabase(logPath)
+  t.equal(schemaVersion(log), 5)
+  const tables = (log.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>).map(r => r.name)
+  t.notOk(tables.includes('rules') || tables.includes('audit') || tables.includes('category_overrides'), `block log tables: ${tables.join(', ')}`)
+  log.close()
+
+  // The next start finds nothing to move and keeps what is there.
+  const again = openPolicy(dir, logPath)
+  t.same(new RuleStore(again.db as Db).list().map(r => r.id), [1, 2, 4])
+  again.db?.close()
+})
+
+t.test('the block log keeps its policy rows until they are moved: migration 5 refuses, nothing is dropped', async t => {
+  const dir = tempDir('egressd-policy-refuse-')
+  const logPath = oldBlockLog(dir)
+  t.throws(() => openDatabase(logPath), { code: 'EGRESSD_ERR_STORE', message: /still holds custom rules/ })
+  const db = new Database(logPath, { readonly: true })
+  t.equal((db.prepare('SELECT count(*) AS n FROM rules').get() as { n: number }).n, 2, 'the rows are still there')
+  t.equal(schemaVersion(db), 4)
+  db.close()
+  // A policy file that cannot be created (a directory in its place): the daemon keeps them there too.
+  mkdirSync(join(dir, 'policy.sqlite'))
+  const p = openPolicy(dir, logPath)
+  t.equal(p.db, undefined)
+  t.match(p.error, /policy\.sqlite/)
+  t.ok(p.lines().some(l => l.level === 50 && /POLICY STORE UNAVAILABLE/.test(String(l.msg))))
+  t.throws(() => openDatabase(logPath), { message: /still holds custom rules/ })
+})
+
+t.test('a damaged leaf of the audit table: the rows around it are salvaged, the loss recorded with the ids', async t => {
+  const dir = tempDir('egressd-policy-salvage-')
+  const path = join(dir, 'policy.sqlite')
+  const db = openDatabase(path, { migrations: POLICY_MIGRATIONS })
+  const audit = new AuditLog(db)
+  db.transaction(() => { for (let i = 1; i <= 3000; i++) audit.record(entry('rule.add', `rule ${i}`, i)) })()
+  new RuleStore(db).add(rule('kept.example'))
+  const leaves = db.prepare("SELECT pageno FROM dbstat WHERE name = 'audit' AND pagetype = 'leaf' ORDER BY pageno").all() as Array<{ pageno: number }>
+  t.ok(leaves.length > 10, `${leaves.length} leaves`)
+  const victim = leaves[Math.floor(leaves.length / 2)].pageno
+  db.close()
+  damagePage(path, victim)
+
+  const p = openPolicy(dir)
+  const fresh = p.db as Db
+  t.ok(fresh !== undefined, p.error)
+  const ids = new AuditLog(fresh).list({ limit: 5000 }).map(e => e.id).sort((a, b) => a - b)
+  const lost = 3000 - ids.length
+  t.ok(lost > 0 && lost < 100, `one page of rows lost (${lost}), the rest salvaged`)
+  t.equal(ids[0], 1)
+  t.equal(ids[ids.length - 1], 3000, 'the rows after the damaged page were read too')
+  t.same(new RuleStore(fresh).list().map(r => r.rule), ['kept.example'])
+  const losses = readLosses(fresh)
+  t.equal(losses.length, 1)
+  t.match(losses[0], /audit: rows from the row after id \d+ up to id \d+ could not be read/)
+  t.match(losses[0], /policy\.sqlite\.corrupt-/, 'names the file kept aside')
+  t.ok(readdirSync(dir).some(f => f.startsWith('policy.sqlite.corrupt-')))
+  t.ok(new AuditLog(fresh).record(entry('x', 'y')).id > 3000, 'ids of lost rows are not given again')
+  t.ok(p.lines().some(l => l.level === 50 && /POLICY INCOMPLETE/.test(String(l.msg))))
+  fresh.close()
+
+  // The loss stays recorded at the next start (the fresh file is healthy).
+  const again = openPolicy(dir)
+  t.same(readLosses(again.db as Db), losses)
+  again.db?.close()
+})
+
+t.test('a policy file gone missing after the move is a loss, not a fresh start', async t => {
+  const dir = tempDir('egressd-policy-missing-')
+  const logPath = oldBlockLog(dir)
+  openPolicy(dir, logPath).db?.close()
+  openDatabase(logPath).close() // the block log's migration 5
+  for (const f of readdirSync(dir)) if (f.startsWith('policy.sqlite')) rmSync(join(dir, f))
+  t.notOk(existsSync(join(dir, 'policy.sqlite')))
+  const p = openPolicy(dir, logPath)
+  t.match(readLosses(p.db as Db), [/policy\.sqlite was missing, although .*egressd\.sqlite says the policy had been moved there/])
+  p.db?.close()
+  // A data dir that never had a policy (a first install) has nothing to miss.
+  const fresh = openPolicy(tempDir('egressd-policy-new-'), join(tempDir('egressd-policy-new-'), 'egressd.sqlite'))
+  t.same(readLosses(fresh.db as Db), [])
+  fresh.db?.close()
+})
