@@ -147,7 +147,7 @@ t.test('bad requests: 4xx with a message naming the problem, never a stack', asy
     { what: 'group only', method: 'PATCH', path: '/api/v1/categories/zoom', body: { group: '*' }, status: 400, message: /^body: give "enabled" and\/or "action"$/ },
     { what: 'unknown group', method: 'PATCH', path: '/api/v1/categories/zoom', body: { group: 'nobody', enabled: true }, status: 400, message: /^body\.group: no client group "nobody"/ },
     { what: 'unknown category', method: 'PATCH', path: '/api/v1/categories/nosuch', body: { enabled: true }, status: 404, message: /^no category "nosuch"$/ },
-    { what: 'bad path parameter', method: 'DELETE', path: '/api/v1/rules/abc', status: 400, message: /^params\.id: must be integer$/ },
+    { what: 'bad path parameter', method: 'DELETE', path: '/api/v1/rules/abc', status: 400, message: /^params\.id: a rule id is a decimal number from 1 to 9007199254740991 .*\(got "abc"\)$/ },
     { what: 'unknown query parameter', method: 'GET', path: '/api/v1/rules?all=1', status: 400, message: /^querystring\.all: unknown field$/ },
     { what: 'query on a route without one', method: 'POST', path: '/api/v1/reload?force=1', status: 400, message: /^querystring\.force: unknown parameter$/ },
     { what: 'body where none is taken', method: 'POST', path: '/api/v1/reload', body: { force: true }, status: 400, message: /^body: this endpoint takes no request body$/ },
