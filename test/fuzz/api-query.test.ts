@@ -102,6 +102,7 @@ fuzz(t, {
   target: TARGET,
   name: 'get-routes',
   runs: 500,
+  scale: 0.05,
   async: true,
   maxMsPerInput: 3000,
   arb: queryArb,

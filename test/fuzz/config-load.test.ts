@@ -174,6 +174,7 @@ fuzz(t, {
   target: TARGET,
   name: 'random-tree',
   runs: 400,
+  scale: 0.2,
   arb: fc.tuple(configTreeArb, fc.boolean(), optionsArb),
   check: ([tree, asYaml, opts]) => {
     checkParse(asYaml ? stringify(tree) : JSON.stringify(tree) ?? '', opts, true)
@@ -184,6 +185,7 @@ fuzz(t, {
   target: TARGET,
   name: 'full-config-one-edit',
   runs: 300,
+  scale: 0.2,
   arb: fc.tuple(fc.array(editArb, { minLength: 1, maxLength: 3 }), fc.boolean(), optionsArb),
   check: ([edits, asYaml, opts]) => {
     const c = fullConfig()
@@ -204,6 +206,7 @@ fuzz(t, {
   target: TARGET,
   name: 'yaml-text',
   runs: 800,
+  scale: 0.2,
   arb: fc.tuple(fc.array(fc.oneof({ weight: 6, arbitrary: fc.constantFrom(...YAML_TOKENS) }, { weight: 1, arbitrary: fc.string({ maxLength: 3 }) }), { maxLength: 40 }), optionsArb),
   check: ([tokens, opts]) => { checkParse(tokens.join(''), opts, false) }
 })
@@ -212,6 +215,7 @@ fuzz(t, {
   target: TARGET,
   name: 'yaml-collection-tags',
   runs: 100,
+  scale: 0.2,
   arb: fc.tuple(fc.constantFrom(...TOP, 'dns.tcp', 'blocklists.update', 'api.rateLimit'), fc.constantFrom('!!set', '!!omap', '!!binary', '!!pairs'), fc.constantFrom(...KEYS)),
   check: ([where, tag, key]) => {
     const body = tag === '!!binary' ? 'aGVsbG8=' : tag === '!!set' ? `{${key}}` : `[${key}: 1]`

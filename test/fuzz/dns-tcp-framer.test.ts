@@ -73,6 +73,7 @@ fuzz(t, {
   target: TARGET,
   name: 'random-streams',
   runs: 150,
+  scale: 0.02,
   async: true,
   maxMsPerInput: 5000,
   arb: streamArb,

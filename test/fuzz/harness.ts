@@ -36,6 +36,8 @@ export interface FuzzOptions<T> {
   readonly arb: fc.Arbitrary<T>
   /** Generated runs in npm test (FUZZ_RUNS overrides). */
   readonly runs: number
+  /** Share of FUZZ_RUNS this property runs in a long run (default 1; slow properties less). */
+  readonly scale?: number
   /** Throws (or returns false) when the property does not hold. */
   readonly check: (input: T) => void | boolean | Promise<void | boolean>
   /** Longest time one input may take (default 500 ms). */
@@ -51,9 +53,10 @@ function nameHash (s: string): number {
   return h >>> 0
 }
 
-export function fuzzRuns (own: number): number {
+/** `own` in npm test; with FUZZ_RUNS, that many times `scale` (never fewer than `own`). */
+export function fuzzRuns (own: number, scale = 1): number {
   const env = process.env.FUZZ_RUNS
-  return env !== undefined && env !== '' ? Number(env) : own
+  return env !== undefined && env !== '' ? Math.max(own, Math.round(Number(env) * scale)) : own
 }
 
 function seedFor (name: string): number {
@@ -153,7 +156,7 @@ export function fuzz<T> (t: TapLike, o: FuzzOptions<T>): void {
       }
     }
     const seed = seedFor(`${o.target}/${o.name}`)
-    const numRuns = fuzzRuns(o.runs)
+    const numRuns = fuzzRuns(o.runs, o.scale)
     const params = { seed, numRuns }
     const t0 = performance.now()
     const details = isAsync

@@ -152,6 +152,7 @@ fuzz(t, {
   target: TARGET,
   name: 'long-lines',
   runs: 40,
+  scale: 0.005,
   maxMsPerInput: 1000,
   arb: fc.tuple(fc.constantFrom(...FORMATS), fc.constantFrom(...TOKENS, 'a.', 'a', '@@||', '/a', '*.'), fc.integer({ min: 1000, max: 60000 }), fc.constantFrom('', '\n', ' ')),
   check: ([format, token, n, sep]) => {
