@@ -6,13 +6,13 @@
 // Order per request: rate limit (per client address) -> bearer token and role -> no unexpected body
 // or query string -> schema validation -> handler -> security headers.
 
-import { monitorEventLoopDelay } from 'node:perf_hooks'
 import swagger from '@fastify/swagger'
 import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify'
 import type { Logger } from 'pino'
 import { ApiError } from '../errors.js'
 import { authenticate, bearerToken, mayCall } from './auth.js'
 import { errorBody, installErrorHandlers, installJsonParser, installValidators, schemaErrorFormatter } from './errors.js'
+import { EventLoopLag } from './event-loop-lag.js'
 import { installSecurityHeaders } from './headers.js'
 import type { ApiHost } from './host.js'
 import { RateLimiter } from './rate-limit.js'
@@ -126,9 +126,9 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
     }
   })
 
-  const lag = monitorEventLoopDelay({ resolution: 20 })
-  lag.enable()
-  app.addHook('onClose', async () => { lag.disable() })
+  const lag = new EventLoopLag(10)
+  lag.start()
+  app.addHook('onClose', async () => { lag.stop() })
 
   const ctx: RouteContext = { ...deps, rateLimiter }
   await app.register(async scope => {

@@ -1,11 +1,12 @@
 // /metrics in the Prometheus text exposition format (version 0.0.4), rendered from the daemon's
 // plain counters at scrape time: nothing is counted here, so the DNS path pays nothing for it.
-// Event-loop lag comes from perf_hooks.monitorEventLoopDelay, reset after each scrape (so it
-// describes the time since the previous one).
+// Event-loop lag comes from EventLoopLag (event-loop-lag.ts), taken at each scrape (so it
+// describes the time since the previous one). The DNS listener's socket figures (TCP connections
+// and unsent answers, UDP kernel drops from /proc) are read when scraped.
 
-import type { IntervalHistogram } from 'node:perf_hooks'
 import { QUERY_RESULTS } from '../dns/metrics.js'
 import { LATENCY_BUCKETS_MS } from '../dns/upstream/pool.js'
+import type { EventLoopLag } from './event-loop-lag.js'
 import type { ApiHost } from './host.js'
 
 type Labels = Readonly<Record<string, string>>
@@ -41,7 +42,7 @@ class Exposition {
 export interface MetricsContext {
   readonly host: ApiHost
   readonly version: string
-  readonly lag: IntervalHistogram
+  readonly lag: EventLoopLag
   /** API requests refused by the rate limit. */
   readonly rateLimited: () => number
 }
@@ -74,8 +75,22 @@ export function renderMetrics (c: MetricsContext): string {
   e.family('egressd_dns_local_answers_total', 'counter', 'Queries answered by egressd itself before cache, policy and upstream, by kind: badvers (EDNS version above 0), chaos (CHAOS class: REFUSED or dns.chaos.answer), zone-transfer (AXFR/IXFR: REFUSED)',
     Object.entries(m.localAnswers).map(([kind, n]) => [{ kind }, n]))
   e.family('egressd_dns_truncated_total', 'counter', 'UDP answers truncated (TC set)', one(m.truncated))
-  e.family('egressd_dns_tcp_connections_total', 'counter', 'Client TCP connections by event',
+  e.family('egressd_dns_tcp_connections_total', 'counter',
+    'Client TCP connections by event: accepted, rejected (dns.tcp.maxConnections), clientLimited (dns.tcp.maxConnectionsPerClient), ' +
+    'idleClosed, errors, writePaused (reading paused: answers over dns.tcp.maxQueuedBytesPerConnection), stuckClosed (no drain within dns.tcp.stuckTimeoutMs)',
     Object.entries(m.tcp).map(([event, n]) => [{ event }, n]))
+  const ls = host.dnsSockets?.()
+  if (ls !== undefined) {
+    e.family('egressd_dns_tcp_connections', 'gauge', 'Client TCP connections open now', one(ls.tcpConnections))
+    e.family('egressd_dns_tcp_clients', 'gauge', 'Client addresses holding at least one TCP connection now', one(ls.tcpClients))
+    e.family('egressd_dns_tcp_queued_bytes', 'gauge', 'Answer bytes waiting to be written to client TCP connections, all together', one(ls.tcpQueuedBytes))
+    e.family('egressd_dns_tcp_max_queued_bytes', 'gauge', 'Answer bytes waiting to be written to the fullest client TCP connection', one(ls.tcpMaxQueuedBytes))
+    e.family('egressd_dns_tcp_write_blocked_connections', 'gauge', 'Client TCP connections not read from now because their answers do not drain', one(ls.tcpWriteBlocked))
+    e.family('egressd_dns_udp_kernel_drops_total', 'counter', 'Queries the kernel dropped on the UDP listener sockets (receive buffer full: the event loop did not read in time), per listener; none when /proc/net/udp cannot be read',
+      ls.udp.flatMap(u => u.kernelDrops === undefined ? [] : [[{ listener: u.address }, u.kernelDrops] as const]))
+    e.family('egressd_dns_udp_receive_buffer_bytes', 'gauge', 'Receive buffer (SO_RCVBUF) of each UDP listener socket as the kernel reports it (Linux: twice what it holds for data)',
+      ls.udp.map(u => [{ listener: u.address }, u.receiveBufferBytes]))
+  }
 
   // Cache
   const cs = host.cache.stats
@@ -135,12 +150,8 @@ export function renderMetrics (c: MetricsContext): string {
   e.family('nodejs_heap_used_bytes', 'gauge', 'V8 heap in use', one(mem.heapUsed))
   e.family('nodejs_heap_total_bytes', 'gauge', 'V8 heap allocated', one(mem.heapTotal))
   e.family('nodejs_external_memory_bytes', 'gauge', 'Memory of C++ objects bound to JavaScript (buffers)', one(mem.external))
-  const lag = c.lag
-  const s = (ns: number): number => (Number.isFinite(ns) ? ns : 0) / 1e9
-  e.family('nodejs_eventloop_lag_seconds', 'gauge', 'Event-loop delay since the previous scrape: mean, p50, p99 and max',
-    lag.count === 0
-      ? [[{ stat: 'mean' }, 0], [{ stat: 'p50' }, 0], [{ stat: 'p99' }, 0], [{ stat: 'max' }, 0]]
-      : [[{ stat: 'mean' }, s(lag.mean)], [{ stat: 'p50' }, s(lag.percentile(50))], [{ stat: 'p99' }, s(lag.percentile(99))], [{ stat: 'max' }, s(lag.max)]])
-  lag.reset()
+  const lag = c.lag.take()
+  e.family('nodejs_eventloop_lag_seconds', 'gauge', `Event-loop delay since the previous scrape (how late a ${c.lag.resolutionMs} ms timer fires): mean, p50, p99 and max`,
+    [[{ stat: 'mean' }, lag.mean], [{ stat: 'p50' }, lag.p50], [{ stat: 'p99' }, lag.p99], [{ stat: 'max' }, lag.max]])
   return e.text()
 }

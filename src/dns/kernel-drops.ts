@@ -40,27 +40,22 @@ export function parseProcNetUdp (text: string, family: 4 | 6, littleEndian = end
 }
 
 /**
- * The kernel's drops summed over the given bound sockets, or undefined when /proc cannot be read
- * or a socket is not found there.
+ * The kernel's drops on each of the given bound sockets (in their order): undefined for a socket
+ * when /proc cannot be read or the socket is not found there.
  */
-export function udpKernelDrops (sockets: readonly UdpSocketAddress[], read: (path: string) => string = p => readFileSync(p, 'latin1')): number | undefined {
-  if (sockets.length === 0) return 0
-  const tables = new Map<4 | 6, ProcUdpSocket[]>()
-  let sum = 0
-  for (const s of sockets) {
-    let table = tables.get(s.family)
-    if (table === undefined) {
+export function udpKernelDrops (sockets: readonly UdpSocketAddress[], read: (path: string) => string = p => readFileSync(p, 'latin1')): Array<number | undefined> {
+  const tables = new Map<4 | 6, ProcUdpSocket[] | undefined>()
+  return sockets.map(s => {
+    if (!tables.has(s.family)) {
+      let table: ProcUdpSocket[] | undefined
       try {
         table = parseProcNetUdp(read(s.family === 4 ? '/proc/net/udp' : '/proc/net/udp6'), s.family)
       } catch {
-        return undefined
+        table = undefined
       }
       tables.set(s.family, table)
     }
     const ip = parseIp(s.host)
-    const row = ip === undefined ? undefined : table.find(r => r.port === s.port && r.address === ip.value)
-    if (row === undefined) return undefined
-    sum += row.drops
-  }
-  return sum
+    return ip === undefined ? undefined : tables.get(s.family)?.find(r => r.port === s.port && r.address === ip.value)?.drops
+  })
 }

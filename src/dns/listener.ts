@@ -51,10 +51,10 @@ export interface ListenerFigures {
   readonly tcpMaxQueuedBytes: number
   /** Connections whose reading is paused because their answers do not drain. */
   readonly tcpWriteBlocked: number
-  /** Datagrams the kernel dropped on the UDP listener sockets (receive buffer full); undefined if unknown (not Linux). */
+  /** Datagrams the kernel dropped on the UDP listener sockets (receive buffer full), summed; undefined if unknown (no /proc). */
   readonly udpKernelDrops: number | undefined
-  /** SO_RCVBUF of each UDP listener socket as the kernel reports it (Linux reports twice what it grants). */
-  readonly udpReceiveBufferBytes: readonly number[]
+  /** Each UDP listener socket: its address, SO_RCVBUF as the kernel reports it (Linux: twice what it grants), its kernel drops. */
+  readonly udp: ReadonlyArray<{ readonly address: string, readonly receiveBufferBytes: number, readonly kernelDrops: number | undefined }>
 }
 
 export interface ListenerDeps {
@@ -309,14 +309,17 @@ export class DnsListener {
       queued += n
       if (n > max) max = n
     }
+    const drops = udpKernelDrops(this.#udpBound)
+    let sum: number | undefined = 0
+    for (const n of drops) sum = n === undefined || sum === undefined ? undefined : sum + n
     return {
       tcpConnections: this.#conns.size,
       tcpClients: this.#perClient.size,
       tcpQueuedBytes: queued,
       tcpMaxQueuedBytes: max,
       tcpWriteBlocked: this.#writeBlocked,
-      udpKernelDrops: udpKernelDrops(this.#udpBound),
-      udpReceiveBufferBytes: this.#udpBound.map(u => u.receiveBuffer)
+      udpKernelDrops: sum,
+      udp: this.#udpBound.map((u, i) => ({ address: u.family === 6 ? `[${u.host}]:${u.port}` : `${u.host}:${u.port}`, receiveBufferBytes: u.receiveBuffer, kernelDrops: drops[i] }))
     }
   }
 

@@ -4,6 +4,8 @@
 // must move when real `dig` queries are sent.
 
 import t from 'tap'
+import dgram from 'node:dgram'
+import * as packet from 'dns-packet'
 import { dig } from '../helpers/dig.js'
 import { answeringUpstream, call, startApiDaemon, TOKENS, type ApiDaemon } from './helpers.js'
 
@@ -167,4 +169,69 @@ t.test('counters move with dig queries', async t => {
   t.equal(delta('egressd_upstream_latency_seconds', { upstream: upstream.url, le: '+Inf' }, 'egressd_upstream_latency_seconds_bucket'), 1)
   t.equal(delta('egressd_upstream_latency_seconds', { upstream: upstream.url }, 'egressd_upstream_latency_seconds_count'), 1)
   t.equal(delta('egressd_upstream_queries_total', { upstream: upstream.url }), 1)
+})
+
+t.test('event-loop lag: an idle daemon reports a small delay, not the sampling interval; a blocked loop shows', async t => {
+  await scrape() // the lag describes the time since the previous scrape
+  await new Promise(resolve => setTimeout(resolve, 1000))
+  const idle = await scrape()
+  const p50 = value(idle, 'nodejs_eventloop_lag_seconds', { stat: 'p50' })
+  t.comment(`idle: p50 ${(p50 * 1000).toFixed(2)} ms, mean ${(value(idle, 'nodejs_eventloop_lag_seconds', { stat: 'mean' }) * 1000).toFixed(2)} ms`)
+  t.ok(p50 >= 0 && p50 < 0.01, `idle p50 ${p50} s is well under the 20 ms it reported when the sampling interval was counted`)
+  const end = Date.now() + 200
+  while (Date.now() < end) { /* the daemon is in-process: this blocks its event loop */ }
+  await new Promise(resolve => setTimeout(resolve, 100))
+  const blocked = await scrape()
+  const max = value(blocked, 'nodejs_eventloop_lag_seconds', { stat: 'max' })
+  t.ok(max >= 0.18 && max < 2, `a 200 ms block shows as max ${max} s`)
+})
+
+t.test('UDP: datagrams the kernel drops on a full listener socket are counted; the receive buffer asked for is logged', async t => {
+  const small = await startApiDaemon({ upstreams: [upstream.url], dns: { listen: ['127.0.0.1:0'], udp: { receiveBufferBytes: 4096 } } })
+  t.teardown(() => small.close())
+  const got = small.logs().find(l => l.msg === 'UDP receive buffer')
+  t.ok(got !== undefined, 'what the kernel granted is logged')
+  t.equal(got?.requested, 4096)
+  t.ok(typeof got?.granted === 'number' && (got.granted as number) >= 4096, `granted ${String(got?.granted)} (Linux reports twice the request)`)
+  const scrapeSmall = async (): Promise<Map<string, Family>> => {
+    const r = await call(small.base, 'GET', '/metrics', { token: TOKENS.metrics })
+    t.equal(r.status, 200)
+    return parseExposition(r.text)
+  }
+  const before = value(await scrapeSmall(), 'egressd_dns_udp_kernel_drops_total')
+  t.equal(before, 0, 'nothing dropped yet')
+
+  const sock = dgram.createSocket('udp4')
+  t.teardown(() => sock.close())
+  await new Promise<void>(resolve => sock.connect(small.dnsPort, '127.0.0.1', () => resolve()))
+  const query = packet.encode({ type: 'query', id: 7, flags: packet.RECURSION_DESIRED, questions: [{ name: 'flood.example.org', type: 'A', class: 'IN' }] })
+  // A connected socket sends at once; the daemon shares this event loop, so while it is blocked
+  // nothing reads its socket and the burst overflows the small buffer.
+  const end = Date.now() + 200
+  for (let i = 0; i < 500; i++) sock.send(query)
+  while (Date.now() < end) { /* blocked */ }
+  await new Promise(resolve => setTimeout(resolve, 200))
+  const after = await scrapeSmall()
+  const drops = value(after, 'egressd_dns_udp_kernel_drops_total')
+  t.comment(`kernel drops: ${drops} of 500`)
+  t.ok(drops >= 100, `the kernel dropped ${drops} of 500 datagrams and they are counted`)
+  t.equal(after.get('egressd_dns_udp_kernel_drops_total')?.type, 'counter')
+  const listener = after.get('egressd_dns_udp_receive_buffer_bytes')?.samples[0]
+  t.equal(listener?.labels.listener, `127.0.0.1:${small.dnsPort}`)
+  t.ok((listener?.value ?? 0) >= 4096)
+  t.equal(small.daemon.dnsSockets().udpKernelDrops, drops)
+  const status = await call(small.base, 'GET', '/api/v1/status', { token: TOKENS.viewer })
+  t.equal(status.status, 200)
+  t.equal(status.json.dns.udpKernelDrops, drops, 'and shown in /api/v1/status')
+  t.equal(status.json.dns.tcpConnections, 0)
+})
+
+t.test('TCP connection gauges and limit counters are exposed', async t => {
+  const f = await scrape()
+  for (const name of ['egressd_dns_tcp_connections', 'egressd_dns_tcp_clients', 'egressd_dns_tcp_queued_bytes', 'egressd_dns_tcp_max_queued_bytes', 'egressd_dns_tcp_write_blocked_connections']) {
+    t.equal(f.get(name)?.type, 'gauge', name)
+  }
+  for (const event of ['accepted', 'rejected', 'clientLimited', 'writePaused', 'stuckClosed']) {
+    t.ok(f.get('egressd_dns_tcp_connections_total')?.samples.some(s => s.labels.event === event), `egressd_dns_tcp_connections_total{event="${event}"}`)
+  }
 })

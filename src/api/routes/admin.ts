@@ -8,6 +8,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
 import { formatAddress } from '../../config/load.js'
 import type { Config } from '../../config/types.js'
+import type { ListenerFigures } from '../../dns/listener.js'
 import { ConfigError, PolicyError } from '../../errors.js'
 import type { RouteContext } from '../app.js'
 import { errorBody } from '../errors.js'
@@ -66,7 +67,13 @@ const Status = Type.Object({
   ready: Type.Boolean(),
   notReady: Type.Array(Type.String()),
   config: Type.Record(Type.String(), Any, { description: 'Config summary; token hashes and URL credentials left out' }),
-  dns: Type.Object({ listening: Type.Array(Type.String()), inflight: Type.Integer() }),
+  dns: Type.Object({
+    listening: Type.Array(Type.String()),
+    inflight: Type.Integer(),
+    tcpConnections: Type.Integer({ description: 'Client TCP connections open' }),
+    tcpWriteBlocked: Type.Integer({ description: 'Client TCP connections not read from because their answers do not drain' }),
+    udpKernelDrops: Nullable(Type.Integer({ description: 'Queries the kernel dropped on the UDP listener sockets (receive buffer full); null when /proc cannot be read' }))
+  }),
   policy: Type.Object({
     generation: Type.Integer(),
     loadedAt: Iso,
@@ -143,6 +150,11 @@ function policyStoreOf (host: RouteContext['host']): { path: string, available: 
   return { path: '', available: host.customPolicy !== undefined, complete: problems.length === 0, problems }
 }
 
+/** The DNS listener's socket figures for the status (zeros and null when the host has none). */
+function dnsSocketStatus (f: ListenerFigures | undefined): { tcpConnections: number, tcpWriteBlocked: number, udpKernelDrops: number | null } {
+  return { tcpConnections: f?.tcpConnections ?? 0, tcpWriteBlocked: f?.tcpWriteBlocked ?? 0, udpKernelDrops: f?.udpKernelDrops ?? null }
+}
+
 export function adminRoutes (app: FastifyInstance, ctx: RouteContext): void {
   const { host } = ctx
   const iso = (ms: number): string => new Date(ms).toISOString()
@@ -165,7 +177,11 @@ export function adminRoutes (app: FastifyInstance, ctx: RouteContext): void {
       ready: failing.length === 0,
       notReady: failing,
       config: configSummary(host.config),
-      dns: { listening: host.addresses.map(a => `${a.protocol} ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`), inflight: host.inflight },
+      dns: {
+        listening: host.addresses.map(a => `${a.protocol} ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`),
+        inflight: host.inflight,
+        ...dnsSocketStatus(host.dnsSockets?.())
+      },
       policy: {
         generation: host.policy.engine.generation,
         loadedAt: iso(host.policyLoadedAt),

@@ -1,20 +1,20 @@
 // GET /metrics: Prometheus text format (role metrics; viewer and admin tokens may scrape too).
 
-import type { IntervalHistogram } from 'node:perf_hooks'
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
 import type { RouteContext } from '../app.js'
+import type { EventLoopLag } from '../event-loop-lag.js'
 import { renderMetrics } from '../metrics.js'
 import { errors } from '../schemas.js'
 
-export function metricsRoutes (app: FastifyInstance, ctx: RouteContext, lag: IntervalHistogram): void {
+export function metricsRoutes (app: FastifyInstance, ctx: RouteContext, lag: EventLoopLag): void {
   app.get('/metrics', {
     config: { role: 'metrics' },
     schema: {
       tags: ['metrics'],
       summary: 'Prometheus metrics (text exposition format 0.0.4)',
       description: 'Queries by protocol and result, blocks by category, cache, upstream latency and health, ' +
-        'in-flight queries, list entries, block-log queue, memory and event-loop lag.',
+        'in-flight queries, TCP connections and their unsent answers, UDP kernel drops, list entries, block-log queue, memory and event-loop lag.',
       produces: ['text/plain'],
       response: { 200: Type.String({ description: 'text/plain; version=0.0.4' }), ...errors() }
     }
