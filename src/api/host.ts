@@ -33,6 +33,10 @@ export interface BlockLogFigures {
   readonly lastOkAt?: number
   readonly lastError?: { readonly code: string, readonly message: string, readonly at: number }
   readonly inflightMs?: number
+  /** ms */
+  readonly lastDropAt?: number
+  /** The writer thread's time in writes (ms): wall, on a CPU, runnable but waiting for a CPU. */
+  readonly writer?: { readonly busyMs: number, readonly cpuMs: number, readonly cpuWaitMs: number }
 }
 
 export interface ApiHost {

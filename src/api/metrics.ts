@@ -139,6 +139,15 @@ export function renderMetrics (c: MetricsContext): string {
   const bl = host.blockLogFigures()
   e.family('egressd_blocklog_queue_depth', 'gauge', 'Block events waiting to be written to the store', one(bl?.queueDepth ?? 0))
   e.family('egressd_blocklog_dropped_total', 'counter', 'Block events dropped because the queue was full or the store failed', one(bl?.dropped ?? 0))
+  e.family('egressd_blocklog_queue_max', 'gauge', 'store.queueMax: block events beyond it are dropped', one(bl?.queueMax ?? 0))
+  e.family('egressd_blocklog_written_total', 'counter', 'Block events written to the store', one(bl?.written ?? 0))
+  e.family('egressd_blocklog_write_failures_total', 'counter', 'Failed block-log write attempts (each batch is kept and retried) and writer thread deaths', one(bl?.failures ?? 0))
+  e.family('egressd_blocklog_consecutive_write_failures', 'gauge', 'Failed block-log write attempts since the last successful one (0: writing)', one(bl?.consecutiveFailures ?? 0))
+  e.family('egressd_blocklog_writing', 'gauge', '1 if the last block-log write attempt succeeded and none hangs, 0 if writes fail or stall', one(bl === undefined || (bl.state ?? 'ok') !== 'ok' ? 0 : 1))
+  e.family('egressd_blocklog_last_success_timestamp_seconds', 'gauge', 'When a block-log batch was last committed (Unix time; 0 = never)', one((bl?.lastOkAt ?? 0) / 1000))
+  e.family('egressd_blocklog_writer_busy_seconds_total', 'counter', 'Time the block-log writer thread spent in write transactions', one((bl?.writer?.busyMs ?? 0) / 1000))
+  e.family('egressd_blocklog_writer_cpu_wait_seconds_total', 'counter', 'Of the writer\'s write time, how long it was runnable but waited for a CPU (its core busy with DNS or other work)', one((bl?.writer?.cpuWaitMs ?? 0) / 1000))
+  e.family('egressd_blocklog_last_error_timestamp_seconds', 'gauge', 'When a block-log write last failed, by its error code (Unix time)', bl?.lastError === undefined ? [] : [[{ code: bl.lastError.code }, bl.lastError.at / 1000]])
 
   // Firewall, API
   e.family('egressd_firewall_sync_failures_total', 'counter', 'nftables syncs that failed', one(host.firewall.failures))

@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { openDatabase, type Db } from './db.js'
 import { EventWriter, runRetention, type RetentionLimits } from './block-writer.js'
 import type { EventBatch } from './event-batch.js'
-import { setThreadNice } from './thread-priority.js'
+import { setThreadNice, threadTimes } from './thread-priority.js'
 import type { WorkerReady } from './worker-url.js'
 
 export interface WriterWorkerData {
@@ -34,8 +34,9 @@ export type ToWriter =
 export type FromWriter =
   | WorkerReady
   | { readonly type: 'fatal', readonly code: string, readonly message: string }
-  | { readonly type: 'written', readonly seq: number, readonly n: number, readonly ms: number }
-  | { readonly type: 'failed', readonly seq: number, readonly code: string, readonly message: string }
+  /** `ms`: wall time of the write; `cpuMs`/`waitMs`: on a CPU / runnable but waiting for one (-1: unknown). */
+  | { readonly type: 'written', readonly seq: number, readonly n: number, readonly ms: number, readonly cpuMs: number, readonly waitMs: number }
+  | { readonly type: 'failed', readonly seq: number, readonly code: string, readonly message: string, readonly ms: number, readonly cpuMs: number, readonly waitMs: number }
   | { readonly type: 'retained', readonly deleted: number, readonly names: number, readonly overBytes: number, readonly ms: number }
   | { readonly type: 'retain-failed', readonly code: string, readonly message: string }
   | { readonly type: 'closed' }
@@ -69,11 +70,18 @@ port.on('message', (m: ToWriter) => {
     case 'write': {
       if (data.crashOnWrite === true) throw new Error('writer crash on write (tests)')
       const t = performance.now()
+      const before = threadTimes()
+      const spent = (): { ms: number, cpuMs: number, waitMs: number } => {
+        const after = threadTimes()
+        const ms = performance.now() - t
+        if (before === undefined || after === undefined) return { ms, cpuMs: -1, waitMs: -1 }
+        return { ms, cpuMs: (after.cpuNs - before.cpuNs) / 1e6, waitMs: (after.waitNs - before.waitNs) / 1e6 }
+      }
       try {
         writer.writeBatch(m.batch)
-        post({ type: 'written', seq: m.seq, n: m.batch.n, ms: performance.now() - t })
+        post({ type: 'written', seq: m.seq, n: m.batch.n, ...spent() })
       } catch (err) {
-        post({ type: 'failed', seq: m.seq, code: codeOf(err), message: (err as Error).message })
+        post({ type: 'failed', seq: m.seq, code: codeOf(err), message: (err as Error).message, ...spent() })
       }
       break
     }

@@ -33,7 +33,11 @@ export interface BlockLogOptions {
   readonly retention: RetentionLimits
   readonly log: Logger
   readonly now?: () => number
-  /** Largest batch per transaction (default 100,000: at high rates bigger batches fold more events into each roll-up row). */
+  /**
+   * Largest batch per transaction (default 10,000, at most queueMax / 4). The batch in flight counts
+   * against queueMax, so a batch as large as the queue made every event pushed during its write a
+   * drop; a transaction costs about the same per event from 2,000 events up (bench/blocklog-writer.mjs).
+   */
   readonly maxBatch?: number
   /** How often retention runs (default 5 min; the first run 10 s after open). */
   readonly retentionEveryMs?: number
@@ -48,19 +52,43 @@ export interface BlockLogOptions {
   readonly testCrashOnWrite?: boolean
 }
 
+/** The last failed write attempt (or writer death): its SQLite code, message and time (ms). */
+export interface BlockLogError { readonly code: string, readonly message: string, readonly at: number }
+
 export interface BlockLogStats {
-  /** Events queued or in flight. */
+  /**
+   * Whether the log can write, from the outcome of its write attempts: `failing` from a failed
+   * attempt (SQLITE_FULL, SQLITE_BUSY, I/O error, a writer thread that died or cannot start) until
+   * the next one succeeds; `stalled` when a write has been in flight longer than STALLED_MS.
+   */
+  readonly state: 'ok' | 'failing' | 'stalled'
+  /** Events queued or in flight (failed batches waiting to be retried included). */
   readonly depth: number
+  /** The bound of `depth` (store.queueMax): events pushed beyond it are dropped and counted. */
+  readonly queueMax: number
   readonly written: number
   readonly dropped: number
-  /** Failed batch writes (each retried). */
+  /** Failed batch writes (each retried) and writer deaths, since start. */
   readonly failures: number
-  readonly lastError: string | undefined
+  /** Failed attempts since the last successful write (0: the last attempt succeeded). */
+  readonly consecutiveFailures: number
+  /** When a batch was last committed (ms); undefined before the first. */
+  readonly lastOkAt: number | undefined
+  /** The last failure, kept after writing resumes (compare `at` with lastOkAt). */
+  readonly lastError: BlockLogError | undefined
+  /** How long the write in flight has been running (ms; 0: none). */
+  readonly inflightMs: number
+  /** When an event was last dropped (ms); undefined: never. */
+  readonly lastDropAt: number | undefined
+  /** The writer thread's time in write transactions since start: wall, on a CPU, and runnable but waiting for a CPU (ms; the last two 0 where the kernel does not tell). */
+  readonly writer: { readonly busyMs: number, readonly cpuMs: number, readonly cpuWaitMs: number }
   readonly retentionDeleted: number
 }
 
 export type BlockSubscriber = (e: BlockEvent) => void
 
+/** A write in flight for longer than this makes the log `stalled` (a hung disk, a lock never released). */
+export const STALLED_MS = 30_000
 const BACKOFF_MIN_MS = 100
 const BACKOFF_MAX_MS = 5000
 const DROP_WARN_EVERY_MS = 10_000
@@ -88,7 +116,14 @@ export class BlockLog {
   #lastDropWarn = 0
   #failures = 0
   #consecutiveFailures = 0
-  #lastError: string | undefined
+  #lastError: BlockLogError | undefined
+  #lastOkAt: number | undefined
+  #lastDropAt: number | undefined
+  #busyMs = 0
+  #cpuMs = 0
+  #cpuWaitMs = 0
+  /** The writer's figures at the last drop warning, to say what it did since. */
+  #warned = { busyMs: 0, cpuMs: 0, cpuWaitMs: 0, at: 0 }
   #retentionDeleted = 0
   #retryTimer: NodeJS.Timeout | undefined
   #restartTimer: NodeJS.Timeout | undefined
@@ -109,7 +144,7 @@ export class BlockLog {
     this.#o = o
     this.#log = o.log
     this.#now = o.now ?? Date.now
-    this.#maxBatch = o.maxBatch ?? 100_000
+    this.#maxBatch = Math.max(1, Math.min(o.maxBatch ?? 10_000, Math.floor(o.queueMax / 4)))
     this.#attach(worker)
     const every = (ms: number, fn: () => void): void => { const t = setInterval(fn, ms); t.unref(); this.#timers.push(t) }
     every(o.batchMs, () => this.#send())
@@ -146,7 +181,7 @@ export class BlockLog {
     this.#worker = undefined
     this.#failures++
     this.#consecutiveFailures++
-    this.#lastError = `writer thread died: ${why}`
+    this.#lastError = { code: 'WRITER_DIED', message: `writer thread died: ${why}`, at: this.#now() }
     const batch = this.#inflight
     this.#inflight = undefined
     if (batch !== undefined) {
@@ -182,7 +217,8 @@ export class BlockLog {
     }, (err: Error) => {
       if (this.#closed) return
       this.#consecutiveFailures++
-      this.#lastError = `writer thread cannot start: ${err.message}`
+      this.#failures++
+      this.#lastError = { code: 'WRITER_START', message: `writer thread cannot start: ${err.message}`, at: this.#now() }
       const delay = this.#backoff()
       this.#log.error({ err, restartMs: delay }, 'block log writer thread cannot start; trying again')
       this.#scheduleRestart(delay)
@@ -219,12 +255,20 @@ export class BlockLog {
   }
 
   get stats (): BlockLogStats {
+    const inflightMs = this.#inflight === undefined ? 0 : Math.max(0, this.#now() - this.#sentAt)
     return {
+      state: this.#consecutiveFailures > 0 ? 'failing' : inflightMs > STALLED_MS ? 'stalled' : 'ok',
       depth: this.#depth(),
+      queueMax: this.#o.queueMax,
       written: this.#written,
       dropped: this.#dropped,
       failures: this.#failures,
+      consecutiveFailures: this.#consecutiveFailures,
+      lastOkAt: this.#lastOkAt,
       lastError: this.#lastError,
+      inflightMs,
+      lastDropAt: this.#lastDropAt,
+      writer: { busyMs: this.#busyMs, cpuMs: this.#cpuMs, cpuWaitMs: this.#cpuWaitMs },
       retentionDeleted: this.#retentionDeleted
     }
   }
@@ -309,14 +353,15 @@ export class BlockLog {
     switch (m.type) {
       case 'written':
         if (m.seq !== this.#seq) return
+        this.#spent(m)
         this.#written += m.n
         this.#inflight = undefined
         this.#deadlyBatch = undefined
+        this.#lastOkAt = this.#now()
         const waiting = this.#pendingEvents + this.#building.length
         if (this.#consecutiveFailures > 0) {
-          this.#log.info({ failures: this.#consecutiveFailures }, 'block log writes resumed')
+          this.#log.info({ failures: this.#consecutiveFailures, lastError: this.#lastError, queued: this.#depth() }, 'block log writes resumed')
           this.#consecutiveFailures = 0
-          this.#lastError = undefined
         }
         // Send the next batch at once when one is full, someone waits for the queue to drain, or
         // the writer is behind (this batch took a whole interval): waiting for the timer would
@@ -327,9 +372,10 @@ export class BlockLog {
         break
       case 'failed': {
         if (m.seq !== this.#seq) return
+        this.#spent(m)
         this.#failures++
         this.#consecutiveFailures++
-        this.#lastError = `${m.code}: ${m.message}`
+        this.#lastError = { code: m.code, message: m.message, at: this.#now() }
         // Keep the batch: it goes back to the front of the queue and is written again later.
         const batch = this.#inflight
         this.#inflight = undefined
@@ -371,10 +417,33 @@ export class BlockLog {
 
   #warnDrops (): void {
     const t = this.#now()
+    this.#lastDropAt = t
     if (t - this.#lastDropWarn < DROP_WARN_EVERY_MS) return
     this.#lastDropWarn = t
-    this.#log.warn({ dropped: this.#dropped - this.#droppedWarned, total: this.#dropped, queueMax: this.#o.queueMax },
-      'block log queue full: events dropped (storage slow or failing)')
+    // What the writer did since the last warning says why: failing writes, or writes that spent
+    // their time waiting for a CPU (the core is saturated: DNS and anything else come first), or
+    // a writer on a CPU all along that is still slower than the events come in.
+    const w = this.#warned
+    const busy = this.#busyMs - w.busyMs
+    const waitShare = busy > 0 ? (this.#cpuWaitMs - w.cpuWaitMs) / busy : 0
+    const cause = this.#consecutiveFailures > 0 ? 'store failing' : waitShare >= 0.5 ? 'CPU saturated: the writer waits for a core' : 'writer slower than the event rate'
+    this.#log.warn({
+      dropped: this.#dropped - this.#droppedWarned,
+      total: this.#dropped,
+      queueMax: this.#o.queueMax,
+      cause,
+      lastError: this.#consecutiveFailures > 0 ? this.#lastError : undefined,
+      writerBusyShare: w.at > 0 && t > w.at ? Math.round(busy / (t - w.at) * 100) / 100 : undefined,
+      writerCpuWaitShare: Math.round(waitShare * 100) / 100
+    }, 'block log queue full: events dropped')
     this.#droppedWarned = this.#dropped
+    this.#warned = { busyMs: this.#busyMs, cpuMs: this.#cpuMs, cpuWaitMs: this.#cpuWaitMs, at: t }
+  }
+
+  /** Adds one write's time to the writer's totals. */
+  #spent (m: { ms: number, cpuMs: number, waitMs: number }): void {
+    this.#busyMs += m.ms
+    if (m.cpuMs >= 0) this.#cpuMs += m.cpuMs
+    if (m.waitMs >= 0) this.#cpuWaitMs += m.waitMs
   }
 }

@@ -4,7 +4,7 @@
 // directly. A failed batch rolls back whole (SQLITE_BUSY, SQLITE_FULL, I/O errors) and can be
 // written again later.
 
-import type { Statement } from 'better-sqlite3'
+import type { Statement, Transaction } from 'better-sqlite3'
 import type { Db } from './db.js'
 import { reverseName, type BlockEvent } from './block-event.js'
 import { F, STRIDE, toBatch, type EventBatch } from './event-batch.js'
@@ -66,7 +66,7 @@ export class EventWriter {
   readonly #dayQname: Statement
   readonly #dayClient: Statement
   readonly #nameHour: Statement
-  readonly #tx: (batch: EventBatch) => void
+  readonly #tx: Transaction<(batch: EventBatch) => void>
 
   constructor (db: Db) {
     this.#db = db
@@ -97,7 +97,10 @@ export class EventWriter {
     if (batch.n === 0) return
     const interners = [this.#strings, this.#clients, this.#names]
     try {
-      this.#tx(batch)
+      // BEGIN IMMEDIATE: the write lock is taken first, so another writer makes this wait up to the
+      // busy timeout. A deferred transaction reads first and then cannot upgrade while another
+      // connection writes: SQLITE_BUSY at once, without waiting.
+      this.#tx.immediate(batch)
     } catch (err) {
       for (const i of interners) i.rollback()
       throw err

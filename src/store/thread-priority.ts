@@ -3,7 +3,7 @@
 // The block log's threads run below the DNS thread so that, when they share a core, answering
 // comes first and logging takes what is left (DESIGN.md: logging never delays an answer).
 
-import { readlinkSync } from 'node:fs'
+import { readFileSync, readlinkSync } from 'node:fs'
 import { setPriority } from 'node:os'
 
 export type ThreadPriority =
@@ -19,5 +19,23 @@ export function setThreadNice (nice: number): ThreadPriority {
     return { tid, nice }
   } catch (err) {
     return { tid: undefined, nice: undefined, error: (err as Error).message }
+  }
+}
+
+/**
+ * The calling thread's scheduler counters (Linux /proc/thread-self/schedstat): nanoseconds on a
+ * CPU, and nanoseconds runnable but waiting for one (the CPU was busy with other work: a thread
+ * below DNS waits whenever DNS or anything else wants its core). Undefined where not available.
+ */
+export interface ThreadTimes { readonly cpuNs: number, readonly waitNs: number }
+
+export function threadTimes (): ThreadTimes | undefined {
+  try {
+    const [cpu, wait] = readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')
+    const cpuNs = Number(cpu)
+    const waitNs = Number(wait)
+    return Number.isFinite(cpuNs) && Number.isFinite(waitNs) ? { cpuNs, waitNs } : undefined
+  } catch {
+    return undefined
   }
 }

@@ -15,6 +15,7 @@ import { errorBody } from '../errors.js'
 import { errors, Iso, Nullable } from '../schemas.js'
 import { actorOf, requireStore } from './categories.js'
 import { notReady } from './health.js'
+import { BlockLogStatus, blockLogStatus } from '../block-log-status.js'
 
 const Any = Type.Unsafe<unknown>({ description: 'JSON (null when absent)', nullable: true })
 
@@ -106,7 +107,7 @@ const Status = Type.Object({
   })),
   cache: Type.Object({ size: Type.Integer(), hits: Type.Integer(), misses: Type.Integer(), evictions: Type.Integer() }),
   store: Type.Object({ available: Type.Boolean(), path: Nullable(Type.String()) }),
-  blockLog: Nullable(Type.Object({ queueDepth: Type.Integer(), dropped: Type.Integer() })),
+  blockLog: Nullable(BlockLogStatus),
   firewall: Type.Object({ attempts: Type.Integer(), failures: Type.Integer(), lastError: Nullable(Type.String()) })
 })
 
@@ -211,7 +212,7 @@ export function adminRoutes (app: FastifyInstance, ctx: RouteContext): void {
       upstreams: host.pool.health().map(h => ({ ...h, lastError: h.lastError ?? null })),
       cache: { size: host.cache.size, hits: cs.hits, misses: cs.misses, evictions: cs.evictions },
       store: { available: host.db !== undefined, path: host.db?.name ?? null },
-      blockLog: bl === undefined ? null : { queueDepth: bl.queueDepth, dropped: bl.dropped },
+      blockLog: bl === undefined ? null : blockLogStatus(bl, iso),
       firewall: { attempts: host.firewall.attempts, failures: host.firewall.failures, lastError: host.firewall.lastError ?? null }
     }
   })

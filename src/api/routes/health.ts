@@ -2,7 +2,6 @@
 // loaded, the policy file complete, store writable, at least one upstream healthy). No token; a failing readiness names only
 // the failing parts, no details.
 
-import { accessSync, constants } from 'node:fs'
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
 import type { RouteContext } from '../app.js'
@@ -24,11 +23,20 @@ export function notReady (host: ApiHost): ReadyPart[] {
   return failing
 }
 
+/**
+ * The store can write: it is open, and the block log's last write attempt succeeded (no failed
+ * attempt since the last commit, no write hung in flight). Judged by what the writes did, not by
+ * file permissions: a full disk fails every write of a file whose mode allows writing, and a
+ * read-only directory does not stop the files already open from being written.
+ */
 function storeWritable (host: ApiHost): boolean {
   const db = host.db
   if (db === undefined || !db.open || db.readonly) return false
+  const bl = host.blockLogFigures()
+  if (bl !== undefined) return bl.state === undefined || bl.state === 'ok'
+  // No block log (not started yet, or its writer could not open the file, which is logged
+  // loudly): the connection at least answers.
   try {
-    if (db.name !== ':memory:' && db.name !== '') accessSync(db.name, constants.R_OK | constants.W_OK)
     db.prepare('SELECT 1').get()
     return true
   } catch {
