@@ -140,3 +140,70 @@ t.test('a decision remembered in the cache does not keep the policy snapshot it 
   t.ok(blocked.atOnce, 'still the cached answer, decided under the new snapshot')
   t.equal(blocked.rcode, 'NXDOMAIN')
 })
+
+/** Sends `q` (bytes); resolves with the decoded answer and whether it came at once. */
+function send (serve: ReturnType<typeof createPipeline>, q: Buffer, client = '192.168.0.10'): Promise<packet.Packet & { atOnce: boolean }> {
+  return new Promise((resolve, reject) => {
+    const r = serve(q, 'udp', client, { reply: (_to, b) => { resolve({ ...packet.decode(b), atOnce: false }) } }, null)
+    if (r === null) reject(new Error('no answer'))
+    else if (r !== LATER) resolve({ ...packet.decode(r), atOnce: true })
+  })
+}
+
+t.test('EDNS version above 0, CHAOS class and zone transfers are answered at once, before cache, policy and upstream', async t => {
+  const p = pipeline('192.0.2.1', () => {})
+  const edns = (version: number): any => ({ type: 'OPT', name: '.', udpPayloadSize: 1232, ednsVersion: version, flags: 0 })
+  const q = (type: string, cls: string, name: string, version?: number): Buffer => Buffer.from(packet.encode({
+    type: 'query', id: 7, flags: packet.RECURSION_DESIRED, questions: [{ name, type: type as any, class: cls as any }],
+    additionals: version === undefined ? [] : [edns(version)]
+  }))
+  const cases: Array<{ label: string, msg: Buffer, rcode: number, kind: 'badvers' | 'chaos' | 'zone-transfer', result: string }> = [
+    { label: 'EDNS version 1', msg: q('A', 'IN', 'innocent.example', 1), rcode: 16, kind: 'badvers', result: 'badvers' },
+    { label: 'EDNS version 1, CHAOS', msg: q('TXT', 'CH', 'version.bind', 1), rcode: 16, kind: 'badvers', result: 'badvers' },
+    { label: 'CH TXT version.bind', msg: q('TXT', 'CH', 'version.bind', 0), rcode: 5, kind: 'chaos', result: 'refused' },
+    { label: 'CH A, no EDNS', msg: q('A', 'CH', 'x.example'), rcode: 5, kind: 'chaos', result: 'refused' },
+    { label: 'AXFR', msg: q('AXFR', 'IN', 'example', 0), rcode: 5, kind: 'zone-transfer', result: 'refused' },
+    { label: 'IXFR, no EDNS', msg: q('IXFR', 'IN', 'example'), rcode: 5, kind: 'zone-transfer', result: 'refused' }
+  ]
+  for (const c of cases) {
+    const before = { ...p.metrics.localAnswers }
+    const a = await send(p.serve, c.msg)
+    t.ok(a.atOnce, `${c.label}: at once`)
+    const opt = (a.additionals ?? []).find(r => r.type === 'OPT') as any
+    t.equal((a.flags! & 0x0f) + ((opt?.extendedRcode ?? 0) << 4), c.rcode, `${c.label}: rcode ${c.rcode}`)
+    if (opt !== undefined) t.equal(opt.ednsVersion, 0, `${c.label}: our OPT is version 0`)
+    t.equal(p.metrics.localAnswers[c.kind], before[c.kind] + 1, `${c.label}: counted as ${c.kind}`)
+  }
+  t.equal(p.asked(), 0, 'the upstream was never asked')
+  t.same(p.metrics.results.udp, { ...p.metrics.results.udp, badvers: 2, refused: 4 })
+  t.same(p.metrics.outcomes, { cached: 0, resolved: 0, blocked: 0, servfail: 0, refused: 0 }, 'no pipeline outcome')
+  // A client outside dns.allowClients gets REFUSED (EDE 18) whatever it asks.
+  const outside = await send(p.serve, cases[0].msg, '8.8.8.8')
+  t.equal(outside.rcode, 'REFUSED')
+  t.equal(p.metrics.localAnswers.badvers, 2)
+  // Other classes (HS, ANY) are forwarded as before.
+  await send(p.serve, q('A', 'HS', 'x.example', 0))
+  t.equal(p.asked(), 1)
+})
+
+t.test('every upstream failed: SERVFAIL with the upstream\'s EDE when it sent one, else EDE 22', async t => {
+  for (const [label, ede, code, text] of [
+    ['no EDE from upstream', undefined, 22, 'egressd: no upstream answered'],
+    ['the upstream\'s EDE', Buffer.from([0, 15, 0, 6, 0, 6, 0x62, 0x61, 0x64, 0x21]), 6, 'bad!']
+  ] as const) {
+    const pool = { resolve: (_q: Buffer, _do: boolean, cb: ResolveCallback) => { setImmediate(() => { cb.failed(new Error('all upstreams failed'), ede) }) } } as unknown as UpstreamPool
+    const metrics = new DnsMetrics()
+    const serve = createPipeline({
+      dns: cfg.dns, cache: cfg.cache, blocking: cfg.blocklists, policy: { engine: buildEngine(cfg.blocklists, 1).engine }, report: () => {},
+      answers: new AnswerCache({ maxEntries: 100, now: Date.now }), pool, metrics, now: Date.now, acl: new ClientAcl(cfg.dns.allowClients)
+    })
+    const msg = Buffer.from(packet.encode({ type: 'query', id: 7, questions: [{ name: 'down.example', type: 'A', class: 'IN' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0 } as any] }))
+    const a = await send(serve, msg)
+    t.equal(a.rcode, 'SERVFAIL', label)
+    const opt = a.additionals!.find(r => r.type === 'OPT') as any
+    t.same(opt.options.map((o: { code: number, data: Buffer }) => [o.code, o.data.readUInt16BE(0), o.data.subarray(2).toString()]), [[15, code, text]], `${label}: EDE ${code}`)
+    t.equal(metrics.outcomes.servfail, 1)
+    const again = await send(serve, msg)
+    t.equal(again.atOnce, false, `${label}: SERVFAIL is not cached`)
+  }
+})

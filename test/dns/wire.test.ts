@@ -2,7 +2,8 @@ import t from 'tap'
 import * as packet from 'dns-packet'
 import {
   readQuery, malformedRcode, prepareAnswer, renderAnswer, renderCached, renderInPlace, upstreamQuestion, emptyResponse, headerOnlyResponse,
-  truncateForUdp, edeOption, buildUpstreamQuery, questionMatches, Rcode, answerTargets, answerTargetsIn, AnswerTargets, keyHash, type Query, type StoredAnswer
+  truncateForUdp, edeOption, buildUpstreamQuery, questionMatches, Rcode, answerTargets, answerTargetsIn, AnswerTargets, keyHash, type Query, type StoredAnswer,
+  txtRdata, txtResponse, edeOptions, buildOpt
 } from '../../src/dns/wire.js'
 
 const TTL = { minTtl: 0, maxTtl: 86400, negativeMaxTtl: 3600 }
@@ -371,3 +372,128 @@ t.test('renderInPlace sends the upstream datagram back changed for the client, a
     t.equal((packet.decode(out).additionals![0] as any).options[0].code, 15, 'the EDE passed on')
   }
 })
+
+/** A query with an OPT of EDNS version `version` (and DO), as dns-packet writes it. */
+function versioned (name: string, version: number, opts: { type?: packet.RecordType, class?: string, do?: boolean } = {}): Buffer {
+  return packet.encode({
+    type: 'query', id: 0x4321, flags: packet.RECURSION_DESIRED,
+    questions: [{ name, type: opts.type ?? 'A', class: (opts.class ?? 'IN') as any }],
+    additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, ednsVersion: version, flags: opts.do === true ? packet.DNSSEC_OK : 0 } as any]
+  })
+}
+
+t.test('readQuery reads the EDNS version (0 without EDNS)', async t => {
+  const cases: Array<[string, Buffer, number]> = [
+    ['no EDNS', query('x.test'), 0],
+    ['version 0', versioned('x.test', 0), 0],
+    ['version 1', versioned('x.test', 1), 1],
+    ['version 255 with DO', versioned('x.test', 255, { do: true }), 255]
+  ]
+  for (const [label, msg, version] of cases) t.equal(read(msg).ednsVersion, version, label)
+})
+
+t.test('emptyResponse: the rcode\'s lower 4 bits in the header, its upper 8 in the OPT (RFC 6891 6.1.3), always our version 0', async t => {
+  const cases: Array<[string, number, number, number]> = [
+    // label, rcode, header bits, OPT EXTENDED-RCODE
+    ['NOERROR', Rcode.NOERROR, 0, 0],
+    ['SERVFAIL', Rcode.SERVFAIL, 2, 0],
+    ['REFUSED', Rcode.REFUSED, 5, 0],
+    ['BADVERS (16)', Rcode.BADVERS, 0, 1],
+    ['BADKEY (17)', 17, 1, 1],
+    ['largest (4095)', 4095, 15, 255]
+  ]
+  for (const [label, rcode, low, high] of cases) {
+    for (const dnssecOk of [false, true]) {
+      const msg = versioned('x.test', 3, { do: dnssecOk })
+      const b = emptyResponse(msg, read(msg), rcode, 1232)
+      const d = packet.decode(b)
+      t.equal(d.flags! & 0x0f, low, `${label}: header`)
+      const opt = d.additionals![0] as any
+      t.match(opt, { type: 'OPT', extendedRcode: high, ednsVersion: 0, udpPayloadSize: 1232, flag_do: dnssecOk }, `${label}: OPT${dnssecOk ? ' with DO' : ''}`)
+      t.equal(d.id, 0x4321)
+      t.same(d.questions, [{ name: 'x.test', type: 'A', class: 'IN' }])
+    }
+  }
+  const o = buildOpt(1232, false)
+  t.same([...o.subarray(5, 7)], [0, 0], 'buildOpt: EXTENDED-RCODE 0, version 0')
+  for (let i = 0; i < 50; i++) Buffer.allocUnsafe(64).fill(0xa5) // used bytes left in the pool
+  const msg = query('x.test', { edns: 1232 })
+  t.same([...emptyResponse(msg, read(msg), Rcode.SERVFAIL, 1232).subarray(-6, -4)], [0, 0], 'every OPT byte written')
+})
+
+t.test('txtRdata splits text into character-strings of at most 255 bytes', async t => {
+  const cases: Array<[string, string, number[]]> = [
+    ['empty', '', [0]],
+    ['short', 'egressd', [7]],
+    ['255 bytes', 'x'.repeat(255), [255]],
+    ['256 bytes', 'x'.repeat(256), [255, 1]],
+    ['600 bytes', 'y'.repeat(600), [255, 255, 90]]
+  ]
+  for (const [label, text, lengths] of cases) {
+    const b = txtRdata(text)
+    const got: number[] = []
+    let joined = ''
+    for (let p = 0; p < b.length; p += 1 + b[p]) { got.push(b[p]); joined += b.toString('latin1', p + 1, p + 1 + b[p]) }
+    t.same(got, lengths, label)
+    t.equal(joined, text, `${label}: the text`)
+  }
+})
+
+t.test('txtResponse answers with one authoritative TXT record in the question\'s class', async t => {
+  const cases: Array<{ label: string, msg: Buffer, cls: string, edns: boolean, text: string }> = [
+    { label: 'CH, EDNS', msg: versioned('Version.Bind', 0, { type: 'TXT', class: 'CH' }), cls: 'CH', edns: true, text: 'egressd' },
+    { label: 'CH, no EDNS', msg: packet.encode({ type: 'query', id: 5, questions: [{ name: 'id.server', type: 'TXT', class: 'CH' as any }] }), cls: 'CH', edns: false, text: 'egressd 1.0' },
+    { label: 'IN, long text', msg: query('x.test', { type: 'TXT', edns: 1232 }), cls: 'IN', edns: true, text: 'z'.repeat(300) }
+  ]
+  for (const c of cases) {
+    const q = read(c.msg)
+    const d = packet.decode(txtResponse(c.msg, q, txtRdata(c.text), 1232))
+    t.equal(d.id, q.id, `${c.label}: ID`)
+    t.equal(d.rcode, 'NOERROR')
+    t.ok((d.flags! & packet.AUTHORITATIVE_ANSWER) !== 0, `${c.label}: AA`)
+    t.ok((d.flags! & packet.RECURSION_DESIRED) === (c.msg[2] & 1) << 8, `${c.label}: RD as asked`)
+    t.equal(d.questions![0].name, packet.decode(c.msg).questions![0].name, `${c.label}: question case kept`)
+    t.equal(d.answers!.length, 1)
+    const a = d.answers![0] as any
+    t.match(a, { type: 'TXT', class: c.cls, ttl: 0, name: d.questions![0].name }, `${c.label}: the record`)
+    t.equal(Buffer.concat(a.data).toString(), c.text, `${c.label}: the text`)
+    t.equal((d.additionals ?? []).filter(r => r.type === 'OPT').length, c.edns ? 1 : 0, `${c.label}: OPT as the client sent EDNS`)
+  }
+})
+
+t.test('edeOptions picks the Extended DNS Error options out of an OPT record', async t => {
+  const ede = (code: number, text: string): Buffer => edeOption(code, text)
+  const cookie = Buffer.from([0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8])
+  const cases: Array<[string, Buffer, Buffer | undefined]> = [
+    ['no options', buildOpt(1232, false), undefined],
+    ['EDE alone', buildOpt(1232, false, ede(6, 'bogus')), ede(6, 'bogus')],
+    ['cookie, then EDE', buildOpt(1232, true, Buffer.concat([cookie, ede(22, '')])), ede(22, '')],
+    ['two EDEs', buildOpt(1232, false, Buffer.concat([ede(6, 'a'), cookie, ede(9, 'b')])), Buffer.concat([ede(6, 'a'), ede(9, 'b')])],
+    ['cookie only', buildOpt(1232, false, cookie), undefined],
+    ['EDE too short for an info-code', buildOpt(1232, false, Buffer.from([0, 15, 0, 1, 7])), undefined],
+    ['option running past RDLENGTH', buildOpt(1232, false, Buffer.from([0, 15, 0, 9, 0, 6])), undefined],
+    ['shorter than an OPT', Buffer.alloc(5), undefined]
+  ]
+  for (const [label, opt, want] of cases) t.same(edeOptions(opt), want, label)
+})
+
+t.test('readQuery takes an IXFR query\'s SOA in the authority section (RFC 1995), nothing else there', async t => {
+  const soa = { name: 'test', type: 'SOA', class: 'IN', ttl: 0, data: { mname: 'ns.test', rname: 'h.test', serial: 7, refresh: 1, retry: 1, expire: 1, minimum: 1 } }
+  const ixfr = (authorities: any[], edns = true): Buffer => packet.encode({
+    type: 'query', id: 1, questions: [{ name: 'test', type: 'IXFR', class: 'IN' }], authorities,
+    additionals: edns ? [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0 } as any] : []
+  })
+  const q = read(ixfr([soa]))
+  t.match(q, { qtype: 251, qname: 'test', edns: true, udpSize: 1232 }, 'IXFR with its SOA, then OPT')
+  t.match(read(ixfr([soa], false)), { qtype: 251, edns: false })
+  const one = ixfr([soa], false)
+  const cases: Array<[string, Buffer, string]> = [
+    ['two authority records', ixfr([soa, soa]), 'sections'],
+    ['an A query with an authority record', packet.encode({ type: 'query', id: 1, questions: [{ name: 'test', type: 'A', class: 'IN' }], authorities: [soa as any] }), 'sections'],
+    ['IXFR with an answer record', (() => { const b = Buffer.from(one); b[7] = 1; b[9] = 0; return b })(), 'sections'],
+    ['SOA cut short', one.subarray(0, one.length - 3), 'truncated'],
+    ['SOA header cut short', one.subarray(0, 12 + 10 + 6), 'truncated']
+  ]
+  for (const [label, msg, kind] of cases) t.equal(readQuery(msg), kind, label)
+})
+
