@@ -270,7 +270,7 @@ export class Daemon {
         now: this.#now,
         version: this.version,
         tls,
-        plugins: reader === undefined ? [] : [async scope => { await scope.register(blockRoutes, { reader }) }]
+        plugins: reader === undefined ? [] : [async (scope, o) => { await scope.register(blockRoutes, { ...o, reader }) }]
       })
     } catch (err) {
       throw new EgressdError('EGRESSD_ERR_API_TLS', `api: cannot start: ${(err as Error).message}`, { cause: err })
@@ -458,7 +458,7 @@ export class Daemon {
     if (!same(prev.dns.listen, next.dns.listen)) needsRestart.push('dns.listen')
     if (!same(prev.dns.tcp, next.dns.tcp)) needsRestart.push('dns.tcp')
     if (!same(prev.dns.udp, next.dns.udp)) needsRestart.push('dns.udp')
-    for (const k of ['listen', 'tls', 'allowPlaintext', 'bodyLimit', 'rateLimit'] as const) {
+    for (const k of ['listen', 'tls', 'allowPlaintext', 'bodyLimit', 'rateLimit', 'server'] as const) {
       if (!same(prev.api[k], next.api[k])) needsRestart.push(`api.${k}`)
     }
     // The writer and reader threads keep the settings they were started with; logQueries is
@@ -489,6 +489,7 @@ export class Daemon {
     this.policy.engine = policy.engine
     applied.push('blocklists')
     if (!same(prev.api.tokens, next.api.tokens)) applied.push('api.tokens') // read per request
+    if (!same(prev.api.liveTail, next.api.liveTail)) applied.push('api.liveTail') // read per new stream
     if (pool !== undefined) {
       const old = this.#pool
       this.#pool = pool

@@ -5,17 +5,27 @@
 //
 // Order per request: rate limit (per client address) -> bearer token and role -> no unexpected body
 // or query string -> schema validation -> handler -> security headers.
+//
+// The listener is bounded by api.server: request headers must arrive within headersTimeoutMs and
+// the whole request within requestTimeoutMs (checked every quarter of the headers timeout, at
+// most every second: Node's own check runs every 30 s), TLS handshakes within the headers timeout,
+// and connections beyond maxConnectionsPerClient (one address) or maxConnections (everyone) are
+// closed as they arrive. So clients that send a byte at a time (slowloris) hold a connection for
+// seconds, not forever, and one client cannot take every connection from the others (/healthz).
 
 import swagger from '@fastify/swagger'
+import type { Server, ServerOptions } from 'node:http'
+import type { Socket } from 'node:net'
 import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify'
 import type { Logger } from 'pino'
+import type { ApiServerConfig, LiveTailConfig } from '../config/types.js'
 import { ApiError } from '../errors.js'
 import { authenticate, bearerToken, mayCall } from './auth.js'
 import { errorBody, installErrorHandlers, installJsonParser, installValidators, schemaErrorFormatter } from './errors.js'
 import { EventLoopLag } from './event-loop-lag.js'
 import { installSecurityHeaders } from './headers.js'
 import type { ApiHost } from './host.js'
-import { RateLimiter } from './rate-limit.js'
+import { ClientSlots, newApiLimitCounters, RateLimiter, type ApiLimitCounters } from './rate-limit.js'
 import { adminRoutes } from './routes/admin.js'
 import { listRoutes } from './routes/lists.js'
 import { categoryRoutes } from './routes/categories.js'
@@ -33,33 +43,82 @@ export interface ApiDeps {
   readonly version: string
   /** PEM contents; with them the app serves HTTPS. */
   readonly tls?: { readonly cert: Buffer, readonly key: Buffer }
-  /** More route plugins (the block log's), registered under the same hooks. */
-  readonly plugins?: ReadonlyArray<FastifyPluginAsync>
+  /** More route plugins (the block log's), registered under the same hooks, with ApiPluginOptions. */
+  readonly plugins?: ReadonlyArray<FastifyPluginAsync<ApiPluginOptions>>
+}
+
+/** What the app hands each of `plugins`. */
+export interface ApiPluginOptions {
+  /** Counters of what the abuse limits refused or cut off (rendered by /metrics). */
+  readonly limits: ApiLimitCounters
+  /** The live tail's limits in force (read per stream: a reload applies to the next one). */
+  readonly liveTail: () => LiveTailConfig
 }
 
 /** What route modules get. */
 export interface RouteContext extends ApiDeps {
   readonly rateLimiter: RateLimiter
+  readonly limits: ApiLimitCounters
+}
+
+/** How often Node looks for requests past their headers or request timeout. */
+export function timeoutCheckInterval (headersTimeoutMs: number): number {
+  return Math.min(1000, Math.max(50, Math.floor(headersTimeoutMs / 4)))
+}
+
+/** Node's server options for the timeouts of api.server (fastify does not pass these on itself). */
+function serverTimeouts (s: ApiServerConfig): { headersTimeout: number, requestTimeout: number, connectionsCheckingInterval: number } {
+  return { headersTimeout: s.headersTimeoutMs, requestTimeout: s.requestTimeoutMs, connectionsCheckingInterval: timeoutCheckInterval(s.headersTimeoutMs) }
+}
+
+/**
+ * Closes connections beyond api.server's per-client and overall caps as they arrive (before TLS
+ * or any byte is read), and counts them and the requests that ran out of time.
+ */
+function guardConnections (server: Server, s: ApiServerConfig, limits: ApiLimitCounters): void {
+  const slots = new ClientSlots()
+  server.on('connection', (socket: Socket) => {
+    const client = socket.remoteAddress
+    if (client === undefined) return // already gone
+    const refused = slots.acquire(client, s.maxConnectionsPerClient, s.maxConnections)
+    if (refused !== undefined) {
+      limits.connectionsRefused[refused]++
+      socket.destroy()
+      return
+    }
+    socket.once('close', () => slots.release(client))
+  })
+  server.on('clientError', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') limits.requestTimeouts++
+  })
 }
 
 export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
   const { host } = deps
   const api = host.config.api
   const log = deps.log.child({ mod: 'api' })
-  const opts: FastifyServerOptions & { https?: unknown } = {
+  const server = api.server
+  const timeouts = serverTimeouts(server)
+  const opts: FastifyServerOptions & { https?: unknown, http?: ServerOptions } = {
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: api.bodyLimit,
     schemaErrorFormatter: (errors, dataVar) => schemaErrorFormatter(errors as never, dataVar),
     return503OnClosing: true,
     forceCloseConnections: true,
-    connectionTimeout: 30_000,
-    requestTimeout: 30_000,
-    keepAliveTimeout: 5_000,
+    connectionTimeout: server.idleTimeoutMs,
+    requestTimeout: server.requestTimeoutMs,
+    keepAliveTimeout: server.keepAliveTimeoutMs,
+    maxRequestsPerSocket: server.maxRequestsPerSocket,
     trustProxy: false,
-    ...(deps.tls !== undefined && { https: { cert: deps.tls.cert, key: deps.tls.key, minVersion: 'TLSv1.2' } })
+    http: timeouts,
+    ...(deps.tls !== undefined && {
+      https: { cert: deps.tls.cert, key: deps.tls.key, minVersion: 'TLSv1.2', handshakeTimeout: server.headersTimeoutMs, ...timeouts }
+    })
   }
   const app = Fastify(opts) as unknown as FastifyInstance
+  const limits = newApiLimitCounters()
+  guardConnections(app.server, server, limits)
   installValidators(app)
   installJsonParser(app)
   installErrorHandlers(app, log, api.bodyLimit)
@@ -130,7 +189,7 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
   lag.start()
   app.addHook('onClose', async () => { lag.stop() })
 
-  const ctx: RouteContext = { ...deps, rateLimiter }
+  const ctx: RouteContext = { ...deps, rateLimiter, limits }
   await app.register(async scope => {
     healthRoutes(scope, ctx)
     metricsRoutes(scope, ctx, lag)
@@ -141,6 +200,7 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
     listRoutes(scope, ctx)
     docsRoutes(scope)
   })
-  for (const plugin of deps.plugins ?? []) await app.register(plugin)
+  const pluginOptions: ApiPluginOptions = { limits, liveTail: () => host.config.api.liveTail }
+  for (const plugin of deps.plugins ?? []) await app.register(plugin, pluginOptions)
   return app
 }

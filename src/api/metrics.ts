@@ -8,6 +8,7 @@ import { QUERY_RESULTS } from '../dns/metrics.js'
 import { LATENCY_BUCKETS_MS } from '../dns/upstream/pool.js'
 import type { EventLoopLag } from './event-loop-lag.js'
 import type { ApiHost } from './host.js'
+import type { ApiLimitCounters } from './rate-limit.js'
 
 type Labels = Readonly<Record<string, string>>
 type Sample = readonly [labels: Labels, value: number, suffix?: string]
@@ -45,6 +46,8 @@ export interface MetricsContext {
   readonly lag: EventLoopLag
   /** API requests refused by the rate limit. */
   readonly rateLimited: () => number
+  /** What the API's connection and live-tail limits refused or cut off. */
+  readonly limits?: ApiLimitCounters
 }
 
 export function renderMetrics (c: MetricsContext): string {
@@ -152,6 +155,17 @@ export function renderMetrics (c: MetricsContext): string {
   // Firewall, API
   e.family('egressd_firewall_sync_failures_total', 'counter', 'nftables syncs that failed', one(host.firewall.failures))
   e.family('egressd_api_rate_limited_total', 'counter', 'API requests refused by the per-client rate limit', one(c.rateLimited()))
+  const al = c.limits
+  if (al !== undefined) {
+    e.family('egressd_api_connections_refused_total', 'counter', 'API connections closed on arrival, by the limit in the way (api.server.maxConnectionsPerClient: client, maxConnections: total)',
+      [[{ limit: 'client' }, al.connectionsRefused.client], [{ limit: 'total' }, al.connectionsRefused.total]])
+    e.family('egressd_api_request_timeouts_total', 'counter', 'API requests closed (408) because their headers or body took too long (api.server.headersTimeoutMs, requestTimeoutMs)', one(al.requestTimeouts))
+    e.family('egressd_api_live_tail_streams', 'gauge', 'Block-log live tails (SSE) open now', one(al.streamsOpen))
+    e.family('egressd_api_live_tail_refused_total', 'counter', 'Live tails refused, by the limit in the way (api.liveTail.maxStreamsPerClient: client, maxStreams: total)',
+      [[{ limit: 'client' }, al.streamsRefused.client], [{ limit: 'total' }, al.streamsRefused.total]])
+    e.family('egressd_api_live_tail_closed_total', 'counter', 'Live tails closed because the client did not keep up (slow_consumer: over api.liveTail.maxQueuedBytesPerStream; stuck: no drain for stuckTimeoutMs)',
+      [[{ reason: 'slow_consumer' }, al.streamsClosed.slowConsumer], [{ reason: 'stuck' }, al.streamsClosed.stuck]])
+  }
 
   // Process
   const mem = process.memoryUsage()

@@ -1,16 +1,22 @@
 // The block-log API plugin on a bare fastify instance (inject) and through a real socket: search
 // with every format (CSV and NDJSON parse back to the JSON rows), pagination, 400s naming the
-// parameter, stats, bypass, the SSE live tail, and the route contract (viewer role, schema, tags).
+// parameter, stats, bypass, the SSE live tail and its limits (streams per client and in all, a
+// client that does not read cut off with the reason), and the route contract (viewer role,
+// schema, tags).
 
 import t from 'tap'
 import Fastify from 'fastify'
 import { request } from 'node:http'
+import type net from 'node:net'
 import { BlockLog } from '../../src/store/block-log.js'
 import { BlockSearch } from '../../src/store/block-reader.js'
 import { EventWriter } from '../../src/store/block-writer.js'
 import { blockRoutes } from '../../src/api/routes/blocks.js'
+import { newApiLimitCounters } from '../../src/api/rate-limit.js'
+import type { LiveTailConfig } from '../../src/config/types.js'
 import type { BlockRow } from '../../src/store/block-event.js'
-import { event, freshDb, memoryLog } from '../store/helpers.js'
+import { event, freshDb, memoryLog, tempDbPath } from '../store/helpers.js'
+import { rawGet, readToEnd } from '../hostile/api-sockets.js'
 
 const T0 = Date.UTC(2030, 0, 1)
 const NOW = T0 + 2 * 86_400_000
@@ -174,4 +180,95 @@ t.test('through a real socket: json and the SSE live tail', async t => {
   const rows = got.map(g => JSON.parse(g.split('\ndata: ')[1]))
   t.same(rows.map(r => r.qname), ['signal.org', 'chat.signal.org'])
   t.equal(rows[0].time, new Date(NOW + 1).toISOString())
+})
+
+t.test('live tail limits: streams per client and in all; clients that do not read are cut off with the reason', async t => {
+  const { log } = memoryLog()
+  const fresh = freshDb(tempDbPath())
+  fresh.db.close()
+  const live = await BlockLog.open({ path: fresh.path, synchronous: 'NORMAL', busyTimeoutMs: 500, queueMax: 1000, batchMs: 50, retention: { days: 36500, maxRows: 0, maxBytes: 0 }, log })
+  const reader = await BlockSearch.open({ path: fresh.path, live, now: () => NOW })
+  const limits = newApiLimitCounters()
+  let liveTail: LiveTailConfig = { maxStreams: 3, maxStreamsPerClient: 2, maxQueuedBytesPerStream: 32768, stuckTimeoutMs: 600_000 }
+  const app = Fastify()
+  await app.register(blockRoutes, { reader, limits, liveTail: () => liveTail })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as { port: number }).port
+  const sockets: net.Socket[] = []
+  t.teardown(async () => { for (const s of sockets) s.destroy(); await app.close(); await reader.close(); await live.close() })
+  const open = async (from: string) => {
+    const r = await rawGet(port, from, '/api/v1/blocks/stream', 'unused')
+    sockets.push(r.socket)
+    return r
+  }
+  // Pushes events (about 500 bytes of SSE each) until `done`, letting the event loop write between batches.
+  const flood = async (done: (n: number) => boolean): Promise<number> => {
+    let n = 0
+    while (!done(n) && n < 100_000) {
+      for (let i = 0; i < 200; i++) live.push(event({ ts: NOW + n++, qname: `n${n}.${'x'.repeat(200)}.telegram.org` }))
+      await new Promise(resolve => setTimeout(resolve, 1))
+    }
+    return n
+  }
+
+  t.test('per-client cap: 429; overall cap: 503; JSON errors that name the key', async t => {
+    const a = [await open('127.0.0.2'), await open('127.0.0.2')]
+    t.same(a.map(r => r.status), [200, 200])
+    const third = await open('127.0.0.2')
+    t.equal(third.status, 429)
+    t.match(JSON.parse(third.body), { statusCode: 429, error: 'Too Many Requests', message: 'too many live tails from 127.0.0.2: at most 2 at once (api.liveTail.maxStreamsPerClient)' })
+    t.equal((await open('127.0.0.3')).status, 200)
+    const over = await open('127.0.0.4')
+    t.equal(over.status, 503)
+    t.match(JSON.parse(over.body), { statusCode: 503, error: 'Service Unavailable', message: 'too many live tails open: at most 3 at once (api.liveTail.maxStreams)' })
+    t.same({ open: limits.streamsOpen, refused: limits.streamsRefused }, { open: 3, refused: { client: 1, total: 1 } })
+    // The limits are read per stream: a reload that raises them applies at once.
+    liveTail = { ...liveTail, maxStreams: 4 }
+    t.equal((await open('127.0.0.4')).status, 200)
+    for (const s of sockets) s.destroy()
+    for (let i = 0; i < 100 && limits.streamsOpen > 0; i++) await new Promise(resolve => setTimeout(resolve, 20))
+    t.equal(limits.streamsOpen, 0, 'closed streams free their slots')
+  })
+
+  t.test('a client that reads keeps its stream through a burst larger than maxQueuedBytesPerStream', async t => {
+    liveTail = { maxStreams: 3, maxStreamsPerClient: 2, maxQueuedBytesPerStream: 32768, stuckTimeoutMs: 600_000 }
+    const s = await open('127.0.0.7')
+    t.equal(s.status, 200)
+    let text = s.body
+    s.socket.on('data', (d: string) => { text += d })
+    s.socket.resume()
+    // 1,000 events (about 250 KB) in one event-loop turn, as a burst of blocked queries would be.
+    for (let i = 0; i < 1000; i++) live.push(event({ ts: NOW + i, qname: `burst${i}.${'y'.repeat(200)}.telegram.org` }))
+    for (let i = 0; i < 100 && !text.includes('burst999.'); i++) await new Promise(resolve => setTimeout(resolve, 20))
+    t.equal(text.split('event: block\n').length - 1, 1000, 'every event arrived')
+    t.equal(limits.streamsClosed.slowConsumer, 0, 'not cut off')
+    t.notOk(s.socket.destroyed)
+    s.socket.destroy()
+  })
+
+  t.test('a stream with more than maxQueuedBytesPerStream unsent is closed as a slow consumer', async t => {
+    liveTail = { maxStreams: 3, maxStreamsPerClient: 2, maxQueuedBytesPerStream: 32768, stuckTimeoutMs: 600_000 }
+    const s = await open('127.0.0.5')
+    t.equal(s.status, 200)
+    const pushed = await flood(() => limits.streamsClosed.slowConsumer > 0)
+    t.equal(limits.streamsClosed.slowConsumer, 1, `closed after ${pushed} events`)
+    const { text, ended } = await readToEnd(s.socket, 5000)
+    t.ok(ended, 'the connection was closed')
+    t.match(text, /event: block\n/)
+    t.match(text.slice(-100), /event: closed\ndata: \{"reason":"slow consumer"\}\n\n\r\n0\r\n\r\n$/, 'the last event says why')
+  })
+
+  t.test('a stream whose output does not drain for stuckTimeoutMs is closed as stuck', async t => {
+    liveTail = { maxStreams: 3, maxStreamsPerClient: 2, maxQueuedBytesPerStream: 64 * 1024 * 1024, stuckTimeoutMs: 300 }
+    const s = await open('127.0.0.6')
+    t.equal(s.status, 200)
+    // About 6 MB: more than the kernel's socket buffers take (about 4 MB on loopback), so writes back up.
+    await flood(n => n >= 12_000 || limits.streamsClosed.stuck > 0)
+    for (let i = 0; i < 100 && limits.streamsClosed.stuck === 0; i++) await new Promise(resolve => setTimeout(resolve, 20))
+    t.equal(limits.streamsClosed.stuck, 1)
+    t.equal(limits.streamsClosed.slowConsumer, 1, 'not counted as a slow consumer')
+    const { text, ended } = await readToEnd(s.socket, 5000)
+    t.ok(ended)
+    t.match(text.slice(-100), /event: closed\ndata: \{"reason":"stuck"\}\n\n\r\n0\r\n\r\n$/)
+  })
 })

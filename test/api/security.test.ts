@@ -1,12 +1,14 @@
 // Transport and abuse limits: TLS is required off loopback (a config error naming api.tls, unless
 // allowPlaintext), HTTPS works with a throwaway certificate, the per-client rate limit answers 429
-// with Retry-After, the body limit is configurable, a taken API port or unreadable TLS files stop
-// the start with a clear error; and POST /api/v1/reload reports what changed or why it was rejected.
+// with Retry-After, the body limit is configurable, api.server's timeouts and connection caps reach
+// the listener (HTTP and HTTPS), a taken API port or unreadable TLS files stop the start with a
+// clear error; and POST /api/v1/reload reports what changed or why it was rejected.
 
 import t from 'tap'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import net from 'node:net'
+import tls from 'node:tls'
 import { parseConfig } from '../../src/config/load.js'
 import { ConfigError, EgressdError } from '../../src/errors.js'
 import { makeTestPki } from '../helpers/tls-fronts.js'
@@ -26,7 +28,20 @@ t.test('off loopback the API needs TLS or an explicit allowPlaintext', async t =
   const tls = parse('api: { listen: "0.0.0.0:8053", tls: { cert: /etc/egressd/api.pem, key: /etc/egressd/api.key } }').api
   t.same(tls.tls, { cert: '/etc/egressd/api.pem', key: '/etc/egressd/api.key' })
   const defaults = parse('').api
-  t.same({ ...defaults, listen: undefined }, { listen: undefined, tokens: [], tls: undefined, allowPlaintext: false, bodyLimit: 1048576, rateLimit: { perSecond: 20, burst: 100 } })
+  t.same({ ...defaults, listen: undefined }, {
+    listen: undefined,
+    tokens: [],
+    tls: undefined,
+    allowPlaintext: false,
+    bodyLimit: 1048576,
+    rateLimit: { perSecond: 20, burst: 100 },
+    server: { headersTimeoutMs: 10000, requestTimeoutMs: 30000, idleTimeoutMs: 30000, keepAliveTimeoutMs: 5000, maxRequestsPerSocket: 1000, maxConnections: 1024, maxConnectionsPerClient: 64 },
+    liveTail: { maxStreams: 64, maxStreamsPerClient: 4, maxQueuedBytesPerStream: 262144, stuckTimeoutMs: 30000 }
+  })
+  const slow = t.throws(() => parse('api: { server: { headersTimeoutMs: 60000, requestTimeoutMs: 30000 } }')) as ConfigError
+  t.same(slow.issues, [{ path: 'api.server.headersTimeoutMs', message: 'must not be greater than api.server.requestTimeoutMs (60000 > 30000)' }])
+  const zero = t.throws(() => parse('api: { server: { headersTimeoutMs: 0, maxConnectionsPerClient: 0 }, liveTail: { maxQueuedBytesPerStream: 1024, maxStreamsPerClient: 0 } }')) as ConfigError
+  t.same(zero.issues.map(i => i.path).sort(), ['api.liveTail.maxQueuedBytesPerStream', 'api.liveTail.maxStreamsPerClient', 'api.server.headersTimeoutMs', 'api.server.maxConnectionsPerClient'])
   const bad = t.throws(() => parse('api: { rateLimit: { perSecond: 0 }, bodyLimit: 10, tls: { cert: x } }')) as ConfigError
   t.same(bad.issues.map(i => i.path).sort(), ['api.bodyLimit', 'api.rateLimit.perSecond', 'api.tls.key'])
 })
@@ -37,7 +52,7 @@ t.test('HTTPS with a throwaway certificate; HSTS; plain HTTP refused', async t =
   const pair = pki.issue('egressd-api', ['IP:127.0.0.1'])
   writeFileSync(join(pki.dir, 'api.pem'), pair.cert)
   writeFileSync(join(pki.dir, 'api.key'), pair.key)
-  const d = await startApiDaemon({ api: { tls: { cert: join(pki.dir, 'api.pem'), key: join(pki.dir, 'api.key') } } })
+  const d = await startApiDaemon({ api: { tls: { cert: join(pki.dir, 'api.pem'), key: join(pki.dir, 'api.key') }, server: { headersTimeoutMs: 1000, requestTimeoutMs: 2000 } } })
   t.teardown(() => d.close())
   t.match(d.base, /^https:/)
   const ca = readFileSync(pki.caFile)
@@ -45,6 +60,24 @@ t.test('HTTPS with a throwaway certificate; HSTS; plain HTTP refused', async t =
   t.equal(r.status, 200)
   t.equal(r.json.config.api.tls, true)
   t.equal(r.headers['strict-transport-security'], 'max-age=31536000')
+  // api.server reaches the HTTPS listener: a TCP connection that never starts TLS, and a TLS one
+  // that sends half its headers, are both closed after headersTimeoutMs (1 s here).
+  const port = Number(new URL(d.base).port)
+  const closedAfter = (s: net.Socket): Promise<number> => {
+    const at = Date.now()
+    return new Promise(resolve => {
+      const timer = setTimeout(() => resolve(Infinity), 5000)
+      s.on('error', () => {})
+      s.resume()
+      s.once('close', () => { clearTimeout(timer); resolve(Date.now() - at) })
+    })
+  }
+  const silent = net.connect(port, '127.0.0.1')
+  const tlsSlow = tls.connect({ host: '127.0.0.1', port, ca }, () => tlsSlow.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n'))
+  t.teardown(() => { silent.destroy(); tlsSlow.destroy() })
+  const [a, b] = await Promise.all([closedAfter(silent), closedAfter(tlsSlow)])
+  t.ok(a >= 900 && a < 3000, `no TLS handshake: closed after ${a} ms`)
+  t.ok(b >= 900 && b < 3000, `half the headers over TLS: closed after ${b} ms`)
   await t.rejects(call(d.base, 'GET', '/healthz'), 'a client that does not trust the CA refuses the certificate')
   const plain = await call(d.base.replace('https:', 'http:'), 'GET', '/healthz').then(x => x.status, () => 'refused')
   t.not(plain, 200, 'no plain HTTP on the TLS port')
@@ -96,6 +129,9 @@ t.test('POST /api/v1/reload: applied changes, restart-only changes, and a reject
   cfg.cache = { maxEntries: 5000 }
   cfg.api.listen = '127.0.0.1:0'
   cfg.api.bodyLimit = 4096
+  // The live tail's limits are read per new stream; the listener's need a restart.
+  cfg.api.liveTail = { maxStreams: 2 }
+  cfg.api.server = { keepAliveTimeoutMs: 2000 }
   // logQueries is read per query; the store's other settings belong to its threads.
   cfg.store = { ...cfg.store, logQueries: 'none', batchMs: 250 }
   writeFileSync(d.configFile, JSON.stringify(cfg))
@@ -105,7 +141,8 @@ t.test('POST /api/v1/reload: applied changes, restart-only changes, and a reject
   t.ok(r.json.applied.includes('api.tokens'))
   t.ok(r.json.applied.includes('cache'))
   t.ok(r.json.applied.includes('store.logQueries'))
-  t.same(r.json.needsRestart, ['api.bodyLimit', 'store'])
+  t.ok(r.json.applied.includes('api.liveTail'))
+  t.same(r.json.needsRestart, ['api.bodyLimit', 'api.server', 'store'])
   t.equal((await call(d.base, 'GET', '/api/v1/status', { token: TOKENS.viewer })).status, 401, 'the removed token no longer works')
 
   writeFileSync(d.configFile, '{"dns": {"listen": ["nope"]}, "bogus": 1}')

@@ -7,24 +7,43 @@
 // Every query parameter is validated (unknown ones included) and a bad one answers 400 with a
 // message that names it. Queries run in the reader's worker thread, never on the DNS event loop;
 // NDJSON and CSV exports are streamed page by page (2,000 rows a page), never built in memory.
+//
+// Live tails are bounded (api.liveTail): at most maxStreamsPerClient per client address (429) and
+// maxStreams in all (503); a stream whose client reads slower than events come, so that more
+// than maxQueuedBytesPerStream of output waits unsent, or whose output has not drained for
+// stuckTimeoutMs, is closed with a last `event: closed` naming the reason, and its connection is
+// destroyed CLOSE_GRACE_MS later if the client does not read that either. So a stream holds at
+// most about maxQueuedBytesPerStream + FLUSH_AT of memory, however many events come.
 
 import { Readable } from 'node:stream'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { LiveTailConfig } from '../../config/types.js'
 import { QueryError } from '../../errors.js'
 import { ROW_COLUMNS, qtypeName, type BlockEvent, type BlockRow } from '../../store/block-event.js'
 import { eventMatches, parseFilter, parseTime, type FilterParams } from '../../store/block-filter.js'
 import type { BlockReader } from '../../store/block-reader.js'
 import { MAX_LIMIT, type Bucket } from '../../store/block-search.js'
+import { ClientSlots, newApiLimitCounters, type ApiLimitCounters } from '../rate-limit.js'
 
 export interface BlockRoutesOptions {
   readonly reader: BlockReader
   /** SSE keep-alive comment interval (default 15 s). */
   readonly heartbeatMs?: number
+  /** The live tail's limits in force, read per stream (default LIVE_TAIL_DEFAULTS). */
+  readonly liveTail?: () => LiveTailConfig
+  /** Where refused and closed streams are counted (the app's, for /metrics). */
+  readonly limits?: ApiLimitCounters
 }
 
 const EXPORT_PAGE = 2000
-/** A live-tail client that stops reading loses events beyond this much unsent output. */
-const SSE_MAX_BUFFER = 1 << 20
+/** api.liveTail's defaults, for an app that does not pass the config's. */
+export const LIVE_TAIL_DEFAULTS: LiveTailConfig = { maxStreams: 64, maxStreamsPerClient: 4, maxQueuedBytesPerStream: 262144, stuckTimeoutMs: 30_000 }
+/** After the last event of a stream closed for not keeping up, how long its client has to read it. */
+const CLOSE_GRACE_MS = 5000
+/** A live tail's events of one event-loop turn are written at the latest when they reach this size. */
+const FLUSH_AT = 16384
+/** Seconds a refused live tail is told to wait (Retry-After). */
+const STREAM_RETRY_AFTER_S = 10
 
 const str = (description: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ type: 'string', minLength: 1, maxLength: 300, description, ...extra })
 
@@ -183,6 +202,10 @@ function liveRow (e: BlockEvent): Omit<BlockRow, 'id'> {
 export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, opts) => {
   const reader = opts.reader
   const heartbeatMs = opts.heartbeatMs ?? 15_000
+  const liveTail = opts.liveTail ?? (() => LIVE_TAIL_DEFAULTS)
+  const counters = opts.limits ?? newApiLimitCounters()
+  // Live tails open, per client address and in all.
+  const streams = new ClientSlots()
   // Live tails end when the app closes (they would hold close() forever otherwise).
   const tails = new Set<() => void>()
   app.addHook('onClose', async () => { for (const end of [...tails]) end() })
@@ -308,9 +331,12 @@ export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, o
     schema: {
       tags: ['blocks'],
       summary: 'Live tail of the block log (Server-Sent Events)',
-      description: 'Each matching event as `event: block` with the row as JSON data (without id). Same filters as /api/v1/blocks. A client that stops reading loses events (an `event: dropped` says how many).',
+      description: 'Each matching event as `event: block` with the row as JSON data (without id). Same filters as /api/v1/blocks. ' +
+        'At most api.liveTail.maxStreamsPerClient streams per client address (429) and maxStreams in all (503). ' +
+        'A client that reads slower than events come (more than maxQueuedBytesPerStream unsent, or nothing drained for stuckTimeoutMs) is disconnected after ' +
+        'a last `event: closed` with data `{"reason":"slow consumer"}` (or `"stuck"`); reconnect and fill the gap with /api/v1/blocks.',
       querystring: STREAM_QUERY,
-      response: { 400: ERROR_SCHEMA, 503: ERROR_SCHEMA }
+      response: { 400: ERROR_SCHEMA, 429: ERROR_SCHEMA, 503: ERROR_SCHEMA }
     }
   }, async (req, reply) => {
     const q = req.query as Query
@@ -323,6 +349,17 @@ export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, o
     }
     const live = reader.live
     if (live === undefined) return reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'the block log is not being written (read-only store)' })
+    const limits = liveTail()
+    const client = req.ip
+    const refused = streams.acquire(client, limits.maxStreamsPerClient, limits.maxStreams)
+    if (refused !== undefined) {
+      counters.streamsRefused[refused]++
+      reply.header('retry-after', String(STREAM_RETRY_AFTER_S))
+      return refused === 'client'
+        ? reply.code(429).send({ statusCode: 429, error: 'Too Many Requests', message: `too many live tails from ${client}: at most ${limits.maxStreamsPerClient} at once (api.liveTail.maxStreamsPerClient)` })
+        : reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: `too many live tails open: at most ${limits.maxStreams} at once (api.liveTail.maxStreams)` })
+    }
+    counters.streamsOpen = streams.size
     reply.hijack()
     const res = reply.raw
     res.writeHead(200, {
@@ -331,26 +368,72 @@ export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, o
       connection: 'keep-alive',
       'x-accel-buffering': 'no'
     })
-    res.write(': egressd block log live tail\n\n')
-    let dropped = 0
+    let open = true
+    let stuck: NodeJS.Timeout | undefined
+    // Events of one event-loop turn are gathered and written as one chunk after it (or sooner,
+    // past FLUSH_AT). The bound applies to what the kernel did not take: res.write corks the
+    // socket until the next tick, so the write is pushed out at once, and what is left queued
+    // afterwards is the client's backlog. Output that stops draining arms the stuck timer.
+    let pending = ''
+    let scheduled = false
+    const flush = (): void => {
+      scheduled = false
+      if (!open || pending === '') return
+      const ok = res.write(pending)
+      pending = ''
+      res.socket?.uncork()
+      if (res.writableLength > limits.maxQueuedBytesPerStream) { cutOff('slow consumer'); return }
+      if (!ok && stuck === undefined) {
+        stuck = setTimeout(() => cutOff('stuck'), limits.stuckTimeoutMs)
+        stuck.unref()
+      }
+    }
+    const send = (text: string): void => {
+      if (!open) return
+      pending += text
+      if (pending.length >= FLUSH_AT) flush()
+      else if (!scheduled) { scheduled = true; setImmediate(flush) }
+    }
+    res.on('drain', () => { clearTimeout(stuck); stuck = undefined })
     const f = filter
     const unsubscribe = live.subscribe(e => {
-      if (!eventMatches(f, e)) return
-      if (res.writableLength > SSE_MAX_BUFFER) { dropped++; return }
-      if (dropped > 0) { res.write(`event: dropped\ndata: ${dropped}\n\n`); dropped = 0 }
-      res.write(`event: block\ndata: ${JSON.stringify(liveRow(e))}\n\n`)
+      if (eventMatches(f, e)) send(`event: block\ndata: ${JSON.stringify(liveRow(e))}\n\n`)
     })
-    const beat = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs)
+    const beat = setInterval(() => send(': keep-alive\n\n'), heartbeatMs)
     beat.unref()
-    const end = (): void => {
-      if (!tails.delete(end)) return
+    /** Stops sending; `last` goes out before the end of the response. */
+    const stop = (last?: string): void => {
+      if (!open) return
+      open = false
+      pending = ''
       clearInterval(beat)
+      clearTimeout(stuck)
       unsubscribe()
-      res.end()
+      res.end(last)
     }
-    tails.add(end)
-    req.raw.on('close', end)
-    res.on('close', end)
+    // A stream that does not keep up says why, then its connection goes: closed after what is
+    // queued, or destroyed CLOSE_GRACE_MS later if the client does not read even that.
+    const socket = res.socket
+    const cutOff = (reason: 'slow consumer' | 'stuck'): void => {
+      if (reason === 'slow consumer') counters.streamsClosed.slowConsumer++
+      else counters.streamsClosed.stuck++
+      req.log.warn({ client, reason, queuedBytes: res.writableLength, maxQueuedBytesPerStream: limits.maxQueuedBytesPerStream, stuckTimeoutMs: limits.stuckTimeoutMs },
+        'live tail closed: the client does not keep up')
+      stop(`event: closed\ndata: ${JSON.stringify({ reason })}\n\n`)
+      socket?.end()
+      const grace = setTimeout(() => socket?.destroy(), CLOSE_GRACE_MS)
+      grace.unref()
+      socket?.once('close', () => clearTimeout(grace))
+    }
+    tails.add(stop)
+    // 'close': the response ended, or the connection went first.
+    res.once('close', () => {
+      stop()
+      tails.delete(stop)
+      streams.release(client)
+      counters.streamsOpen = streams.size
+    })
+    send(': egressd block log live tail\n\n')
   })
 }
 

@@ -20,6 +20,6 @@ export function metricsRoutes (app: FastifyInstance, ctx: RouteContext, lag: Eve
     }
   }, async (_req, reply) => {
     return reply.type('text/plain; version=0.0.4; charset=utf-8')
-      .send(renderMetrics({ host: ctx.host, version: ctx.version, lag, rateLimited: () => ctx.rateLimiter.refused }))
+      .send(renderMetrics({ host: ctx.host, version: ctx.version, lag, rateLimited: () => ctx.rateLimiter.refused, limits: ctx.limits }))
   })
 }
