@@ -50,6 +50,8 @@ export interface BlockLogOptions {
   readonly threadNice?: number
   /** Tests only: every writer thread dies on its first write. */
   readonly testCrashOnWrite?: boolean
+  /** At most one drop warning per this many ms (default 10 s). */
+  readonly dropWarnEveryMs?: number
 }
 
 /** The last failed write attempt (or writer death): its SQLite code, message and time (ms). */
@@ -418,7 +420,7 @@ export class BlockLog {
   #warnDrops (): void {
     const t = this.#now()
     this.#lastDropAt = t
-    if (t - this.#lastDropWarn < DROP_WARN_EVERY_MS) return
+    if (t - this.#lastDropWarn < (this.#o.dropWarnEveryMs ?? DROP_WARN_EVERY_MS)) return
     this.#lastDropWarn = t
     // What the writer did since the last warning says why: failing writes, or writes that spent
     // their time waiting for a CPU (the core is saturated: DNS and anything else come first), or

@@ -6,6 +6,7 @@
 import t from 'tap'
 import Database from 'better-sqlite3'
 import { writeFileSync, readdirSync } from 'node:fs'
+import { execFileSync, spawn } from 'node:child_process'
 import { dirname } from 'node:path'
 import { BlockLog, type BlockLogOptions } from '../../src/store/block-log.js'
 import { EventWriter, DAY_MS, HOUR_MS, runRetention, usedBytes } from '../../src/store/block-writer.js'
@@ -85,6 +86,36 @@ t.test('a batch is at most a quarter of the queue: it goes to the writer at once
   other.close()
   await bl.close()
   t.equal(count(db), 400, 'everything accepted is written')
+  db.close()
+})
+
+t.test('a writer starved of CPU: drops are counted, and the warning and the figures say the CPU was saturated', async t => {
+  const { path, db } = freshDb()
+  const { log, lines } = memoryLog()
+  const bl = await BlockLog.open(options(path, { queueMax: 400, batchMs: 20, threadNice: 19, dropWarnEveryMs: 300, log }))
+  const tid = bl.priority?.tid
+  if (tid === undefined) throw new Error(`no writer thread id: ${JSON.stringify(bl.priority)}`)
+  // The writer thread (nice 19) and a busy process (nice 0) share CPU 0 for at most 8 s.
+  const busy = spawn('taskset', ['-c', '0', process.execPath, '-e', 'const end = Date.now() + 8000; while (Date.now() < end) {}'], { stdio: 'ignore' })
+  t.teardown(() => { busy.kill() })
+  execFileSync('taskset', ['-p', '-c', '0', String(tid)], { stdio: 'ignore' })
+  await new Promise(resolve => setTimeout(resolve, 300))
+  // 10,000 events/s for 3 s, far above what a writer gets next to a busy loop at nice 19.
+  let ts = T0
+  for (let round = 0; round < 300; round++) {
+    for (let i = 0; i < 100; i++) bl.push(event({ ts: ts++, qname: `n${ts}.example` }))
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+  const s = bl.stats
+  t.ok(s.dropped > 0, `dropped ${s.dropped} of ${ts - T0}`)
+  t.equal(s.state, 'ok', 'the store itself is fine')
+  t.ok(s.writer.busyMs > 0 && s.writer.cpuWaitMs / s.writer.busyMs >= 0.5,
+    `the writer's write time was mostly spent waiting for a CPU (${Math.round(s.writer.cpuWaitMs)} of ${Math.round(s.writer.busyMs)} ms)`)
+  t.ok(lines().some(l => l.msg === 'block log queue full: events dropped' && l.cause === 'CPU saturated: the writer waits for a core' && (l.writerCpuWaitShare as number) >= 0.5),
+    'a drop warning names CPU saturation')
+  busy.kill()
+  await bl.close()
+  t.equal(count(db) + bl.stats.dropped, ts - T0, 'every event written or counted as dropped')
   db.close()
 })
 
