@@ -5,6 +5,7 @@
 import t from 'tap'
 import dgram from 'node:dgram'
 import net from 'node:net'
+import { readFileSync } from 'node:fs'
 import * as packet from 'dns-packet'
 import { startDnsmasq } from '../helpers/dnsmasq.js'
 import { startTestDaemon } from '../helpers/daemon.js'
@@ -173,4 +174,60 @@ t.test('malformed TCP frames are answered in order and the connection keeps work
   t.same(c.answers.slice(0, bad.length).map(a => a.rcode), bad.map(([, , rcode]) => rcode))
   const last = c.answers.find(a => a.id === 42)!
   t.equal((last.answers![0] as any).data, '192.0.2.11')
+})
+
+t.test('TCP: a client that reads late still gets every answer (reading pauses while answers queue, resumes when they drain)', async t => {
+  const d = await startTestDaemon({
+    upstreams: [upstream.url],
+    blocklists: { rules: { block: ['blocked.test'] } },
+    store: { logQueries: 'none' },
+    log: { level: 'warn' },
+    dns: { tcp: { maxQueuedBytesPerConnection: 16384, stuckTimeoutMs: 30_000 } }
+  })
+  t.teardown(() => d.close())
+  const c = await tcpClient(d.host, d.port)
+  t.teardown(() => c.sock.destroy())
+  c.sock.pause()
+  const N = 40_000
+  // Long names make long answers (the name is in the question and the SOA): about 18 MB of
+  // answers, more than the kernel buffers hold, so the daemon has to stop reading.
+  const name = `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.blocked.test`
+  const one = frame(q(name, 1))
+  const all = Buffer.concat(Array.from({ length: N }, () => one))
+  c.sock.write(all)
+  const until = Date.now() + 20_000
+  while (d.daemon.dnsSockets().tcpWriteBlocked === 0 && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 20))
+  t.equal(d.daemon.dnsSockets().tcpWriteBlocked, 1, 'reading paused while the client does not read')
+  t.ok(d.daemon.dnsSockets().tcpMaxQueuedBytes <= 16384 + 512, 'with at most the mark (and one answer) queued')
+  t.ok(d.daemon.metrics.queries.tcp < N, `not every query was read yet (${d.daemon.metrics.queries.tcp} of ${N})`)
+  c.sock.resume()
+  await c.waitFor(N, 30_000)
+  t.equal(c.answers.length, N, 'every query answered once the client reads')
+  t.ok(c.answers.every(a => a.rcode === 'NXDOMAIN' && a.id === 1))
+  t.equal(d.daemon.dnsSockets().tcpWriteBlocked, 0)
+  t.ok(d.daemon.metrics.tcp.writePaused >= 1)
+  t.equal(d.daemon.metrics.tcp.stuckClosed, 0)
+})
+
+t.test('UDP: the receive buffer asked for (dns.udp.receiveBufferBytes) and what the kernel granted are logged; a cut is a warning', async t => {
+  const rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'))
+  const huge = 256 * 1024 * 1024
+  const d = await startTestDaemon({ upstreams: [upstream.url], dns: { udp: { receiveBufferBytes: huge } } })
+  t.teardown(() => d.close())
+  const line = d.logs().find(l => typeof l.msg === 'string' && (l.msg as string).startsWith('UDP receive buffer'))!
+  t.equal(line.requested, huge)
+  const granted = d.daemon.dnsSockets().udp[0].receiveBufferBytes
+  t.equal(line.granted, granted)
+  // Linux grants min(request, net.core.rmem_max) and reports it doubled.
+  t.equal(granted, Math.min(huge, rmemMax) * 2, `granted ${granted} with rmem_max ${rmemMax}`)
+  if (granted < huge) {
+    t.equal(line.level, 40, 'a buffer cut by net.core.rmem_max is a warning')
+    t.match(String(line.msg), /net\.core\.rmem_max/)
+  }
+  const dflt = await startTestDaemon({ upstreams: [upstream.url], dns: { udp: { receiveBufferBytes: 0 } } })
+  t.teardown(() => dflt.close())
+  const l0 = dflt.logs().find(l => l.msg === 'UDP receive buffer')!
+  t.equal(l0.requested, 0, '0 leaves the system default')
+  t.equal(l0.granted, Number(readFileSync('/proc/sys/net/core/rmem_default', 'utf8')), 'net.core.rmem_default (not doubled: nobody asked)')
+  t.equal((await dig([`@${dflt.host}`, '-p', String(dflt.port), 'h.test'])).answers[0].data, '192.0.2.11')
 })
