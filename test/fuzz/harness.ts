@@ -8,8 +8,9 @@
 // - Corpus: test/fuzz/corpus/<target>/<property>/*.json, each `{ "input": ... }` (buffers written as
 //   { "$hex": "..." }), replayed before any generated input. A failing input (shrunk) is written
 //   there automatically (file named by its hash, so a failure is kept once): commit it.
-// - Time: every input is timed; one taking longer than `maxMsPerInput` fails the property (a
-//   hang in synchronous code is caught by tap's per-file timeout instead).
+// - Time: every input is timed; one taking longer than `maxMsPerInput` fails the property; an
+//   async one that never settles fails after twice that (a hang in synchronous code is caught by
+//   tap's per-file timeout instead).
 
 import { createHash } from 'node:crypto'
 import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
@@ -118,7 +119,7 @@ export function keepFailure (target: string, name: string, input: unknown, note:
   return file
 }
 
-function timed<T> (check: FuzzOptions<T>['check'], maxMs: number, isAsync: boolean): (input: T) => unknown {
+function timed<T> (check: FuzzOptions<T>['check'], maxMs: number, isAsync: boolean): (input: T) => void | boolean | Promise<void | boolean> {
   if (isAsync) {
     return async (input: T) => {
       const t0 = performance.now()
@@ -157,11 +158,12 @@ export function fuzz<T> (t: TapLike, o: FuzzOptions<T>): void {
     }
     const seed = seedFor(`${o.target}/${o.name}`)
     const numRuns = fuzzRuns(o.runs, o.scale)
-    const params = { seed, numRuns }
+    // An async run that never settles fails (as a counterexample) instead of hanging the file.
+    const params = isAsync ? { seed, numRuns, timeout: maxMs * 2 } : { seed, numRuns }
     const t0 = performance.now()
     const details = isAsync
-      ? await fc.check(fc.asyncProperty(o.arb, run as (x: T) => Promise<unknown>), params)
-      : fc.check(fc.property(o.arb, run as (x: T) => unknown), params)
+      ? await fc.check(fc.asyncProperty(o.arb, run as (x: T) => Promise<void | boolean>), params)
+      : fc.check(fc.property(o.arb, run as (x: T) => void | boolean), params)
     const ms = performance.now() - t0
     if (details.failed) {
       const input = details.counterexample?.[0]
