@@ -101,7 +101,7 @@ const queryArb = fc.tuple(
 fuzz(t, {
   target: TARGET,
   name: 'get-routes',
-  runs: 500,
+  runs: 300,
   scale: 0.05,
   async: true,
   maxMsPerInput: 3000,

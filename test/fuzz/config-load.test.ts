@@ -173,7 +173,7 @@ function checkParse (text: string, opts: Parameters<typeof parseConfig>[1], tree
 fuzz(t, {
   target: TARGET,
   name: 'random-tree',
-  runs: 400,
+  runs: 250,
   scale: 0.2,
   arb: fc.tuple(configTreeArb, fc.boolean(), optionsArb),
   check: ([tree, asYaml, opts]) => {
@@ -184,7 +184,7 @@ fuzz(t, {
 fuzz(t, {
   target: TARGET,
   name: 'full-config-one-edit',
-  runs: 300,
+  runs: 200,
   scale: 0.2,
   arb: fc.tuple(fc.array(editArb, { minLength: 1, maxLength: 3 }), fc.boolean(), optionsArb),
   check: ([edits, asYaml, opts]) => {
@@ -205,7 +205,7 @@ const YAML_TOKENS = [
 fuzz(t, {
   target: TARGET,
   name: 'yaml-text',
-  runs: 800,
+  runs: 500,
   scale: 0.2,
   arb: fc.tuple(fc.array(fc.oneof({ weight: 6, arbitrary: fc.constantFrom(...YAML_TOKENS) }, { weight: 1, arbitrary: fc.string({ maxLength: 3 }) }), { maxLength: 40 }), optionsArb),
   check: ([tokens, opts]) => { checkParse(tokens.join(''), opts, false) }

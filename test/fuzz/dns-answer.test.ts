@@ -199,7 +199,7 @@ function checkAny (answer: Buffer, question: Buffer, embedAt: number): void {
 fuzz(t, {
   target: TARGET,
   name: 'valid-answer-targets',
-  runs: 2000,
+  runs: 1200,
   arb: fc.tuple(answerSpecArb, fc.integer({ min: 0, max: 300 })),
   check: ([s, embedAt]) => {
     const { answer, question, want, lifetime } = build(s)
@@ -252,7 +252,7 @@ fuzz(t, {
 fuzz(t, {
   target: TARGET,
   name: 'truncated-answer',
-  runs: 1500,
+  runs: 1000,
   arb: fc.tuple(answerSpecArb, fc.double({ min: 0, max: 1, noNaN: true })),
   check: ([s, f]) => {
     const { answer, question } = build(s)
@@ -266,7 +266,7 @@ fuzz(t, {
 fuzz(t, {
   target: TARGET,
   name: 'mutated-answer',
-  runs: 3000,
+  runs: 2000,
   arb: fc.tuple(answerSpecArb, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }), fc.integer({ min: 0, max: 100 })),
   check: ([s, changes, embedAt]) => {
     const { answer, question } = build(s)

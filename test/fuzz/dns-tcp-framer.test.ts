@@ -72,7 +72,7 @@ const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(r
 fuzz(t, {
   target: TARGET,
   name: 'random-streams',
-  runs: 150,
+  runs: 100,
   scale: 0.02,
   async: true,
   maxMsPerInput: 5000,
