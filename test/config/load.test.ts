@@ -45,7 +45,9 @@ const DEFAULTS: Omit<Config, 'source'> = {
     url: 'udp://192.0.2.1:53', protocol: 'udp', host: '192.0.2.1', port: 53, path: '', timeoutMs: 2000, servername: undefined, caFile: undefined
   }],
   cache: { enabled: true, maxEntries: 100000, minTtl: 0, maxTtl: 86400, negativeMaxTtl: 3600 },
-  api: { listen: { host: '127.0.0.1', port: 8053, family: 4 }, tokens: [], tls: undefined, allowPlaintext: false, bodyLimit: 1048576, rateLimit: { perSecond: 20, burst: 100 } },
+  api: { listen: { host: '127.0.0.1', port: 8053, family: 4 }, tokens: [], tls: undefined, allowPlaintext: false, bodyLimit: 1048576, rateLimit: { perSecond: 20, burst: 100 },
+    server: { headersTimeoutMs: 10000, requestTimeoutMs: 30000, idleTimeoutMs: 30000, keepAliveTimeoutMs: 5000, maxRequestsPerSocket: 1000, maxConnections: 1024, maxConnectionsPerClient: 64 },
+    liveTail: { maxStreams: 64, maxStreamsPerClient: 4, maxQueuedBytesPerStream: 262144, stuckTimeoutMs: 30000 } },
   dataDir: './var',
   blocklists: {
     dir: './blocklists',
