@@ -9,6 +9,8 @@
 #
 #   bench/blocklog-load.sh [SECONDS=60] [ROUNDS=1]   env: RATE=10000 DIST=dist PORT=5321 UPSTREAM=127.0.0.3:5320
 #                                                        STORE="store settings as a YAML flow map, e.g. { threadNice: 19 }"
+#                                                        STALL=AT:FOR  a busy loop on CPU 0 from AT s into the run, for FOR s
+#                                                                      (a transient stall of the writer: what it costs after it ends)
 #                                                        SHARED=../shared/bench KEEP=dir
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -92,6 +94,9 @@ YAML
   W0=$(metric egressd_blocklog_writer_busy_seconds_total); WW0=$(metric egressd_blocklog_writer_cpu_wait_seconds_total)
   # the largest WAL seen during the run (sampled every second)
   ( max=0; while kill -0 "$PID" 2>/dev/null; do s=$(stat -c %s "$D/data/egressd.sqlite-wal" 2>/dev/null || echo 0); [ "$s" -gt "$max" ] && max=$s && echo "$max" >"$D/walmax"; sleep 1; done ) & WALPID=$!
+  if [ -n "${STALL:-}" ]; then
+    ( sleep "${STALL%:*}"; exec timeout "${STALL#*:}" taskset -c 0 sh -c 'while :; do :; done' ) & PIDS+=($!)
+  fi
   taskset -c 1 dnsperf -s 127.0.0.1 -p "$PORT" -d "$DATA/w1-blocked.txt" -l "$SECS" -Q "$RATE" -c 8 -t 2 >"$D/dnsperf.txt" 2>&1 || true
   T1=$(awk '{print $14 + $15}' "/proc/$PID/stat")
   threads "$PID" >"$D/threads1"
@@ -102,6 +107,7 @@ YAML
   DONE=$(awk '/Queries completed:/ {print $3}' "$D/dnsperf.txt")
   NX=$(grep -o "NXDOMAIN [0-9]*" "$D/dnsperf.txt" | head -1 | cut -d" " -f2)
   QPS=$(awk '/Queries per second:/ {print $4}' "$D/dnsperf.txt")
+  LAT=$(awk '/Average Latency/ {printf "%.2f", $4 * 1000}' "$D/dnsperf.txt")
   DEPTH_END=$(metric egressd_blocklog_queue_depth)
   DROPPED_RUN=$(metric egressd_blocklog_dropped_total)
   # Drain (at most 30 s), then stop gracefully: the writer writes what is left.
@@ -114,7 +120,7 @@ YAML
   HZ=$(getconf CLK_TCK)
   pct() { awk -v b="$1" -v i="$2" 'BEGIN { if (b + i > 0) printf "%.0f", 100 * b / (b + i); else print "?" }'; }
   echo "round $r: load before ${LOAD0} after ${LOAD1}; core0 busy $(pct $((B0b - B0)) $((I0b - I0)))% core1 busy $(pct $((B1b - B1)) $((I1b - I1)))%; egressd cpu $(awk -v t=$((T1 - T0)) -v hz="$HZ" -v s="$SECS" 'BEGIN{printf "%.0f", 100 * t / hz / s}')%"
-  echo "round $r: dnsperf -Q $RATE -l $SECS: sent ${SENT:-?} completed ${DONE:-?} NXDOMAIN ${NX:-?} qps ${QPS:-?}"
+  echo "round $r: dnsperf -Q $RATE -l $SECS: sent ${SENT:-?} completed ${DONE:-?} NXDOMAIN ${NX:-?} qps ${QPS:-?} avg latency ${LAT:-?} ms"
   # per thread over the run: % of a core on a CPU, and % of the run spent runnable but waiting for a CPU
   THREADS=$(join <(sort "$D/threads0") <(sort "$D/threads1") | awk -v s="$SECS" -v main="$PID" '{ cpu = ($7 - $3) / s / 1e7; wait = ($8 - $4) / s / 1e7; if (cpu >= 1) printf "%s%s(nice %s) cpu %.0f%% wait %.0f%%; ", ($1 == main ? "main " : "tid "), ($1 == main ? "" : $1), $2, cpu, wait }')
   echo "round $r: threads: $THREADS"

@@ -17,6 +17,7 @@ export const BlockLogStatus = Type.Object({
   consecutiveFailures: Type.Integer({ description: 'Failed attempts since the last successful write' }),
   lastOk: Nullable(Iso),
   lastDrop: Nullable(Iso),
+  heldForDns: Type.Boolean({ description: 'Writes held back because the DNS thread needs its whole core and the writer shares it (DNS first; the machine is saturated): events queue, then drop' }),
   writer: Nullable(Type.Object({
     busySeconds: Type.Number({ description: 'Time the writer thread spent in write transactions since start' }),
     cpuSeconds: Type.Number({ description: 'Of which on a CPU' }),
@@ -36,6 +37,7 @@ export function blockLogStatus (bl: BlockLogFigures, iso: (ms: number) => string
     consecutiveFailures: bl.consecutiveFailures ?? 0,
     lastOk: bl.lastOkAt === undefined ? null : iso(bl.lastOkAt),
     lastDrop: bl.lastDropAt === undefined ? null : iso(bl.lastDropAt),
+    heldForDns: bl.heldForDns ?? false,
     writer: bl.writer === undefined ? null : { busySeconds: bl.writer.busyMs / 1000, cpuSeconds: bl.writer.cpuMs / 1000, cpuWaitSeconds: bl.writer.cpuWaitMs / 1000 },
     lastError: bl.lastError === undefined ? null : { code: bl.lastError.code, message: bl.lastError.message, at: iso(bl.lastError.at) }
   }

@@ -35,6 +35,8 @@ export interface BlockLogFigures {
   readonly inflightMs?: number
   /** ms */
   readonly lastDropAt?: number
+  /** Batches held back while DNS needs its whole core (DNS first): drops then are saturation. */
+  readonly heldForDns?: boolean
   /** The writer thread's time in writes (ms): wall, on a CPU, runnable but waiting for a CPU. */
   readonly writer?: { readonly busyMs: number, readonly cpuMs: number, readonly cpuWaitMs: number }
 }

@@ -148,6 +148,7 @@ export function renderMetrics (c: MetricsContext): string {
   e.family('egressd_blocklog_consecutive_write_failures', 'gauge', 'Failed block-log write attempts since the last successful one (0: writing)', one(bl?.consecutiveFailures ?? 0))
   e.family('egressd_blocklog_writing', 'gauge', '1 if the last block-log write attempt succeeded and none hangs, 0 if writes fail or stall', one(bl === undefined || (bl.state ?? 'ok') !== 'ok' ? 0 : 1))
   e.family('egressd_blocklog_last_success_timestamp_seconds', 'gauge', 'When a block-log batch was last committed (Unix time; 0 = never)', one((bl?.lastOkAt ?? 0) / 1000))
+  e.family('egressd_blocklog_held_for_dns', 'gauge', '1 while block-log writes are held back because DNS needs its whole core and the writer shares it (saturation: events queue, then drop)', one(bl?.heldForDns === true ? 1 : 0))
   e.family('egressd_blocklog_writer_busy_seconds_total', 'counter', 'Time the block-log writer thread spent in write transactions', one((bl?.writer?.busyMs ?? 0) / 1000))
   e.family('egressd_blocklog_writer_cpu_wait_seconds_total', 'counter', 'Of the writer\'s write time, how long it was runnable but waited for a CPU (its core busy with DNS or other work)', one((bl?.writer?.cpuWaitMs ?? 0) / 1000))
   e.family('egressd_blocklog_last_error_timestamp_seconds', 'gauge', 'When a block-log write last failed, by its error code (Unix time)', bl?.lastError === undefined ? [] : [[{ code: bl.lastError.code }, bl.lastError.at / 1000]])

@@ -75,7 +75,7 @@ port.on('message', (m: ToWriter) => {
         const after = threadTimes()
         const ms = performance.now() - t
         if (before === undefined || after === undefined) return { ms, cpuMs: -1, waitMs: -1 }
-        return { ms, cpuMs: (after.cpuNs - before.cpuNs) / 1e6, waitMs: (after.waitNs - before.waitNs) / 1e6 }
+        return { ms, cpuMs: Math.min(ms, (after.cpuNs - before.cpuNs) / 1e6), waitMs: Math.min(ms, (after.waitNs - before.waitNs) / 1e6) }
       }
       try {
         writer.writeBatch(m.batch)

@@ -22,7 +22,7 @@ import type { FromWriter, ToWriter, WriterWorkerData } from './block-log-worker.
 import type { RetentionLimits } from './block-writer.js'
 import { EventBatchBuilder, type EventBatch } from './event-batch.js'
 import { startWorker } from './worker-url.js'
-import type { ThreadPriority } from './thread-priority.js'
+import { threadTimes, type ThreadPriority, type ThreadTimes } from './thread-priority.js'
 
 export interface BlockLogOptions {
   readonly path: string
@@ -82,6 +82,8 @@ export interface BlockLogStats {
   readonly inflightMs: number
   /** When an event was last dropped (ms); undefined: never. */
   readonly lastDropAt: number | undefined
+  /** Batches held back because the DNS thread needs its whole core and the writer shares it (DNS first). */
+  readonly heldForDns: boolean
   /** The writer thread's time in write transactions since start: wall, on a CPU, and runnable but waiting for a CPU (ms; the last two 0 where the kernel does not tell). */
   readonly writer: { readonly busyMs: number, readonly cpuMs: number, readonly cpuWaitMs: number }
   readonly retentionDeleted: number
@@ -94,6 +96,10 @@ export const STALLED_MS = 30_000
 const BACKOFF_MIN_MS = 100
 const BACKOFF_MAX_MS = 5000
 const DROP_WARN_EVERY_MS = 10_000
+/** The DNS thread on a CPU or waiting for one at least this share of an interval: it needs its whole core. */
+const DNS_SATURATED = 0.9
+/** The writer waited for a CPU at least this share of its recent write time: it shares a core. */
+const WRITER_CONTENDED = 0.5
 /** A batch is dropped after this many writer threads died while writing it. */
 const WRITER_DEATHS_PER_BATCH = 3
 
@@ -122,6 +128,13 @@ export class BlockLog {
   #lastOkAt: number | undefined
   #lastDropAt: number | undefined
   #busyMs = 0
+  /** The DNS thread's CPU counters at the last tick, and when (performance.now()). */
+  #dnsTimes: ThreadTimes | undefined
+  #dnsTimesAt = 0
+  /** Share of the writer's recent write time spent waiting for a CPU (moving average). */
+  #writerWait = 0
+  /** DNS first: batches are held while the DNS thread needs its whole core and the writer competes with it. */
+  #held = false
   #cpuMs = 0
   #cpuWaitMs = 0
   /** The writer's figures at the last drop warning, to say what it did since. */
@@ -149,7 +162,7 @@ export class BlockLog {
     this.#maxBatch = Math.max(1, Math.min(o.maxBatch ?? 10_000, Math.floor(o.queueMax / 4)))
     this.#attach(worker)
     const every = (ms: number, fn: () => void): void => { const t = setInterval(fn, ms); t.unref(); this.#timers.push(t) }
-    every(o.batchMs, () => this.#send())
+    every(o.batchMs, () => { this.#checkDns(); this.#send() })
     every(o.checkpointEveryMs ?? 30_000, () => this.#post({ type: 'checkpoint' }))
     const retentionEvery = o.retentionEveryMs ?? 300_000
     const first = setTimeout(() => this.runRetention(), Math.min(10_000, retentionEvery))
@@ -270,6 +283,7 @@ export class BlockLog {
       lastError: this.#lastError,
       inflightMs,
       lastDropAt: this.#lastDropAt,
+      heldForDns: this.#held,
       writer: { busyMs: this.#busyMs, cpuMs: this.#cpuMs, cpuWaitMs: this.#cpuWaitMs },
       retentionDeleted: this.#retentionDeleted
     }
@@ -340,8 +354,33 @@ export class BlockLog {
     this.#pendingEvents += b.n
   }
 
+  /**
+   * DNS first. The writer runs at a lower priority (store.threadNice) but still takes its share of
+   * a contended core, so that other work on that core cannot starve it while DNS has room. When
+   * the DNS thread itself used its whole core over the last interval and the writer was competing
+   * with it (its writes mostly waited for a CPU), no batch goes to the writer until DNS has room
+   * again: events queue, and beyond queueMax they are dropped and counted (cause: DNS saturated).
+   * A writer on another core (it does not wait) is never held. Runs once per batch interval.
+   */
+  #checkDns (): void {
+    const t = threadTimes()
+    const at = performance.now()
+    const prev = this.#dnsTimes
+    const prevAt = this.#dnsTimesAt
+    this.#dnsTimes = t
+    this.#dnsTimesAt = at
+    if (t === undefined || prev === undefined || at <= prevAt) { this.#held = false; return }
+    // On a CPU or runnable and waiting for one: how much of the interval DNS wanted a core.
+    const dnsShare = (t.cpuNs - prev.cpuNs + t.waitNs - prev.waitNs) / 1e6 / (at - prevAt)
+    const held = dnsShare >= DNS_SATURATED && this.#writerWait >= WRITER_CONTENDED
+    if (held !== this.#held) this.#log.debug({ held, dnsShare, writerWait: this.#writerWait }, held ? 'block log held: DNS needs its core' : 'block log resumed: DNS has room')
+    this.#held = held
+  }
+
   #send (): void {
     if (this.#inflight !== undefined || this.#retryTimer !== undefined || this.#worker === undefined || this.#closed) return
+    // Held for DNS, unless someone waits for the queue to drain (flush, close).
+    if (this.#held && this.#idleWaiters.length === 0) return
     if (this.#pending.length === 0) this.#seal()
     const batch = this.#pending.shift()
     if (batch === undefined) return
@@ -428,7 +467,9 @@ export class BlockLog {
     const w = this.#warned
     const busy = this.#busyMs - w.busyMs
     const waitShare = busy > 0 ? (this.#cpuWaitMs - w.cpuWaitMs) / busy : 0
-    const cause = this.#consecutiveFailures > 0 ? 'store failing' : waitShare >= 0.5 ? 'CPU saturated: the writer waits for a core' : 'writer slower than the event rate'
+    const cause = this.#consecutiveFailures > 0
+      ? 'store failing'
+      : this.#held ? 'DNS saturated: the writer is held while DNS needs its core' : waitShare >= 0.5 ? 'CPU saturated: the writer waits for a core' : 'writer slower than the event rate'
     this.#log.warn({
       dropped: this.#dropped - this.#droppedWarned,
       total: this.#dropped,
@@ -445,6 +486,7 @@ export class BlockLog {
   /** Adds one write's time to the writer's totals. */
   #spent (m: { ms: number, cpuMs: number, waitMs: number }): void {
     this.#busyMs += m.ms
+    if (m.waitMs >= 0 && m.ms > 0) this.#writerWait = 0.7 * this.#writerWait + 0.3 * Math.min(1, m.waitMs / m.ms)
     if (m.cpuMs >= 0) this.#cpuMs += m.cpuMs
     if (m.waitMs >= 0) this.#cpuWaitMs += m.waitMs
   }

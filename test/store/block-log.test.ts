@@ -328,3 +328,35 @@ t.test('a newer schema is refused with a clear message; migrations are recorded'
   db.close()
   t.throws(() => openDatabase(path), { code: 'EGRESSD_ERR_STORE_NEWER_SCHEMA', message: /schema version 999 is newer than this egressd understands/ })
 })
+
+t.test('DNS first: while the DNS thread needs its whole core and the writer shares it, batches are held; they go once DNS has room', async t => {
+  const { path, db } = freshDb()
+  const { log, lines } = memoryLog()
+  const bl = await BlockLog.open(options(path, { queueMax: 2000, batchMs: 50, threadNice: 19, dropWarnEveryMs: 200, log }))
+  const tid = bl.priority?.tid
+  if (tid === undefined) throw new Error(`no writer thread id: ${JSON.stringify(bl.priority)}`)
+  // This thread plays DNS: it and the writer share CPU 0 (this file's process only; put back below).
+  const cpus = execFileSync('taskset', ['-p', '-c', String(process.pid)], { encoding: 'utf8' }).trim().split(': ').pop() as string
+  t.teardown(() => { execFileSync('taskset', ['-p', '-c', cpus, String(process.pid)], { stdio: 'ignore' }) })
+  for (const id of [process.pid, tid]) execFileSync('taskset', ['-p', '-c', '0', String(id)], { stdio: 'ignore' })
+  let ts = T0
+  const push = (n: number): void => { for (let i = 0; i < n; i++) bl.push(event({ ts: ts++, qname: `d${ts}.example` })) }
+  // 3 s of a saturated DNS thread: busy 45 ms of every ~46, pushing events as it goes.
+  let heldSeen = false
+  const end = Date.now() + 3000
+  while (Date.now() < end) {
+    const until = performance.now() + 45
+    while (performance.now() < until) push(1)
+    heldSeen ||= bl.stats.heldForDns
+    await new Promise(resolve => setImmediate(resolve))
+  }
+  const during = bl.stats
+  t.ok(heldSeen, 'batches were held while DNS needed its core')
+  t.ok(during.dropped > 0, `beyond the bound, dropped: ${during.dropped}`)
+  t.ok(lines().some(l => l.msg === 'block log queue full: events dropped' && l.cause === 'DNS saturated: the writer is held while DNS needs its core'), 'the warning says DNS was saturated')
+  // DNS idle again: the held events are written.
+  t.ok(await until(() => !bl.stats.heldForDns && bl.stats.depth === 0, 10_000), 'released and drained once DNS had room')
+  await bl.close()
+  t.equal(count(db) + bl.stats.dropped, ts - T0, 'every event written or counted as dropped')
+  db.close()
+})
