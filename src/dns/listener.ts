@@ -197,7 +197,6 @@ export class DnsListener {
   #onConnection (sock: net.Socket): void {
     const m = this.#deps.metrics
     const t = this.#deps.dns.tcp
-    m.tcp.accepted++
     const client = sock.remoteAddress ?? ''
     // One address may not take every slot of maxConnections: past its share the connection is
     // closed before anything is read from it.
@@ -208,6 +207,7 @@ export class DnsListener {
       sock.destroy()
       return
     }
+    m.tcp.accepted++ // like 'rejected', a connection closed for its client's limit is not counted as accepted
     this.#perClient.set(client, held + 1)
     this.#conns.add(sock)
     const refused = !this.allows(client)
