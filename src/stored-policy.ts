@@ -13,7 +13,7 @@ import type { Config } from './config/types.js'
 import { LastGoodStore } from './lists/last-good.js'
 import type { PolicyInputs } from './policy/build.js'
 import { CategoryOverrideStore } from './store/category-overrides.js'
-import { isBrokenFile, migrate, openDatabase, type Db } from './store/db.js'
+import { damageOf, migrate, openDatabase, type Db } from './store/db.js'
 import { OLD_POLICY_TABLES, POLICY_MIGRATIONS } from './store/migrations.js'
 import { policyPath, readLosses, restoreRows } from './store/policy-db.js'
 import { RuleStore } from './store/rules.js'
@@ -60,16 +60,7 @@ export function readStoredPolicy (config: Config, log: Logger, now = Date.now())
 
 /** The policy file read-only; when damaged, what can be read of it (copied into memory), with notes. */
 function openReadable (path: string, notes: string[]): Db | undefined {
-  let db: Db | undefined
-  try {
-    db = openDatabase(path, { readonly: true })
-    db.prepare('SELECT count(*) FROM sqlite_master').get()
-    const check = db.pragma('quick_check', { simple: true })
-    if (check === 'ok') return db
-  } catch (err) {
-    if (!isBrokenFile(err)) throw err
-  }
-  db?.close()
+  if (damageOf(path, Infinity) === undefined) return openDatabase(path, { readonly: true })
   notes.push(`${path}: damaged; deciding with the rows that could still be read (the daemon salvages the file at its next start)`)
   return fromSalvage(path, ['rules', 'category_overrides', 'meta'], notes, true)
 }

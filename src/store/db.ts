@@ -8,7 +8,7 @@ import Database from 'better-sqlite3'
 import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { StoreError } from '../errors.js'
-import { MIGRATIONS, SCHEMA_VERSION, type Migration } from './migrations.js'
+import { MIGRATIONS, SCHEMA_VERSION, type Migration, type MigrationContext } from './migrations.js'
 
 export type Db = Database.Database
 
@@ -24,6 +24,11 @@ export interface OpenOptions {
   readonly now?: () => number
   /** Run quick_check at open (default true); a second connection to a file just checked skips it. */
   readonly check?: boolean
+  /**
+   * The policy file (policy.sqlite) of the same data dir, for the block log's migration 5: rows left
+   * in its old tables may be dropped when that file records them as moved (see policy-db.ts).
+   */
+  readonly policyPath?: string
 }
 
 /** Opens (creating and migrating when needed) the database at `path`. */
@@ -33,14 +38,14 @@ export function openDatabase (path: string, opts: OpenOptions = {}): Db {
   let db: Db
   try {
     db = configure(new Database(path), opts)
-    if (opts.check !== false) probe(db, path)
+    if (opts.check !== false) probe(db)
   } catch (err) {
     if (!isBrokenFile(err)) throw err
     const to = moveAside(path, opts.now ?? Date.now)
     opts.onMovedAside?.(path, to, (err as Error).message)
     db = configure(new Database(path), opts)
   }
-  migrate(db, opts.migrations ?? MIGRATIONS)
+  migrate(db, opts.migrations ?? MIGRATIONS, { policyPath: opts.policyPath })
   return db
 }
 
@@ -49,17 +54,36 @@ const FULL_CHECK_MAX_BYTES = 64 * 1024 * 1024
 
 /**
  * Throws SQLITE_CORRUPT/NOTADB for a file that is not a readable database. A full quick_check of a
- * multi-GB log takes seconds (7 s for 13M events here) and start-up must not wait on it: big files
- * get a read of the header and the schema; damage deeper in the file then shows as write errors,
- * which the block log counts, logs and retries.
+ * multi-GB log takes seconds (7 s for 13M events here) and start-up must not wait on it: files over
+ * `fullCheckMaxBytes` get a read of the header and the schema; damage deeper in the file then shows
+ * as write errors, which the block log counts, logs and retries.
  */
-function probe (db: Db, path: string): void {
+export function probe (db: Db, fullCheckMaxBytes = FULL_CHECK_MAX_BYTES): void {
   let size = 0
-  try { size = statSync(path).size } catch { /* a new file */ }
+  try { size = statSync(db.name).size } catch { /* a new file, or :memory: */ }
   db.prepare('SELECT count(*) FROM sqlite_master').get()
-  if (size > FULL_CHECK_MAX_BYTES) return
+  if (size > fullCheckMaxBytes) return
   const check = db.pragma('quick_check', { simple: true })
   if (check !== 'ok') throw Object.assign(new Error(`quick_check: ${String(check)}`), { code: 'SQLITE_CORRUPT' })
+}
+
+/**
+ * Probes the file at `path` on a read-only connection, so a damaged file is not written to (no WAL
+ * switch, no checkpoint at close) before it is kept aside: why it is damaged, or undefined when it
+ * reads whole. Errors that do not mean damage (EACCES, SQLITE_BUSY ...) are thrown.
+ */
+export function damageOf (path: string, fullCheckMaxBytes = FULL_CHECK_MAX_BYTES): string | undefined {
+  let db: Db | undefined
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true })
+    probe(db, fullCheckMaxBytes)
+    return undefined
+  } catch (err) {
+    if (!isBrokenFile(err)) throw err
+    return (err as Error).message
+  } finally {
+    db?.close()
+  }
 }
 
 export function configure (db: Db, opts: Pick<OpenOptions, 'readonly' | 'busyTimeoutMs' | 'synchronous'>): Db {
@@ -75,7 +99,7 @@ export function configure (db: Db, opts: Pick<OpenOptions, 'readonly' | 'busyTim
 }
 
 /** Applies every migration above the recorded version; refuses a database from a newer egressd. */
-export function migrate (db: Db, migrations: readonly Migration[] = MIGRATIONS): number {
+export function migrate (db: Db, migrations: readonly Migration[] = MIGRATIONS, ctx: MigrationContext = {}): number {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)')
   const current = schemaVersion(db)
   const latest = migrations[migrations.length - 1]?.version ?? 0
@@ -87,7 +111,7 @@ export function migrate (db: Db, migrations: readonly Migration[] = MIGRATIONS):
   for (const m of migrations) {
     if (m.version <= current) continue
     db.transaction(() => {
-      m.check?.(db)
+      m.check?.(db, ctx)
       db.exec(m.sql)
       db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now())
     })()

@@ -7,15 +7,60 @@
 //   log, small and rarely written, kept apart so damage to the block log cannot touch them. Until
 //   migration 5 of the block log they lived there (migration 2); policy-db.ts moves such rows over.
 
-import type Database from 'better-sqlite3'
+import Database from 'better-sqlite3'
+import { existsSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { StoreError } from '../errors.js'
+
+/** What a migration's check may consult besides the file itself. */
+export interface MigrationContext {
+  /** The policy file of the same data dir (the block log's migration 5 reads its move record). */
+  readonly policyPath?: string
+}
 
 export interface Migration {
   readonly version: number
   readonly name: string
   readonly sql: string
   /** Runs in the migration's transaction before `sql`; throws to refuse the migration (nothing changes then). */
-  readonly check?: (db: Database.Database) => void
+  readonly check?: (db: Database.Database, ctx: MigrationContext) => void
+}
+
+/**
+ * The policy file's `meta` key recording the move out of the block log: JSON { from, at, rules,
+ * overrides, audit, deletePending }. `deletePending` is true from the commit of the copied rows until
+ * they are deleted from the block log (a delete that failed, e.g. on a full disk, is retried at the
+ * next start, without merging the rows again).
+ */
+export const MOVED_KEY = 'moved_from_block_log'
+
+export interface MoveRecord {
+  readonly from: string
+  readonly at: string
+  readonly deletePending?: boolean
+}
+
+/**
+ * True when the policy file at `policyPath` records that the rows of the block log at `blockLogPath`
+ * were copied to it and only their delete there is pending (so they may be dropped). False when the
+ * file is absent or unreadable, or records nothing of the kind (a block log restored from a backup
+ * made before the move keeps its rows then).
+ */
+export function movedOutPendingDelete (policyPath: string, blockLogPath: string): boolean {
+  if (!existsSync(policyPath)) return false
+  try {
+    const db = new Database(policyPath, { readonly: true, fileMustExist: true })
+    try {
+      const r = db.prepare('SELECT value FROM meta WHERE key = ?').get(MOVED_KEY) as { value: string } | undefined
+      if (r === undefined) return false
+      const m = JSON.parse(r.value) as Partial<MoveRecord>
+      return m.deletePending === true && typeof m.from === 'string' && resolve(m.from) === resolve(blockLogPath)
+    } finally {
+      db.close()
+    }
+  } catch {
+    return false
+  }
 }
 
 /** The tables of the policy that the block log held up to its migration 4. */
@@ -161,10 +206,12 @@ export const MIGRATIONS: readonly Migration[] = [
     // The rows are copied to the policy file and deleted here by policy-db.ts before this runs. The
     // check keeps anything that opens the file first (or a file restored from a backup) from
     // dropping rows that were never copied: the migration is refused, and the block log with it.
-    check: db => {
+    // Rows the policy file records as copied, whose delete here failed (a full disk), may go.
+    check: (db, ctx) => {
+      const moved = (): boolean => ctx.policyPath !== undefined && movedOutPendingDelete(ctx.policyPath, db.name)
       for (const table of OLD_POLICY_TABLES) {
         const exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined
-        if (exists && db.prepare(`SELECT 1 FROM ${table} LIMIT 1`).get() !== undefined) {
+        if (exists && db.prepare(`SELECT 1 FROM ${table} LIMIT 1`).get() !== undefined && !moved()) {
           throw new StoreError('EGRESSD_ERR_STORE', `${db.name}: table ${table} still holds custom rules, category overrides ` +
             'or audit rows that were not moved to policy.sqlite; the block log stays closed until egressd can move them')
         }
@@ -232,5 +279,3 @@ export const POLICY_MIGRATIONS: readonly Migration[] = [
     `
   }
 ]
-
-export const POLICY_SCHEMA_VERSION = POLICY_MIGRATIONS[POLICY_MIGRATIONS.length - 1].version

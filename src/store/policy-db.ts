@@ -13,10 +13,10 @@
 
 import Database from 'better-sqlite3'
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import type { Logger } from 'pino'
-import { configure, isBrokenFile, migrate, moveAside, schemaVersion, type Db } from './db.js'
-import { OLD_POLICY_TABLES, POLICY_MIGRATIONS } from './migrations.js'
+import { configure, damageOf, isBrokenFile, migrate, moveAside, schemaVersion, type Db } from './db.js'
+import { MOVED_KEY, OLD_POLICY_TABLES, POLICY_MIGRATIONS, type MoveRecord } from './migrations.js'
 import { salvageFile, type Salvage } from './salvage.js'
 
 export const POLICY_FILE = 'policy.sqlite'
@@ -62,26 +62,15 @@ export const LOSSES_KEY = 'losses'
 export function openPolicyStore (o: PolicyStoreOptions): OpenedPolicyStore {
   const log = o.log.child({ mod: 'policy-store' })
   const at = (): string => new Date(o.now()).toISOString()
+  let db: Db | undefined
   try {
     mkdirSync(dirname(o.path), { recursive: true })
     const existed = existsSync(o.path)
     // Was the policy moved out of the block log by an earlier start? Then a missing file is a loss.
     const logVersion = existed || o.blockLogPath === undefined ? undefined : blockLogVersion(o.blockLogPath)
-    let db: Db | undefined
-    let damage: string | undefined
-    if (existed) {
-      try {
-        db = configure(new Database(o.path), o)
-        db.prepare('SELECT count(*) FROM sqlite_master').get()
-        const check = db.pragma('quick_check', { simple: true })
-        if (check !== 'ok') damage = `quick_check: ${String(check)}`
-      } catch (err) {
-        if (!isBrokenFile(err)) throw err
-        damage = (err as Error).message
-      }
-    }
+    // Probed read-only: a damaged file is kept aside as it was found (no WAL switch, no checkpoint).
+    const damage = existed ? damageOf(o.path, Infinity) : undefined
     if (damage !== undefined) {
-      db?.close()
       const salvage = salvageFile(o.path, ['rules', 'category_overrides', 'audit', 'meta'])
       const movedTo = moveAside(o.path, o.now)
       db = configure(new Database(o.path), o)
@@ -102,10 +91,10 @@ export function openPolicyStore (o: PolicyStoreOptions): OpenedPolicyStore {
           'readiness fails until an admin acknowledges it (POST /api/v1/policy/acknowledge); DNS goes on with what was read')
       }
     } else {
-      db ??= configure(new Database(o.path), o)
+      db = configure(new Database(o.path), o)
       migrate(db, POLICY_MIGRATIONS)
     }
-    if (o.blockLogPath !== undefined) moveOldTables(db, o.blockLogPath, existed, log, at)
+    if (o.blockLogPath !== undefined) moveOldTables(db, o.blockLogPath, existed, { log, at, busyTimeoutMs: o.busyTimeoutMs })
     if (!existed && logVersion !== undefined && logVersion >= 5) {
       const loss = `${at()}: ${o.path} was missing, although ${o.blockLogPath ?? 'the block log'} says the policy had been moved there; ` +
         'the custom rules, category overrides and audit log it held are lost (restore the file from a backup, or acknowledge)'
@@ -114,6 +103,7 @@ export function openPolicyStore (o: PolicyStoreOptions): OpenedPolicyStore {
     }
     return { db }
   } catch (err) {
+    try { db?.close() } catch { /* closing is all that is left to do */ }
     const error = `${o.path}: ${(err as Error).message}`
     log.error({ err, path: o.path }, 'POLICY STORE UNAVAILABLE: custom rules, category overrides and the audit log cannot be read or written; ' +
       'DNS goes on with the config\'s policy, and readiness fails (policy)')
@@ -145,8 +135,22 @@ export function readLosses (db: Db): string[] {
 }
 
 function addLosses (db: Db, losses: readonly string[]): void {
-  const all = [...readLosses(db), ...losses]
-  db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(LOSSES_KEY, JSON.stringify(all))
+  setMeta(db, LOSSES_KEY, JSON.stringify([...readLosses(db), ...losses]))
+}
+
+function setMeta (db: Db, key: string, value: string): void {
+  db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value)
+}
+
+function readMoveRecord (db: Db): MoveRecord | undefined {
+  const r = db.prepare('SELECT value FROM meta WHERE key = ?').get(MOVED_KEY) as { value: string } | undefined
+  if (r === undefined) return undefined
+  try {
+    const v = JSON.parse(r.value) as Partial<MoveRecord>
+    return { ...v, from: str(v.from), at: str(v.at) }
+  } catch {
+    return { from: '', at: '' } // recorded, if unreadably: the move happened
+  }
 }
 
 const countsOf = (s: Salvage): Record<string, number> =>
@@ -204,12 +208,23 @@ function raiseSequence (db: Db, table: string, atLeast: number): void {
   else if (cur.seq < atLeast) db.prepare('UPDATE sqlite_sequence SET seq = ? WHERE name = ?').run(atLeast, table)
 }
 
+interface MoveDeps {
+  readonly log: Logger
+  readonly at: () => string
+  readonly busyTimeoutMs?: number
+}
+
 /**
- * Copies the rows of the block log's old policy tables here (committed first), then deletes them
- * there. Rows that could not be read there are recorded as lost, and the block log file is copied
- * aside before the delete so nothing a forensic tool could still read is gone.
+ * Copies the rows of the block log's old policy tables here (committed first, with a move record
+ * saying their delete there is pending), then deletes them there. Rows that could not be read there
+ * are recorded as lost, and the block log file is copied aside before the delete so nothing a
+ * forensic tool could still read is gone. Once this file records the move, rows found there again
+ * are never merged: a pending delete is retried, and anything else is stale (a block log restored
+ * from a backup made before the move) and is renamed aside, the policy left as it is.
  */
-function moveOldTables (db: Db, blockLogPath: string, policyExisted: boolean, log: Logger, at: () => string): void {
+function moveOldTables (db: Db, blockLogPath: string, policyExisted: boolean, d: MoveDeps): void {
+  const { log, at } = d
+  const record = readMoveRecord(db)
   if (!existsSync(blockLogPath)) return
   const s = salvageFile(blockLogPath, OLD_POLICY_TABLES)
   if (!s.schemaReadable) {
@@ -222,37 +237,108 @@ function moveOldTables (db: Db, blockLogPath: string, policyExisted: boolean, lo
     }
     return
   }
-  if (s.tables.size === 0) return
   const rows = [...s.tables.values()].reduce((n, t) => n + t.rows.length, 0)
+  if (record !== undefined) {
+    if (s.tables.size === 0 || (rows === 0 && s.problems.length === 0)) {
+      // Nothing (left) there: the delete, or the block log's migration 5, is done.
+      if (record.deletePending === true) setMeta(db, MOVED_KEY, JSON.stringify({ ...record, deletePending: false }))
+      return
+    }
+    if (record.deletePending === true && resolve(record.from) === resolve(blockLogPath)) {
+      // The rows were copied by an earlier start whose delete there failed: delete them now, no merge
+      // (rules deleted here since must not come back).
+      deleteOld(db, blockLogPath, s, record, d)
+      return
+    }
+    setAsideStale(db, blockLogPath, s, rows, record, d)
+    return
+  }
+  if (s.tables.size === 0) return
   const losses = s.problems.map(p => `${at()}: moving the policy out of the block log: ${p}`)
-  const moved = db.transaction(() => {
+  const moved: MoveRecord & Record<string, unknown> = db.transaction(() => {
     const n = restoreRows(db, s)
     if (losses.length > 0) addLosses(db, losses)
-    db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value')
-      .run('moved_from_block_log', JSON.stringify({ from: blockLogPath, at: at(), ...n }))
-    return n
+    const r = { from: blockLogPath, at: at(), ...n, deletePending: true }
+    setMeta(db, MOVED_KEY, JSON.stringify(r))
+    return r
   })()
   if (losses.length > 0) {
     const copy = `${blockLogPath}.before-policy-move-${at().replace(/[:.]/g, '-')}`
     try { copyFileSync(blockLogPath, copy) } catch (err) { log.warn({ err, copy }, 'could not copy the damaged block log aside before the move') }
     log.error({ from: blockLogPath, lost: s.problems, copy }, 'POLICY INCOMPLETE: some custom rules, category overrides or audit rows of the block log could not be read when they were moved to the policy file')
   }
-  if (rows > 0) log.info({ from: blockLogPath, to: db.name, ...moved }, 'custom rules, category overrides and audit log moved from the block log to their own file')
-  // Now that they are safe here, delete them there (the block log's migration 5 drops the tables).
+  if (rows > 0) log.info({ ...moved, to: db.name }, 'custom rules, category overrides and audit log moved from the block log to their own file')
+  deleteOld(db, blockLogPath, s, moved, d)
+}
+
+/**
+ * Deletes the moved rows from the block log (its migration 5 then drops the tables) and clears the
+ * pending delete in the move record. The rows are safe here by now: a delete that fails for want of
+ * space or a lock is a warning and is retried at the next start (the block log's migration 5 may
+ * drop them meanwhile, seeing the record); a block log damaged where they were is moved aside.
+ */
+function deleteOld (db: Db, blockLogPath: string, s: Salvage, record: MoveRecord, d: MoveDeps): void {
   let old: Database.Database | undefined
+  let done = false
   try {
     old = new Database(blockLogPath, { fileMustExist: true })
-    old.pragma('busy_timeout = 2000')
+    old.pragma(`busy_timeout = ${d.busyTimeoutMs ?? 2000}`)
     const o = old
     o.transaction(() => { for (const t of s.tables.keys()) o.exec(`DELETE FROM "${t}"`) })()
+    done = true
   } catch (err) {
-    if (!isBrokenFile(err)) throw err
     old?.close()
     old = undefined
-    // The rows are copied; the block log is damaged where they were: start a fresh log.
-    const to = moveAside(blockLogPath, () => Date.parse(at()))
-    log.error({ from: blockLogPath, to, reason: (err as Error).message }, 'STORE DAMAGED: the block log could not be written after its policy rows were moved out; it was moved aside and a fresh one will be created')
+    if (isBrokenFile(err)) {
+      // The rows are copied; the block log is damaged where they were: start a fresh log.
+      const to = moveAside(blockLogPath, () => Date.parse(d.at()))
+      done = true
+      d.log.error({ from: blockLogPath, to, reason: (err as Error).message }, 'STORE DAMAGED: the block log could not be written after its policy rows were moved out; it was moved aside and a fresh one will be created')
+    } else {
+      d.log.warn({ err, from: blockLogPath, to: db.name }, 'the custom rules, category overrides and audit rows are in the policy file, but deleting them from the block log failed; ' +
+        'the next start retries the delete (nothing is merged again), and the block log drops them meanwhile')
+    }
   } finally {
     old?.close()
   }
+  if (done) setMeta(db, MOVED_KEY, JSON.stringify({ ...record, deletePending: false }))
+}
+
+/** Table names for stale copies of the old tables: `stale_rules_20300102T030405Z`. */
+const staleName = (table: string, at: string): string => `stale_${table}_${at.replace(/[-:]/g, '').replace(/\.\d+/, '')}`
+
+/**
+ * The block log holds policy rows although this file records their move: a backup from before the
+ * move was restored. Merging them would bring back rules deleted since (allow rules included) with
+ * no audit row, so the policy is left as it is; their tables are renamed aside in the block log (its
+ * migration 5 drops only the old names) and an admin is told, in the log and in the status.
+ */
+function setAsideStale (db: Db, blockLogPath: string, s: Salvage, rows: number, record: MoveRecord, d: MoveDeps): void {
+  const stamp = d.at()
+  const renames = [...s.tables.keys()].map(t => [t, staleName(t, stamp)] as const)
+  const names = renames.map(([, to]) => to).join(', ')
+  let old: Database.Database | undefined
+  let error: Error | undefined
+  try {
+    old = new Database(blockLogPath, { fileMustExist: true })
+    old.pragma(`busy_timeout = ${d.busyTimeoutMs ?? 2000}`)
+    const o = old
+    o.transaction(() => { for (const [from, to] of renames) o.exec(`ALTER TABLE "${from}" RENAME TO "${to}"`) })()
+  } catch (err) {
+    error = err as Error
+  } finally {
+    old?.close()
+  }
+  const what = `${blockLogPath} holds ${rows} custom rule, category override or audit row(s) although they were moved to ${db.name}` +
+    `${record.at !== '' ? ` at ${record.at}` : ''}: the block log was probably restored from a backup made before the move`
+  if (error === undefined) {
+    const note = `${stamp}: ${what}. They were not merged (rules deleted since would come back); the policy is unchanged. ` +
+      `The stale tables are kept in the block log as ${names}; acknowledge once checked`
+    addLosses(db, [note])
+    d.log.warn({ from: blockLogPath, tables: renames.map(([, to]) => to), rows }, `STALE POLICY TABLES: ${note}`)
+    return
+  }
+  const note = `${stamp}: ${what}. They were not merged; renaming their tables aside failed (${error.message}), so the block log stays closed until it can be done`
+  if (!readLosses(db).some(l => l.includes(what.slice(what.indexOf(' holds '))) && l.includes('renaming their tables aside failed'))) addLosses(db, [note])
+  d.log.warn({ err: error, from: blockLogPath, rows }, `STALE POLICY TABLES: ${note}`)
 }

@@ -5,12 +5,12 @@
 
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { AuditLog } from '../../src/store/audit.js'
 import { CategoryOverrideStore } from '../../src/store/category-overrides.js'
-import { openDatabase, schemaVersion, type Db } from '../../src/store/db.js'
+import { migrate, openDatabase, schemaVersion, type Db } from '../../src/store/db.js'
 import { MIGRATIONS, POLICY_MIGRATIONS } from '../../src/store/migrations.js'
 import { openPolicyStore, readLosses } from '../../src/store/policy-db.js'
 import { RuleStore } from '../../src/store/rules.js'
@@ -39,11 +39,24 @@ function oldBlockLog (dir: string): string {
   return path
 }
 
-const openPolicy = (dir: string, blockLogPath?: string) => {
+const openPolicy = (dir: string, blockLogPath?: string, o: { busyTimeoutMs?: number, at?: string } = {}) => {
   const { log, lines } = memoryLog()
-  const opened = openPolicyStore({ path: join(dir, 'policy.sqlite'), blockLogPath, log, now: () => Date.parse('2030-01-02T03:04:05Z') })
+  const opened = openPolicyStore({ path: join(dir, 'policy.sqlite'), blockLogPath, log, busyTimeoutMs: o.busyTimeoutMs, now: () => Date.parse(o.at ?? '2030-01-02T03:04:05Z') })
   return { ...opened, lines }
 }
+
+const count = (file: string, table: string): number => {
+  const db = new Database(file, { readonly: true, fileMustExist: true })
+  try { return (db.prepare(`SELECT count(*) AS n FROM "${table}"`).get() as { n: number }).n } finally { db.close() }
+}
+const tablesOf = (file: string): string[] => {
+  const db = new Database(file, { readonly: true, fileMustExist: true })
+  try { return (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>).map(r => r.name) } finally { db.close() }
+}
+/** The file descriptors of this process open on `file` (a connection left open holds one). */
+const fdsOn = (file: string): number => readdirSync('/proc/self/fd').filter(fd => {
+  try { return readlinkSync(join('/proc/self/fd', fd)) === file } catch { return false }
+}).length
 
 function damagePage (file: string, page: number): void {
   const db = new Database(file, { readonly: true })
@@ -148,4 +161,127 @@ t.test('a policy file gone missing after the move is a loss, not a fresh start',
   const fresh = openPolicy(tempDir('egressd-policy-new-'), join(tempDir('egressd-policy-new-'), 'egressd.sqlite'))
   t.same(readLosses(fresh.db as Db), [])
   fresh.db?.close()
+})
+
+t.test('a delete in the block log that fails after the copy (the file locked): a warning, the policy and the block log both work', async t => {
+  const dir = tempDir('egressd-policy-delete-fails-')
+  const logPath = oldBlockLog(dir)
+  const policy = join(dir, 'policy.sqlite')
+  const locker = new Database(logPath)
+  locker.exec('BEGIN IMMEDIATE') // another writer holds the block log: the DELETE gets SQLITE_BUSY
+  const p = openPolicy(dir, logPath, { busyTimeoutMs: 50 })
+  locker.exec('ROLLBACK')
+  locker.close()
+  t.ok(p.db !== undefined, p.error)
+  t.notOk(p.lines().some(l => /POLICY STORE UNAVAILABLE/.test(String(l.msg))))
+  t.ok(p.lines().some(l => l.level === 40 && /deleting them from the block log failed/.test(String(l.msg))), 'a warning')
+  t.same(new RuleStore(p.db as Db).list().map(r => r.id), [1, 2], 'the rows are served from the policy file')
+  t.same(readLosses(p.db as Db), [])
+  p.db?.close()
+  t.equal(count(logPath, 'rules'), 2, 'the rows are still in the block log')
+  // The block log opens: its migration 5 sees the policy file's record of the copy and drops them.
+  const log = openDatabase(logPath, { policyPath: policy })
+  t.equal(schemaVersion(log), 5)
+  log.close()
+  t.notOk(tablesOf(logPath).includes('rules'))
+  // The next start finds nothing left, clears the pending delete and changes nothing else.
+  const again = openPolicy(dir, logPath)
+  t.same(new RuleStore(again.db as Db).list().map(r => r.id), [1, 2])
+  t.equal(new AuditLog(again.db as Db).list().length, 4)
+  t.match(JSON.parse((again.db?.prepare("SELECT value FROM meta WHERE key = 'moved_from_block_log'").get() as { value: string }).value), { deletePending: false })
+  again.db?.close()
+})
+
+t.test('a failed delete is retried at the next start: nothing duplicated, nothing deleted since comes back', async t => {
+  const dir = tempDir('egressd-policy-delete-retry-')
+  const logPath = oldBlockLog(dir)
+  const locker = new Database(logPath)
+  locker.exec('BEGIN IMMEDIATE')
+  const p = openPolicy(dir, logPath, { busyTimeoutMs: 50 })
+  locker.exec('ROLLBACK')
+  locker.close()
+  const db = p.db as Db
+  t.ok(db !== undefined, p.error)
+  new RuleStore(db).remove(1) // an admin deletes a rule meanwhile
+  db.close()
+  const again = openPolicy(dir, logPath)
+  t.same(new RuleStore(again.db as Db).list().map(r => r.id), [2], 'rule 1 stays deleted')
+  t.equal(new AuditLog(again.db as Db).list().length, 4, 'no audit row twice')
+  again.db?.close()
+  t.equal(count(logPath, 'rules'), 0, 'the retried delete emptied the block log\'s table')
+  t.equal(count(logPath, 'audit'), 0)
+  const log = openDatabase(logPath) // migration 5, without needing the record
+  t.equal(schemaVersion(log), 5)
+  log.close()
+})
+
+t.test('a policy store that fails after opening closes its file', async t => {
+  const dir = tempDir('egressd-policy-close-')
+  const path = join(dir, 'policy.sqlite')
+  const db = openDatabase(path, { migrations: POLICY_MIGRATIONS })
+  db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, ?, 0)').run('from a newer egressd')
+  db.close()
+  const p = openPolicy(dir)
+  t.equal(p.db, undefined)
+  t.match(p.error, /newer than this egressd understands/)
+  t.equal(fdsOn(path), 0, 'no connection left open on the file')
+})
+
+t.test('a block log restored from a backup made before the move: nothing merged, stale tables renamed aside, the admin told', async t => {
+  const dir = tempDir('egressd-policy-stale-')
+  const logPath = oldBlockLog(dir)
+  const policy = join(dir, 'policy.sqlite')
+  const backup = join(dir, 'backup.sqlite')
+  copyFileSync(logPath, backup)
+  const p = openPolicy(dir, logPath)
+  const db = p.db as Db
+  t.ok(db !== undefined, p.error)
+  const rules = new RuleStore(db)
+  rules.remove(1)
+  rules.remove(2)
+  db.close()
+  openDatabase(logPath, { policyPath: policy }).close()
+  for (const f of readdirSync(dir)) if (f.startsWith('egressd.sqlite')) rmSync(join(dir, f))
+  copyFileSync(backup, logPath) // the block log restored from the backup
+
+  const again = openPolicy(dir, logPath, { at: '2030-02-03T04:05:06.789Z' })
+  const adb = again.db as Db
+  t.ok(adb !== undefined, again.error)
+  t.same(new RuleStore(adb).list(), [], 'the deleted rules did not come back')
+  t.equal(new AuditLog(adb).list().length, 4, 'no audit row added or merged')
+  const losses = readLosses(adb)
+  t.equal(losses.length, 1, 'recorded for the status')
+  t.match(losses[0], /egressd\.sqlite holds 7 custom rule.*backup made before the move.*not merged.*stale_rules_20300203T040506Z/)
+  const warn = again.lines().find(l => l.level === 40 && /STALE POLICY TABLES/.test(String(l.msg)))
+  t.ok(warn !== undefined, 'logged')
+  t.same(warn?.tables, ['stale_rules_20300203T040506Z', 'stale_category_overrides_20300203T040506Z', 'stale_audit_20300203T040506Z'])
+  adb.close()
+  t.equal(count(logPath, 'stale_rules_20300203T040506Z'), 2, 'the stale rows are kept for a look')
+  // The block log works again (migration 5), and a further start adds nothing.
+  const log = openDatabase(logPath, { policyPath: policy })
+  t.equal(schemaVersion(log), 5)
+  log.close()
+  const third = openPolicy(dir, logPath)
+  t.same(new RuleStore(third.db as Db).list(), [])
+  t.equal(readLosses(third.db as Db).length, 1)
+  third.db?.close()
+})
+
+t.test('a damaged policy file is kept aside byte for byte as it was found', async t => {
+  const dir = tempDir('egressd-policy-forensic-')
+  const path = join(dir, 'policy.sqlite')
+  const db = new Database(path) // rollback journal: opening it read-write for WAL would rewrite its header
+  migrate(db, POLICY_MIGRATIONS)
+  const audit = new AuditLog(db)
+  db.transaction(() => { for (let i = 1; i <= 2000; i++) audit.record(entry('rule.add', `rule ${i}`, i)) })()
+  const leaves = db.prepare("SELECT pageno FROM dbstat WHERE name = 'audit' AND pagetype = 'leaf' ORDER BY pageno").all() as Array<{ pageno: number }>
+  db.close()
+  damagePage(path, leaves[3].pageno)
+  const damaged = readFileSync(path)
+  const p = openPolicy(dir)
+  t.ok(p.db !== undefined, p.error)
+  p.db?.close()
+  const aside = readdirSync(dir).filter(f => /^policy\.sqlite\.corrupt-[^-]*-[^-]*-.*[^lm]$/.test(f) && !f.endsWith('-wal') && !f.endsWith('-shm'))
+  t.equal(aside.length, 1, aside.join(', '))
+  t.ok(readFileSync(join(dir, aside[0])).equals(damaged), 'unchanged')
 })
