@@ -188,6 +188,8 @@ export class Daemon {
         synchronous: c.store.synchronous,
         busyTimeoutMs: c.store.busyTimeoutMs,
         now: this.#now,
+        // Migration 5 may drop old policy rows this file records as copied (a delete there that failed).
+        policyPath: policyPath(c.dataDir),
         onMovedAside: (from, to, reason) => log.error({ from, to, reason },
           'STORE DAMAGED: the database file could not be read and was moved aside; a fresh one was created')
       })
