@@ -119,7 +119,8 @@ export function renderMetrics (c: MetricsContext): string {
   e.family('egressd_upstream_latency_seconds', 'histogram', 'Time until an upstream answered, per upstream', hist)
   e.family('egressd_upstream_healthy', 'gauge', '1 if the upstream answered its last query, 0 if it is failing', health.map(h => [{ upstream: h.url }, h.healthy ? 1 : 0]))
   e.family('egressd_upstream_queries_total', 'counter', 'Queries sent to each upstream', health.map(h => [{ upstream: h.url }, h.queries]))
-  e.family('egressd_upstream_failures_total', 'counter', 'Failed queries (timeout, network, bad answer) per upstream', health.map(h => [{ upstream: h.url }, h.failures]))
+  e.family('egressd_upstream_failures_total', 'counter', 'Failed queries (timeout, network, bad answer, SERVFAIL) per upstream', health.map(h => [{ upstream: h.url }, h.failures]))
+  e.family('egressd_upstream_servfails_total', 'counter', 'SERVFAIL answers from upstreams, all upstreams together (each also in egressd_upstream_failures_total)', one(m.upstreamServfails))
   e.family('egressd_upstream_dropped_packets_total', 'counter', 'Packets from (or claiming to be from) upstreams thrown away, by reason',
     Object.entries(m.upstreamDropped).map(([reason, n]) => [{ reason }, n]))
 

@@ -38,6 +38,8 @@ export class DnsMetrics {
   /** Packets from (or claiming to be from) upstreams that were thrown away (RFC 5452 checks). */
   readonly upstreamDropped: Record<DropReason, number> = zeroes(['unknown-id', 'wrong-question', 'short'])
   upstreamErrors = 0
+  /** SERVFAIL answers from upstreams (each also counts in that upstream's failures). */
+  upstreamServfails = 0
   upstreamBadAnswers = 0
   upstreamTcpRetries = 0
   /** Client queries that joined an identical upstream query already in flight. */

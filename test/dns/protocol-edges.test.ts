@@ -1,8 +1,10 @@
 // Queries a forwarder must answer itself, and upstream failures, end to end with the real dig:
 // EDNS versions above 0 (BADVERS, RFC 6891 6.1.3), CHAOS-class queries (version.bind and friends
 // are never forwarded: they would leak the upstream's identity), zone transfers (AXFR/IXFR), and
-// upstreams that answer SERVFAIL (a failure for health and failover; the client gets SERVFAIL
-// with the upstream's EDE or EDE 22). A real dnsmasq upstream; fakes only for the SERVFAILs.
+// upstreams that answer SERVFAIL (counted as that upstream's failure and failed over; it is tried
+// last only when another upstream then answered the same question, so a broken name alone neither
+// moves traffic nor fails /readyz; the client gets SERVFAIL with the upstream's EDE or EDE 22).
+// A real dnsmasq upstream; fakes only for the SERVFAILs.
 
 import t from 'tap'
 import dgram from 'node:dgram'
@@ -12,6 +14,7 @@ import { startDnsmasq } from '../helpers/dnsmasq.js'
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js'
 import { dig } from '../helpers/dig.js'
 import { startFakeUpstream } from '../helpers/fake-upstream.js'
+import { call, startApiDaemon, TOKENS, type ApiDaemon } from '../api/helpers.js'
 
 const upstream = await startDnsmasq()
 t.teardown(() => upstream.stop())
@@ -179,26 +182,67 @@ async function servfailing (ede?: { code: number, text: string }) {
   })
 }
 
-t.test('every upstream answers SERVFAIL: the client gets SERVFAIL with EDE 22, each upstream was asked once and counts a failure', async t => {
+/** dig's options to ask an API daemon's DNS listener. */
+const atApi = (d: ApiDaemon): string[] => ['@127.0.0.1', '-p', String(d.dnsPort), '+tries=1', '+time=5']
+
+/** Upstream health as GET /api/v1/status reports it. */
+async function statusUpstreams (d: ApiDaemon): Promise<unknown[]> {
+  const r = await call(d.base, 'GET', '/api/v1/status', { token: TOKENS.viewer })
+  if (r.status !== 200) throw new Error(`status: HTTP ${r.status}`)
+  return r.json.upstreams
+}
+
+/** A sample's value in GET /metrics (NaN when it is missing). */
+async function metric (d: ApiDaemon, sample: string): Promise<number> {
+  const r = await call(d.base, 'GET', '/metrics', { token: TOKENS.metrics })
+  const line = r.text.split('\n').find(l => l.startsWith(sample + ' '))
+  return line === undefined ? NaN : Number(line.slice(sample.length + 1))
+}
+
+t.test('every upstream answers SERVFAIL: the client gets SERVFAIL with EDE 22; each upstream counts a failure but is not demoted, /readyz stays ready', async t => {
   const s1 = await servfailing()
   const s2 = await servfailing()
   t.teardown(async () => { await s1.close(); await s2.close() })
-  const d = await startTestDaemon({ upstreams: [s1.url, s2.url] })
+  const d = await startApiDaemon({ upstreams: [s1.url, s2.url] })
   t.teardown(() => d.close())
   for (const proto of ['+notcp', '+tcp']) {
-    const r = await dig([...at(d), proto, 'broken.test', 'A'])
+    const r = await dig([...atApi(d), proto, 'broken.test', 'A'])
     t.equal(r.status, 'SERVFAIL', proto)
     t.match(r.ede, /^22 \(No Reachable Authority\)/, `${proto}: EDE 22`)
   }
   t.equal(s1.received.length, 2, 'the first upstream was asked for each query (SERVFAIL is not cached)')
   t.equal(s2.received.length, 2, 'and the second one after it')
-  const health = d.daemon.pool.health()
-  t.match(health, [
-    { healthy: false, failures: 2, consecutiveFailures: 2, lastError: /SERVFAIL/ },
-    { healthy: false, failures: 2, consecutiveFailures: 2, lastError: /SERVFAIL/ }
-  ])
+  t.match(await statusUpstreams(d), [
+    { url: s1.url, healthy: true, queries: 2, failures: 2, consecutiveFailures: 0, lastError: /SERVFAIL/ },
+    { url: s2.url, healthy: true, queries: 2, failures: 2, consecutiveFailures: 0, lastError: /SERVFAIL/ }
+  ], 'both counted as failures, both still healthy')
+  const ready = await call(d.base, 'GET', '/readyz')
+  t.equal(ready.status, 200)
+  t.same(ready.json, { status: 'ready' })
+  t.equal(await metric(d, 'egressd_upstream_servfails_total'), 4, 'every SERVFAIL in /metrics')
+  t.equal(await metric(d, `egressd_upstream_failures_total{upstream="${s1.url}"}`), 2)
   t.equal(d.daemon.metrics.outcomes.servfail, 2)
   t.equal(d.daemon.metrics.outcomes.resolved, 0)
+  t.same(d.logs().filter(l => l.msg === 'upstream recovered' || String(l.msg).startsWith('upstream failed')), [], 'neither demoted nor "recovered"')
+  // Still in configured order: the next question goes to the first upstream first.
+  t.equal((await dig([...atApi(d), 'other.test', 'A'])).status, 'SERVFAIL')
+  t.equal(s1.received.at(-1)?.questions?.[0].name, 'other.test', 'the first upstream was asked again')
+})
+
+t.test('50 queries for a name every upstream answers SERVFAIL do not make a single-upstream resolver unready', async t => {
+  const s = await servfailing({ code: 6, text: 'bogus' })
+  t.teardown(() => s.close())
+  const d = await startApiDaemon({ upstreams: [s.url] })
+  t.teardown(() => d.close())
+  for (let i = 0; i < 50; i++) {
+    const r = await dig([...atApi(d), 'dnssec-failed.test', 'A'])
+    if (r.status !== 'SERVFAIL') { t.fail(`query ${i}: ${r.status}`); break }
+  }
+  t.equal(s.received.length, 50, 'each query reached the upstream (none cached, none in flight together)')
+  t.match(await statusUpstreams(d), [{ healthy: true, failures: 50, consecutiveFailures: 0, lastError: /SERVFAIL \(EDE 6\)/ }])
+  const ready = await call(d.base, 'GET', '/readyz')
+  t.equal(ready.status, 200, `/readyz: ${ready.text}`)
+  t.equal(d.daemon.metrics.upstreamServfails, 50)
 })
 
 t.test('an upstream EDE on SERVFAIL is passed on to the client', async t => {
@@ -212,17 +256,35 @@ t.test('an upstream EDE on SERVFAIL is passed on to the client', async t => {
   t.notMatch(r.raw, /EDE: 22/, 'not EDE 22 in its place')
 })
 
-t.test('an upstream answering SERVFAIL is failed over to the next one and tried last, as on a timeout', async t => {
+t.test('an upstream that answers SERVFAIL where the next one answers is demoted: the next query goes to the other first', async t => {
   const s = await servfailing()
   t.teardown(() => s.close())
-  const d = await startTestDaemon({ upstreams: [s.url, upstream.url] })
+  const d = await startApiDaemon({ upstreams: [s.url, upstream.url] })
   t.teardown(() => d.close())
-  const a = await dig([...at(d), 'h.test', 'A'])
+  const a = await dig([...atApi(d), 'h.test', 'A'])
   t.equal(a.status, 'NOERROR')
   t.same(a.answers.map(r => r.data), ['192.0.2.11'])
-  t.match(d.daemon.pool.health(), [{ healthy: false, failures: 1 }, { healthy: true, failures: 0 }])
-  t.equal((await dig([...at(d), 'other.test', 'A'])).status, 'NOERROR')
-  t.equal(s.received.length, 1, 'the failing upstream is not asked first again')
+  t.match(await statusUpstreams(d), [
+    { url: s.url, healthy: false, queries: 1, failures: 1, consecutiveFailures: 1, lastError: /SERVFAIL/ },
+    { url: upstream.url, healthy: true, queries: 1, failures: 0, consecutiveFailures: 0 }
+  ])
+  t.match(d.logs().filter(l => String(l.msg).startsWith('upstream failed')), [{ level: 40, upstream: s.url, err: new RegExp(`SERVFAIL, but ${upstream.url} answered`) }])
+  t.equal((await dig([...atApi(d), 'other.test', 'A'])).status, 'NOERROR')
+  t.equal(s.received.length, 1, 'the SERVFAILing upstream is not asked first again')
+  t.match(d.daemon.pool.health(), [{ queries: 1 }, { queries: 2 }], 'the other upstream was asked first')
+  t.equal((await call(d.base, 'GET', '/readyz')).status, 200)
+})
+
+t.test('an upstream that answers SERVFAIL where the next one only REFUSES is not demoted (no usable answer shows it wrong)', async t => {
+  const s = await servfailing()
+  const r = await startFakeUpstream((q, _m, reply) => {
+    reply(Buffer.from(packet.encode({ type: 'response', id: q.id, flags: packet.RECURSION_AVAILABLE | 5, questions: q.questions })))
+  })
+  t.teardown(async () => { await s.close(); await r.close() })
+  const d = await startApiDaemon({ upstreams: [s.url, r.url] })
+  t.teardown(() => d.close())
+  t.equal((await dig([...atApi(d), 'h.test', 'A'])).status, 'REFUSED', 'the REFUSED answer is passed on')
+  t.match(await statusUpstreams(d), [{ healthy: true, failures: 1, consecutiveFailures: 0, lastError: /SERVFAIL/ }, { healthy: true, failures: 0 }])
 })
 
 t.test('an upstream that failed and then answers SERVFAIL has not recovered', async t => {
@@ -239,6 +301,7 @@ t.test('an upstream that failed and then answers SERVFAIL has not recovered', as
   t.equal(r.status, 'SERVFAIL', 'answered SERVFAIL')
   t.match(r.ede, /^22 /)
   t.equal(s.received.length, 2)
-  t.match(d.daemon.pool.health(), [{ healthy: false, failures: 2, consecutiveFailures: 2, lastError: /SERVFAIL/ }])
+  // The timeout demoted it; the SERVFAIL counts, but neither recovers nor demotes it further.
+  t.match(d.daemon.pool.health(), [{ healthy: false, failures: 2, consecutiveFailures: 1, lastError: /SERVFAIL/ }])
   t.same(d.logs().filter(l => l.msg === 'upstream recovered'), [], 'no "recovered" log line')
 })

@@ -1,8 +1,14 @@
 // The upstream pool: turns configured upstreams into transports, asks them in order with failover,
-// tracks their health (a failing upstream, one that timed out, could not be reached, sent an
-// unusable answer or answered SERVFAIL, is tried last until it answers again; after `probeMs` it
-// gets its configured place back so real traffic can show it has recovered), retries a truncated
-// UDP answer over TCP, and validates every answer before anyone sees it.
+// tracks their health (a failing upstream, one that timed out, could not be reached or sent an
+// unusable answer, is tried last until it answers again; after `probeMs` it gets its configured
+// place back so real traffic can show it has recovered), retries a truncated UDP answer over TCP,
+// and validates every answer before anyone sees it.
+// A SERVFAIL usually means the domain is broken (DNSSEC-bogus, lame delegation), not the upstream:
+// it counts as that upstream's failure (failures, lastError, metrics.upstreamServfails), is never
+// taken as its recovery, and the next upstream is asked; it is tried last (demoted) only when
+// another upstream then gave a usable answer to the same question. When every upstream answered
+// SERVFAIL nobody is demoted, so a client repeating a broken name cannot push traffic off the
+// first upstream or make readiness fail.
 
 import net from 'node:net'
 import tls from 'node:tls'
@@ -78,6 +84,9 @@ export interface ResolveCallback {
    */
   failed (err: Error, ede?: Buffer): void
 }
+
+/** An upstream that answered a question SERVFAIL, and that SERVFAIL as an error (slow path only). */
+interface ServfailedBy { readonly u: Upstream, readonly err: UpstreamError }
 
 /** The slow path's outcome when no upstream gave an answer to pass on. */
 interface Failure { readonly kind: 'failed', readonly err: Error, readonly ede: Buffer | undefined }
@@ -177,11 +186,11 @@ export class UpstreamPool {
 
   /**
    * Resolves one question (lower-cased question bytes) through the upstreams and tells `cb`. The
-   * first usable answer wins. A SERVFAIL answer is the upstream's failure, as a timeout is (it
-   * counts against its health, and the next upstream is asked); a REFUSED answer makes the next
-   * upstream try too, and is passed on when nobody answers better. When every upstream failed,
-   * `cb.failed` hears EGRESSD_ERR_ALL_UPSTREAMS_FAILED, with the EDE an upstream sent with its
-   * SERVFAIL, if any.
+   * first usable answer wins. A SERVFAIL answer counts as the upstream's failure and the next
+   * upstream is asked; the upstream is demoted only if a later one answers usably (see the header).
+   * A REFUSED answer makes the next upstream try too, and is passed on when nobody answers better.
+   * When every upstream failed, `cb.failed` hears EGRESSD_ERR_ALL_UPSTREAMS_FAILED, with the EDE an
+   * upstream sent with its SERVFAIL, if any.
    */
   resolve (question: Buffer, dnssecOk: boolean, cb: ResolveCallback): void {
     // The common case (the first upstream gives a usable answer) is one FirstAttempt, called back
@@ -218,7 +227,7 @@ export class UpstreamPool {
     },
     failed: (a, err) => {
       this.#failed(a.order[0], err)
-      this.#tell(this.#rest(a.order, a.question, a.dnssecOk, undefined, [err.message], undefined), a.cb)
+      this.#tell(this.#rest(a.order, a.question, a.dnssecOk, undefined, [err.message], undefined, undefined), a.cb)
     }
   }
 
@@ -230,24 +239,26 @@ export class UpstreamPool {
       answer = await complete
     } catch (err) {
       this.#failed(u, err)
-      return await this.#rest(order, question, dnssecOk, undefined, [(err as Error).message], undefined)
+      return await this.#rest(order, question, dnssecOk, undefined, [(err as Error).message], undefined, undefined)
     }
     if (answer.rcode === Rcode.SERVFAIL) {
       const ede = edeOptions(answer.opt)
       const err = servfailError(u, ede)
-      this.#failed(u, err)
-      return await this.#rest(order, question, dnssecOk, undefined, [err.message], ede)
+      this.#servfailed(u, err)
+      return await this.#rest(order, question, dnssecOk, undefined, [err.message], ede, [{ u, err }])
     }
     this.#succeeded(u, this.#opts.now() - started)
     if (answer.rcode !== Rcode.REFUSED) return { kind: 'resolved', answer, upstream: u.cfg.url }
-    return await this.#rest(order, question, dnssecOk, { kind: 'resolved', answer, upstream: u.cfg.url }, [`${u.cfg.url}: rcode ${answer.rcode}`], undefined)
+    return await this.#rest(order, question, dnssecOk, { kind: 'resolved', answer, upstream: u.cfg.url }, [`${u.cfg.url}: rcode ${answer.rcode}`], undefined, undefined)
   }
 
   /**
-   * Asks order[1..] in turn. A REFUSED answer is kept as the last resort; SERVFAIL is the
-   * upstream's failure, and the first EDE sent with one is kept for the client.
+   * Asks order[1..] in turn. A REFUSED answer is kept as the last resort. A SERVFAIL is counted
+   * against its upstream, and the first EDE sent with one is kept for the client; the upstreams in
+   * `servfailed` (those that answered this question SERVFAIL) are demoted once another one gives a
+   * usable answer, and left as they are when nobody does (the domain is broken, not they).
    */
-  async #rest (order: readonly Upstream[], question: Buffer, dnssecOk: boolean, fallback: Resolution | undefined, errors: string[], ede: Buffer | undefined): Promise<Resolution | Failure> {
+  async #rest (order: readonly Upstream[], question: Buffer, dnssecOk: boolean, fallback: Resolution | undefined, errors: string[], ede: Buffer | undefined, servfailed: ServfailedBy[] | undefined): Promise<Resolution | Failure> {
     const now = this.#opts.now
     for (let i = 1; i < order.length; i++) {
       const u = order[i]
@@ -258,9 +269,10 @@ export class UpstreamPool {
         if (answer.rcode === Rcode.SERVFAIL) {
           const sent = edeOptions(answer.opt)
           const err = servfailError(u, sent)
-          this.#failed(u, err)
+          this.#servfailed(u, err)
           errors.push(err.message)
           ede ??= sent
+          ;(servfailed ??= []).push({ u, err })
           continue
         }
         this.#succeeded(u, now() - started)
@@ -268,6 +280,9 @@ export class UpstreamPool {
           fallback ??= { kind: 'resolved', answer, upstream: u.cfg.url }
           errors.push(`${u.cfg.url}: rcode ${answer.rcode}`)
           continue
+        }
+        if (servfailed !== undefined) {
+          for (const s of servfailed) this.#demote(s.u, `${s.err.message}, but ${u.cfg.url} answered rcode ${answer.rcode}`)
         }
         return { kind: 'resolved', answer, upstream: u.cfg.url }
       } catch (err) {
@@ -320,14 +335,27 @@ export class UpstreamPool {
     u.latencySumMs += ms
   }
 
+  /** A timeout, a network error, an unusable answer: counted, and the upstream is tried last. */
   #failed (u: Upstream, err: unknown): void {
     u.failures++
+    u.lastError = (err as Error).message
+    this.#opts.metrics.upstreamErrors++
+    this.#demote(u, u.lastError)
+  }
+
+  /** A SERVFAIL answer: counted against the upstream, neither its recovery nor (yet) its demotion. */
+  #servfailed (u: Upstream, err: Error): void {
+    u.failures++
+    u.lastError = err.message
+    this.#opts.metrics.upstreamServfails++
+  }
+
+  /** The upstream is tried last until it answers again (or `probeMs` has passed). */
+  #demote (u: Upstream, why: string): void {
     u.consecutiveFailures++
     this.#allHealthy = false
     u.lastFailureAt = this.#opts.now()
-    u.lastError = (err as Error).message
-    this.#opts.metrics.upstreamErrors++
-    if (u.consecutiveFailures === 1) this.#log.warn({ upstream: u.cfg.url, err: u.lastError }, 'upstream failed; trying it last until it recovers')
+    if (u.consecutiveFailures === 1) this.#log.warn({ upstream: u.cfg.url, err: why }, 'upstream failed; trying it last until it recovers')
   }
 
   latency (): LatencyHistogram[] {
