@@ -225,7 +225,12 @@ interface MoveDeps {
 function moveOldTables (db: Db, blockLogPath: string, policyExisted: boolean, d: MoveDeps): void {
   const { log, at } = d
   const record = readMoveRecord(db)
-  if (!existsSync(blockLogPath)) return
+  // Nothing to move (a new install, or a block log past its migration 5): the policy lives here from
+  // now on, and old tables that turn up later are stale, not moved.
+  const nothingToMove = (): void => {
+    if (record === undefined) setMeta(db, MOVED_KEY, JSON.stringify({ from: blockLogPath, at: at(), rules: 0, overrides: 0, audit: 0, deletePending: false }))
+  }
+  if (!existsSync(blockLogPath)) { nothingToMove(); return }
   const s = salvageFile(blockLogPath, OLD_POLICY_TABLES)
   if (!s.schemaReadable) {
     // A block log that cannot be read at all may have held the policy (before this file existed).
@@ -253,7 +258,7 @@ function moveOldTables (db: Db, blockLogPath: string, policyExisted: boolean, d:
     setAsideStale(db, blockLogPath, s, rows, record, d)
     return
   }
-  if (s.tables.size === 0) return
+  if (s.tables.size === 0) { nothingToMove(); return }
   const losses = s.problems.map(p => `${at()}: moving the policy out of the block log: ${p}`)
   const moved: MoveRecord & Record<string, unknown> = db.transaction(() => {
     const n = restoreRows(db, s)

@@ -4,15 +4,20 @@
 // - a page of the block log (egressd.sqlite): the rule still blocks (real `dig`), the override and
 //   the audit trail are still there, the daemon is ready;
 // - an index page of the policy file (policy.sqlite): every row is salvaged, the daemon is ready;
+// - the block log replaced by a backup made before the policy had its own file, holding an allow
+//   rule deleted since: nothing of it is merged (the rule still blocks), the stale tables are renamed
+//   aside, the status says so, and the block log works;
 // - the page holding the custom rules: they cannot be recovered, so /readyz is 503 naming `policy`
 //   and /api/v1/status says the policy is incomplete and why, loudly logged; DNS still answers and
 //   what could be read (override, audit) is still in force; an admin's acknowledgement clears it.
 
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { closeSync, existsSync, openSync, readdirSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
+import { openDatabase } from '../../src/store/db.js'
+import { MIGRATIONS } from '../../src/store/migrations.js'
 import { dig } from '../helpers/dig.js'
 import { answeringUpstream, call, startApiDaemon, TOKENS, type ApiDaemon } from '../api/helpers.js'
 
@@ -144,4 +149,23 @@ t.test('the first page of the policy file: nothing is readable, not ready, DNS a
   t.same(ready.json, { status: 'not ready', failing: ['policy'] })
   const status = await call(d.base, 'GET', '/api/v1/status', { token: TOKENS.viewer })
   t.match(status.json.policy.store, { complete: false, problems: [/policy\.sqlite/] })
+})
+
+t.test('a block log restored from a backup made before the split: no stale rule comes back, the status says so, the block log works', async t => {
+  const { dataDir, ruleId } = await preparedDataDir(t)
+  const log = join(dataDir, 'egressd.sqlite')
+  for (const f of readdirSync(dataDir)) if (f.startsWith('egressd.sqlite')) rmSync(join(dataDir, f))
+  // The backup: schema 4, with an allow rule for the name the custom rule blocks (deleted since).
+  const old = openDatabase(log, { migrations: MIGRATIONS.filter(m => m.version <= 4) })
+  old.prepare("INSERT INTO rules (id, kind, rule, comment, created_at, created_by) VALUES (?, 'allow', 'chat.example.org', '', 1, 'admin')").run(ruleId + 10)
+  old.prepare("INSERT INTO audit (id, ts, actor, client, action, target) VALUES (?, 1, 'admin', '', 'rule.add', ?)").run(50, `rule ${ruleId + 10}`)
+  old.close()
+  const d = await startApiDaemon({ upstreams: [upstream.url] }, { dataDir })
+  t.teardown(() => d.close())
+  await expectPolicyKept(t, d, ruleId)
+  t.ok(d.logs().some(l => l.level === 40 && /STALE POLICY TABLES/.test(String(l.msg))), 'logged')
+  const status = await call(d.base, 'GET', '/api/v1/status', { token: TOKENS.viewer })
+  t.match(status.json.policy.store, { available: true, complete: false, problems: [/restored from a backup made before the move.*stale_rules_/] })
+  t.ok(d.daemon.db !== undefined && d.daemon.blockLog !== undefined, 'the block log is open')
+  t.notOk(d.logs().some(l => /STORE UNAVAILABLE|BLOCK LOG DISABLED/.test(String(l.msg))))
 })
