@@ -281,7 +281,7 @@ t.test('a damaged policy file is kept aside byte for byte as it was found', asyn
   const p = openPolicy(dir)
   t.ok(p.db !== undefined, p.error)
   p.db?.close()
-  const aside = readdirSync(dir).filter(f => /^policy\.sqlite\.corrupt-[^-]*-[^-]*-.*[^lm]$/.test(f) && !f.endsWith('-wal') && !f.endsWith('-shm'))
+  const aside = readdirSync(dir).filter(f => f.startsWith('policy.sqlite.corrupt-') && !f.endsWith('-wal') && !f.endsWith('-shm'))
   t.equal(aside.length, 1, aside.join(', '))
   t.ok(readFileSync(join(dir, aside[0])).equals(damaged), 'unchanged')
 })
