@@ -8,6 +8,7 @@ import { openDatabase, type Db } from './db.js'
 import { EventWriter, runRetention, type RetentionLimits } from './block-writer.js'
 import type { EventBatch } from './event-batch.js'
 import { setThreadNice, threadTimes } from './thread-priority.js'
+import { threadCpu } from './thread-cpu.js'
 import type { WorkerReady } from './worker-url.js'
 
 export interface WriterWorkerData {
@@ -34,9 +35,9 @@ export type ToWriter =
 export type FromWriter =
   | WorkerReady
   | { readonly type: 'fatal', readonly code: string, readonly message: string }
-  /** `ms`: wall time of the write; `cpuMs`/`waitMs`: on a CPU / runnable but waiting for one (-1: unknown). */
-  | { readonly type: 'written', readonly seq: number, readonly n: number, readonly ms: number, readonly cpuMs: number, readonly waitMs: number }
-  | { readonly type: 'failed', readonly seq: number, readonly code: string, readonly message: string, readonly ms: number, readonly cpuMs: number, readonly waitMs: number }
+  /** `ms`: wall time of the write; `cpuMs`/`waitMs`: on a CPU / runnable but waiting for one (-1: unknown); `cpu`: the CPU it ended on (-1: unknown). */
+  | { readonly type: 'written', readonly seq: number, readonly n: number, readonly ms: number, readonly cpuMs: number, readonly waitMs: number, readonly cpu: number }
+  | { readonly type: 'failed', readonly seq: number, readonly code: string, readonly message: string, readonly ms: number, readonly cpuMs: number, readonly waitMs: number, readonly cpu: number }
   | { readonly type: 'retained', readonly deleted: number, readonly names: number, readonly overBytes: number, readonly ms: number }
   | { readonly type: 'retain-failed', readonly code: string, readonly message: string }
   | { readonly type: 'closed' }
@@ -71,11 +72,12 @@ port.on('message', (m: ToWriter) => {
       if (data.crashOnWrite === true) throw new Error('writer crash on write (tests)')
       const t = performance.now()
       const before = threadTimes()
-      const spent = (): { ms: number, cpuMs: number, waitMs: number } => {
+      const spent = (): { ms: number, cpuMs: number, waitMs: number, cpu: number } => {
         const after = threadTimes()
         const ms = performance.now() - t
-        if (before === undefined || after === undefined) return { ms, cpuMs: -1, waitMs: -1 }
-        return { ms, cpuMs: Math.min(ms, (after.cpuNs - before.cpuNs) / 1e6), waitMs: Math.min(ms, (after.waitNs - before.waitNs) / 1e6) }
+        const cpu = threadCpu()
+        if (before === undefined || after === undefined) return { ms, cpuMs: -1, waitMs: -1, cpu }
+        return { ms, cpuMs: Math.min(ms, (after.cpuNs - before.cpuNs) / 1e6), waitMs: Math.min(ms, (after.waitNs - before.waitNs) / 1e6), cpu }
       }
       try {
         writer.writeBatch(m.batch)

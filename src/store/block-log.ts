@@ -20,9 +20,10 @@ import type { Logger } from 'pino'
 import type { BlockEvent } from './block-event.js'
 import type { FromWriter, ToWriter, WriterWorkerData } from './block-log-worker.js'
 import type { RetentionLimits } from './block-writer.js'
-import { EventBatchBuilder, type EventBatch } from './event-batch.js'
+import { EventBatchBuilder, STRIDE, type EventBatch } from './event-batch.js'
 import { startWorker } from './worker-url.js'
 import { threadTimes, type ThreadPriority, type ThreadTimes } from './thread-priority.js'
+import { threadCpu } from './thread-cpu.js'
 
 export interface BlockLogOptions {
   readonly path: string
@@ -100,6 +101,14 @@ const DROP_WARN_EVERY_MS = 10_000
 const DNS_SATURATED = 0.9
 /** The writer waited for a CPU at least this share of its recent write time: it shares a core. */
 const WRITER_CONTENDED = 0.5
+/**
+ * While held, one probe of at most PROBE_EVENTS events goes to the writer every PROBE_EVERY_MS:
+ * without writes the writer's wait share would never be measured again, and a writer that got a
+ * core of its own (the competing work ended, the scheduler moved it) would stay held all flood.
+ * A probe costs DNS, if the writer does share its core, a few ms of CPU a second.
+ */
+const PROBE_EVERY_MS = 1000
+const PROBE_EVENTS = 256
 /** A batch is dropped after this many writer threads died while writing it. */
 const WRITER_DEATHS_PER_BATCH = 3
 
@@ -133,8 +142,14 @@ export class BlockLog {
   #dnsTimesAt = 0
   /** Share of the writer's recent write time spent waiting for a CPU (moving average). */
   #writerWait = 0
+  /** The CPU the writer's last write ended on, and the one the DNS thread was on at the last tick (-1: unknown). */
+  #writerCpu = -1
+  #dnsCpu = -1
   /** DNS first: batches are held while the DNS thread needs its whole core and the writer competes with it. */
   #held = false
+  /** While held: when the last probe went (performance.now()), and the seq of the one in flight (0: none). */
+  #probeAt = 0
+  #probeSeq = 0
   #cpuMs = 0
   #cpuWaitMs = 0
   /** The writer's figures at the last drop warning, to say what it did since. */
@@ -358,9 +373,12 @@ export class BlockLog {
    * DNS first. The writer runs at a lower priority (store.threadNice) but still takes its share of
    * a contended core, so that other work on that core cannot starve it while DNS has room. When
    * the DNS thread itself used its whole core over the last interval and the writer was competing
-   * with it (its writes mostly waited for a CPU), no batch goes to the writer until DNS has room
-   * again: events queue, and beyond queueMax they are dropped and counted (cause: DNS saturated).
-   * A writer on another core (it does not wait) is never held. Runs once per batch interval.
+   * with it (its writes mostly waited for a CPU, and its last one ended on the CPU DNS runs on), no
+   * batch goes to the writer until DNS has room again: events queue, and beyond queueMax they are
+   * dropped and counted (cause: DNS saturated). A writer that waits on another CPU waits for other
+   * work, not DNS: not held. While held, a small probe batch goes every PROBE_EVERY_MS and measures
+   * the writer afresh: the hold ends as soon as a probe finds it not competing (on another CPU, or
+   * not waiting). Runs once per batch interval, never per event.
    */
   #checkDns (): void {
     const t = threadTimes()
@@ -372,29 +390,55 @@ export class BlockLog {
     if (t === undefined || prev === undefined || at <= prevAt) { this.#held = false; return }
     // On a CPU or runnable and waiting for one: how much of the interval DNS wanted a core.
     const dnsShare = (t.cpuNs - prev.cpuNs + t.waitNs - prev.waitNs) / 1e6 / (at - prevAt)
-    const held = dnsShare >= DNS_SATURATED && this.#writerWait >= WRITER_CONTENDED
-    if (held !== this.#held) this.#log.debug({ held, dnsShare, writerWait: this.#writerWait }, held ? 'block log held: DNS needs its core' : 'block log resumed: DNS has room')
+    this.#dnsCpu = threadCpu()
+    const held = dnsShare >= DNS_SATURATED && this.#competing()
+    if (held !== this.#held) this.#log.debug({ held, dnsShare, writerWait: this.#writerWait, writerCpu: this.#writerCpu, dnsCpu: this.#dnsCpu }, held ? 'block log held: DNS needs its core' : 'block log resumed: DNS has room')
+    if (held && !this.#held) this.#probeAt = at
     this.#held = held
+  }
+
+  /** Whether the writer competes with DNS for its core: its writes mostly wait for a CPU, on DNS's (where known). */
+  #competing (): boolean {
+    return this.#writerWait >= WRITER_CONTENDED && (this.#writerCpu < 0 || this.#dnsCpu < 0 || this.#writerCpu === this.#dnsCpu)
   }
 
   #send (): void {
     if (this.#inflight !== undefined || this.#retryTimer !== undefined || this.#worker === undefined || this.#closed) return
-    // Held for DNS, unless someone waits for the queue to drain (flush, close).
-    if (this.#held && this.#idleWaiters.length === 0) return
+    // Held for DNS, unless someone waits for the queue to drain (flush, close); then only a probe
+    // now and then.
+    const probe = this.#held && this.#idleWaiters.length === 0
+    if (probe && performance.now() - this.#probeAt < PROBE_EVERY_MS) return
     if (this.#pending.length === 0) this.#seal()
-    const batch = this.#pending.shift()
+    const batch = probe ? this.#probeBatch() : this.#pending.shift()
     if (batch === undefined) return
     this.#pendingEvents -= batch.n
     this.#inflight = batch
     this.#sentAt = this.#now()
     this.#post({ type: 'write', seq: ++this.#seq, batch })
+    if (probe) {
+      this.#probeAt = performance.now()
+      this.#probeSeq = this.#seq
+    }
+  }
+
+  /**
+   * The oldest PROBE_EVENTS queued events, taken off the front of the queue (the rest of their batch
+   * stays first, so order is kept). The probe shares its batch's strings: the writer only looks up
+   * the ones its events use.
+   */
+  #probeBatch (): EventBatch | undefined {
+    const first = this.#pending[0]
+    if (first === undefined || first.n <= PROBE_EVENTS) return this.#pending.shift()
+    const cut = PROBE_EVENTS * STRIDE
+    this.#pending[0] = { n: first.n - PROBE_EVENTS, nums: first.nums.slice(cut), strings: first.strings }
+    return { n: PROBE_EVENTS, nums: first.nums.slice(0, cut), strings: first.strings }
   }
 
   #onMessage (m: FromWriter): void {
     switch (m.type) {
       case 'written':
         if (m.seq !== this.#seq) return
-        this.#spent(m)
+        this.#spent(m, m.seq === this.#probeSeq)
         this.#written += m.n
         this.#inflight = undefined
         this.#deadlyBatch = undefined
@@ -413,7 +457,7 @@ export class BlockLog {
         break
       case 'failed': {
         if (m.seq !== this.#seq) return
-        this.#spent(m)
+        this.#spent(m, m.seq === this.#probeSeq)
         this.#failures++
         this.#consecutiveFailures++
         this.#lastError = { code: m.code, message: m.message, at: this.#now() }
@@ -483,10 +527,21 @@ export class BlockLog {
     this.#warned = { busyMs: this.#busyMs, cpuMs: this.#cpuMs, cpuWaitMs: this.#cpuWaitMs, at: t }
   }
 
-  /** Adds one write's time to the writer's totals. */
-  #spent (m: { ms: number, cpuMs: number, waitMs: number }): void {
+  /**
+   * Adds one write's time to the writer's totals and its wait estimate. After a probe (sent while
+   * held) the hold ends at once when the writer no longer competes with DNS: its write ended on
+   * another CPU, or probes that did not wait brought the estimate under WRITER_CONTENDED (a single
+   * short write can slip in without waiting on a contended core, so one does not decide alone).
+   */
+  #spent (m: { ms: number, cpuMs: number, waitMs: number, cpu: number }, probe: boolean): void {
     this.#busyMs += m.ms
+    this.#writerCpu = m.cpu
     if (m.waitMs >= 0 && m.ms > 0) this.#writerWait = 0.7 * this.#writerWait + 0.3 * Math.min(1, m.waitMs / m.ms)
+    if (probe && this.#held && !this.#competing()) {
+      this.#held = false
+      this.#log.debug({ writerWait: this.#writerWait, writerCpu: m.cpu, dnsCpu: this.#dnsCpu, probeMs: m.ms }, 'block log resumed: a probe found the writer not competing with DNS')
+    }
+    if (probe) this.#probeSeq = 0
     if (m.cpuMs >= 0) this.#cpuMs += m.cpuMs
     if (m.waitMs >= 0) this.#cpuWaitMs += m.waitMs
   }
