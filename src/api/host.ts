@@ -32,7 +32,6 @@ export interface BlockLogFigures {
   /** ms */
   readonly lastOkAt?: number
   readonly lastError?: { readonly code: string, readonly message: string, readonly at: number }
-  readonly inflightMs?: number
   /** ms */
   readonly lastDropAt?: number
   /** Batches held back while DNS needs its whole core (DNS first): drops then are saturation. */
