@@ -93,7 +93,7 @@ t.test('a batch is at most a quarter of the queue: it goes to the writer at once
 t.test('a writer starved of CPU: drops are counted, and the warning and the figures say the CPU was saturated', async t => {
   const { path, db } = freshDb()
   const { log, lines } = memoryLog()
-  const bl = await BlockLog.open(options(path, { queueMax: 400, batchMs: 20, threadNice: 19, dropWarnEveryMs: 300, log }))
+  const bl = await BlockLog.open(options(path, { queueMax: 4000, batchMs: 20, threadNice: 19, dropWarnEveryMs: 300, log }))
   const tid = bl.priority?.tid
   if (tid === undefined) throw new Error(`no writer thread id: ${JSON.stringify(bl.priority)}`)
   // The writer thread (nice 19) and a busy process (nice 0) share CPU 0 for at most 8 s.
