@@ -3,7 +3,8 @@
 // inject(). Every route declares `config.role` (public, metrics, viewer, admin; none = admin) and a
 // schema with tags and a summary, from which /api/v1/openapi.json is generated.
 //
-// Order per request: rate limit (per client address) -> bearer token and role -> no unexpected body
+// Order per request: rate limit (per client address) -> bearer token and role (an unknown route:
+// 401 without a valid token, 404 with one of any role) -> no unexpected body
 // or query string -> schema validation -> handler -> security headers.
 //
 // The listener is bounded by api.server: request headers must arrive within headersTimeoutMs and
@@ -19,6 +20,8 @@ import type { Socket } from 'node:net'
 import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify'
 import type { Logger } from 'pino'
 import type { ApiServerConfig, LiveTailConfig } from '../config/types.js'
+import type { Engine } from '../policy/engine.js'
+import type { FilterValues } from '../store/block-filter.js'
 import { ApiError } from '../errors.js'
 import { authenticate, bearerToken, mayCall } from './auth.js'
 import { errorBody, installErrorHandlers, installJsonParser, installValidators, schemaErrorFormatter } from './errors.js'
@@ -53,6 +56,8 @@ export interface ApiPluginOptions {
   readonly limits: ApiLimitCounters
   /** The live tail's limits in force (read per stream: a reload applies to the next one). */
   readonly liveTail: () => LiveTailConfig
+  /** The categories and client groups of the policy in force, which block-log filters must name. */
+  readonly filterValues: () => FilterValues
 }
 
 /** What route modules get. */
@@ -140,7 +145,9 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
       return reply.code(401).header('www-authenticate', 'Bearer realm="egressd"')
         .send(errorBody(401, 'a valid bearer token is required (Authorization: Bearer <token>)'))
     }
-    if (!mayCall(token.role, needs)) return reply.code(403).send(errorBody(403, `this token's role may not do this (needs ${needs})`))
+    // An unknown route is a 404 for every valid token: answering 403 to lesser roles (an unmatched
+    // route has no role, so it needs admin) would tell them nothing true.
+    if (!mayCall(token.role, needs) && !req.is404) return reply.code(403).send(errorBody(403, `this token's role may not do this (needs ${needs})`))
     req.principal = { name: token.name, role: token.role }
   })
   // Routes declare what they accept: a body or query string where none is expected is an error too.
@@ -203,7 +210,16 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
     listRoutes(scope, ctx)
     docsRoutes(scope)
   })
-  const pluginOptions: ApiPluginOptions = { limits, liveTail: () => host.config.api.liveTail }
+  // Built once per policy engine (a reload swaps the engine), not per request.
+  let values: { engine: Engine, values: FilterValues } | undefined
+  const filterValues = (): FilterValues => {
+    const engine = host.policy.engine
+    if (values?.engine !== engine) {
+      values = { engine, values: { categories: new Set(engine.categories.map(c => c.name)), groups: new Set(engine.groups.map(g => g.name)) } }
+    }
+    return values.values
+  }
+  const pluginOptions: ApiPluginOptions = { limits, liveTail: () => host.config.api.liveTail, filterValues }
   for (const plugin of deps.plugins ?? []) await app.register(plugin, pluginOptions)
   return app
 }

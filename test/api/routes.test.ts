@@ -77,11 +77,16 @@ t.test('each route: allowed for its roles, 401 without or with a bad token, 403 
   t.equal((await call(d.base, 'DELETE', `/api/v1/rules/${id}`, { token: TOKENS.admin })).status, 404)
 })
 
-t.test('unknown routes answer 401 without a token (nothing to probe) and a JSON 404 with one', async t => {
+t.test('unknown routes answer 401 without a token (nothing to probe) and a JSON 404 with one of any role', async t => {
   t.equal((await call(d.base, 'GET', '/api/v1/nope')).status, 401)
-  const r = await call(d.base, 'GET', '/api/v1/nope', { token: TOKENS.admin })
-  t.equal(r.status, 404)
-  t.same(r.json, { error: 'Not Found', message: 'no route GET /api/v1/nope', statusCode: 404 })
+  t.equal((await call(d.base, 'GET', '/api/v1/nope', { token: 'not-a-token' })).status, 401)
+  for (const role of ['admin', 'viewer', 'metrics'] as const) {
+    for (const method of ['GET', 'POST'] as const) {
+      const r = await call(d.base, method, '/api/v1/nope', { token: TOKENS[role] })
+      t.equal(r.status, 404, `${role} ${method}`)
+      t.same(r.json, { error: 'Not Found', message: `no route ${method} /api/v1/nope`, statusCode: 404 }, `${role} ${method}`)
+    }
+  }
 })
 
 t.test('health and readiness', async t => {
