@@ -5,7 +5,10 @@
 //   from, to   ISO 8601 ('2024-05-01T10:00:00Z', '2024-05-01'), epoch milliseconds, or relative to
 //              now: '-24h', '-7d', '-30m', '-90s', '-2w', 'now'. from inclusive, to exclusive.
 //   client     an address (exact) or a CIDR ('10.1.0.0/16', 'fd00::/64')
-//   group, category, action   exact ('nxdomain', 'monitor', 'allow', ...)
+//   group, category, action   exact ('nxdomain', 'monitor', 'allow', ...). An action must be one of
+//              FILTER_ACTIONS. With the daemon's FilterValues, a category or group must name one
+//              the policy in force knows (or, for searches and statistics, one the store holds, so
+//              events of a category or group since removed stay searchable): checkFilterValues.
 //   domain     a name, exact; with suffix=true the name and every name below it
 //   qtype      a mnemonic ('AAAA') or a number ('28')
 
@@ -45,6 +48,19 @@ export interface BlockFilter {
   readonly action?: string
   readonly qtype?: number
 }
+
+/** Every action a stored event can have: the block actions, and allow (store.logAllQueries). */
+export const FILTER_ACTIONS: readonly string[] = ['nxdomain', 'refused', 'nodata', 'null', 'sinkhole', 'monitor', 'allow']
+const ACTION_SET: ReadonlySet<string> = new Set(FILTER_ACTIONS)
+
+/** The categories and client groups of the policy in force, which category= and group= must name. */
+export interface FilterValues {
+  readonly categories: ReadonlySet<string>
+  readonly groups: ReadonlySet<string>
+}
+
+/** The category and group filters, by parameter name and FilterValues key. */
+const NAMED = [['category', 'categories'], ['group', 'groups']] as const
 
 export const FILTER_KEYS = ['from', 'to', 'client', 'group', 'domain', 'suffix', 'category', 'action', 'qtype'] as const
 
@@ -93,7 +109,10 @@ export function parseFilter (p: FilterParams, now: number): BlockFilter {
   }
   if (p.group !== undefined) f.group = p.group
   if (p.category !== undefined) f.category = p.category
-  if (p.action !== undefined) f.action = p.action
+  if (p.action !== undefined) {
+    if (!ACTION_SET.has(p.action)) throw new QueryError('action', `unknown action ${JSON.stringify(p.action)}; valid: ${FILTER_ACTIONS.join(', ')}`)
+    f.action = p.action
+  }
   if (p.domain !== undefined) {
     const n = normalizeName(p.domain)
     if ('error' in n) throw new QueryError('domain', `not a domain name: ${n.error}`)
@@ -109,6 +128,26 @@ export function parseFilter (p: FilterParams, now: number): BlockFilter {
     f.qtype = n
   }
   return f
+}
+
+/**
+ * Throws a QueryError when the filter's category or group names none of `values` and `stored`
+ * (when given: whether the store holds events of that category, or that group name) says no
+ * either. The message lists the valid values, so a typo is not read as "no activity".
+ */
+export async function checkFilterValues (
+  f: Pick<BlockFilter, 'category' | 'group'>,
+  values: FilterValues | undefined,
+  stored?: (parameter: 'category' | 'group', value: string) => Promise<boolean>
+): Promise<void> {
+  if (values === undefined) return
+  for (const [parameter, key] of NAMED) {
+    const v = f[parameter]
+    if (v === undefined || values[key].has(v)) continue
+    if (stored !== undefined && await stored(parameter, v)) continue
+    const valid = [...values[key]].sort()
+    throw new QueryError(parameter, `unknown ${parameter} ${JSON.stringify(v)}; valid: ${valid.join(', ')}${stored !== undefined ? ' (or one found in the stored events)' : ''}`)
+  }
 }
 
 /** Whether an address (as stored) is in the filter's client range. */

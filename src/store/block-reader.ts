@@ -16,6 +16,8 @@ export interface BlockReader {
   search (filter: BlockFilter, page: PageRequest): Promise<Page>
   stats (req: StatsRequest): Promise<Stats>
   bypass (req: BypassRequest): Promise<BypassClient[]>
+  /** Whether the store knows a category (on some event) or group name the policy no longer has (storedFilterValue). */
+  stored? (parameter: 'category' | 'group', value: string): Promise<boolean>
   /** The live tail's source; undefined when no writer runs (read-only use). */
   readonly live: Pick<BlockLog, 'subscribe'> | undefined
   /** Milliseconds clock for relative times ('-24h'). */
@@ -72,6 +74,7 @@ export class BlockSearch implements BlockReader {
   search (filter: BlockFilter, page: PageRequest): Promise<Page> { return this.#call('search', [filter, page]) }
   stats (req: StatsRequest): Promise<Stats> { return this.#call('stats', [req]) }
   bypass (req: BypassRequest): Promise<BypassClient[]> { return this.#call('bypass', [req]) }
+  stored (parameter: 'category' | 'group', value: string): Promise<boolean> { return this.#call('stored', [parameter, value]) }
 
   #failAll (err: Error): void {
     for (const w of this.#waiting.values()) w.reject(err)

@@ -4,7 +4,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads'
 import { openDatabase } from './db.js'
-import { blockStats, bypassClients, searchBlocks } from './block-search.js'
+import { blockStats, bypassClients, searchBlocks, storedFilterValue } from './block-search.js'
 import { setThreadNice } from './thread-priority.js'
 import type { WorkerReady } from './worker-url.js'
 
@@ -14,7 +14,7 @@ export interface ReaderWorkerData {
   /** CPU priority for this thread (store.threadNice); left alone when undefined. */
   readonly nice?: number
 }
-export type ReaderOp = 'search' | 'stats' | 'bypass'
+export type ReaderOp = 'search' | 'stats' | 'bypass' | 'stored'
 export interface ToReader { readonly id: number, readonly op: ReaderOp, readonly args: readonly unknown[] }
 export type FromReader =
   | WorkerReady
@@ -40,7 +40,8 @@ try {
 const ops = {
   search: searchBlocks,
   stats: blockStats,
-  bypass: bypassClients
+  bypass: bypassClients,
+  stored: storedFilterValue
 } as Record<ReaderOp, (...a: unknown[]) => unknown>
 
 port.on('message', (m: ToReader | 'close') => {

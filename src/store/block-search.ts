@@ -5,11 +5,13 @@
 // Statistics read the roll-ups for whole hours (counts, time series) or whole days (top domains
 // and clients) of a range and the raw rows only for the partial hours or days at its edges, so a
 // 30-day count reads thousands of rows, not millions, and is still exact to the millisecond. Roll-ups hold block and monitor events (not allowed queries).
+// The roll-ups have no client or group: statistics filtered by client or group read the raw rows
+// of the whole range (by the client index for a client; by time for a group).
 
 import { QueryError } from '../errors.js'
 import type { Db } from './db.js'
 import { MATCH_NAMES, qtypeName, reverseName, type BlockRow } from './block-event.js'
-import { clientMatches, type BlockFilter } from './block-filter.js'
+import { clientMatches, type BlockFilter, type ClientMatch } from './block-filter.js'
 import { DAY_MS, HOUR_MS } from './block-writer.js'
 
 export const MAX_LIMIT = 10_000
@@ -50,8 +52,22 @@ function stringId (db: Db, value: string): number {
   return row?.id ?? -1
 }
 
+/**
+ * Whether the store knows a category or group name that the policy in force does not (one since
+ * removed), so its events stay searchable. Cheap either way: a category must be on some event
+ * (the events_category_ts index, one probe); a group name must be in the strings table (its
+ * unique index; events have no group index, so any stored string passes, and a search then
+ * finds what it finds).
+ */
+export function storedFilterValue (db: Db, parameter: 'category' | 'group', value: string): boolean {
+  const id = stringId(db, value)
+  if (id < 0) return false
+  if (parameter === 'group') return true
+  return db.prepare('SELECT 1 FROM events WHERE category = ? LIMIT 1').get(id) !== undefined
+}
+
 /** Client ids the filter's address or range covers. */
-function clientIds (db: Db, f: BlockFilter): number[] {
+function clientIds (db: Db, f: Pick<BlockFilter, 'client'>): number[] {
   const m = f.client
   if (m === undefined) return []
   if (!m.cidr) {
@@ -228,6 +244,10 @@ export interface StatsRequest {
   readonly from: number
   readonly to: number
   readonly category?: string
+  /** Only events of these clients (an address or a CIDR). */
+  readonly client?: ClientMatch
+  /** Only events of this client group. */
+  readonly group?: string
   /** How many domains and clients (default 10). */
   readonly top?: number
   /** Default: 1m up to 6 h, 1h up to 14 days, else 1d. */
@@ -290,17 +310,41 @@ export function defaultBucket (from: number, to: number): Bucket {
   return span <= 6 * HOUR_MS ? '1m' : span <= 14 * DAY_MS ? '1h' : '1d'
 }
 
+/**
+ * The WHERE terms of a statistics request (each with a leading AND): `raw` on events, `roll` on
+ * the roll-ups (which have a category, but no client or group: with a client or group filter,
+ * `rollups` is false and every span is read from the events).
+ */
+interface StatsTerms { readonly raw: string, readonly rawArgs: unknown[], readonly roll: string, readonly rollArgs: unknown[], readonly rollups: boolean }
+
+function statsTerms (db: Db, req: Pick<StatsRequest, 'category' | 'client' | 'group'>): StatsTerms {
+  let raw = ''
+  const rawArgs: unknown[] = []
+  let roll = ''
+  const rollArgs: unknown[] = []
+  if (req.category !== undefined) {
+    const cat = stringId(db, req.category)
+    raw += ' AND category = ?'
+    rawArgs.push(cat)
+    roll += ' AND category = ?'
+    rollArgs.push(cat)
+  }
+  if (req.client !== undefined) {
+    const ids = clientIds(db, req)
+    if (ids.length === 1) { raw += ' AND client = ?'; rawArgs.push(ids[0]) } else { raw += ' AND client IN (SELECT value FROM json_each(?))'; rawArgs.push(JSON.stringify(ids)) }
+  }
+  if (req.group !== undefined) { raw += ' AND grp = ?'; rawArgs.push(stringId(db, req.group)) }
+  return { raw, rawArgs, roll, rollArgs, rollups: req.client === undefined && req.group === undefined }
+}
+
 /** Counts per category and action in [from, to): the hour roll-up for whole hours, raw rows at the edges. */
-export function categoryCounts (db: Db, from: number, to: number, category?: string): Array<{ category: string, action: string, count: number }> {
+export function categoryCounts (db: Db, from: number, to: number, category?: string, terms: StatsTerms = statsTerms(db, { category })): Array<{ category: string, action: string, count: number }> {
   const allow = stringId(db, 'allow')
-  const cat = category !== undefined ? stringId(db, category) : undefined
-  const catSql = cat === undefined ? '' : ' AND category = ?'
-  const extra = cat === undefined ? [] : [cat]
   const byCat = new Map<string, number>()
-  for (const s of cover(from, to, false)) {
+  for (const s of cover(from, to, false, terms.rollups)) {
     const rows = (s.kind === 'raw'
-      ? db.prepare(`SELECT category, action, count(*) AS n FROM events WHERE ts >= ? AND ts < ? AND action != ${allow}${catSql} GROUP BY category, action`).all(s.a, s.b, ...extra)
-      : db.prepare(`SELECT category, action, sum(n) AS n FROM hour_category WHERE hour >= ? AND hour < ?${catSql} GROUP BY category, action`).all(s.a / HOUR_MS, s.b / HOUR_MS, ...extra)
+      ? db.prepare(`SELECT category, action, count(*) AS n FROM events WHERE ts >= ? AND ts < ? AND action != ${allow}${terms.raw} GROUP BY category, action`).all(s.a, s.b, ...terms.rawArgs)
+      : db.prepare(`SELECT category, action, sum(n) AS n FROM hour_category WHERE hour >= ? AND hour < ?${terms.roll} GROUP BY category, action`).all(s.a / HOUR_MS, s.b / HOUR_MS, ...terms.rollArgs)
     ) as Array<{ category: number, action: number, n: number }>
     for (const r of rows) byCat.set(`${r.category}|${r.action}`, (byCat.get(`${r.category}|${r.action}`) ?? 0) + r.n)
   }
@@ -320,36 +364,35 @@ export function blockStats (db: Db, req: StatsRequest): Stats {
   const nBuckets = Math.ceil((to - first) / width)
   if (nBuckets > MAX_BUCKETS) throw new QueryError('bucket', `${nBuckets} buckets of ${bucket} in this range; at most ${MAX_BUCKETS}`)
   const allow = stringId(db, 'allow')
-  const cat = req.category !== undefined ? stringId(db, req.category) : undefined
-  const catSql = cat === undefined ? '' : ' AND category = ?'
-  const extra = cat === undefined ? [] : [cat]
+  const terms = statsTerms(db, req)
   const notAllowed = ` AND action != ${allow}`
 
-  const categories = categoryCounts(db, from, to, req.category)
+  const categories = categoryCounts(db, from, to, req.category, terms)
   const total = categories.reduce((s, c) => s + c.count, 0)
-  const spans = cover(from, to, true, false)
+  // Without roll-ups, one raw span: the day/raw queries take different arguments.
+  const spans = terms.rollups ? cover(from, to, true, false) : [{ kind: 'raw', a: from, b: to } as Span]
   const domains = sumOver(db, spans, {
-    day: `SELECT qname AS k, sum(n) AS n FROM day_qname WHERE day >= ? AND day < ?${catSql} GROUP BY qname`,
-    raw: `SELECT qname AS k, count(*) AS n FROM events WHERE ts >= ? AND ts < ?${notAllowed}${catSql} GROUP BY qname`
-  }, extra)
+    day: `SELECT qname AS k, sum(n) AS n FROM day_qname WHERE day >= ? AND day < ?${terms.roll} GROUP BY qname`,
+    raw: `SELECT qname AS k, count(*) AS n FROM events WHERE ts >= ? AND ts < ?${notAllowed}${terms.raw} GROUP BY qname`
+  }, terms.rollups ? terms.rollArgs : terms.rawArgs)
   const clients = sumOver(db, spans, {
-    day: `SELECT client AS k, sum(n) AS n FROM day_client WHERE day >= ? AND day < ?${catSql} GROUP BY client`,
-    raw: `SELECT client AS k, count(*) AS n FROM events WHERE ts >= ? AND ts < ?${notAllowed}${catSql} GROUP BY client`
-  }, extra)
+    day: `SELECT client AS k, sum(n) AS n FROM day_client WHERE day >= ? AND day < ?${terms.roll} GROUP BY client`,
+    raw: `SELECT client AS k, count(*) AS n FROM events WHERE ts >= ? AND ts < ?${notAllowed}${terms.raw} GROUP BY client`
+  }, terms.rollups ? terms.rollArgs : terms.rawArgs)
   const qname = db.prepare('SELECT name FROM names WHERE id = ?').pluck()
   const addr = db.prepare('SELECT addr FROM clients WHERE id = ?').pluck()
 
   // Time series: hour roll-up for 1h/1d buckets, raw rows for 1m and the edges.
   const counts = new Float64Array(nBuckets)
   const at = (ms: number): number => Math.floor((ms - first) / width)
-  for (const s of (bucket === '1m' ? [{ kind: 'raw', a: from, b: to } as Span] : cover(from, to, false))) {
+  for (const s of (bucket === '1m' || !terms.rollups ? [{ kind: 'raw', a: from, b: to } as Span] : cover(from, to, false))) {
     if (s.kind === 'raw') {
-      const rows = db.prepare(`SELECT CAST((ts - ?) / ? AS INTEGER) AS k, count(*) AS n FROM events WHERE ts >= ? AND ts < ?${notAllowed}${catSql} GROUP BY k`)
-        .all(first, width, s.a, s.b, ...extra) as Array<{ k: number, n: number }>
+      const rows = db.prepare(`SELECT CAST((ts - ?) / ? AS INTEGER) AS k, count(*) AS n FROM events WHERE ts >= ? AND ts < ?${notAllowed}${terms.raw} GROUP BY k`)
+        .all(first, width, s.a, s.b, ...terms.rawArgs) as Array<{ k: number, n: number }>
       for (const r of rows) counts[r.k] += r.n
     } else {
-      const rows = db.prepare(`SELECT hour, sum(n) AS n FROM hour_category WHERE hour >= ? AND hour < ?${catSql} GROUP BY hour`)
-        .all(s.a / HOUR_MS, s.b / HOUR_MS, ...extra) as Array<{ hour: number, n: number }>
+      const rows = db.prepare(`SELECT hour, sum(n) AS n FROM hour_category WHERE hour >= ? AND hour < ?${terms.roll} GROUP BY hour`)
+        .all(s.a / HOUR_MS, s.b / HOUR_MS, ...terms.rollArgs) as Array<{ hour: number, n: number }>
       for (const r of rows) counts[at(r.hour * HOUR_MS)] += r.n
     }
   }

@@ -140,6 +140,71 @@ t.test('routes on a bare fastify (inject)', async t => {
   })
 })
 
+t.test('filters that name no category, group or action answer 400 listing the valid ones, on every route', async t => {
+  const { log } = memoryLog()
+  const live = await BlockLog.open({ path, synchronous: 'NORMAL', busyTimeoutMs: 500, queueMax: 1000, batchMs: 50, retention: { days: 36500, maxRows: 0, maxBytes: 0 }, log })
+  const reader = await BlockSearch.open({ path, live, now: () => NOW })
+  const app = Fastify()
+  // The policy in force: doh-bypass was removed from it, but the store still holds its events.
+  const values = { categories: new Set(['telegram', 'signal']), groups: new Set(['default', 'finance']) }
+  await app.register(blockRoutes, { reader, filterValues: () => values })
+  await app.ready()
+  t.teardown(async () => { await app.close(); await reader.close(); await live.close() })
+  const get = async (url: string) => await app.inject({ method: 'GET', url })
+  const range = 'from=2030-01-01T00:00:00Z&to=2030-01-03T00:00:00Z'
+  const routes = ['/api/v1/blocks?', '/api/v1/blocks?format=csv&', '/api/v1/blocks?format=ndjson&', `/api/v1/stats?${range}&`, '/api/v1/blocks/stream?']
+  const bad: Array<[string, string, RegExp]> = [
+    ['category=telegarm', 'category', /^category: unknown category "telegarm"; valid: signal, telegram/],
+    ['group=fiance', 'group', /^group: unknown group "fiance"; valid: default, finance/],
+    ['action=block', 'action', /^action: unknown action "block"; valid: nxdomain, refused, nodata, null, sinkhole, monitor, allow$/]
+  ]
+  for (const route of routes) {
+    for (const [qs, parameter, message] of bad) {
+      if (route.startsWith('/api/v1/stats') && parameter === 'action') continue // stats take no action filter
+      const r = await get(route + qs)
+      t.equal(r.statusCode, 400, `${route}${qs}`)
+      t.match(r.json(), { parameter, message }, `${route}${qs}: ${r.body}`)
+    }
+  }
+  t.match((await get('/api/v1/bypass?category=telegarm')).json(), { statusCode: 400, parameter: 'category' })
+
+  // Known values still answer 200; a category only the store knows stays searchable (not tailable:
+  // its events can no longer come).
+  const cat = (await get('/api/v1/blocks?category=doh-bypass&limit=10000')).json() as { rows: BlockRow[] }
+  t.equal(cat.rows.length, 500)
+  t.equal((await get(`/api/v1/stats?${range}&category=doh-bypass`)).json().total, 500)
+  t.equal((await get(`/api/v1/bypass?${range}&category=doh-bypass`)).statusCode, 200)
+  t.match((await get('/api/v1/blocks/stream?category=doh-bypass')).json(), { statusCode: 400, parameter: 'category' })
+  t.equal((await get('/api/v1/blocks?category=telegram&group=finance&action=monitor')).statusCode, 200)
+  t.equal((await get('/api/v1/blocks?action=allow')).statusCode, 200)
+  // A stored string that is no category (a list name) is not taken for one.
+  t.equal((await get('/api/v1/blocks?category=blocklists/tele,gram/domains.txt')).statusCode, 400)
+})
+
+t.test('stats by client (address or CIDR) and by group', async t => {
+  const { log } = memoryLog()
+  const live = await BlockLog.open({ path, synchronous: 'NORMAL', busyTimeoutMs: 500, queueMax: 1000, batchMs: 50, retention: { days: 36500, maxRows: 0, maxBytes: 0 }, log })
+  const reader = await BlockSearch.open({ path, live, now: () => NOW })
+  const app = Fastify()
+  await app.register(blockRoutes, { reader })
+  await app.ready()
+  t.teardown(async () => { await app.close(); await reader.close(); await live.close() })
+  const get = async (url: string) => await app.inject({ method: 'GET', url })
+  const range = 'from=2030-01-01T00:00:00Z&to=2030-01-03T00:00:00Z'
+  // i % 3 === 1: 1,667 of the 5,000 events; of them i % 10 === 0 (doh-bypass): 167.
+  const s = (await get(`/api/v1/stats?${range}&client=10.0.1.0/24&top=100`)).json()
+  t.equal(s.total, 1667, JSON.stringify(s).slice(0, 300))
+  t.same(s.categories, [{ category: 'telegram', action: 'nxdomain', count: 1500 }, { category: 'doh-bypass', action: 'nxdomain', count: 167 }])
+  t.ok(s.topClients.every((c: { client: string }) => c.client.startsWith('10.0.1.')), 'only clients in the range')
+  t.equal(s.series.points.reduce((a: number, p: { count: number }) => a + p.count, 0), 1667, 'the series agrees')
+  // i = 3 * 7 * k + 1 (10.0.1.1): 239 events.
+  t.equal((await get(`/api/v1/stats?${range}&client=10.0.1.1`)).json().total, 239)
+  t.equal((await get(`/api/v1/stats?${range}&client=10.0.1.1&category=doh-bypass`)).json().total, 23)
+  t.equal((await get(`/api/v1/stats?${range}&group=default`)).json().total, 5000)
+  t.equal((await get(`/api/v1/stats?${range}&group=nobody`)).json().total, 0, 'no values to check against: an empty answer')
+  t.match((await get('/api/v1/stats?client=10.0.0.0/99')).json(), { statusCode: 400, parameter: 'client' })
+})
+
 t.test('through a real socket: json and the SSE live tail', async t => {
   const { log } = memoryLog()
   const live = await BlockLog.open({ path, synchronous: 'NORMAL', busyTimeoutMs: 500, queueMax: 1000, batchMs: 50, retention: { days: 36500, maxRows: 0, maxBytes: 0 }, log })

@@ -3,8 +3,8 @@
 
 import t from 'tap'
 import { EventWriter, HOUR_MS, DAY_MS } from '../../src/store/block-writer.js'
-import { blockStats, bypassClients, searchBlocks } from '../../src/store/block-search.js'
-import { parseFilter, type FilterParams } from '../../src/store/block-filter.js'
+import { blockStats, bypassClients, searchBlocks, storedFilterValue } from '../../src/store/block-search.js'
+import { clientMatches, parseFilter, type FilterParams } from '../../src/store/block-filter.js'
 import type { BlockEvent } from '../../src/store/block-event.js'
 import { event, freshDb } from './helpers.js'
 
@@ -129,10 +129,18 @@ t.test('stats: counts, top lists and series equal a count of the rows, on aligne
     [T0 + 3 * HOUR_MS + 1, T0 + 3 * HOUR_MS + 40 * 60_000]      // inside one hour
   ]
   for (const [from, to] of ranges) {
-    for (const category of [undefined, 'telegram']) {
-      const inRange = events.filter(e => e.ts >= from && e.ts < to && (category === undefined || e.category === category))
-      const s = blockStats(db, { from, to, category, top: 50 })
-      t.equal(s.total, inRange.length, 'total')
+    const filters: Array<{ category?: string, client?: string, group?: string }> = [
+      {}, { category: 'telegram' }, { client: '10.0.0.0/24' }, { client: 'fd00::5' }, { group: 'staff' },
+      { category: 'telegram', client: '10.0.0.2', group: 'default' }, { client: '10.9.0.0/16' }
+    ]
+    for (const fp of filters) {
+      const { category, group } = fp
+      const client = parseFilter({ client: fp.client }, NOW).client
+      const inRange = events.filter(e => e.ts >= from && e.ts < to && (category === undefined || e.category === category) &&
+        (group === undefined || e.group === group) && (client === undefined || clientMatches(client, e.client)))
+      const s = blockStats(db, { from, to, category, client, group, top: 50 })
+      t.equal(s.total, inRange.length, `total ${JSON.stringify(fp)}`)
+      if (fp.client === '10.0.0.0/24' || group === 'staff') t.ok(inRange.length > 0 && inRange.length < events.length, 'the filter leaves some rows, not all')
       const byCat = new Map<string, number>()
       for (const e of inRange) byCat.set(`${e.category}/${e.action}`, (byCat.get(`${e.category}/${e.action}`) ?? 0) + 1)
       t.same(new Map(s.categories.map(c => [`${c.category}/${c.action}`, c.count])), byCat, 'categories')
@@ -149,6 +157,14 @@ t.test('stats: counts, top lists and series equal a count of the rows, on aligne
   t.equal(s.series.points.length, 24)
   t.equal(s.series.points[0].count, events.filter(e => e.ts >= T0 && e.ts < T0 + HOUR_MS).length)
   t.throws(() => blockStats(db, { from: T0, to: T0 + 30 * DAY_MS, bucket: '1m' }), { name: 'QueryError', parameter: 'bucket' })
+})
+
+t.test('storedFilterValue: a category some event has, a group name the store holds', async t => {
+  t.equal(storedFilterValue(db, 'category', 'telegram'), true)
+  t.equal(storedFilterValue(db, 'category', 'telegarm'), false)
+  t.equal(storedFilterValue(db, 'category', 'staff'), false, 'a stored string that is no category')
+  t.equal(storedFilterValue(db, 'group', 'staff'), true)
+  t.equal(storedFilterValue(db, 'group', 'fiance'), false)
 })
 
 t.test('bypass: doh-bypass hits ranked by client with first and last seen', async t => {

@@ -5,7 +5,12 @@
 //   app.register(blockRoutes, { reader: daemon.blockSearch })
 //
 // Every query parameter is validated (unknown ones included) and a bad one answers 400 with a
-// message that names it. Queries run in the reader's worker thread, never on the DNS event loop;
+// message that names it. A category, group or action filter must name something that exists (else
+// 400 listing the valid values, so a typo does not read as "no activity"): an action one of
+// FILTER_ACTIONS; with `filterValues` (the app passes the policy in force), a category or group
+// one of the policy's, or, for searches, exports, stats and bypass, one the store holds events
+// of (a category since removed stays searchable; see storedFilterValue). The live tail takes only
+// the policy's: an event of a removed category can no longer come. Queries run in the reader's worker thread, never on the DNS event loop;
 // NDJSON and CSV exports are streamed page by page (2,000 rows a page), never built in memory.
 //
 // Live tails are bounded (api.liveTail): at most maxStreamsPerClient per client address (429) and
@@ -20,7 +25,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { LiveTailConfig } from '../../config/types.js'
 import { QueryError } from '../../errors.js'
 import { ROW_COLUMNS, qtypeName, type BlockEvent, type BlockRow } from '../../store/block-event.js'
-import { eventMatches, parseFilter, parseTime, type FilterParams } from '../../store/block-filter.js'
+import { checkFilterValues, eventMatches, FILTER_ACTIONS, parseFilter, parseTime, type BlockFilter, type FilterParams, type FilterValues } from '../../store/block-filter.js'
 import type { BlockReader } from '../../store/block-reader.js'
 import { MAX_LIMIT, type Bucket } from '../../store/block-search.js'
 import { ClientSlots, newApiLimitCounters, type ApiLimitCounters } from '../rate-limit.js'
@@ -33,6 +38,8 @@ export interface BlockRoutesOptions {
   readonly liveTail?: () => LiveTailConfig
   /** Where refused and closed streams are counted (the app's, for /metrics). */
   readonly limits?: ApiLimitCounters
+  /** The categories and client groups category= and group= must name (the app's: the policy in force); none: not checked. */
+  readonly filterValues?: () => FilterValues
 }
 
 const EXPORT_PAGE = 2000
@@ -55,7 +62,7 @@ const FILTER_PROPS = {
   domain: str('Query name, exact; with suffix=true also every name below it', { examples: ['telegram.org'] }),
   suffix: { type: 'boolean', description: 'Match the domain and every name below it' },
   category: str('Category', { examples: ['telegram'] }),
-  action: str('Action taken: nxdomain, refused, nodata, null, sinkhole, monitor, allow'),
+  action: str(`Action taken: ${FILTER_ACTIONS.join(', ')}`),
   qtype: str('Query type: mnemonic (AAAA) or number (28)')
 } as const
 
@@ -106,6 +113,8 @@ const STATS_QUERY = {
     from: FILTER_PROPS.from,
     to: FILTER_PROPS.to,
     category: FILTER_PROPS.category,
+    client: FILTER_PROPS.client,
+    group: FILTER_PROPS.group,
     top: { type: 'integer', minimum: 1, maximum: 1000, description: 'How many domains and clients (default 10)' },
     bucket: { type: 'string', enum: ['1m', '1h', '1d'], description: 'Time series bucket (default by range)' }
   }
@@ -204,6 +213,10 @@ export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, o
   const heartbeatMs = opts.heartbeatMs ?? 15_000
   const liveTail = opts.liveTail ?? (() => LIVE_TAIL_DEFAULTS)
   const counters = opts.limits ?? newApiLimitCounters()
+  const stored = reader.stored === undefined ? undefined : reader.stored.bind(reader)
+  /** A 400 (QueryError) for a category or group that names nothing, listing the valid ones. */
+  const checkValues = async (f: Pick<BlockFilter, 'category' | 'group'>, withStored = true): Promise<void> =>
+    await checkFilterValues(f, opts.filterValues?.(), withStored ? stored : undefined)
   // Live tails open, per client address and in all.
   const streams = new ClientSlots()
   // Live tails end when the app closes (they would hold close() forever otherwise).
@@ -226,6 +239,7 @@ export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, o
   }, async (req, reply) => answer(reply, async () => {
     const q = req.query as Query
     const filter = parseFilter(filterParams(q), reader.now())
+    await checkValues(filter)
     const order = q.order as 'asc' | 'desc' | undefined
     const format = (q.format as string | undefined) ?? 'json'
     const cursor = q.cursor as string | undefined
@@ -263,7 +277,7 @@ export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, o
     schema: {
       tags: ['blocks'],
       summary: 'Block statistics for a range',
-      description: 'Counts per category and action, top domains, top clients, and a time series (default range -24h to now). Block and monitor events only.',
+      description: 'Counts per category and action, top domains, top clients, and a time series (default range -24h to now), optionally for one category, client (address or CIDR) or client group. Block and monitor events only.',
       querystring: STATS_QUERY,
       response: {
         200: {
@@ -290,7 +304,9 @@ export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, o
   }, async (req, reply) => answer(reply, async () => {
     const q = req.query as Query
     const { from, to } = timeRange(q, reader.now(), '-24h')
-    return await reader.stats({ from, to, category: q.category as string | undefined, top: q.top as number | undefined, bucket: q.bucket as Bucket | undefined })
+    const f = parseFilter({ client: q.client as string | undefined, group: q.group as string | undefined, category: q.category as string | undefined }, reader.now())
+    await checkValues(f)
+    return await reader.stats({ from, to, category: f.category, client: f.client, group: f.group, top: q.top as number | undefined, bucket: q.bucket as Bucket | undefined })
   }))
 
   app.get('/api/v1/bypass', {
@@ -322,6 +338,7 @@ export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, o
   }, async (req, reply) => answer(reply, async () => {
     const q = req.query as Query
     const { from, to } = timeRange(q, reader.now(), '-7d')
+    await checkValues({ category: q.category as string | undefined })
     return { clients: await reader.bypass({ from, to, category: q.category as string | undefined, limit: q.limit as number | undefined }) }
   }))
 
@@ -343,6 +360,7 @@ export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, o
     let filter
     try {
       filter = parseFilter(filterParams(q), reader.now())
+      await checkValues(filter, false)
     } catch (err) {
       if (err instanceof QueryError) return badRequest(reply, err.parameter, err.message.slice(err.parameter.length + 2))
       throw err
