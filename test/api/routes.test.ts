@@ -89,6 +89,18 @@ t.test('unknown routes answer 401 without a token (nothing to probe) and a JSON 
   }
 })
 
+t.test('through the daemon, block-log filters are checked against the policy in force', async t => {
+  const get = async (q: string) => await call(d.base, 'GET', `/api/v1/blocks?${q}`, { token: TOKENS.viewer })
+  const cat = await get('category=telegarm')
+  t.equal(cat.status, 400)
+  t.match(cat.json.message, /^category: unknown category "telegarm"; valid: .*\btelegram\b/)
+  const group = await get('group=fiance')
+  t.equal(group.status, 400)
+  t.match(group.json.message, /^group: unknown group "fiance"; valid: default\b/)
+  t.equal((await call(d.base, 'GET', '/api/v1/stats?category=telegarm', { token: TOKENS.viewer })).status, 400)
+  t.equal((await get('category=telegram&group=default&action=nxdomain')).status, 200)
+})
+
 t.test('health and readiness', async t => {
   t.same((await call(d.base, 'GET', '/healthz')).json, { status: 'ok' })
   t.same((await call(d.base, 'GET', '/readyz')).json, { status: 'ready' })
