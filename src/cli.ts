@@ -2,7 +2,7 @@
 // The `egressd` command: start the daemon, or check a config file. Parses argv, loads the config
 // once, wires signals (SIGTERM/SIGINT: graceful stop; SIGHUP: reload) and maps errors to exit codes.
 
-import { parseArgs } from 'node:util'
+import { parseCliArgs } from './cli-args.js'
 import { loadConfig } from './config/load.js'
 import type { Config } from './config/types.js'
 import { ConfigError, EgressdError, PolicyError } from './errors.js'
@@ -18,6 +18,10 @@ import { SystemdNotifier } from './systemd-notify.js'
 import { LOGS_USAGE, logsCommand } from './logs-command.js'
 import { LISTS_USAGE, listsCommand } from './lists/cli.js'
 import { TOKEN_USAGE, tokenCommand } from './api/token-cli.js'
+import { fileURLToPath } from 'node:url'
+
+/** The lists shipped with egressd, next to dist/ in the installation: the default blocklists.dir. */
+const BUNDLED_BLOCKLISTS = fileURLToPath(new URL('../blocklists', import.meta.url))
 
 const USAGE = `usage:
   egressd start [--config FILE] [--listen ADDR]... [--upstream URL]... [--blocklist FILE]...
@@ -44,7 +48,7 @@ function usage (message?: string): never {
 }
 
 async function start (argv: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseCliArgs({
     args: argv,
     options: {
       config: { type: 'string', short: 'c' },
@@ -56,6 +60,7 @@ async function start (argv: string[]): Promise<void> {
   })
   const load = (): Config => loadConfig({
     file: values.config,
+    bundledBlocklistsDir: BUNDLED_BLOCKLISTS,
     overrides: { listen: values.listen, upstreams: values.upstream, blocklists: values.blocklist }
   })
   const config = load()
@@ -107,7 +112,7 @@ function checkConfig (argv: string[]): number {
   const file = argv[0]
   if (file === undefined || argv.length > 1) usage('check-config needs exactly one FILE')
   try {
-    const c = loadConfig({ file })
+    const c = loadConfig({ file, bundledBlocklistsDir: BUNDLED_BLOCKLISTS })
     const b = buildAsDaemon(c)
     for (const w of b.warnings) process.stdout.write(`warning: ${w}\n`)
     const s = b.engine.stats()
@@ -130,14 +135,14 @@ function checkConfig (argv: string[]): number {
 }
 
 function exportRules (argv: string[]): number {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCliArgs({
     args: argv,
     options: { table: { type: 'string' }, config: { type: 'string', short: 'c' } },
     allowPositionals: true,
     strict: true
   })
   if (positionals.length !== 1 || positionals[0] !== 'nftables') usage('export needs the word nftables')
-  const loaded = loadConfig({ file: values.config })
+  const loaded = loadConfig({ file: values.config, bundledBlocklistsDir: BUNDLED_BLOCKLISTS })
   const table = values.table ?? loaded.firewall.table
   if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(table)) usage(`--table must be letters, digits and _, starting with a letter; got "${table}"`)
   const config = { ...loaded, firewall: { ...loaded.firewall, table } }
@@ -147,7 +152,7 @@ function exportRules (argv: string[]): number {
 }
 
 function query (argv: string[]): number {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCliArgs({
     args: argv,
     options: { client: { type: 'string' }, type: { type: 'string' }, config: { type: 'string', short: 'c' } },
     allowPositionals: true,
@@ -158,7 +163,7 @@ function query (argv: string[]): number {
   if ('error' in name) usage(`not a name: ${name.error}`)
   const client = values.client ?? '127.0.0.1'
   if (isIP(client) === 0) usage(`--client must be an IP address, got "${client}"`)
-  const config = loadConfig({ file: values.config })
+  const config = loadConfig({ file: values.config, bundledBlocklistsDir: BUNDLED_BLOCKLISTS })
   const engine = buildAsDaemon(config).engine
   const out = checkName(engine, name.name, values.type ?? 'A', client)
   process.stdout.write(JSON.stringify(out, null, 2) + '\n')
@@ -172,17 +177,36 @@ export async function main (argv: string[]): Promise<number> {
     case 'check-config': return checkConfig(rest)
     case 'query': return query(rest)
     case 'export': return exportRules(rest)
-    case 'lists': return await listsCommand(rest)
-    case 'token': return tokenCommand(rest, text => process.stdout.write(text))
-    case 'logs': return logsCommand(rest, text => process.stdout.write(text))
+    case 'lists': return await listsCommand(rest, { bundledBlocklistsDir: BUNDLED_BLOCKLISTS })
+    case 'token': return tokenCommand(rest, writeOut)
+    case 'logs': return logsCommand(rest, writeOut, Date.now, { bundledBlocklistsDir: BUNDLED_BLOCKLISTS })
     case 'help': case '--help': case '-h': process.stdout.write(USAGE + '\n'); return 0
     default: usage(cmd === undefined ? 'no command given' : `unknown command "${cmd}"`)
   }
 }
 
+/** Thrown by writeOut once stdout is closed (`egressd logs search | head -1`): stops the output loop. */
+class StdoutClosed extends Error {}
+
+const stdoutClosed = (): boolean => (process.stdout.errored as NodeJS.ErrnoException | null)?.code === 'EPIPE'
+
+/** Writes to stdout; throws StdoutClosed once the reader is gone, so long outputs stop early. */
+function writeOut (text: string): void {
+  if (stdoutClosed()) throw new StdoutClosed()
+  process.stdout.write(text)
+}
+
+// A closed stdout (the reader exited: `| head`) ends the command quietly with exit 0, whatever was
+// writing. The error comes as an event after the failed write; writeOut sees it sooner.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0)
+  throw err
+})
+
 main(process.argv.slice(2)).then(code => {
   if (code >= 0) process.exitCode = code
 }, err => {
+  if (err instanceof StdoutClosed || stdoutClosed()) { process.exitCode = 0; return }
   if (err instanceof ConfigError) process.stderr.write(`egressd: invalid configuration\n${err.message}\n`)
   else if (err instanceof PolicyError) process.stderr.write(`egressd: the blocklists cannot be loaded\n${err.message}\n`)
   else if (err instanceof EgressdError) process.stderr.write(`egressd: ${err.message}\n`)

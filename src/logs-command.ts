@@ -1,9 +1,11 @@
 // `egressd logs search|stats`: the block-log API's queries run directly on the database file
 // (read-only), for an admin on the box when the API is down. Same filters, same rows, same CSV.
 
-import { parseArgs } from 'node:util'
+import { parseCliArgs } from './cli-args.js'
 import { loadConfig } from './config/load.js'
-import { EgressdError } from './errors.js'
+import { existsSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { EgressdError, StoreError } from './errors.js'
 import { CSV_HEADER, csvLine } from './api/routes/blocks.js'
 import { openDatabase } from './store/db.js'
 import { parseFilter, parseTime } from './store/block-filter.js'
@@ -17,9 +19,14 @@ export const LOGS_USAGE = `  egressd logs search [--from T] [--to T] [--client I
   egressd logs stats [--from T] [--to T] [--category C] [--top N] [--bucket 1m|1h|1d] [--config FILE | --db FILE]
       Prints counts per category, top domains and clients, and a time series as JSON.`
 
-export function logsCommand (argv: string[], out: (text: string) => void, now: () => number = Date.now): number {
+export interface LogsCommandOptions {
+  /** Passed to loadConfig: the installation's lists (see LoadConfigOptions). */
+  bundledBlocklistsDir?: string
+}
+
+export function logsCommand (argv: string[], out: (text: string) => void, now: () => number = Date.now, opts: LogsCommandOptions = {}): number {
   const [sub, ...rest] = argv
-  const { values } = parseArgs({
+  const { values } = parseCliArgs({
     args: rest,
     options: {
       config: { type: 'string', short: 'c' },
@@ -41,7 +48,13 @@ export function logsCommand (argv: string[], out: (text: string) => void, now: (
     strict: true
   })
   if (sub !== 'search' && sub !== 'stats') throw new EgressdError('EGRESSD_ERR_USAGE', `logs needs search or stats\n${LOGS_USAGE}`)
-  const path = values.db ?? loadConfig({ file: values.config }).store.path
+  const path = values.db ?? loadConfig({ file: values.config, bundledBlocklistsDir: opts.bundledBlocklistsDir }).store.path
+  // Read-only: a missing file is not created. Say which file was looked for, and from where, since
+  // the default (<dataDir>/egressd.sqlite, dataDir ./var) is relative to the working directory.
+  if (!existsSync(path)) {
+    const from = values.db !== undefined ? '--db' : values.config !== undefined ? `store.path of ${values.config}` : 'the default <dataDir>/egressd.sqlite, no --config'
+    throw new StoreError('EGRESSD_ERR_STORE', `no block log at ${resolve(path)} (${from}; working directory ${process.cwd()}): give --db FILE or --config FILE`)
+  }
   const db = openDatabase(path, { readonly: true })
   try {
     if (sub === 'stats') {

@@ -15,8 +15,8 @@ import { tempDir } from './helpers/tmp.js'
 const CLI = resolve(import.meta.dirname, '..', 'dist', 'cli.js')
 const dir = tempDir('egressd-cli-')
 
-function run (args: string[]): { status: number | null, stdout: string, stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20_000 })
+function run (args: string[], cwd?: string): { status: number | null, stdout: string, stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20_000, cwd })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
@@ -41,8 +41,8 @@ t.test('check-config: 0 for a valid file, 1 with every error as path: message', 
   t.match(usage.stderr, /unknown command "frobnicate"/)
 })
 
-async function startCli (config: string): Promise<{ child: ChildProcess, output: () => string, exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
+async function startCli (config: string, cwd?: string): Promise<{ child: ChildProcess, output: () => string, exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], cwd })
   let out = ''
   child.stdout!.on('data', d => { out += String(d) })
   child.stderr!.on('data', d => { out += String(d) })
@@ -139,4 +139,44 @@ t.test('query: prints the Verdict without sending DNS traffic; exit 3 when block
   const bad = run(['query', 'bad..name', '--config', config])
   t.equal(bad.status, 2)
   t.match(bad.stderr, /not a name/)
+})
+
+t.test('from another working directory, the bundled lists are found in the installation unless the config sets blocklists.dir', async t => {
+  const cwd = tempDir('egressd-cli-cwd-')
+  const upstream = await startFakeUpstream((q, _m, reply) => { reply(aAnswer(q, '192.0.2.5')) })
+  t.teardown(() => upstream.close())
+  const port = await freePort()
+  const config = join(dir, 'elsewhere.yaml')
+  writeFileSync(config, `dns: { listen: ["127.0.0.1:${port}"] }\napi: { listen: "127.0.0.1:0" }\nupstreams: ["${upstream.url}"]\n`)
+  const d = await startCli(config, cwd)
+  t.teardown(() => { d.child.kill('SIGKILL') })
+  const at = ['@127.0.0.1', '-p', String(port)]
+  t.equal((await dig([...at, 'web.telegram.org'])).status, 'NXDOMAIN', 'blocked by the bundled telegram list')
+  t.same((await dig([...at, 'example.org'])).answers.map(r => r.data), ['192.0.2.5'])
+  d.child.kill('SIGTERM')
+  t.equal(await d.exited, 0)
+
+  const q = run(['query', 'web.telegram.org', '--config', config], cwd)
+  t.equal(q.status, 3, q.stderr)
+  t.equal(JSON.parse(q.stdout).list, resolve(import.meta.dirname, '..', 'blocklists', 'telegram', 'domains.txt'))
+
+  // A dir the config sets stays as written: relative to the working directory (README, systemd unit).
+  const own = join(dir, 'own-dir.yaml')
+  writeFileSync(own, `upstreams: ["${upstream.url}"]\nblocklists: { dir: ./blocklists }\n`)
+  const c = run(['check-config', own], cwd)
+  t.equal(c.status, 1)
+  t.match(c.stdout, /^\.\/blocklists: cannot read the blocklists folder: ENOENT/m)
+})
+
+t.test('option values starting with "-" are taken as values, in both forms', async t => {
+  const config = join(dir, 'dash.yaml')
+  writeFileSync(config, 'upstreams: ["udp://127.0.0.1:9"]\n')
+  for (const args of [['--client', '-1'], ['--client=-1']]) {
+    const r = run(['query', 'example.org', '--config', config, ...args])
+    t.equal(r.status, 2, args.join(' '))
+    t.match(r.stderr, /--client must be an IP address, got "-1"/, 'the value reached the command, not the parser')
+  }
+  const missing = run(['query', 'example.org', '--client', '--config', config])
+  t.equal(missing.status, 1, 'an option name is not taken as a value')
+  t.match(missing.stderr, /ambiguous|argument missing/)
 })

@@ -1,7 +1,7 @@
 // `egressd token create --role ROLE [--name NAME]`: prints a new random API token and the config
 // line holding its SHA-256. The token itself is shown once and stored nowhere.
 
-import { parseArgs } from 'node:util'
+import { parseCliArgs } from '../cli-args.js'
 import { EgressdError } from '../errors.js'
 import { createToken, type TokenRole } from './auth.js'
 
@@ -12,7 +12,7 @@ export const TOKEN_USAGE = `  egressd token create --role admin|viewer|metrics [
 const ROLES: readonly TokenRole[] = ['admin', 'viewer', 'metrics']
 
 export function tokenCommand (argv: string[], out: (text: string) => void): number {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCliArgs({
     args: argv,
     options: { role: { type: 'string' }, name: { type: 'string' } },
     allowPositionals: true,

@@ -81,6 +81,12 @@ export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv
   /** Read only when no upstreams are configured. Default /etc/resolv.conf. */
   resolvConfPath?: string
+  /**
+   * blocklists.dir when the file does not set it (or there is no file): the CLI passes the absolute
+   * path of the lists in its installation, so they are found from any working directory. Without
+   * it the schema default `./blocklists` (relative to the working directory) stays.
+   */
+  bundledBlocklistsDir?: string
 }
 
 /** Validates and normalizes YAML text. Pure: reads no file and no environment of its own. */
@@ -114,7 +120,8 @@ export function loadConfig (opts: LoadConfigOptions = {}): Config {
     overrides: opts.overrides ?? {},
     env: opts.env ?? process.env,
     resolvConf: () => readResolvConf(resolvConfPath),
-    localAddresses: Object.values(networkInterfaces()).flatMap(list => (list ?? []).map(i => i.address))
+    localAddresses: Object.values(networkInterfaces()).flatMap(list => (list ?? []).map(i => i.address)),
+    bundledBlocklistsDir: opts.bundledBlocklistsDir
   })
 }
 
@@ -129,6 +136,7 @@ interface BuildInput {
   env: NodeJS.ProcessEnv
   resolvConf: () => ResolvConf
   localAddresses: readonly string[]
+  bundledBlocklistsDir?: string
 }
 
 function build (text: string, input: BuildInput): Config {
@@ -142,7 +150,7 @@ function build (text: string, input: BuildInput): Config {
     throw fail()
   }
 
-  const file = withOverrides(applyDefaults(ConfigFileSchema, dropNulls(raw ?? {}, '', issues)), input.overrides)
+  const file = withOverrides(applyDefaults(ConfigFileSchema, withBundledLists(dropNulls(raw ?? {}, '', issues), input.bundledBlocklistsDir)), input.overrides)
   issues.push(...schemaIssues(ConfigFileSchema, file))
   const parts = checkParts(file, input, issues)
   const env = readEnv(input.env, issues)
@@ -211,6 +219,14 @@ function applyDefaults (schema: TSchema, value: unknown): unknown {
     default:
       return v
   }
+}
+
+/** blocklists.dir defaults to the installation's lists when the caller knows where they are. */
+function withBundledLists (file: unknown, dir: string | undefined): unknown {
+  if (dir === undefined || !isMapping(file)) return file
+  const lists = file.blocklists ?? {}
+  if (!isMapping(lists) || lists.dir !== undefined) return file
+  return { ...file, blocklists: { ...lists, dir } }
 }
 
 /** Puts command-line lists in place of the file's, so they go through the same checks. */

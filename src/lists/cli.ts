@@ -4,7 +4,7 @@
 // on SIGHUP or replaces them on its next cycle; `POST /api/v1/lists/update` makes it update now.
 
 import { readFileSync, writeFileSync } from 'node:fs'
-import { parseArgs } from 'node:util'
+import { parseCliArgs } from '../cli-args.js'
 import { pino } from 'pino'
 import { loadConfig } from '../config/load.js'
 import { DnsMetrics } from '../dns/metrics.js'
@@ -40,10 +40,15 @@ const read = (file: string, what: string): Buffer => {
   }
 }
 
-export async function listsCommand (argv: string[]): Promise<number> {
+export interface ListsCommandOptions {
+  /** Passed to loadConfig: the installation's lists (see LoadConfigOptions). */
+  bundledBlocklistsDir?: string
+}
+
+export async function listsCommand (argv: string[], opts: ListsCommandOptions = {}): Promise<number> {
   const [sub, ...rest] = argv
   switch (sub) {
-    case 'update': return await update(rest)
+    case 'update': return await update(rest, opts)
     case 'keygen': return keygen(rest)
     case 'sign': return sign(rest)
     case 'verify': return verify(rest)
@@ -52,7 +57,7 @@ export async function listsCommand (argv: string[]): Promise<number> {
 }
 
 function keygen (argv: string[]): number {
-  const { values } = parseArgs({ args: argv, options: { out: { type: 'string' } }, strict: true })
+  const { values } = parseCliArgs({ args: argv, options: { out: { type: 'string' } }, strict: true })
   if (values.out === undefined) usage('keygen needs --out PREFIX')
   const k = generateKeys()
   writeFileSync(`${values.out}.key`, k.privatePem, { mode: 0o600, flag: 'wx' })
@@ -62,7 +67,7 @@ function keygen (argv: string[]): number {
 }
 
 function sign (argv: string[]): number {
-  const { values, positionals } = parseArgs({ args: argv, options: { key: { type: 'string' }, out: { type: 'string' } }, allowPositionals: true, strict: true })
+  const { values, positionals } = parseCliArgs({ args: argv, options: { key: { type: 'string' }, out: { type: 'string' } }, allowPositionals: true, strict: true })
   if (positionals.length !== 1 || values.key === undefined) usage('sign needs FILE and --key PRIVATE.pem')
   const file = positionals[0]
   const key = privateKey(read(values.key as string, 'the private key').toString())
@@ -73,7 +78,7 @@ function sign (argv: string[]): number {
 }
 
 function verify (argv: string[]): number {
-  const { values, positionals } = parseArgs({ args: argv, options: { pubkey: { type: 'string' }, sig: { type: 'string' } }, allowPositionals: true, strict: true })
+  const { values, positionals } = parseCliArgs({ args: argv, options: { pubkey: { type: 'string' }, sig: { type: 'string' } }, allowPositionals: true, strict: true })
   if (positionals.length !== 1 || values.pubkey === undefined) usage('verify needs FILE and --pubkey PUBLIC')
   const file = positionals[0]
   const key = publicKey(values.pubkey as string, read(values.pubkey as string, 'the public key').toString())
@@ -86,13 +91,13 @@ function verify (argv: string[]): number {
   return 0
 }
 
-async function update (argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+async function update (argv: string[], opts: ListsCommandOptions): Promise<number> {
+  const { values } = parseCliArgs({
     args: argv,
     options: { source: { type: 'string' }, force: { type: 'boolean' }, config: { type: 'string', short: 'c' } },
     strict: true
   })
-  const config = loadConfig({ file: values.config })
+  const config = loadConfig({ file: values.config, bundledBlocklistsDir: opts.bundledBlocklistsDir })
   // Logs on stderr; stdout carries the results.
   const log = createLogger(config.log.level === 'info' ? 'warn' : config.log.level, pino.destination({ dest: 2, sync: true }))
   const pool = new UpstreamPool({
