@@ -49,7 +49,7 @@ new EventWriter(recent.db).write(Array.from({ length: 6000 }, (_, i) => event({ 
 recent.db.close()
 
 const cli = (args: string[]): { status: number | null, stdout: string, stderr: string } => {
-  const r = spawnSync(process.execPath, [CLI, 'logs', ...args], { encoding: 'utf8', timeout: 30_000, cwd })
+  const r = spawnSync(process.execPath, [CLI, 'logs', ...args], { encoding: 'utf8', timeout: 30_000, cwd, maxBuffer: 64 * 1024 * 1024 })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
