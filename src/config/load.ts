@@ -71,6 +71,8 @@ export interface ParseConfigOptions {
    * listen address (0.0.0.0, [::]). Default none: loopback addresses are still recognized.
    */
   localAddresses?: readonly string[]
+  /** blocklists.dir when the text does not set it (see LoadConfigOptions.bundledBlocklistsDir). */
+  bundledBlocklistsDir?: string
 }
 
 export interface LoadConfigOptions {
@@ -99,7 +101,8 @@ export function parseConfig (text: string, opts: ParseConfigOptions = {}): Confi
     resolvConf: () => resolvConf === undefined
       ? { error: 'no resolv.conf was given' }
       : { text: resolvConf, name: 'resolv.conf' },
-    localAddresses: opts.localAddresses ?? []
+    localAddresses: opts.localAddresses ?? [],
+    bundledBlocklistsDir: opts.bundledBlocklistsDir
   })
 }
 

@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import http from 'node:http'
 import https from 'node:https'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { Writable } from 'node:stream'
 import { parseConfig } from '../../src/config/load.js'
 import type { Config } from '../../src/config/types.js'
@@ -58,7 +58,9 @@ export async function startApiDaemon (config: Record<string, any> = {}, opts: { 
     api: { listen: '127.0.0.1:0', tokens: TOKEN_CONFIG, ...(config.api ?? {}) }
   }
   writeFileSync(configFile, JSON.stringify(merged, null, 2))
-  const load = (): Config => parseConfig(readFileSync(configFile, 'utf8'), { file: configFile, resolvConf: '' })
+  // Loaded as `egressd start` loads it: without blocklists.dir, the installation's lists (an absolute
+  // path), so list names agree with what the CLI (egressd query) reports for the same file.
+  const load = (): Config => parseConfig(readFileSync(configFile, 'utf8'), { file: configFile, resolvConf: '', bundledBlocklistsDir: resolve('blocklists') })
   const lines: string[] = []
   const sink = new Writable({ write (chunk, _enc, cb) { lines.push(...String(chunk).split('\n').filter(Boolean)); cb() } })
   const cfg = load()
