@@ -1,6 +1,7 @@
 // Counters of the DNS path: plain numeric fields, incremented on the hot path without lookups.
 // The management API renders them at /metrics; tests read them directly.
 
+import { AnswerTimes } from './answer-time.js'
 import { MALFORMED_KINDS, type Malformed } from './wire.js'
 import type { DropReason } from './upstream/transport.js'
 
@@ -64,4 +65,6 @@ export class DnsMetrics {
   /** Policy matches by category: blocked, and `monitor` matches that were answered normally. */
   readonly blockedByCategory = new Map<string, number>()
   readonly monitoredByCategory = new Map<string, number>()
+  /** Answer time to clients by outcome (a histogram read at scrape time). */
+  readonly answerTimes = new AnswerTimes()
 }
