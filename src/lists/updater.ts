@@ -64,6 +64,8 @@ export interface ListSourceStatus {
   readonly format: string
   readonly category: string | undefined
   readonly signed: boolean
+  /** blocklists.sources[].update.intervalMs: how often the copy is checked (each wait jittered by ±10%). */
+  readonly intervalMs: number
   /** Epoch ms of the last attempt, successful or not. */
   readonly lastAttempt: number | undefined
   /** Epoch ms of the last attempt that ended with the list current (updated, unchanged or 304). */
@@ -366,6 +368,7 @@ export class ListUpdater {
       format: st.source.format,
       category: st.source.category,
       signed: st.source.update.signatureUrl !== undefined,
+      intervalMs: st.source.update.intervalMs,
       lastAttempt: st.lastAttempt,
       lastSuccess: st.lastSuccess,
       lastError: st.lastError === undefined ? undefined : { ...st.lastError },
