@@ -1,6 +1,7 @@
 // What the management API needs from the running daemon. The daemon implements it; the API never
 // reaches further (no sockets, no DNS wire format), and tests can hand it a real Daemon.
 
+import type { ReloadCounters } from '../config/reload.js'
 import type { Config } from '../config/types.js'
 import type { CacheStats } from '../dns/cache.js'
 import type { BoundAddress, ListenerFigures } from '../dns/listener.js'
@@ -69,6 +70,8 @@ export interface ApiHost {
     status: () => readonly ListSourceStatus[]
     updateNow: (opts: { source?: string, force?: boolean }) => Promise<SourceUpdateResult[]>
   }
+  /** Reloads so far by trigger and outcome (/metrics: egressd_config_reloads_total). */
+  readonly reloads?: ReloadCounters
   /** Reloads the config from where it came from (as SIGHUP); throws ConfigError or PolicyError, changing nothing. */
   reloadConfig: () => ReloadReport
 }
