@@ -30,12 +30,19 @@
 // - api.tokens[].sha256 comes out lower-cased; duplicate token names or hashes, source names,
 //   listen addresses and upstreams are errors.
 // - api.listen off loopback (anything but 127.0.0.0/8 and ::1) needs api.tls or api.allowPlaintext: true.
-// - Nothing here touches the files a config names (caFile, blocklist paths): their owners do.
+// - Relative paths written in a config file resolve against the file's directory, not the working
+//   directory: dataDir, store.path, blocklists.dir, blocklists.sources[].path and .caFile,
+//   blocklists.update.publicKeys[].file, upstreams[].caFile, api.tls.cert and .key. Paths that do not
+//   come from the file stay as given: the defaults (dataDir ./var, relative to the working
+//   directory), EGRESSD_DATA_DIR and command-line overrides (--blocklist FILE). Without
+//   blocklists.dir in the file, the caller's bundledBlocklistsDir (the installation's lists).
+// - Nothing here touches the files a config names (caFile, blocklist paths): their owners do
+//   (except blocklists.update.publicKeys[].file, read here).
 
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
-import { join as joinPath } from 'node:path'
+import { dirname, isAbsolute, join as joinPath, resolve as resolvePath } from 'node:path'
 import { parseDocument } from 'yaml'
 import { Kind, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
@@ -73,6 +80,11 @@ export interface ParseConfigOptions {
   localAddresses?: readonly string[]
   /** blocklists.dir when the text does not set it (see LoadConfigOptions.bundledBlocklistsDir). */
   bundledBlocklistsDir?: string
+  /**
+   * The directory that relative paths in the text resolve against (the file's directory: loadConfig
+   * passes it). Default none: relative paths stay as written.
+   */
+  baseDir?: string
 }
 
 export interface LoadConfigOptions {
@@ -102,7 +114,8 @@ export function parseConfig (text: string, opts: ParseConfigOptions = {}): Confi
       ? { error: 'no resolv.conf was given' }
       : { text: resolvConf, name: 'resolv.conf' },
     localAddresses: opts.localAddresses ?? [],
-    bundledBlocklistsDir: opts.bundledBlocklistsDir
+    bundledBlocklistsDir: opts.bundledBlocklistsDir,
+    baseDir: opts.baseDir
   })
 }
 
@@ -124,7 +137,8 @@ export function loadConfig (opts: LoadConfigOptions = {}): Config {
     env: opts.env ?? process.env,
     resolvConf: () => readResolvConf(resolvConfPath),
     localAddresses: Object.values(networkInterfaces()).flatMap(list => (list ?? []).map(i => i.address)),
-    bundledBlocklistsDir: opts.bundledBlocklistsDir
+    bundledBlocklistsDir: opts.bundledBlocklistsDir,
+    baseDir: file === undefined ? undefined : dirname(resolvePath(file))
   })
 }
 
@@ -140,6 +154,7 @@ interface BuildInput {
   resolvConf: () => ResolvConf
   localAddresses: readonly string[]
   bundledBlocklistsDir?: string
+  baseDir?: string
 }
 
 function build (text: string, input: BuildInput): Config {
@@ -153,7 +168,7 @@ function build (text: string, input: BuildInput): Config {
     throw fail()
   }
 
-  const file = withOverrides(applyDefaults(ConfigFileSchema, withBundledLists(dropNulls(raw ?? {}, '', issues), input.bundledBlocklistsDir)), input.overrides)
+  const file = withOverrides(applyDefaults(ConfigFileSchema, withBundledLists(withPathsFrom(dropNulls(raw ?? {}, '', issues), input.baseDir), input.bundledBlocklistsDir)), input.overrides)
   issues.push(...schemaIssues(ConfigFileSchema, file))
   const parts = checkParts(file, input, issues)
   const env = readEnv(input.env, issues)
@@ -222,6 +237,35 @@ function applyDefaults (schema: TSchema, value: unknown): unknown {
     default:
       return v
   }
+}
+
+/**
+ * The file's relative paths (the keys listed in the header) resolved against `base`, the file's
+ * directory. Runs before defaults, so only what the file wrote is touched; a value of the wrong type
+ * is left for the schema to report.
+ */
+function withPathsFrom (file: unknown, base: string | undefined): unknown {
+  if (base === undefined || !isMapping(file)) return file
+  const abs = (v: unknown): unknown => typeof v === 'string' && v !== '' && !isAbsolute(v) ? resolvePath(base, v) : v
+  /** A copy of `obj` with `keys` resolved, when it is a mapping; anything else as it is. */
+  const paths = (obj: unknown, ...keys: string[]): unknown => {
+    if (!isMapping(obj)) return obj
+    const out: Record<string, unknown> = { ...obj }
+    for (const k of keys) if (Object.hasOwn(out, k)) out[k] = abs(out[k])
+    return out
+  }
+  const each = (list: unknown, ...keys: string[]): unknown => Array.isArray(list) ? list.map(item => paths(item, ...keys)) : list
+  const out: Record<string, unknown> = { ...paths(file, 'dataDir') as Record<string, unknown> }
+  if (Object.hasOwn(out, 'store')) out.store = paths(out.store, 'path')
+  if (Object.hasOwn(out, 'upstreams')) out.upstreams = each(out.upstreams, 'caFile')
+  if (isMapping(out.api) && Object.hasOwn(out.api, 'tls')) out.api = { ...out.api, tls: paths(out.api.tls, 'cert', 'key') }
+  if (isMapping(out.blocklists)) {
+    const b: Record<string, unknown> = { ...paths(out.blocklists, 'dir') as Record<string, unknown> }
+    if (Object.hasOwn(b, 'sources')) b.sources = each(b.sources, 'path', 'caFile')
+    if (isMapping(b.update) && Object.hasOwn(b.update, 'publicKeys')) b.update = { ...b.update, publicKeys: each(b.update.publicKeys, 'file') }
+    out.blocklists = b
+  }
+  return out
 }
 
 /** blocklists.dir defaults to the installation's lists when the caller knows where they are. */

@@ -142,7 +142,7 @@ export interface ListUpdateConfig {
 }
 
 export interface BlocklistsConfig {
-  readonly dir: string                      // default ./blocklists (resolved against the process cwd)
+  readonly dir: string                      // default: the installation's lists (egressd's CLI), else ./blocklists; written relative in a file: against the file's directory
   readonly action: BlockAction              // default nxdomain
   readonly blockTtl: number                 // default 60
   readonly sinkhole: { readonly ipv4: string, readonly ipv6: string }   // default 0.0.0.0 and ::
@@ -184,7 +184,7 @@ export interface Config {
   readonly upstreams: readonly UpstreamConfig[]   // never empty after load
   readonly cache: CacheConfig
   readonly api: ApiConfig
-  readonly dataDir: string                  // default ./var
+  readonly dataDir: string                  // default ./var (working directory); written relative in a file: against the file's directory
   readonly blocklists: BlocklistsConfig
   readonly firewall: FirewallConfig
   readonly store: StoreConfig

@@ -2,8 +2,9 @@
 // path, upstream normalization, the resolv.conf fallback, env overrides and the example file.
 
 import t from 'tap'
-import { readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { generateKeyPairSync } from 'node:crypto'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join, relative as relativeTo } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadConfig, parseConfig, type ParseConfigOptions } from '../../src/config/load.js'
 import type { Config } from '../../src/config/types.js'
@@ -427,10 +428,21 @@ t.test('keys without a value keep their defaults', async t => {
   t.same(config, { ...DEFAULTS, source: 'defaults' })
 })
 
-t.test('the example file parses and documents exactly the defaults', async t => {
+t.test('the example file parses and documents the defaults, with the systemd data dir', async t => {
   const text = readFileSync(EXAMPLE, 'utf8')
   const config = parse(text, { file: EXAMPLE })
-  t.same(config, { ...DEFAULTS, source: EXAMPLE })
+  t.same(config, {
+    ...DEFAULTS,
+    dataDir: '/var/lib/egressd',
+    store: { ...DEFAULTS.store, path: '/var/lib/egressd/egressd.sqlite' },
+    source: EXAMPLE
+  }, 'dataDir is where the systemd unit keeps its data, so the CLI on a gateway finds it')
+  // Loaded from the file, as the CLI and the daemon do: blocklists.dir is not set, so the
+  // installation's lists are used (not a blocklists/ folder next to /etc/egressd/egressd.yaml).
+  const resolvConfPath = join(tempDir('egressd-config-'), 'resolv.conf')
+  writeFileSync(resolvConfPath, RESOLV)
+  const loaded = loadConfig({ file: EXAMPLE, env: {}, resolvConfPath, bundledBlocklistsDir: '/opt/egressd/blocklists' })
+  t.equal(loaded.blocklists.dir, '/opt/egressd/blocklists')
 })
 
 t.test('the shape in DESIGN.md parses', async t => {
@@ -607,4 +619,62 @@ t.test('dns.allowClients: addresses and CIDRs, normalized; anything else names t
     { path: 'dns.allowClients.2', message: 'expected an IP address or CIDR (192.168.0.0/16, fd00::/8; 0.0.0.0/0 and ::/0 answer everyone), got "10.0.0.0/33"' }
   ])
   t.same(issuesOf('dns: { allowClients: [] }').map(i => i.path), ['dns.allowClients'], 'an empty list would answer nobody: an error')
+})
+
+t.test('relative paths in a config file resolve against its directory, not the working directory', async t => {
+  const dir = tempDir('egressd-config-rel-')
+  mkdirSync(join(dir, 'keys'))
+  const pub = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString()
+  writeFileSync(join(dir, 'keys', 'lists.pub'), pub)
+  const file = join(dir, 'egressd.yaml')
+  writeFileSync(file, [
+    'dataDir: data',
+    'store: { path: ./db/log.sqlite }',
+    'upstreams: [{ url: "tls://dns.example.net", caFile: certs/dns-ca.pem }, "udp://192.0.2.1"]',
+    'api: { tls: { cert: api.pem, key: ../secret/api.key } }',
+    'blocklists:',
+    '  dir: lists',
+    '  sources:',
+    '    - { name: extra, path: extra.txt }',
+    '    - { name: abs, path: /srv/lists/abs.txt }',
+    '    - { name: central, url: "https://lists.example.net/l.txt", caFile: ./ca.pem, signed: true }',
+    '  update: { publicKeys: [{ name: k, file: keys/lists.pub }] }'
+  ].join('\n') + '\n')
+  // The working directory of the test run is not `dir`: a path resolved against it would differ,
+  // and the public key file (read while loading) would not be found.
+  t.not(process.cwd(), dir)
+  const c = loadConfig({ file, env: {}, bundledBlocklistsDir: '/opt/egressd/blocklists' })
+  t.equal(c.dataDir, join(dir, 'data'))
+  t.equal(c.store.path, join(dir, 'db', 'log.sqlite'))
+  t.same(c.upstreams.map(u => u.caFile), [join(dir, 'certs', 'dns-ca.pem'), undefined])
+  t.same(c.api.tls, { cert: join(dir, 'api.pem'), key: join(dir, '..', 'secret', 'api.key') })
+  t.equal(c.blocklists.dir, join(dir, 'lists'), 'a dir the file sets wins over the bundled lists')
+  t.same(c.blocklists.sources.map(s => s.path ?? s.update?.caFile), [join(dir, 'extra.txt'), '/srv/lists/abs.txt', join(dir, 'ca.pem')])
+  t.same(c.blocklists.update.publicKeys.map(k => k.name), ['k'], 'the key file was read from the config\'s directory')
+
+  // A relative file name (as `--config egressd.yaml` gives it) resolves the same way.
+  const rel = loadConfig({ file: join('.', relativeTo(process.cwd(), file)), env: {}, bundledBlocklistsDir: '/opt/egressd/blocklists' })
+  t.equal(rel.dataDir, join(dir, 'data'))
+  t.equal(rel.source, join('.', relativeTo(process.cwd(), file)), 'source stays as given')
+
+  // store.path by default lives in the resolved dataDir.
+  writeFileSync(file, 'upstreams: ["udp://192.0.2.1"]\ndataDir: ./var\n')
+  t.equal(loadConfig({ file, env: {} }).store.path, join(dir, 'var', 'egressd.sqlite'))
+})
+
+t.test('paths that do not come from the file stay as given: defaults, EGRESSD_DATA_DIR, --blocklist', async t => {
+  const dir = tempDir('egressd-config-rel-')
+  const file = join(dir, 'egressd.yaml')
+  writeFileSync(file, 'upstreams: ["udp://192.0.2.1"]\n')
+  const c = loadConfig({ file, env: {}, overrides: { blocklists: ['cli-list.txt'] }, bundledBlocklistsDir: '/opt/egressd/blocklists' })
+  t.equal(c.dataDir, './var', 'the default data dir is relative to the working directory')
+  t.equal(c.blocklists.dir, '/opt/egressd/blocklists', 'no blocklists.dir in the file: the installation\'s lists')
+  t.equal(c.blocklists.sources[0].path, 'cli-list.txt', 'a command-line list is relative to the working directory')
+  t.equal(loadConfig({ file, env: { EGRESSD_DATA_DIR: 'state' } }).dataDir, 'state')
+  // parseConfig resolves only when told where the text came from.
+  t.equal(parse('dataDir: data\n', { file }).dataDir, 'data')
+  t.equal(parse('dataDir: data\n', { baseDir: dir }).dataDir, join(dir, 'data'))
+  // A value of the wrong type is still the schema's to report, under its own path.
+  t.same(issuesOf('dataDir: 5\nstore: { path: [] }\nblocklists: { sources: [{ name: x, path: 7 }] }\n', { baseDir: dir }).map(i => i.path),
+    ['dataDir', 'blocklists.sources.0.path', 'store.path'])
 })
