@@ -13,7 +13,8 @@ import { buildEngine, type EngineBuild } from './policy/build.js'
 import { readStoredPolicy } from './stored-policy.js'
 import { checkName } from './policy/check.js'
 import { normalizeName } from './policy/names.js'
-import { Daemon, firewallScript } from './daemon.js'
+import { Daemon } from './daemon.js'
+import { firewallScript } from './firewall/sync.js'
 import { SystemdNotifier } from './systemd-notify.js'
 import { LOGS_USAGE, logsCommand } from './logs-command.js'
 import { LISTS_USAGE, listsCommand } from './lists/cli.js'
@@ -88,11 +89,10 @@ async function start (argv: string[]): Promise<void> {
   process.on('SIGHUP', () => {
     systemd.reloading()
     try {
-      daemon.reload(load())
+      // Counted, logged and audited (actor `signal`) by the daemon, rejected or not.
+      daemon.reloadConfig({ trigger: 'signal', actor: { name: 'signal', client: '' } })
     } catch (err) {
-      const known = err instanceof ConfigError || err instanceof PolicyError
-      const issues = err instanceof ConfigError ? err.issues : err instanceof PolicyError ? err.problems : undefined
-      log.error({ err: known ? undefined : err, issues, config: values.config }, `reload rejected, the running config stays: ${(err as Error).message}`)
+      if (!(err instanceof ConfigError) && !(err instanceof PolicyError)) log.error({ err }, 'reload failed')
     }
     systemd.ready('reloaded')
   })

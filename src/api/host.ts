@@ -14,7 +14,8 @@ import type { CustomPolicy } from '../store/custom-policy.js'
 import type { PolicyStoreStatus } from '../store/policy-db.js'
 import type { ListSourceStatus, SourceUpdateResult } from '../lists/updater.js'
 
-export interface ReloadReport { readonly applied: readonly string[], readonly needsRestart: readonly string[] }
+import type { ReloadBy, ReloadReport } from '../reload.js'
+export type { ReloadReport } from '../reload.js'
 
 /**
  * Block-log writer figures for /metrics, status and readiness: what the last write attempts did
@@ -73,5 +74,5 @@ export interface ApiHost {
   /** Reloads so far by trigger and outcome (/metrics: egressd_config_reloads_total). */
   readonly reloads?: ReloadCounters
   /** Reloads the config from where it came from (as SIGHUP); throws ConfigError or PolicyError, changing nothing. */
-  reloadConfig: () => ReloadReport
+  reloadConfig: (by?: ReloadBy) => ReloadReport
 }

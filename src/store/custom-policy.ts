@@ -9,7 +9,7 @@
 
 import type { Logger } from 'pino'
 import type { BlockAction, CategoryOverride } from '../config/types.js'
-import { ApiError, PolicyError } from '../errors.js'
+import { ConflictError, InputError, NotFoundError, PolicyError } from '../errors.js'
 import type { PolicyInputs } from '../policy/build.js'
 import { ruleText } from '../policy/engine.js'
 import { parseList } from '../policy/parsers.js'
@@ -50,9 +50,9 @@ export interface CustomPolicyDeps {
 
 const TYPE_OF: Record<RuleKind, RuleView['type']> = { suffix: 'domain', exact: 'exact', wildcard: 'wildcard', regex: 'regex', cidr: 'cidr' }
 
-/** Checks one rule line; returns its normalized text and type, or throws an ApiError naming body.rule. */
+/** Checks one rule line; returns its normalized text and type, or throws an InputError naming `rule`. */
 export function parseCustomRule (text: string): { rule: string, type: RuleView['type'] } {
-  const bad = (message: string): never => { throw new ApiError('EGRESSD_ERR_API_INVALID', `body.rule: ${message}`, { field: 'body.rule' }) }
+  const bad = (message: string): never => { throw new InputError('rule', message) }
   const s = text.trim()
   if (s.startsWith('@@')) bad('write the rule without "@@" and set "kind": "allow"')
   if (/[\s#]/.test(s)) bad('one rule without blanks or comments (put notes in "comment")')
@@ -112,11 +112,8 @@ export class CustomPolicy {
     return { rules: this.rules.active(this.#now()), categories: this.categories.all() }
   }
 
-  /** Applies the stored inputs (at start) and arms the expiry timer. */
+  /** Arms the expiry timer. The daemon's first policy build takes the stored inputs (inputs()) itself, so they are not applied twice. */
   start (): void {
-    const i = this.inputs()
-    const empty = (i.rules?.block.length ?? 0) + (i.rules?.allow.length ?? 0) === 0 && Object.keys(i.categories ?? {}).length === 0
-    if (!empty) this.#applyNow('stored rules and category overrides')
     this.#schedule()
   }
 
@@ -133,24 +130,24 @@ export class CustomPolicy {
     const { rule, type } = parseCustomRule(req.rule)
     const now = this.#now()
     if (req.expiresAt !== null && req.expiresAt <= now) {
-      throw new ApiError('EGRESSD_ERR_API_INVALID', 'body.expiresAt: must be in the future', { field: 'body.expiresAt' })
+      throw new InputError('expiresAt', 'must be in the future')
     }
     if (this.rules.find(req.kind, rule) !== undefined) {
-      throw new ApiError('EGRESSD_ERR_API_CONFLICT', `body.rule: a ${req.kind} rule ${JSON.stringify(rule)} exists already`, { field: 'body.rule' })
+      throw new ConflictError(`a ${req.kind} rule ${JSON.stringify(rule)} exists already`)
     }
     const added = this.#change(() => {
       const r = this.rules.add({ kind: req.kind, rule, comment: req.comment, createdAt: now, createdBy: who.name, expiresAt: req.expiresAt })
       const view = { ...r, type }
       this.#record(who, 'rule.add', `rule ${r.id}`, null, view)
       return view
-    }, `rule added: ${req.kind} ${rule}`, 'body.rule')
+    }, `rule added: ${req.kind} ${rule}`, 'rule')
     this.#schedule()
     return added
   }
 
   removeRule (id: number, who: Actor): RuleView {
     const r = this.rules.get(id)
-    if (r === undefined) throw new ApiError('EGRESSD_ERR_API_NOT_FOUND', `no rule with id ${id}`, { field: 'params.id' })
+    if (r === undefined) throw new NotFoundError(`no rule with id ${id}`)
     const view = this.#view(r)
     this.#change(() => {
       this.rules.remove(id)
@@ -167,7 +164,7 @@ export class CustomPolicy {
     this.#change(() => {
       this.categories.set(group, category, after, this.#now(), who.name)
       this.#record(who, 'category.update', `${category} (group ${group})`, before, after)
-    }, `category ${category} changed for group ${group}`, 'body')
+    }, `category ${category} changed for group ${group}`)
     return { before, after }
   }
 
@@ -196,7 +193,7 @@ export class CustomPolicy {
       })()
     } catch (err) {
       if (err instanceof PolicyError) {
-        throw new ApiError('EGRESSD_ERR_API_INVALID', `${field ?? 'body'}: the policy does not compile with this change: ${err.problems.join('; ')}`, { field, cause: err })
+        throw new InputError(field, `the policy does not compile with this change: ${err.problems.join('; ')}`, { cause: err })
       }
       throw err
     }
