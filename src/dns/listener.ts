@@ -135,7 +135,10 @@ export class DnsListener {
     const requested = this.#deps.dns.udp.receiveBufferBytes
     const sock = dgram.createSocket({ type: a.family === 6 ? 'udp6' : 'udp4', ipv6Only: a.family === 6, lookup: literalLookup, recvBufferSize: requested > 0 ? requested : undefined })
     return new Promise((resolve, reject) => {
-      sock.once('error', err => reject(new EgressdError('EGRESSD_ERR_LISTEN', `cannot listen on udp ${a.host}:${a.port}: ${err.message}`, { cause: err })))
+      sock.once('error', err => {
+        sock.close() // a socket that failed to bind still holds a handle
+        reject(new EgressdError('EGRESSD_ERR_LISTEN', `cannot listen on udp ${a.host}:${a.port}: ${err.message}`, { cause: err }))
+      })
       sock.bind(a.port, a.host, () => {
         sock.removeAllListeners('error')
         sock.on('error', err => this.#log.error({ err }, 'UDP socket error'))
