@@ -5,7 +5,10 @@
 // answers are not read gets no more queries read once dns.tcp.maxQueuedBytesPerConnection of them
 // wait to be written (closed if they do not drain within dns.tcp.stuckTimeoutMs): what one client
 // makes the daemon hold is bounded. UDP sockets ask for dns.udp.receiveBufferBytes of buffer.
-// Knows nothing of DNS beyond framing: every message goes to the injected `serve` function.
+// Knows nothing of DNS beyond framing: every message goes to the injected `serve` function
+// (contract.ts), with its arrival time: the UDP turn's (one clock read per turn), or the time a
+// TCP connection's bytes were read. At the end of each UDP turn, once its answers are sent, the
+// times of the answers given at once are released (AnswerTimes.release: one clock read).
 
 import { Buffer } from 'node:buffer' // a plain binding; the global is a getter (see wire.ts)
 import dgram from 'node:dgram'
@@ -14,9 +17,12 @@ import type { Logger } from 'pino'
 import type { DnsConfig, ListenAddress } from '../config/types.js'
 import { EgressdError } from '../errors.js'
 import { udpKernelDrops } from './kernel-drops.js'
+import { PENDING, type Protocol, type Replier, type Serve } from './contract.js'
 import type { DnsMetrics } from './metrics.js'
-import type { Protocol } from './pipeline.js'
 import type { DatagramHandler, UdpTurn } from './udp-turn.js'
+
+// What the listener's users import from here (their home is contract.ts).
+export type { Replier, Serve } from './contract.js'
 
 /**
  * Replies go to the address the query came from, always an IP literal: this lookup hands it back
@@ -25,18 +31,6 @@ import type { DatagramHandler, UdpTurn } from './udp-turn.js'
 function literalLookup (address: string, _options: unknown, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
   callback(null, address, address.includes(':') ? 6 : 4)
 }
-
-/**
- * Answers one query: returns the answer bytes now, null to send nothing, or LATER when the answer
- * comes later through `replier.reply(to, answer)` (called exactly once, never synchronously). A
- * callback, not a promise: a forwarded query then costs no promise of the listener's own. One
- * Replier per socket or connection, and `to` what tells the client apart (the UDP sender's
- * address): no closure per query.
- */
-export type Serve = (msg: Buffer, protocol: Protocol, client: string, replier: Replier, to: unknown) => Buffer | null | typeof LATER
-export interface Replier { reply (to: unknown, answer: Buffer): void }
-/** What `Serve` returns when it will answer through `reply`. */
-export const LATER = 0
 
 export interface BoundAddress { readonly protocol: Protocol, readonly host: string, readonly port: number }
 
@@ -92,11 +86,17 @@ export class DnsListener {
     this.#deps.metrics.udpSendErrors++
     this.#log.debug({ err, client }, 'UDP send failed')
   }
+  /** A UDP turn is over and its answers sent: the answers given at once in it are timed. */
+  readonly #releaseTimes = (): void => {
+    const times = this.#deps.metrics.answerTimes
+    if (times.holding) times.release(this.#deps.turn.clock() - this.#deps.turn.arrivedAt)
+  }
 
   constructor (deps: ListenerDeps, serve: Serve) {
     this.#deps = deps
     this.#log = deps.log.child({ mod: 'listener' })
     this.serve = serve
+    deps.turn.onTurnEnd(this.#releaseTimes)
   }
 
   /** Binds UDP and TCP on every address; rejects (closing what was opened) if any bind fails. */
@@ -171,8 +171,8 @@ export class DnsListener {
   #onUdp (sock: dgram.Socket, replier: Replier, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     // Source port 0 cannot be answered (and is never a real client): drop it before any work.
     if (this.#draining || rinfo.port === 0) return
-    const r = this.serve(msg, 'udp', rinfo.address, replier, rinfo)
-    if (r === LATER) this.#inflight++
+    const r = this.serve(msg, 'udp', rinfo.address, replier, rinfo, this.#deps.turn.arrivedAt)
+    if (r === PENDING) this.#inflight++
     else if (r !== null) this.#sendUdp(sock, r, rinfo)
   }
 
@@ -215,6 +215,8 @@ export class DnsListener {
     this.#conns.add(sock)
     const refused = !this.allows(client)
     let buf: Buffer | undefined
+    /** When the last bytes were read (the arrival time of the queries they complete). */
+    let arrived = 0
     let inflight = 0
     let paused = false
     let served = 0
@@ -284,8 +286,8 @@ export class DnsListener {
         const msg = Buffer.from(buf.subarray(2, 2 + len))
         buf = buf.length === 2 + len ? undefined : buf.subarray(2 + len)
         served++
-        const r = this.serve(msg, 'tcp', client, replier, null)
-        if (r === LATER) {
+        const r = this.serve(msg, 'tcp', client, replier, null, arrived)
+        if (r === PENDING) {
           inflight++
           this.#inflight++
         } else if (r !== null) {
@@ -298,6 +300,7 @@ export class DnsListener {
       if (hold && !paused) { paused = true; sock.pause() } else if (!hold && paused && !this.#draining) { paused = false; sock.resume() }
     }
     sock.on('data', (d: Buffer) => {
+      arrived = this.#deps.turn.clock()
       buf = buf === undefined ? d : Buffer.concat([buf, d])
       pump()
     })
@@ -340,6 +343,7 @@ export class DnsListener {
    */
   async close (graceMs: number): Promise<void> {
     this.#draining = true
+    this.#deps.turn.offTurnEnd(this.#releaseTimes)
     for (const s of this.#tcp) s.close()
     if (this.#inflight > 0 && graceMs > 0) {
       await new Promise<void>(resolve => {

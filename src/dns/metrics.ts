@@ -2,10 +2,11 @@
 // The management API renders them at /metrics; tests read them directly.
 
 import { AnswerTimes } from './answer-time.js'
+import { OUTCOME_KINDS, type OutcomeKind } from './outcome-kind.js'
 import { MALFORMED_KINDS, type Malformed } from './wire.js'
 import type { DropReason } from './upstream/transport.js'
 
-export type OutcomeKind = 'cached' | 'resolved' | 'blocked' | 'servfail' | 'refused'
+export type { OutcomeKind } from './outcome-kind.js'
 
 /**
  * What became of a query, by protocol: a pipeline outcome, or a malformed packet answered FORMERR/NOTIMP
@@ -31,7 +32,7 @@ function zeroes<K extends string> (keys: readonly K[]): Record<K, number> {
 
 export class DnsMetrics {
   readonly queries = { udp: 0, tcp: 0 }
-  readonly outcomes: Record<OutcomeKind, number> = zeroes(['cached', 'resolved', 'blocked', 'servfail', 'refused'])
+  readonly outcomes: Record<OutcomeKind, number> = zeroes(OUTCOME_KINDS)
   /** Every query by the protocol it came in on and what became of it (for /metrics). */
   readonly results: Record<'udp' | 'tcp', Record<QueryResult, number>> = { udp: zeroes(QUERY_RESULTS), tcp: zeroes(QUERY_RESULTS) }
   /** Client packets that were not queries we serve, by kind (FORMERR/NOTIMP answered, or dropped). */

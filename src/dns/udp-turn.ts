@@ -18,8 +18,13 @@
 // The turn runs from setImmediate, right after the poll phase that read the datagrams, so a
 // datagram waits microseconds. The queue holds what one poll phase read (libuv reads at most 32
 // datagrams per socket per wake-up), so it is bounded without a limit of its own.
+//
+// The turn reads the clock once, as it starts handling its datagrams (`arrivedAt`): the arrival
+// time of every datagram of the turn, so no datagram costs a clock read of its own. Hooks that run
+// once the turn's sends are out (`onTurnEnd`) time what the turn answered (answer-time.ts).
 
 import type dgram from 'node:dgram'
+import { answerClock } from './answer-time.js'
 
 /** Handles a datagram received in this turn. */
 export interface DatagramHandler {
@@ -41,6 +46,19 @@ export class UdpTurn {
   #onErrors: SendErrorHandler[] = []
   #scheduled = false
   readonly #run = (): void => { this.run() }
+  readonly #turnEnd: Array<() => void> = []
+  /** When the datagrams of the turn being handled (or the last one) arrived, on `clock`. */
+  arrivedAt = 0
+
+  /** `clock`: milliseconds, read once per turn that has datagrams (default performance.now()). */
+  constructor (readonly clock: () => number = answerClock) {}
+
+  /** Runs `hook` after each turn that handled datagrams, once its sends are out. */
+  onTurnEnd (hook: () => void): void { this.#turnEnd.push(hook) }
+  offTurnEnd (hook: () => void): void {
+    const i = this.#turnEnd.indexOf(hook)
+    if (i >= 0) this.#turnEnd.splice(i, 1)
+  }
 
   /** Queues `msg` for `handler`, to be handled in this turn's run. */
   received (handler: DatagramHandler, msg: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -68,15 +86,16 @@ export class UdpTurn {
 
   /**
    * Handles every datagram queued, then sends everything queued (the handlers' sends included: no
-   * other run is scheduled for them). A handler that throws is a bug (handlers catch their own
-   * faults); it is rethrown after the rest of the turn is done, so one bad datagram costs no other
-   * its answer.
+   * other run is scheduled for them), then runs the turn-end hooks. A handler (or hook) that throws
+   * is a bug (handlers catch their own faults); it is rethrown after the rest of the turn is done,
+   * so one bad datagram costs no other its answer.
    */
   run (): void {
     let fault: unknown
     try {
       const n = this.#handlers.length
       if (n > 0) {
+        this.arrivedAt = this.clock()
         const handlers = this.#handlers
         const msgs = this.#msgs
         const rinfos = this.#rinfos
@@ -92,6 +111,16 @@ export class UdpTurn {
         }
       }
       this.flush()
+      if (n > 0) {
+        const hooks = this.#turnEnd
+        for (let i = 0; i < hooks.length; i++) {
+          try {
+            hooks[i]()
+          } catch (err) {
+            fault ??= err
+          }
+        }
+      }
     } finally {
       this.#scheduled = false
     }

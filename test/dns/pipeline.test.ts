@@ -10,7 +10,7 @@ import { buildEngine } from '../../src/policy/build.js'
 import type { Engine } from '../../src/policy/engine.js'
 import { AnswerCache } from '../../src/dns/cache.js'
 import { DnsMetrics } from '../../src/dns/metrics.js'
-import { LATER } from '../../src/dns/listener.js'
+import { PENDING } from '../../src/dns/contract.js'
 import { createPipeline } from '../../src/dns/pipeline.js'
 import { ClientAcl } from '../../src/dns/client-acl.js'
 import type { Resolution, ResolveCallback, UpstreamPool } from '../../src/dns/upstream/pool.js'
@@ -56,9 +56,9 @@ function pipeline (address: string, report: () => void, cacheEnabled = true): { 
 function ask (serve: ReturnType<typeof createPipeline>, name: string, client = '192.168.0.10'): Promise<packet.Packet & { atOnce: boolean }> {
   const q = Buffer.from(packet.encode({ type: 'query', id: 7, flags: packet.RECURSION_DESIRED, questions: [{ name, type: 'A', class: 'IN' }] }))
   return new Promise((resolve, reject) => {
-    const r = serve(q, 'udp', client, { reply: (_to, b) => { resolve({ ...packet.decode(b), atOnce: false }) } }, null)
+    const r = serve(q, 'udp', client, { reply: (_to, b) => { resolve({ ...packet.decode(b), atOnce: false }) } }, null, performance.now())
     if (r === null) reject(new Error('no answer'))
-    else if (r !== LATER) resolve({ ...packet.decode(r), atOnce: true })
+    else if (r !== PENDING) resolve({ ...packet.decode(r), atOnce: true })
   })
 }
 
@@ -144,9 +144,9 @@ t.test('a decision remembered in the cache does not keep the policy snapshot it 
 /** Sends `q` (bytes); resolves with the decoded answer and whether it came at once. */
 function send (serve: ReturnType<typeof createPipeline>, q: Buffer, client = '192.168.0.10'): Promise<packet.Packet & { atOnce: boolean }> {
   return new Promise((resolve, reject) => {
-    const r = serve(q, 'udp', client, { reply: (_to, b) => { resolve({ ...packet.decode(b), atOnce: false }) } }, null)
+    const r = serve(q, 'udp', client, { reply: (_to, b) => { resolve({ ...packet.decode(b), atOnce: false }) } }, null, performance.now())
     if (r === null) reject(new Error('no answer'))
-    else if (r !== LATER) resolve({ ...packet.decode(r), atOnce: true })
+    else if (r !== PENDING) resolve({ ...packet.decode(r), atOnce: true })
   })
 }
 
