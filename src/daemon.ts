@@ -24,6 +24,8 @@ import { Stores } from './store/stores.js'
 import { PolicyError } from './errors.js'
 import { readVersion } from './version.js'
 
+const SELF: ReloadBy = { trigger: 'api', actor: { name: 'egressd', client: '' } }
+
 export interface DaemonDeps {
   readonly log: Logger
   /** Milliseconds clock; injectable so tests control time. */
@@ -147,10 +149,10 @@ export class Daemon implements ApiHost, Reloadable {
     this.log.info('egressd stopped')
   }
 
-  /** Reloads the config from its source (as SIGHUP does), audited; throws ConfigError or PolicyError and changes nothing then. */
-  reloadConfig (by?: ReloadBy): ReloadReport {
-    return applyReload(this, by ?? { trigger: 'api', actor: { name: 'egressd', client: '' } })
-  }
+  /** Reloads the config from its source (SIGHUP, POST /api/v1/reload), counted and audited; a rejected one throws and changes nothing. */
+  reloadConfig (by: ReloadBy = SELF): ReloadReport { return applyReload(this, by, this.loadConfig) }
+  /** Applies `next` as a reload would. */
+  reload (next: Config, by: ReloadBy = SELF): ReloadReport { return applyReload(this, by, () => next) }
 
   // ---- for reload.ts ----
 

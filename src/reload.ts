@@ -39,7 +39,6 @@ export interface Reloadable {
   readonly log: Logger
   readonly now: () => number
   readonly reloads: ReloadCounters
-  readonly loadConfig: () => Config
   readonly firewallSync: FirewallSync
   readonly parts: { stores: Stores, lists: ListUpdater, policy: PolicyManager, cache: AnswerCache, pool: UpstreamPool, listener: DnsListener }
   setConfig: (next: Config) => void
@@ -47,16 +46,20 @@ export interface Reloadable {
   newPipeline: (c: Config) => Serve
 }
 
-/** Reloads, counts and audits; throws ConfigError or PolicyError (counted and audited as rejected) and changes nothing then. */
-export function applyReload (d: Reloadable, by: ReloadBy): ReloadReport {
+/**
+ * Reloads with the config `load` returns, counts and audits. Throws (ConfigError, PolicyError, an
+ * upstream's unreadable CA file, ...), counted and audited as rejected, and changes nothing then.
+ */
+export function applyReload (d: Reloadable, by: ReloadBy, load: () => Config): ReloadReport {
   const before = { config: d.config.source, generation: d.parts.policy.ref.engine.generation }
   let report: ReloadReport
   try {
-    report = reload(d, d.loadConfig())
+    report = reload(d, load())
   } catch (err) {
-    if (!(err instanceof ConfigError) && !(err instanceof PolicyError)) throw err
     d.reloads.counts[by.trigger].rejected++
-    const issues = err instanceof ConfigError ? err.issues.map(i => `${i.path === '' ? '(file)' : i.path}: ${i.message}`) : [...err.problems]
+    const issues = err instanceof ConfigError
+      ? err.issues.map(i => `${i.path === '' ? '(file)' : i.path}: ${i.message}`)
+      : err instanceof PolicyError ? [...err.problems] : [(err as Error).message]
     audit(d, by, 'config.reload.rejected', before, { issues })
     d.log.error({ trigger: by.trigger, actor: by.actor.name, issues }, `reload rejected, the running config stays: ${issues.length} problem(s)`)
     throw err
