@@ -1,97 +1,22 @@
-// /metrics parsed by a strict Prometheus text-format (0.0.4) parser written here: every sample
-// belongs to a family announced by HELP and TYPE, names and labels are well formed, label values
-// correctly escaped, no series twice, histograms cumulative with +Inf = _count. Then the counters
-// must move when real `dig` queries are sent.
+// /metrics (prom-client, one registry per daemon) parsed by a strict Prometheus text-format (0.0.4)
+// parser written here: every sample belongs to a family announced by HELP and TYPE, names and
+// labels are well formed, label values correctly escaped, no series twice, histograms cumulative
+// with +Inf = _count. Then the counters must move when real `dig` queries are sent, and two
+// daemons in one process must not share a family.
 
 import t from 'tap'
 import dgram from 'node:dgram'
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import * as packet from 'dns-packet'
+import { ANSWER_TIME_BUCKETS_S } from '../../src/dns/answer-time.js'
 import { dig } from '../helpers/dig.js'
+import { parseExposition, value, type Family } from './exposition.js'
 import { answeringUpstream, call, startApiDaemon, TOKENS, type ApiDaemon } from './helpers.js'
-
-interface Family { name: string, type: string, help: string, samples: Array<{ name: string, labels: Record<string, string>, value: number }> }
-
-/** Parses the text format strictly; throws with the line number on anything malformed. */
-export function parseExposition (text: string): Map<string, Family> {
-  const families = new Map<string, Family>()
-  const seen = new Set<string>()
-  const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
-  let current: Family | undefined
-  if (!text.endsWith('\n')) throw new Error('exposition must end with a newline')
-  const lines = text.slice(0, -1).split('\n')
-  lines.forEach((line, i) => {
-    const fail = (m: string): never => { throw new Error(`line ${i + 1}: ${m}: ${line}`) }
-    if (line.startsWith('# HELP ')) {
-      const m = /^# HELP (\S+) (.*)$/.exec(line) ?? fail('bad HELP')
-      if (!NAME.test(m[1])) fail('bad metric name')
-      if (families.has(m[1])) fail('family announced twice')
-      current = { name: m[1], type: '', help: m[2], samples: [] }
-      families.set(m[1], current)
-      return
-    }
-    if (line.startsWith('# TYPE ')) {
-      const m = /^# TYPE (\S+) (counter|gauge|histogram|summary|untyped)$/.exec(line) ?? fail('bad TYPE')
-      if (current?.name !== m[1] || current.type !== '' || current.samples.length > 0) fail('TYPE must follow its HELP, before samples')
-      current.type = m[2]
-      return
-    }
-    if (line.startsWith('#') || line === '') fail('unexpected comment or blank line')
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line) ?? fail('bad sample')
-    const [, name, , body, valueText] = m
-    if (current === undefined || current.type === '') fail('sample outside a family')
-    const fam = current as Family
-    const allowed = fam.type === 'histogram' ? [`${fam.name}_bucket`, `${fam.name}_sum`, `${fam.name}_count`] : [fam.name]
-    if (!allowed.includes(name)) fail(`sample ${name} does not belong to family ${fam.name}`)
-    const labels: Record<string, string> = {}
-    if (body !== undefined) {
-      let rest = body
-      while (rest.length > 0) {
-        const lm = /^([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\\\|\\"|\\n)*)"(,|$)/.exec(rest) ?? fail('bad label')
-        if (lm[1] in labels) fail('label twice')
-        labels[lm[1]] = lm[2].replace(/\\(["\\n])/g, (_x, c: string) => c === 'n' ? '\n' : c)
-        rest = rest.slice(lm[0].length)
-      }
-    }
-    if (!/^([+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|[+-]Inf|NaN)$/.test(valueText)) fail('bad value')
-    const value = valueText === '+Inf' ? Infinity : valueText === '-Inf' ? -Infinity : Number(valueText)
-    const key = `${name}{${Object.entries(labels).sort().map(([k, v]) => `${k}=${v}`).join(',')}}`
-    if (seen.has(key)) fail('series twice')
-    seen.add(key)
-    if (fam.type === 'counter' && !(value >= 0)) fail('negative counter')
-    fam.samples.push({ name, labels, value })
-  })
-  for (const f of families.values()) {
-    if (f.type !== 'histogram') continue
-    const series = new Map<string, Family['samples']>()
-    for (const s of f.samples) {
-      const { le: _le, ...rest } = s.labels
-      const k = JSON.stringify(rest)
-      series.set(k, [...(series.get(k) ?? []), s])
-    }
-    for (const [k, ss] of series) {
-      const buckets = ss.filter(s => s.name.endsWith('_bucket'))
-      for (let i = 1; i < buckets.length; i++) {
-        if (buckets[i].value < buckets[i - 1].value) throw new Error(`${f.name} ${k}: buckets not cumulative`)
-        if (Number(buckets[i].labels.le.replace('+Inf', 'Infinity')) <= Number(buckets[i - 1].labels.le)) throw new Error(`${f.name} ${k}: le not increasing`)
-      }
-      const inf = buckets.at(-1)
-      const count = ss.find(s => s.name.endsWith('_count'))
-      if (inf?.labels.le !== '+Inf' || count === undefined || inf.value !== count.value) throw new Error(`${f.name} ${k}: +Inf bucket must equal _count`)
-    }
-  }
-  return families
-}
-
-const value = (f: Map<string, Family>, name: string, labels: Record<string, string> = {}, sample = name): number => {
-  const fam = f.get(name)
-  if (fam === undefined) throw new Error(`no family ${name}`)
-  const s = fam.samples.find(x => x.name === sample && Object.entries(labels).every(([k, v]) => x.labels[k] === v))
-  return s?.value ?? 0
-}
 
 t.test('the parser itself refuses malformed text', async t => {
   const ok = '# HELP a_total A\n# TYPE a_total counter\na_total{x="q\\"\\\\\\n"} 1\n'
   t.equal(parseExposition(ok).get('a_total')?.samples[0].labels.x, 'q"\\\n')
+  t.equal(parseExposition('# HELP a A\n# TYPE a gauge\na 1\n\n# HELP b B\n# TYPE b gauge\nb 2\n').get('b')?.samples[0].value, 2, 'an empty line between families')
   for (const bad of [
     'a 1\n',
     '# HELP a A\n# TYPE a gauge\na{x="1"} one\n',
@@ -101,7 +26,7 @@ t.test('the parser itself refuses malformed text', async t => {
     '# HELP a A\n# TYPE a gauge\na{x="\\q"} 1\n',
     '# HELP a A\n# TYPE a gauge\na 1',
     '# HELP h H\n# TYPE h histogram\nh_bucket{le="1"} 2\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n'
-  ]) t.throws(() => parseExposition(bad), undefined, JSON.stringify(bad))
+  ]) t.throws(() => parseExposition(bad), JSON.stringify(bad))
 })
 
 let upstream: Awaited<ReturnType<typeof answeringUpstream>>
@@ -111,7 +36,7 @@ t.before(async () => {
   d = await startApiDaemon({
     upstreams: [upstream.url],
     // A URL source that cannot be fetched (nothing listens there): status and metrics show its state.
-    blocklists: { sources: [{ name: 'central', url: 'https://127.0.0.1:1/list.txt?key=s3cret', category: 'telegram' }] }
+    blocklists: { sources: [{ name: 'central', url: 'https://127.0.0.1:1/list.txt?key=s3cret', category: 'telegram', interval: '2h' }] }
   })
 })
 t.teardown(async () => { await d.close(); await upstream.close() })
@@ -129,9 +54,22 @@ t.test('every family of the issue is there and well formed', async t => {
     'egressd_dns_queries_total', 'egressd_dns_blocked_total', 'egressd_cache_entries', 'egressd_cache_hits_total', 'egressd_cache_misses_total',
     'egressd_upstream_latency_seconds', 'egressd_upstream_healthy', 'egressd_dns_inflight', 'egressd_list_entries',
     'egressd_list_last_update_timestamp_seconds', 'egressd_blocklog_queue_depth', 'egressd_blocklog_dropped_total',
-    'process_resident_memory_bytes', 'nodejs_heap_used_bytes', 'nodejs_eventloop_lag_seconds'
+    'egressd_dns_answer_seconds', 'egressd_config_reloads_total', 'egressd_store_size_bytes', 'egressd_blocklog_written_total',
+    'egressd_list_source_update_interval_seconds', 'egressd_list_source_last_success_age_seconds',
+    'egressd_firewall_sync_failures_total', 'egressd_firewall_sync_failing',
+    // prom-client's default process and Node.js metrics
+    'process_cpu_seconds_total', 'process_cpu_user_seconds_total', 'process_open_fds', 'process_max_fds', 'process_resident_memory_bytes',
+    'process_start_time_seconds', 'nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes',
+    'nodejs_gc_duration_seconds', 'nodejs_eventloop_lag_seconds', 'nodejs_eventloop_lag_p99_seconds', 'nodejs_eventloop_lag_max_seconds',
+    'nodejs_active_handles_total', 'nodejs_version_info'
   ]) t.ok(f.has(name), name)
-  t.equal(f.get('egressd_upstream_latency_seconds')?.type, 'histogram')
+  for (const [name, type] of Object.entries({
+    egressd_upstream_latency_seconds: 'histogram', egressd_dns_answer_seconds: 'histogram', nodejs_gc_duration_seconds: 'histogram',
+    egressd_dns_queries_total: 'counter', egressd_config_reloads_total: 'counter', process_cpu_seconds_total: 'counter', egressd_blocklog_written_total: 'counter',
+    egressd_store_size_bytes: 'gauge', process_open_fds: 'gauge'
+  })) t.equal(f.get(name)?.type, type, `${name} is a ${type}`)
+  t.ok(value(f, 'process_open_fds') > 3, 'open file descriptors are counted')
+  t.ok(value(f, 'process_cpu_seconds_total') > 0, 'CPU seconds are counted')
   t.equal(value(f, 'egressd_dns_refused_clients_total'), 0, 'loopback clients are in the default dns.allowClients')
   t.ok(value(f, 'process_resident_memory_bytes') > 1e6)
   t.equal(value(f, 'egressd_upstream_healthy', { upstream: upstream.url }), 1)
@@ -171,18 +109,22 @@ t.test('counters move with dig queries', async t => {
   t.equal(delta('egressd_upstream_queries_total', { upstream: upstream.url }), 1)
 })
 
-t.test('event-loop lag: an idle daemon reports a small delay, not the sampling interval; a blocked loop shows', async t => {
-  await scrape() // the lag describes the time since the previous scrape
+t.test('event-loop lag as prom-client measures it: an idle loop shows about its 20 ms sampling interval, a blocked loop shows its stall', async t => {
+  await scrape() // prom-client resets its delay histogram at every scrape
   await new Promise(resolve => setTimeout(resolve, 1000))
   const idle = await scrape()
-  const p50 = value(idle, 'nodejs_eventloop_lag_seconds', { stat: 'p50' })
-  t.comment(`idle: p50 ${(p50 * 1000).toFixed(2)} ms, mean ${(value(idle, 'nodejs_eventloop_lag_seconds', { stat: 'mean' }) * 1000).toFixed(2)} ms`)
-  t.ok(p50 >= 0 && p50 < 0.01, `idle p50 ${p50} s is well under the 20 ms it reported when the sampling interval was counted`)
+  const p50 = value(idle, 'nodejs_eventloop_lag_p50_seconds')
+  t.comment(`idle: p50 ${(p50 * 1000).toFixed(2)} ms, p99 ${(value(idle, 'nodejs_eventloop_lag_p99_seconds') * 1000).toFixed(2)} ms`)
+  // On Node 20 monitorEventLoopDelay records the time between its timer's runs, the interval included.
+  t.ok(p50 >= 0.019 && p50 < 0.03, `idle p50 ${p50} s is the 20 ms resolution plus a little`)
+  // The first run after a reset records nothing, so the stall must begin after it (a stall right
+  // after a scrape is not seen: prom-client's measure, documented in deploy/README.md).
+  await new Promise(resolve => setTimeout(resolve, 100))
   const end = Date.now() + 200
   while (Date.now() < end) { /* the daemon is in-process: this blocks its event loop */ }
   await new Promise(resolve => setTimeout(resolve, 100))
   const blocked = await scrape()
-  const max = value(blocked, 'nodejs_eventloop_lag_seconds', { stat: 'max' })
+  const max = value(blocked, 'nodejs_eventloop_lag_max_seconds')
   t.ok(max >= 0.18 && max < 2, `a 200 ms block shows as max ${max} s`)
 })
 
@@ -192,7 +134,7 @@ t.test('UDP: datagrams the kernel drops on a full listener socket are counted; t
   const got = small.logs().find(l => l.msg === 'UDP receive buffer')
   t.ok(got !== undefined, 'what the kernel granted is logged')
   t.equal(got?.requested, 4096)
-  t.ok(typeof got?.granted === 'number' && (got.granted as number) >= 4096, `granted ${String(got?.granted)} (Linux reports twice the request)`)
+  t.ok(typeof got?.granted === 'number' && got.granted >= 4096, `granted ${String(got?.granted)} (Linux reports twice the request)`)
   const scrapeSmall = async (): Promise<Map<string, Family>> => {
     const r = await call(small.base, 'GET', '/metrics', { token: TOKENS.metrics })
     t.equal(r.status, 200)
@@ -234,4 +176,98 @@ t.test('TCP connection gauges and limit counters are exposed', async t => {
   for (const event of ['accepted', 'rejected', 'clientLimited', 'writePaused', 'stuckClosed']) {
     t.ok(f.get('egressd_dns_tcp_connections_total')?.samples.some(s => s.labels.event === event), `egressd_dns_tcp_connections_total{event="${event}"}`)
   }
+})
+
+t.test('answer time to clients: a histogram by result, buckets as ANSWER_TIME_BUCKETS_S', async t => {
+  const before = await scrape()
+  const fam = before.get('egressd_dns_answer_seconds')
+  t.equal(fam?.type, 'histogram')
+  for (const result of ['resolved', 'cached', 'blocked', 'servfail', 'refused']) {
+    const les = fam?.samples.filter(s => s.name === 'egressd_dns_answer_seconds_bucket' && s.labels.result === result).map(s => s.labels.le)
+    t.same(les, [...ANSWER_TIME_BUCKETS_S.map(String), '+Inf'], `result=${result}: every bucket`)
+  }
+  const ask = (name: string): ReturnType<typeof dig> => dig(['@127.0.0.1', '-p', String(d.dnsPort), name, 'A', '+tries=1', '+time=3'])
+  t.equal((await ask('answer-time.example.org')).status, 'NOERROR')
+  t.equal((await ask('answer-time.example.org')).status, 'NOERROR')
+  t.equal((await ask('web.telegram.org')).status, 'NXDOMAIN')
+  const after = await scrape()
+  const count = (f: Map<string, Family>, result: string): number => value(f, 'egressd_dns_answer_seconds', { result }, 'egressd_dns_answer_seconds_count')
+  const sum = (f: Map<string, Family>, result: string): number => value(f, 'egressd_dns_answer_seconds', { result }, 'egressd_dns_answer_seconds_sum')
+  for (const result of ['resolved', 'cached', 'blocked']) {
+    t.equal(count(after, result) - count(before, result), 1, `one ${result} answer timed`)
+    const took = sum(after, result) - sum(before, result)
+    t.ok(took > 0 && took < 3, `${result}: ${(took * 1000).toFixed(3)} ms, within dig's timeout`)
+  }
+  t.ok(sum(after, 'resolved') - sum(before, 'resolved') > sum(after, 'cached') - sum(before, 'cached'), 'a resolved answer (upstream round trip) takes longer than a cached one')
+})
+
+t.test('store files: sizes of the block log and the policy file, stat\'ed at scrape', async t => {
+  const f = await scrape()
+  const blocklog = d.daemon.db?.name
+  t.ok(blocklog !== undefined, 'the test daemon has a block log')
+  t.equal(value(f, 'egressd_store_size_bytes', { store: 'blocklog', file: 'main' }), statSync(blocklog!).size)
+  t.ok(value(f, 'egressd_store_size_bytes', { store: 'policy', file: 'main' }) > 0, 'the policy file')
+  for (const store of ['blocklog', 'policy']) t.ok(f.get('egressd_store_size_bytes')?.samples.some(s => s.labels.store === store && s.labels.file === 'wal'), `${store} WAL`)
+})
+
+t.test('URL sources: interval and age, so an alert can tell a list not updated for longer than its interval allows', async t => {
+  const f = await scrape()
+  t.equal(value(f, 'egressd_list_source_update_interval_seconds', { source: 'central' }), 7200, 'interval: 2h')
+  const age = value(f, 'egressd_list_source_last_success_age_seconds', { source: 'central' })
+  const up = Date.now() / 1000 - value(f, 'egressd_start_time_seconds')
+  t.ok(age > 0 && age <= up + 1, `never fetched: its age (${age.toFixed(1)} s) runs from egressd's start (${up.toFixed(1)} s ago)`)
+  t.equal(value(f, 'egressd_list_source_last_success_timestamp_seconds', { source: 'central' }), 0)
+})
+
+t.test('firewall sync and block-log drops are exposed (sync off: nothing attempted, nothing failing)', async t => {
+  const f = await scrape()
+  t.equal(value(f, 'egressd_firewall_sync_attempts_total'), 0)
+  t.equal(value(f, 'egressd_firewall_sync_failures_total'), 0)
+  t.equal(value(f, 'egressd_firewall_sync_failing'), 0)
+  t.equal(value(f, 'egressd_blocklog_dropped_total'), 0)
+  t.equal(f.get('egressd_blocklog_dropped_total')?.type, 'counter')
+})
+
+t.test('config reloads are counted by trigger and outcome', async t => {
+  const r = await startApiDaemon({ upstreams: [upstream.url] })
+  t.teardown(() => r.close())
+  const scrapeR = async (): Promise<Map<string, Family>> => parseExposition((await call(r.base, 'GET', '/metrics', { token: TOKENS.metrics })).text)
+  const reloads = (f: Map<string, Family>, trigger: string, outcome: string): number => value(f, 'egressd_config_reloads_total', { trigger, outcome })
+  const f0 = await scrapeR()
+  t.equal(f0.get('egressd_config_reloads_total')?.samples.length, 6, 'signal and api × applied, unchanged, rejected')
+  t.equal(reloads(f0, 'api', 'unchanged'), 0)
+
+  t.equal((await call(r.base, 'POST', '/api/v1/reload', { token: TOKENS.admin })).status, 200)
+  const f1 = await scrapeR()
+  t.equal(reloads(f1, 'api', 'unchanged'), 1, 'the same config: unchanged')
+
+  const good = readFileSync(r.configFile, 'utf8')
+  writeFileSync(r.configFile, JSON.stringify({ ...JSON.parse(good), cache: { maxEntries: 1234 } }))
+  t.equal((await call(r.base, 'POST', '/api/v1/reload', { token: TOKENS.admin })).status, 200)
+  const f2 = await scrapeR()
+  t.equal(reloads(f2, 'api', 'applied'), 1, 'a changed cache size: applied')
+  t.ok(Math.abs(value(f2, 'egressd_config_last_applied_reload_timestamp_seconds') - Date.now() / 1000) < 60, 'when it applied')
+
+  writeFileSync(r.configFile, '{ "dns": { "listen": 5 } }')
+  t.ok((await call(r.base, 'POST', '/api/v1/reload', { token: TOKENS.admin })).status >= 400, 'an invalid config is refused')
+  writeFileSync(r.configFile, good)
+  const f3 = await scrapeR()
+  t.equal(reloads(f3, 'api', 'rejected'), 1, 'rejected')
+  t.equal(reloads(f3, 'signal', 'applied') + reloads(f3, 'signal', 'unchanged') + reloads(f3, 'signal', 'rejected'), 0, 'no SIGHUP was sent')
+})
+
+t.test('two daemons in one process: each its own registry, nothing shared', async t => {
+  const other = await startApiDaemon({ upstreams: [upstream.url] })
+  t.teardown(() => other.close())
+  const scrapeOther = async (): Promise<Map<string, Family>> => {
+    const r = await call(other.base, 'GET', '/metrics', { token: TOKENS.metrics })
+    t.equal(r.status, 200, 'prom-client registered the second daemon\'s families without a name clash')
+    return parseExposition(r.text)
+  }
+  const mine = (f: Map<string, Family>): number => value(f, 'egressd_dns_blocked_total', { category: 'telegram' })
+  const before = { d: mine(await scrape()), other: mine(await scrapeOther()) }
+  t.equal((await dig(['@127.0.0.1', '-p', String(other.dnsPort), 'web.telegram.org', 'A', '+tries=1', '+time=3'])).status, 'NXDOMAIN')
+  t.equal(mine(await scrapeOther()) - before.other, 1, 'the daemon asked counts it')
+  t.equal(mine(await scrape()) - before.d, 0, 'the other daemon does not')
+  t.ok((await scrapeOther()).has('process_cpu_seconds_total'), 'both have the default metrics')
 })
