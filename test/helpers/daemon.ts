@@ -1,11 +1,12 @@
 // An in-process daemon for integration tests: listens on 127.0.0.1 with an OS-chosen port, logs
 // into memory (tests can read the lines), and is closed by the test.
 
-import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { parseConfig } from '../../src/config/load.js'
 import { createLogger } from '../../src/log.js'
 import { Daemon } from '../../src/daemon.js'
+import type { Config } from '../../src/config/types.js'
+import type { ReloadReport } from '../../src/reload.js'
 import { tempDir } from './tmp.js'
 
 export interface TestDaemon {
@@ -14,13 +15,15 @@ export interface TestDaemon {
   readonly port: number
   /** Log lines written so far, parsed. */
   readonly logs: () => Array<Record<string, unknown>>
+  /** Reloads as SIGHUP does, with `next` as what the config file now says (default: the config in force). */
+  reload (next?: Config): ReloadReport
   close (): Promise<void>
 }
 
 export function testConfig (overrides: Record<string, unknown>) {
   // Port 9 (discard) on loopback: a harmless upstream for tests that never forward. Each daemon
   // gets its own data dir (SQLite) and an OS-chosen API port, so tests can run side by side.
-  const base: Record<string, any> = {
+  const base = {
     dns: { listen: ['127.0.0.1:0'] },
     api: { listen: '127.0.0.1:0' },
     upstreams: ['udp://127.0.0.1:9'],
@@ -41,14 +44,23 @@ export async function startTestDaemon (overrides: Record<string, unknown>, deps:
   const sink = new Writable({ write (chunk, _enc, cb) { lines.push(...String(chunk).split('\n').filter(Boolean)); cb() } })
   const config = testConfig(overrides)
   const log = createLogger(config.log.level, sink)
-  const daemon = new Daemon(config, { log, now: deps.now })
+  let pending: Config | undefined
+  const daemon: Daemon = new Daemon(config, { log, now: deps.now, loadConfig: () => pending ?? daemon.config })
   await daemon.start()
   const udp = daemon.addresses.find(a => a.protocol === 'udp')!
   return {
     daemon,
     host: udp.host,
     port: udp.port,
-    logs: () => lines.map(l => JSON.parse(l)),
+    logs: () => lines.map(l => JSON.parse(l) as Record<string, unknown>),
+    reload: next => {
+      pending = next
+      try {
+        return daemon.reloadConfig()
+      } finally {
+        pending = undefined
+      }
+    },
     close: () => daemon.close()
   }
 }

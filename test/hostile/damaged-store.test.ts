@@ -11,7 +11,7 @@
 //   and /api/v1/status says the policy is incomplete and why, loudly logged; DNS still answers and
 //   what could be read (override, audit) is still in force; an admin's acknowledgement clears it.
 
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { closeSync, existsSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
@@ -53,7 +53,7 @@ function damagePage (file: string, page: number): void {
 }
 
 /** A daemon with a custom block rule, a telegram override (refused) and their audit rows; stopped. */
-async function preparedDataDir (t: Tap.Test): Promise<{ dataDir: string, ruleId: number }> {
+async function preparedDataDir (t: Test): Promise<{ dataDir: string, ruleId: number }> {
   const d = await startApiDaemon({ upstreams: [upstream.url] })
   try {
     const added = await call(d.base, 'POST', '/api/v1/rules', { token: TOKENS.admin, body: { rule: 'chat.example.org', comment: 'ticket 7' } })
@@ -68,7 +68,7 @@ async function preparedDataDir (t: Tap.Test): Promise<{ dataDir: string, ruleId:
   }
 }
 
-async function expectPolicyKept (t: Tap.Test, d: ApiDaemon, ruleId: number): Promise<void> {
+async function expectPolicyKept (t: Test, d: ApiDaemon, ruleId: number): Promise<void> {
   t.equal(await ask(d, 'chat.example.org'), 'NXDOMAIN', 'the custom rule still blocks')
   t.equal(await ask(d, 'web.telegram.org'), 'REFUSED', 'the category override is still in force')
   const rules = await call(d.base, 'GET', '/api/v1/rules', { token: TOKENS.viewer })

@@ -166,10 +166,18 @@ t.test('a connection whose answers do not drain is closed after dns.tcp.stuckTim
 })
 
 /** A TCP client bound to `from` that collects answers; `closed` resolves when the daemon lets go. */
-async function connectFrom (d: TestDaemon, from: string) {
+interface Client {
+  readonly sock: net.Socket
+  /** Sends one query; true when it was answered within 2 s. */
+  readonly ask: (id: number) => Promise<boolean>
+  readonly closed: Promise<void>
+  readonly isClosed: () => boolean
+}
+
+async function connectFrom (d: TestDaemon, from: string): Promise<Client> {
   const sock = net.connect({ host: d.host, port: d.port, localAddress: from })
   sock.on('error', () => {})
-  const answers: packet.Packet[] = []
+  const answers: packet.DecodedPacket[] = []
   let buf = Buffer.alloc(0)
   sock.on('data', x => {
     buf = Buffer.concat([buf, x])
@@ -196,13 +204,13 @@ t.test('one client address holds at most dns.tcp.maxConnectionsPerClient connect
   const PER = 4
   const d = await startTestDaemon(config({ maxConnectionsPerClient: PER }))
   t.teardown(() => d.close())
-  const mine = []
+  const mine: Client[] = []
   for (let i = 0; i < PER; i++) mine.push(await connectFrom(d, '127.0.0.1'))
   t.teardown(() => { for (const c of mine) c.sock.destroy() })
   for (const [i, c] of mine.entries()) t.ok(await c.ask(i), `connection ${i + 1} of ${PER} is served`)
 
   // Past its share, each new connection of that address is closed unanswered.
-  const extra = []
+  const extra: Client[] = []
   for (let i = 0; i < 20; i++) extra.push(await connectFrom(d, '127.0.0.1'))
   t.teardown(() => { for (const c of extra) c.sock.destroy() })
   await Promise.all(extra.map(c => Promise.race([c.closed, sleep(3000)])))

@@ -2,7 +2,6 @@
 // (127.0.0.1), a throwaway CA with a certificate for 127.0.0.1 and lists.test, list texts, a daemon
 // with one URL source, and domain-specific checks (blocked by the list, or answered upstream).
 
-import { join } from 'node:path'
 import { dig } from '../helpers/dig.js'
 import { startDnsmasq, TEST_ZONE, type Dnsmasq } from '../helpers/dnsmasq.js'
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js'

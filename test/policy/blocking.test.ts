@@ -1,7 +1,7 @@
 // Blocking end to end: dig against the daemon, a real dnsmasq upstream serving the names, and a
 // small blocklists folder made by the test (the bundled lists have their own test).
 
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { startDnsmasq } from '../helpers/dnsmasq.js'
@@ -52,13 +52,13 @@ const base = {
   }
 }
 
-const blocked = (t: Tap.Test, r: DigResult, category: string, label: string): void => {
+const blocked = (t: Test, r: DigResult, category: string, label: string): void => {
   t.equal(r.status, 'NXDOMAIN', `${label}: NXDOMAIN`)
   t.match(r.ede ?? '', new RegExp(`15 \\(Blocked\\).*${category}`), `${label}: EDE 15 names ${category}`)
   t.equal(r.authority[0]?.type, 'SOA', `${label}: SOA for negative caching`)
   t.equal(r.authority[0]?.ttl, 60, `${label}: block TTL`)
 }
-const answered = (t: Tap.Test, r: DigResult, data: string, label: string): void => {
+const answered = (t: Test, r: DigResult, data: string, label: string): void => {
   t.equal(r.status, 'NOERROR', `${label}: NOERROR`)
   t.same(r.answers.map(a => a.data).slice(-1), [data], `${label}: the real answer`)
   t.equal(r.ede, undefined, `${label}: no EDE`)
@@ -135,7 +135,7 @@ t.test('a reload with new lists applies at once, also to answers already in the 
   answered(t, await dig([...at, 'off.test']), '192.0.2.35', 'disabled category before')
   // New rules: the address of the cached answer is blocked, the allow rule is gone, and the
   // category of the cached off.test is switched on.
-  d.daemon.reload(testConfig({ ...base, blocklists: { ...base.blocklists, categories: { ...base.blocklists.categories, off: { enabled: true } }, rules: { block: ['192.0.2.33/32'], allow: [] } } }))
+  d.reload(testConfig({ ...base, blocklists: { ...base.blocklists, categories: { ...base.blocklists.categories, off: { enabled: true } }, rules: { block: ['192.0.2.33/32'], allow: [] } } }))
   const hitsBefore = d.daemon.cache.stats.hits
   const r = await dig([...at, 'notblocked.test'])
   t.equal(r.status, 'NXDOMAIN', 'the cached answer is inspected under the new lists')
@@ -169,7 +169,7 @@ t.test('a reload that cannot be applied leaves everything as it was', async t =>
   t.teardown(() => d.close())
   const before = d.daemon.config
   const bad = testConfig({ ...base, upstreams: [{ url: 'tls://127.0.0.1:853', caFile: '/nonexistent/ca.pem' }], blocklists: { ...base.blocklists, rules: { block: ['notblocked.test'], allow: [] } } })
-  t.throws(() => d.daemon.reload(bad), /ENOENT/)
+  t.throws(() => d.reload(bad), /ENOENT/)
   t.equal(d.daemon.config, before, 'the running config is unchanged')
   answered(t, await dig([`@${d.host}`, '-p', String(d.port), 'notblocked.test']), '192.0.2.33', 'old lists and upstream still serve')
 })

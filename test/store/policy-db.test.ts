@@ -74,7 +74,7 @@ t.test('the first start moves the rows out of the block log, ids kept; the block
   const logPath = oldBlockLog(dir)
   const p = openPolicy(dir, logPath)
   const db = p.db as Db
-  t.ok(db !== undefined, p.error)
+  t.ok(db !== undefined, p.error ?? 'the policy store opens')
   t.same(new RuleStore(db).list().map(r => [r.id, r.rule]), [[1, 'one.example'], [2, 'two.example']])
   t.same(new CategoryOverrideStore(db).all(), { '*': { telegram: { action: 'refused' } } })
   t.same(new AuditLog(db).list().map(e => [e.id, e.target]), [[4, 'rule 3'], [3, 'rule 3'], [2, 'rule 2'], [1, 'rule 1']])
@@ -128,7 +128,7 @@ t.test('a damaged leaf of the audit table: the rows around it are salvaged, the 
 
   const p = openPolicy(dir)
   const fresh = p.db as Db
-  t.ok(fresh !== undefined, p.error)
+  t.ok(fresh !== undefined, p.error ?? 'the policy store opens')
   const ids = new AuditLog(fresh).list({ limit: 5000 }).map(e => e.id).sort((a, b) => a - b)
   const lost = 3000 - ids.length
   t.ok(lost > 0 && lost < 100, `one page of rows lost (${lost}), the rest salvaged`)
@@ -175,7 +175,7 @@ t.test('a delete in the block log that fails after the copy (the file locked): a
   const p = openPolicy(dir, logPath, { busyTimeoutMs: 50 })
   locker.exec('ROLLBACK')
   locker.close()
-  t.ok(p.db !== undefined, p.error)
+  t.ok(p.db !== undefined, p.error ?? 'the policy store opens')
   t.notOk(p.lines().some(l => /POLICY STORE UNAVAILABLE/.test(String(l.msg))))
   t.ok(p.lines().some(l => l.level === 40 && /deleting them from the block log failed/.test(String(l.msg))), 'a warning')
   t.same(new RuleStore(p.db as Db).list().map(r => r.id), [1, 2], 'the rows are served from the policy file')
@@ -204,7 +204,7 @@ t.test('a failed delete is retried at the next start: nothing duplicated, nothin
   locker.exec('ROLLBACK')
   locker.close()
   const db = p.db as Db
-  t.ok(db !== undefined, p.error)
+  t.ok(db !== undefined, p.error ?? 'the policy store opens')
   new RuleStore(db).remove(1) // an admin deletes a rule meanwhile
   db.close()
   const again = openPolicy(dir, logPath)
@@ -238,7 +238,7 @@ t.test('a block log restored from a backup made before the move: nothing merged,
   copyFileSync(logPath, backup)
   const p = openPolicy(dir, logPath)
   const db = p.db as Db
-  t.ok(db !== undefined, p.error)
+  t.ok(db !== undefined, p.error ?? 'the policy store opens')
   const rules = new RuleStore(db)
   rules.remove(1)
   rules.remove(2)
@@ -249,7 +249,7 @@ t.test('a block log restored from a backup made before the move: nothing merged,
 
   const again = openPolicy(dir, logPath, { at: '2030-02-03T04:05:06.789Z' })
   const adb = again.db as Db
-  t.ok(adb !== undefined, again.error)
+  t.ok(adb !== undefined, again.error ?? 'the policy store opens again')
   t.same(new RuleStore(adb).list(), [], 'the deleted rules did not come back')
   t.equal(new AuditLog(adb).list().length, 4, 'no audit row added or merged')
   const losses = readLosses(adb)
@@ -282,7 +282,7 @@ t.test('a damaged policy file is kept aside byte for byte as it was found', asyn
   damagePage(path, leaves[3].pageno)
   const damaged = readFileSync(path)
   const p = openPolicy(dir)
-  t.ok(p.db !== undefined, p.error)
+  t.ok(p.db !== undefined, p.error ?? 'the policy store opens')
   p.db?.close()
   const aside = readdirSync(dir).filter(f => f.startsWith('policy.sqlite.corrupt-') && !f.endsWith('-wal') && !f.endsWith('-shm'))
   t.equal(aside.length, 1, aside.join(', '))
