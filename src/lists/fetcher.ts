@@ -105,7 +105,7 @@ function request (o: FetchOptions, u: URL, deadline: { at: number }): Promise<Ho
         const ok = all.filter(a => refusal(o, host, a) === undefined)
         if (ok.length === 0) {
           const why = refusal(o, host, all[0]) ?? 'no address'
-          cb(fail(o, 'address', `${u.href}: ${why}`) as NodeJS.ErrnoException, '', 4)
+          cb(fail(o, 'address', `${u.href}: ${why}`), '', 4)
           return
         }
         const family = (options as { family?: number }).family
@@ -113,7 +113,7 @@ function request (o: FetchOptions, u: URL, deadline: { at: number }): Promise<Ho
         if ((options as { all?: boolean }).all === true) {
           (cb as unknown as (e: null, a: Array<{ address: string, family: number }>) => void)(null, fit.map(a => ({ address: a, family: isIP(a) })))
         } else if (fit.length === 0) {
-          cb(fail(o, 'network', `${u.href}: no IPv${String(family)} address for ${host}`) as NodeJS.ErrnoException, '', 4)
+          cb(fail(o, 'network', `${u.href}: no IPv${String(family)} address for ${host}`), '', 4)
         } else {
           cb(null, fit[0], isIP(fit[0]))
         }

@@ -51,7 +51,7 @@ export class DomainIndex {
     if (kind === 'suffix' && this.#slots !== undefined) throw new Error('DomainIndex: a suffix rule added after seal()')
     const map = kind === 'suffix' ? this.#suffix : kind === 'exact' ? this.#exact : this.#wildcard
     const first = map.get(name)
-    this.#next[id] = first === undefined ? -1 : first
+    this.#next[id] = first ?? -1
     map.set(name, id)
     if (kind === 'suffix' && first === undefined) this.#suffixNames++
   }

@@ -46,7 +46,10 @@ const port = parentPort
 if (port === null) throw new Error('block-log-worker must run in a worker thread')
 const data = workerData as WriterWorkerData
 const post = (m: FromWriter): void => port.postMessage(m)
-const codeOf = (err: unknown): string => String((err as { code?: unknown }).code ?? 'ERR')
+const codeOf = (err: unknown): string => {
+  const code = (err as { code?: unknown }).code
+  return typeof code === 'string' || typeof code === 'number' ? String(code) : 'ERR'
+}
 
 let db: Db
 let writer: EventWriter

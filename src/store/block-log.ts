@@ -15,7 +15,7 @@
 //
 // Live tail: subscribers get every pushed event synchronously (the SSE route filters and buffers).
 
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
 import type { BlockEvent } from './block-event.js'
 import type { FromWriter, ToWriter, WriterWorkerData } from './block-log-worker.js'
@@ -436,7 +436,7 @@ export class BlockLog {
 
   #onMessage (m: FromWriter): void {
     switch (m.type) {
-      case 'written':
+      case 'written': {
         if (m.seq !== this.#seq) return
         this.#spent(m, m.seq === this.#probeSeq)
         this.#written += m.n
@@ -455,6 +455,7 @@ export class BlockLog {
           (this.#idleWaiters.length > 0 || this.#now() - this.#sentAt >= this.#o.batchMs))) this.#send()
         else if (waiting === 0) this.#wakeIdle()
         break
+      }
       case 'failed': {
         if (m.seq !== this.#seq) return
         this.#spent(m, m.seq === this.#probeSeq)

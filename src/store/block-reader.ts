@@ -3,7 +3,7 @@
 // DNS event loop; results come back as plain data. A QueryError from the worker is rebuilt here,
 // so the API can answer 400 naming the parameter.
 
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
 import { QueryError, StoreError } from '../errors.js'
 import type { BlockFilter } from './block-filter.js'
 import type { FromReader, ReaderOp, ReaderWorkerData, ToReader } from './block-search-worker.js'

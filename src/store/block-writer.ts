@@ -111,9 +111,9 @@ export class EventWriter {
   #writeAll (b: EventBatch): void {
     // Each distinct string of the batch is looked up (or added) once, per table it goes to.
     const strs = b.strings
-    const stringIds: Array<number | undefined> = new Array(strs.length)
-    const clientIds: Array<number | undefined> = new Array(strs.length)
-    const nameIds: Array<number | undefined> = new Array(strs.length)
+    const stringIds = new Array<number | undefined>(strs.length)
+    const clientIds = new Array<number | undefined>(strs.length)
+    const nameIds = new Array<number | undefined>(strs.length)
     const str = (code: number): number | null => code < 0 ? null : (stringIds[code] ??= this.#strings.id(strs[code]))
     const num = (v: number): number | null => v < 0 ? null : v
     const allow = strs.indexOf('allow')

@@ -157,7 +157,10 @@ const countsOf = (s: Salvage): Record<string, number> =>
   Object.fromEntries(['rules', 'category_overrides', 'audit'].map(t => [t, s.tables.get(t)?.rows.length ?? 0]))
 
 const num = (v: unknown): number | null => typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : null
-const str = (v: unknown, fallback = ''): string => typeof v === 'string' ? v : v === null || v === undefined ? fallback : String(v)
+// A salvaged value as text: SQLite gives text, numbers or blobs; anything else (null, an object
+// from damaged JSON) is the fallback, never "[object Object]".
+const str = (v: unknown, fallback = ''): string =>
+  typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : Buffer.isBuffer(v) ? v.toString('utf8') : fallback
 
 /**
  * Writes salvaged rows into a policy database (ids kept; rows already there win) and sets the
