@@ -26,6 +26,8 @@ export default tseslint.config(
       // fastify hooks and handlers and tap subtests are async by contract, with or without an await.
       '@typescript-eslint/require-await': 'off',
       '@typescript-eslint/no-unused-vars': unusedVars,
+      // A `let` set once after a teardown that reads it is registered (so a failed start is cleaned up).
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
       // Only where a missing await changes behaviour (a rejection escaping try/catch/finally).
       '@typescript-eslint/return-await': ['error', 'error-handling-correctness-only'],
       // Followed everywhere already; each one catches real mistakes.

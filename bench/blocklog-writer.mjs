@@ -26,7 +26,7 @@ const event = shape === 'uniform'
     const c = categories[k % 5]
     return { ts: Date.now(), client: `10.1.${(k >> 8) & 63}.${k & 255}`, group: 'default', qname: `h${k % 2000}.${c}.example`, qtype: 1, matched: 'qname', value: `h${k % 2000}.${c}.example`, category: c, action: 'nxdomain', list: `blocklists/${c}/domains.txt`, line: k % 400, rule: `${c}.example`, listHash: '3f2a9c0d11e4b7a8' }
   }
-  : k => {
+  : () => {
     const c = skewed(categories.length)
     const qname = names[c][skewed(400)]
     return { ts: Date.now(), client: clients[skewed(clients.length)], group: 'default', qname, qtype: 1, matched: 'qname', value: qname, category: categories[c], action: 'nxdomain', list: `blocklists/${categories[c]}/domains.txt`, line: 1 + skewed(400), rule: qname.replace(/^www\./, ''), listHash: '3f2a9c0d11e4b7a8' }

@@ -19,7 +19,7 @@ t.test('READY=1 with a status once DNS listens, WATCHDOG=1 while running, STOPPI
   const manager = spawn(python, [resolve(import.meta.dirname, 'fixtures', 'notify-socket.py'), sock], { stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => { manager.kill() })
   let messages = ''
-  manager.stdout!.on('data', d => { messages += String(d) })
+  manager.stdout.on('data', d => { messages += String(d) })
   const until = async (cond: () => boolean, ms = 8000): Promise<void> => {
     for (const end = Date.now() + ms; !cond() && Date.now() < end;) await new Promise(resolve => setTimeout(resolve, 25))
   }

@@ -110,7 +110,7 @@ fuzz(t, {
     const r = await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${TOKENS[role]}` } })
     if (r.statusCode >= 500 || r.statusCode < 200 || (r.statusCode >= 300 && r.statusCode < 400)) throw new Error(`GET ${url}: ${r.statusCode} ${r.body.slice(0, 300)}`)
     if (r.statusCode >= 400) {
-      if (!/application\/json/.test(String(r.headers['content-type']))) throw new Error(`GET ${url}: ${r.statusCode} with ${r.headers['content-type']}`)
+      if (!/application\/json/.test(String(r.headers['content-type']))) throw new Error(`GET ${url}: ${r.statusCode} with ${String(r.headers['content-type'])}`)
       const body = r.json()
       if (typeof body.message !== 'string' || body.message === '' || body.statusCode !== r.statusCode) throw new Error(`GET ${url}: ${r.statusCode} body ${r.body.slice(0, 300)}`)
     }

@@ -74,7 +74,7 @@ const configTreeArb: fc.Arbitrary<unknown> = fc.oneof(
 )
 
 /** A config with every section filled in, valid as it is. */
-function fullConfig (): Record<string, any> {
+function fullConfig (): Record<string, unknown> {
   return {
     dns: { listen: ['127.0.0.1:5353', '[::1]:5353'], allowClients: ['127.0.0.0/8', '10.0.0.0/8'], ednsUdpSize: 1232, upstreamTimeoutMs: 2000, tcp: { idleTimeoutMs: 10000, maxConnections: 1024, maxInflightPerConnection: 64 } },
     upstreams: ['udp://127.0.0.1:53', { url: 'tls://dns.example', timeoutMs: 3000, servername: 'dns.example' }, 'https://dns.example/dns-query'],
@@ -118,11 +118,18 @@ const editArb: fc.Arbitrary<Edit> = fc.record({
   key: keyArb
 })
 
-function applyEdit (root: Record<string, any>, e: Edit): void {
+/** An object or an array in a config tree, indexed by key or position. */
+type Branch = Record<string | number, unknown>
+
+function applyEdit (root: Branch, e: Edit): void {
   const path = FULL_PATHS[e.path]
-  let parent: any = root
+  let parent = root
   // An earlier edit may have replaced something on the way: then this edit does nothing.
-  for (const k of path.slice(0, -1)) { parent = parent?.[k]; if (parent === null || typeof parent !== 'object') return }
+  for (const k of path.slice(0, -1)) {
+    const next = parent[k]
+    if (next === null || typeof next !== 'object') return
+    parent = next as Branch
+  }
   const last = path[path.length - 1]
   if (!Object.hasOwn(parent, last)) return
   if (e.op === 'set') parent[last] = e.value
@@ -229,6 +236,6 @@ fuzz(t, {
       if (!(err as ConfigError).issues.some(i => i.path === where || i.path.startsWith(where + '.'))) throw new Error(`no issue names ${where}: ${(err as Error).message}`)
       return
     }
-    throw new Error(`${JSON.stringify(text)}: a YAML ${tag} was taken as ${JSON.stringify(where.split('.').reduce((o: any, k) => o?.[k], config))}`)
+    throw new Error(`${JSON.stringify(text)}: a YAML ${tag} was taken as ${JSON.stringify(where.split('.').reduce<unknown>((o, k) => (o as Branch | undefined)?.[k], config))}`)
   }
 })

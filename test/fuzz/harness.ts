@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto'
 import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { inspect } from 'node:util'
 import fc from 'fast-check'
 
 export { fc }
@@ -45,6 +46,11 @@ export interface FuzzOptions<T> {
   readonly maxMsPerInput?: number
   /** The property is async (its check returns a promise). */
   readonly async?: boolean
+}
+
+/** What a failed check threw, as text: `Error: message` for an Error, inspected for anything else. */
+function thrownText (thrown: unknown): string {
+  return thrown instanceof Error ? String(thrown) : thrown === undefined ? '' : typeof thrown === 'string' ? thrown : inspect(thrown)
 }
 
 /** FNV-1a of the name: a distinct, stable seed offset per property. */
@@ -167,7 +173,7 @@ export function fuzz<T> (t: TapLike, o: FuzzOptions<T>): void {
     const ms = performance.now() - t0
     if (details.failed) {
       const input = details.counterexample?.[0]
-      const file = details.counterexample === null ? '(no counterexample)' : keepFailure(o.target, o.name, input, String(details.errorInstance ?? '').slice(0, 500))
+      const file = details.counterexample === null ? '(no counterexample)' : keepFailure(o.target, o.name, input, thrownText(details.errorInstance).slice(0, 500))
       t.fail(`${o.target}/${o.name} failed (kept in ${file}; replay: FUZZ_SEED=${process.env.FUZZ_SEED ?? ''} seed ${details.seed} path ${details.counterexamplePath ?? ''})\n` + fc.defaultReportMessage(details) +
         `\nerror: ${(details.errorInstance as Error | undefined)?.stack ?? String(details.errorInstance)}`)
     } else {

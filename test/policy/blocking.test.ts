@@ -160,7 +160,7 @@ t.test('lists that cannot load stop the start with every problem named; bad line
   category(good, 'ok', { enabled: true }, 'ok.test\nbad..name\n')
   const d = await startTestDaemon({ ...base, blocklists: { dir: good } })
   t.teardown(() => d.close())
-  const warn = d.logs().find(l => typeof l.msg === 'string' && (l.msg as string).includes('domains.txt:2:'))
+  const warn = d.logs().find(l => typeof l.msg === 'string' && l.msg.includes('domains.txt:2:'))
   t.ok(warn, 'the bad line is logged with file:line')
 })
 
