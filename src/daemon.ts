@@ -21,7 +21,6 @@ import type { EngineBuild } from './policy/build.js'
 import { PolicyManager } from './policy/manager.js'
 import { BlockReporter, RefusedClientLog } from './store/block-reporter.js'
 import { Stores } from './store/stores.js'
-import { PolicyError } from './errors.js'
 import { readVersion } from './version.js'
 
 const SELF: ReloadBy = { trigger: 'api', actor: { name: 'egressd', client: '' } }
@@ -101,7 +100,9 @@ export class Daemon implements ApiHost, Reloadable {
         apply: (files, reason) => { this.parts.policy.update({ sourceFiles: files }, reason) }
       })
       this.#opened.push(() => lists.close())
-      const policy = this.#firstPolicy(lists, stores)
+      const policy = PolicyManager.first({
+        log: this.log, now: this.now, blocklists: () => this.#config.blocklists, swapped: b => { void this.firewallSync.sync(this.#config, b) }
+      }, lists.files(), stores.customPolicy?.inputs())
       const pool = this.newPool(c)
       this.#opened.push(() => this.#parts?.pool.close())
       const cache = new AnswerCache({ maxEntries: c.cache.maxEntries, now: this.now })
@@ -121,19 +122,6 @@ export class Daemon implements ApiHost, Reloadable {
     this.log.info({ upstreams: c.upstreams.map(u => u.url), allowClients: c.dns.allowClients, config: c.source }, 'egressd started')
     this.parts.lists.start()
     void this.firewallSync.sync(c, this.parts.policy.build)
-  }
-
-  /** The first policy: the config's lists with the stored copies and the policy file's rules; stored rules that do not compile are left out, loudly. */
-  #firstPolicy (lists: ListUpdater, stores: Stores): PolicyManager {
-    const deps = { log: this.log, now: this.now, blocklists: () => this.#config.blocklists, swapped: (b: EngineBuild) => { void this.firewallSync.sync(this.#config, b) } }
-    const custom = stores.customPolicy?.inputs() ?? {}
-    try {
-      return new PolicyManager(deps, { sourceFiles: lists.files(), ...custom })
-    } catch (err) {
-      if (!(err instanceof PolicyError) || stores.customPolicy === undefined) throw err
-      this.log.error({ err }, 'stored custom rules or category overrides were not applied; the config\'s policy stays')
-      return new PolicyManager(deps, { sourceFiles: lists.files() })
-    }
   }
 
   /** Stops accepting queries, lets in-flight ones finish (bounded), then releases everything, newest first. */

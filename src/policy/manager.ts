@@ -48,6 +48,21 @@ export class PolicyManager {
     this.ref = { engine: this.#build.engine }
   }
 
+  /**
+   * The policy at start: the config's lists with the stored copies of URL sources and the policy
+   * file's custom rules and overrides; stored rules that do not compile with the config are left
+   * out, loudly (the config's policy stays).
+   */
+  static first (deps: PolicyManagerDeps, sourceFiles: Map<string, string>, custom: PolicyInputs | undefined): PolicyManager {
+    try {
+      return new PolicyManager(deps, { sourceFiles, ...custom })
+    } catch (err) {
+      if (!(err instanceof PolicyError) || custom === undefined) throw err
+      deps.log.error({ err }, 'stored custom rules or category overrides were not applied; the config\'s policy stays')
+      return new PolicyManager(deps, { sourceFiles })
+    }
+  }
+
   /** The last compiled policy (engine, address sets, per-list counts). */
   get build (): EngineBuild { return this.#build }
   get inputs (): PolicyInputs { return this.#inputs }
