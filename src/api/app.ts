@@ -18,56 +18,30 @@ import swagger from '@fastify/swagger'
 import type { Server, ServerOptions } from 'node:http'
 import type { Socket } from 'node:net'
 import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify'
-import type { Logger } from 'pino'
-import type { ApiServerConfig, LiveTailConfig } from '../config/types.js'
+import type { ApiServerConfig } from '../config/types.js'
 import type { Engine } from '../policy/engine.js'
 import type { FilterValues } from '../store/block-filter.js'
-import { ApiError } from '../errors.js'
+import { InputError } from '../errors.js'
 import { authenticate, bearerToken, mayCall } from './auth.js'
+import type { ApiDeps, RouteContext } from './context.js'
 import { errorBody, installErrorHandlers, installJsonParser, installValidators, schemaErrorFormatter } from './errors.js'
-import { EventLoopLag } from './event-loop-lag.js'
 import { installSecurityHeaders } from './headers.js'
-import type { ApiHost } from './host.js'
 import { ClientSlots, newApiLimitCounters, RateLimiter, type ApiLimitCounters } from './rate-limit.js'
 import { adminRoutes } from './routes/admin.js'
-import { listRoutes } from './routes/lists.js'
+import { blockRoutes } from './routes/blocks.js'
 import { categoryRoutes } from './routes/categories.js'
 import { checkRoutes } from './routes/check.js'
 import { docsRoutes } from './routes/docs.js'
 import { healthRoutes } from './routes/health.js'
+import { listRoutes } from './routes/lists.js'
 import { metricsRoutes } from './routes/metrics.js'
 import { ruleRoutes } from './routes/rules.js'
 import { ErrorSchema } from './schemas.js'
 
-export interface ApiDeps {
-  readonly host: ApiHost
-  readonly log: Logger
-  readonly now: () => number
-  readonly version: string
-  /** PEM contents; with them the app serves HTTPS. */
-  readonly tls?: { readonly cert: Buffer, readonly key: Buffer }
-  /** More route plugins (the block log's), registered under the same hooks, with ApiPluginOptions. */
-  readonly plugins?: ReadonlyArray<FastifyPluginAsync<ApiPluginOptions>>
-}
-
-/** What the app hands each of `plugins`. */
-export interface ApiPluginOptions {
-  /** Counters of what the abuse limits refused or cut off (rendered by /metrics). */
-  readonly limits: ApiLimitCounters
-  /** The live tail's limits in force (read per stream: a reload applies to the next one). */
-  readonly liveTail: () => LiveTailConfig
-  /** The categories and client groups of the policy in force, which block-log filters must name. */
-  readonly filterValues: () => FilterValues
-}
-
-/** What route modules get. */
-export interface RouteContext extends ApiDeps {
-  readonly rateLimiter: RateLimiter
-  readonly limits: ApiLimitCounters
-}
+export type { ApiDeps, RouteContext } from './context.js'
 
 /** How often Node looks for requests past their headers or request timeout. */
-export function timeoutCheckInterval (headersTimeoutMs: number): number {
+function timeoutCheckInterval (headersTimeoutMs: number): number {
   return Math.min(1000, Math.max(50, Math.floor(headersTimeoutMs / 4)))
 }
 
@@ -98,7 +72,12 @@ function guardConnections (server: Server, s: ApiServerConfig, limits: ApiLimitC
   })
 }
 
-export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
+/**
+ * The app for `deps.host`: every route plugin of routes/, registered here and only here, with one
+ * RouteContext; the block log's when the host has a block search. (`plugins` is ignored: the
+ * block routes come from `host.blockSearch` now; it goes once the daemon stops passing it.)
+ */
+export async function buildApp (deps: ApiDeps & { readonly plugins?: ReadonlyArray<FastifyPluginAsync<Pick<RouteContext, 'limits' | 'liveTail' | 'filterValues'>>> }): Promise<FastifyInstance> {
   const { host } = deps
   const api = host.config.api
   const log = deps.log.child({ mod: 'api' })
@@ -154,12 +133,12 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
   app.addHook('preValidation', async req => {
     const schema = req.routeOptions.schema
     if (req.body !== undefined && schema?.body === undefined) {
-      throw new ApiError('EGRESSD_ERR_API_INVALID', 'body: this endpoint takes no request body', { field: 'body' })
+      throw new InputError('body', 'this endpoint takes no request body')
     }
     const query = req.query as Record<string, unknown> | undefined
     const extra = query === undefined ? undefined : Object.keys(query)[0]
     if (extra !== undefined && schema?.querystring === undefined) {
-      throw new ApiError('EGRESSD_ERR_API_INVALID', `querystring.${extra}: unknown parameter`, { field: `querystring.${extra}` })
+      throw new InputError(`querystring.${extra}`, 'unknown parameter')
     }
   })
 
@@ -188,28 +167,10 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
       const s: Record<string, unknown> = { ...schema }
       if (role !== 'public') s.security = [{ bearer: [] }]
       s.description = `${typeof schema?.description === 'string' ? `${schema.description} ` : ''}Role: ${role === 'public' ? 'none (no token)' : role}.`
-      return { schema: s as typeof schema, url }
+      return { schema: s, url }
     }
   })
 
-  // Every firing wakes the DNS loop between its UDP turns: at 10 ms the sampler cost blocked
-  // queries 1.1 % more CPU (bench/ab.sh W1, 6 of 6 rounds); 20 ms wakes it as often as
-  // monitorEventLoopDelay's default did before.
-  const lag = new EventLoopLag(20)
-  lag.start()
-  app.addHook('onClose', async () => { lag.stop() })
-
-  const ctx: RouteContext = { ...deps, rateLimiter, limits }
-  await app.register(async scope => {
-    healthRoutes(scope, ctx)
-    metricsRoutes(scope, ctx, lag)
-    categoryRoutes(scope, ctx)
-    ruleRoutes(scope, ctx)
-    checkRoutes(scope, ctx)
-    adminRoutes(scope, ctx)
-    listRoutes(scope, ctx)
-    docsRoutes(scope)
-  })
   // Built once per policy engine (a reload swaps the engine), not per request.
   let values: { engine: Engine, values: FilterValues } | undefined
   const filterValues = (): FilterValues => {
@@ -219,7 +180,17 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
     }
     return values.values
   }
-  const pluginOptions: ApiPluginOptions = { limits, liveTail: () => host.config.api.liveTail, filterValues }
-  for (const plugin of deps.plugins ?? []) await app.register(plugin, pluginOptions)
+  const { plugins: _ignored, ...apiDeps } = deps
+  const ctx: RouteContext = { ...apiDeps, rateLimiter, limits, liveTail: () => host.config.api.liveTail, filterValues }
+  await app.register(healthRoutes, ctx)
+  await app.register(metricsRoutes, ctx)
+  await app.register(categoryRoutes, ctx)
+  await app.register(ruleRoutes, ctx)
+  await app.register(checkRoutes, ctx)
+  await app.register(adminRoutes, ctx)
+  await app.register(listRoutes, ctx)
+  await app.register(docsRoutes, ctx)
+  const reader = host.blockSearch
+  if (reader !== undefined) await app.register(blockRoutes, { ...ctx, reader })
   return app
 }

@@ -1,24 +1,17 @@
-// How the API fails: every error body is `{ error, message, statusCode }` (no stack, no internals),
-// the mapping from error to HTTP status lives here, and validation messages name the field
-// (`body.kind: must be one of block, allow`). Also the JSON schema compilers: query strings and
-// path parameters are coerced from text (`?limit=10`), bodies are not (`"enabled": "true"` is an
-// error); neither removes unknown fields: they are rejected.
+// How the API fails: every error body is `{ error, message, statusCode }` (no stack, no internals;
+// a block-log query error adds `parameter`), the status of a coded error is the catalog's
+// (HTTP_STATUS in errors.ts), applied here, in the one error handler: routes and the store throw,
+// they do not pick statuses. Validation messages name the field (`body.kind: must be one of block,
+// allow`). Also the JSON schema compilers: query strings and path parameters are coerced from text
+// (`?limit=10`), bodies are not (`"enabled": "true"` is an error); neither removes unknown fields:
+// they are rejected.
 
 import { STATUS_CODES } from 'node:http'
 import { Ajv, type ErrorObject } from 'ajv'
 import addFormatsModule from 'ajv-formats'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
-import { ApiError, EgressdError, type ErrorCode } from '../errors.js'
-
-const STATUS: Partial<Record<ErrorCode, number>> = {
-  EGRESSD_ERR_API_INVALID: 400,
-  EGRESSD_ERR_API_NOT_FOUND: 404,
-  EGRESSD_ERR_API_CONFLICT: 409,
-  EGRESSD_ERR_API_UNAVAILABLE: 503,
-  EGRESSD_ERR_CONFIG_INVALID: 422,
-  EGRESSD_ERR_POLICY_INVALID: 422
-}
+import { httpStatusOf, InputError, QueryError } from '../errors.js'
 
 /** Messages for fastify's own request errors (by code), where its wording does not name the part. */
 const FASTIFY_MESSAGES: Record<string, (e: FastifyError, limit: number) => string> = {
@@ -28,17 +21,41 @@ const FASTIFY_MESSAGES: Record<string, (e: FastifyError, limit: number) => strin
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: () => 'Content-Length: does not match the body'
 }
 
-export interface ErrorBody { readonly error: string, readonly message: string, readonly statusCode: number }
+export interface ErrorBody {
+  readonly error: string
+  readonly message: string
+  readonly statusCode: number
+  /** A block-log query parameter that does not parse (QueryError). */
+  readonly parameter?: string
+}
 
 export function errorBody (statusCode: number, message: string): ErrorBody {
   return { error: STATUS_CODES[statusCode] ?? 'Error', message, statusCode }
 }
 
-/** The status and the message a client may see for `err`. */
-export function describeError (err: unknown, bodyLimit: number): ErrorBody {
-  if (err instanceof EgressdError) {
-    const status = STATUS[err.code]
-    if (status !== undefined) return errorBody(status, err.message)
+/** The request parts an InputError's field may be in, as the API's messages name them. */
+const PARTS = ['body', 'params', 'querystring'] as const
+
+/**
+ * An InputError's message as the client should read it: a field named by the store (`rule`) gets
+ * the part of the request it came in (`body.rule`); a field the API named already keeps its name.
+ */
+function inputMessage (err: InputError, req: FastifyRequest | undefined): string {
+  const field = err.field
+  if (field === undefined || req === undefined || PARTS.some(p => field.startsWith(`${p}.`) || field === p)) return err.message
+  const parts = { body: req.body, params: req.params, querystring: req.query }
+  const part = PARTS.find(p => { const v = parts[p]; return typeof v === 'object' && v !== null && Object.hasOwn(v, field) })
+  return part === undefined ? err.message : `${part}.${field}: ${err.detail}`
+}
+
+/** The status and the message a client may see for `err` (thrown while answering `req`). */
+export function describeError (err: unknown, bodyLimit: number, req?: FastifyRequest): ErrorBody {
+  const coded = httpStatusOf(err)
+  if (coded !== undefined) {
+    if (coded === 500) return errorBody(500, 'internal error (logged)')
+    if (err instanceof QueryError) return { ...errorBody(coded, err.message), parameter: err.parameter }
+    if (err instanceof InputError) return errorBody(coded, inputMessage(err, req))
+    return errorBody(coded, (err as Error).message)
   }
   const e = err as FastifyError
   const status = typeof e?.statusCode === 'number' ? e.statusCode : 500
@@ -64,10 +81,10 @@ function describeAjv (e: ErrorObject, part: string): { field: string, message: s
   }
 }
 
-/** fastify's schemaErrorFormatter: one ApiError naming the first bad field. */
+/** fastify's schemaErrorFormatter: one InputError naming the first bad field. */
 export function schemaErrorFormatter (errors: ErrorObject[], dataVar: string): Error {
   const { field, message } = describeAjv(errors[0], dataVar)
-  return new ApiError('EGRESSD_ERR_API_INVALID', `${field}: ${message}`, { field })
+  return new InputError(field, message)
 }
 
 /** Two ajv instances: coercing for query strings and params, exact for bodies; both reject unknown fields. */
@@ -88,7 +105,7 @@ export function installJsonParser (app: FastifyInstance): void {
     try {
       done(null, JSON.parse(text))
     } catch (err) {
-      done(new ApiError('EGRESSD_ERR_API_INVALID', `body: malformed JSON (${(err as Error).message})`, { field: 'body' }), undefined)
+      done(new InputError('body', `malformed JSON (${(err as Error).message})`), undefined)
     }
   })
 }
@@ -96,7 +113,7 @@ export function installJsonParser (app: FastifyInstance): void {
 /** The error handler and the JSON 404. Server errors are logged with their stack; clients never see it. */
 export function installErrorHandlers (app: FastifyInstance, log: Logger, bodyLimit: number): void {
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
-    const body = describeError(err, bodyLimit)
+    const body = describeError(err, bodyLimit, req)
     if (body.statusCode >= 500) log.error({ err, method: req.method, url: req.url }, 'API request failed')
     else log.debug({ method: req.method, url: req.url, status: body.statusCode, message: body.message }, 'API request refused')
     if (body.statusCode === 429) void reply.header('Retry-After', (err as { retryAfterS?: number }).retryAfterS ?? 1)

@@ -9,6 +9,7 @@ import type { DnsMetrics } from '../dns/metrics.js'
 import type { LatencyHistogram, UpstreamHealth } from '../dns/upstream/pool.js'
 import type { EngineBuild } from '../policy/build.js'
 import type { Engine } from '../policy/engine.js'
+import type { BlockReader } from '../store/block-reader.js'
 import type { Db } from '../store/db.js'
 import type { CustomPolicy } from '../store/custom-policy.js'
 import type { PolicyStoreStatus } from '../store/policy-db.js'
@@ -73,6 +74,8 @@ export interface ApiHost {
   }
   /** Reloads so far by trigger and outcome (/metrics: egressd_config_reloads_total). */
   readonly reloads?: ReloadCounters
+  /** The block log's reader (search, stats, bypass, live tail); without it the API has no block-log routes. */
+  readonly blockSearch?: BlockReader
   /** Reloads the config from where it came from (as SIGHUP); throws ConfigError or PolicyError, changing nothing. */
   reloadConfig: (by?: ReloadBy) => ReloadReport
 }

@@ -1,17 +1,19 @@
-// The block-log API plugin on a bare fastify instance (inject) and through a real socket: search
+// The block-log API plugin on a bare fastify instance with the API's error handler (inject) and
+// through a real socket: search
 // with every format (CSV and NDJSON parse back to the JSON rows), pagination, 400s naming the
 // parameter, stats, bypass, the SSE live tail and its limits (streams per client and in all, a
 // client that does not read cut off with the reason), and the route contract (viewer role,
 // schema, tags).
 
 import t from 'tap'
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { request } from 'node:http'
 import type net from 'node:net'
 import { BlockLog } from '../../src/store/block-log.js'
 import { BlockSearch } from '../../src/store/block-reader.js'
 import { EventWriter } from '../../src/store/block-writer.js'
 import { blockRoutes } from '../../src/api/routes/blocks.js'
+import { installErrorHandlers } from '../../src/api/errors.js'
 import { newApiLimitCounters } from '../../src/api/rate-limit.js'
 import type { LiveTailConfig } from '../../src/config/types.js'
 import type { BlockRow } from '../../src/store/block-event.js'
@@ -22,7 +24,7 @@ const T0 = Date.UTC(2030, 0, 1)
 const NOW = T0 + 2 * 86_400_000
 const { path, db } = freshDb()
 const w = new EventWriter(db)
-const evs = []
+const evs: Array<ReturnType<typeof event>> = []
 for (let i = 0; i < 5000; i++) {
   evs.push(event({
     ts: T0 + i * 30_000,
@@ -35,6 +37,13 @@ for (let i = 0; i < 5000; i++) {
   }))
 }
 w.write(evs)
+
+/** fastify with the API's one error handler (which answers QueryErrors 400 naming the parameter), as the app has it. */
+function bareApp (log: ReturnType<typeof memoryLog>['log']): FastifyInstance {
+  const app = Fastify()
+  installErrorHandlers(app, log, 1 << 20)
+  return app
+}
 
 function parseCsv (text: string): string[][] {
   const rows: string[][] = []
@@ -61,9 +70,9 @@ t.test('routes on a bare fastify (inject)', async t => {
   const { log } = memoryLog()
   const live = await BlockLog.open({ path, synchronous: 'NORMAL', busyTimeoutMs: 500, queueMax: 1000, batchMs: 50, retention: { days: 36500, maxRows: 0, maxBytes: 0 }, log })
   const reader = await BlockSearch.open({ path, live, now: () => NOW })
-  const app = Fastify()
-  const routes: Array<{ url: string, config: unknown, schema: any }> = []
-  app.addHook('onRoute', r => { if (r.method === 'GET') routes.push({ url: r.url, config: r.config, schema: r.schema }) })
+  const app = bareApp(log)
+  const routes: Array<{ url: string, config: unknown, schema: { tags?: unknown, summary?: unknown, querystring?: { additionalProperties?: unknown } } }> = []
+  app.addHook('onRoute', r => { if (r.method === 'GET') routes.push({ url: r.url, config: r.config, schema: r.schema as (typeof routes)[number]['schema'] }) })
   await app.register(blockRoutes, { reader })
   await app.ready()
   t.teardown(async () => { await app.close(); await reader.close(); await live.close() })
@@ -74,7 +83,7 @@ t.test('routes on a bare fastify (inject)', async t => {
       t.same(r.config, { role: 'viewer' }, r.url)
       t.same(r.schema.tags, ['blocks'])
       t.type(r.schema.summary, 'string')
-      t.equal(r.schema.querystring.additionalProperties, false)
+      t.equal(r.schema.querystring?.additionalProperties, false)
     }
   })
 
@@ -87,7 +96,7 @@ t.test('routes on a bare fastify (inject)', async t => {
     do {
       const r = await get(`/api/v1/blocks?category=telegram&client=10.0.1.0/24&limit=200${next !== undefined ? `&cursor=${next}` : ''}`)
       t.equal(r.statusCode, 200)
-      const body = r.json() as { rows: BlockRow[], next?: string }
+      const body = r.json<{ rows: BlockRow[], next?: string }>()
       ids.push(...body.rows.map(x => x.id))
       next = body.next
       pages++
@@ -98,7 +107,7 @@ t.test('routes on a bare fastify (inject)', async t => {
 
   t.test('CSV and NDJSON parse back to the same rows as JSON', async t => {
     const q = 'domain=telegram.org&suffix=true&from=2030-01-01T05:00:00Z&to=2030-01-01T20:00:00Z'
-    const json = (await get(`/api/v1/blocks?${q}&limit=10000`)).json() as { rows: BlockRow[] }
+    const json = (await get(`/api/v1/blocks?${q}&limit=10000`)).json<{ rows: BlockRow[] }>()
     t.ok(json.rows.length > 1000, `${json.rows.length} rows`)
     const nd = await get(`/api/v1/blocks?${q}&format=ndjson`)
     t.match(nd.headers['content-type'], /application\/x-ndjson/)
@@ -144,7 +153,7 @@ t.test('filters that name no category, group or action answer 400 listing the va
   const { log } = memoryLog()
   const live = await BlockLog.open({ path, synchronous: 'NORMAL', busyTimeoutMs: 500, queueMax: 1000, batchMs: 50, retention: { days: 36500, maxRows: 0, maxBytes: 0 }, log })
   const reader = await BlockSearch.open({ path, live, now: () => NOW })
-  const app = Fastify()
+  const app = bareApp(log)
   // The policy in force: doh-bypass was removed from it, but the store still holds its events.
   const values = { categories: new Set(['telegram', 'signal']), groups: new Set(['default', 'finance']) }
   await app.register(blockRoutes, { reader, filterValues: () => values })
@@ -170,7 +179,7 @@ t.test('filters that name no category, group or action answer 400 listing the va
 
   // Known values still answer 200; a category only the store knows stays searchable (not tailable:
   // its events can no longer come).
-  const cat = (await get('/api/v1/blocks?category=doh-bypass&limit=10000')).json() as { rows: BlockRow[] }
+  const cat = (await get('/api/v1/blocks?category=doh-bypass&limit=10000')).json<{ rows: BlockRow[] }>()
   t.equal(cat.rows.length, 500)
   t.equal((await get(`/api/v1/stats?${range}&category=doh-bypass`)).json().total, 500)
   t.equal((await get(`/api/v1/bypass?${range}&category=doh-bypass`)).statusCode, 200)
@@ -185,7 +194,7 @@ t.test('stats by client (address or CIDR) and by group', async t => {
   const { log } = memoryLog()
   const live = await BlockLog.open({ path, synchronous: 'NORMAL', busyTimeoutMs: 500, queueMax: 1000, batchMs: 50, retention: { days: 36500, maxRows: 0, maxBytes: 0 }, log })
   const reader = await BlockSearch.open({ path, live, now: () => NOW })
-  const app = Fastify()
+  const app = bareApp(log)
   await app.register(blockRoutes, { reader })
   await app.ready()
   t.teardown(async () => { await app.close(); await reader.close(); await live.close() })
@@ -209,7 +218,7 @@ t.test('through a real socket: json and the SSE live tail', async t => {
   const { log } = memoryLog()
   const live = await BlockLog.open({ path, synchronous: 'NORMAL', busyTimeoutMs: 500, queueMax: 1000, batchMs: 50, retention: { days: 36500, maxRows: 0, maxBytes: 0 }, log })
   const reader = await BlockSearch.open({ path, live, now: () => NOW })
-  const app = Fastify()
+  const app = bareApp(log)
   await app.register(blockRoutes, { reader })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const port = (app.server.address() as { port: number }).port
@@ -255,7 +264,7 @@ t.test('live tail limits: streams per client and in all; clients that do not rea
   const reader = await BlockSearch.open({ path: fresh.path, live, now: () => NOW })
   const limits = newApiLimitCounters()
   let liveTail: LiveTailConfig = { maxStreams: 3, maxStreamsPerClient: 2, maxQueuedBytesPerStream: 32768, stuckTimeoutMs: 600_000 }
-  const app = Fastify()
+  const app = bareApp(log)
   await app.register(blockRoutes, { reader, limits, liveTail: () => liveTail })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const port = (app.server.address() as { port: number }).port

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import net from 'node:net'
 import tls from 'node:tls'
 import { parseConfig } from '../../src/config/load.js'
-import { ConfigError, EgressdError } from '../../src/errors.js'
+import { ConfigError, type EgressdError } from '../../src/errors.js'
 import { makeTestPki } from '../helpers/tls-fronts.js'
 import { call, startApiDaemon, TOKENS } from './helpers.js'
 
@@ -137,12 +137,12 @@ t.test('POST /api/v1/reload: applied changes, restart-only changes, and a reject
   writeFileSync(d.configFile, JSON.stringify(cfg))
   const r = await call(d.base, 'POST', '/api/v1/reload', { token: TOKENS.admin })
   t.equal(r.status, 200, r.text)
-  t.match(r.json, { status: 'applied', config: d.configFile, generation: Number })
+  t.match(r.json, { status: 'applied', config: d.configFile, generation: Number, tokens: { added: [], removed: ['viewer-token'], changed: [] } })
   t.ok(r.json.applied.includes('api.tokens'))
   t.ok(r.json.applied.includes('cache'))
   t.ok(r.json.applied.includes('store.logQueries'))
   t.ok(r.json.applied.includes('api.liveTail'))
-  t.same(r.json.needsRestart, ['api.bodyLimit', 'api.server', 'store'])
+  t.same(r.json.needsRestart, ['api.bodyLimit', 'api.server', 'store.batchMs'])
   t.equal((await call(d.base, 'GET', '/api/v1/status', { token: TOKENS.viewer })).status, 401, 'the removed token no longer works')
 
   writeFileSync(d.configFile, '{"dns": {"listen": ["nope"]}, "bogus": 1}')
@@ -158,4 +158,5 @@ t.test('POST /api/v1/reload: applied changes, restart-only changes, and a reject
     { action: 'config.reload.rejected', actor: 'admin-token', after: { issues: Array } },
     { action: 'config.reload', actor: 'admin-token', after: { applied: Array } }
   ])
+  t.equal(audit.json.entries.filter((e: { action: string }) => e.action.startsWith('config.reload')).length, 2, 'each reload audited once, as the token')
 })

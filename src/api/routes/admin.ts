@@ -5,38 +5,27 @@
 // readiness recovers (the acknowledgement is audited).
 
 import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyPluginAsync } from 'fastify'
 import { formatAddress } from '../../config/load.js'
 import type { Config } from '../../config/types.js'
 import type { ListenerFigures } from '../../dns/listener.js'
 import { ConfigError, PolicyError } from '../../errors.js'
-import type { RouteContext } from '../app.js'
-import { errorBody } from '../errors.js'
-import { errors, Iso, Nullable } from '../schemas.js'
-import { actorOf, requireStore } from './categories.js'
-import { notReady } from './health.js'
+import { redactUrls } from '../../lists/redact.js'
 import { BlockLogStatus, blockLogStatus } from '../block-log-status.js'
+import type { RouteContext } from '../context.js'
+import { errorBody } from '../errors.js'
+import { actorOf, requireStore } from '../policy-changes.js'
+import { notReady } from '../readiness.js'
+import { errors, Iso, Nullable, StringEnum } from '../schemas.js'
 
 const Any = Type.Unsafe<unknown>({ description: 'JSON (null when absent)', nullable: true })
 
-/** A URL without user info and query values (either may carry credentials). */
-export function redactUrl (url: string): string {
-  try {
-    const u = new URL(url)
-    if (u.username !== '' || u.password !== '') { u.username = 'REDACTED'; u.password = '' }
-    for (const k of [...u.searchParams.keys()]) u.searchParams.set(k, 'REDACTED')
-    return u.toString()
-  } catch {
-    return '(unparsable URL)'
-  }
-}
-
 /** What an operator may see of the config: no token hashes, no credentials in URLs. */
-export function configSummary (c: Config): Record<string, unknown> {
+function configSummary (c: Config): Record<string, unknown> {
   return {
     source: c.source,
     dns: { listen: c.dns.listen.map(formatAddress), ednsUdpSize: c.dns.ednsUdpSize, upstreamTimeoutMs: c.dns.upstreamTimeoutMs, maxInflight: c.dns.maxInflight },
-    upstreams: c.upstreams.map(u => u.protocol === 'https' ? redactUrl(u.url) : u.url),
+    upstreams: c.upstreams.map(u => redactUrls(u.url)),
     cache: c.cache,
     api: {
       listen: formatAddress(c.api.listen),
@@ -51,7 +40,7 @@ export function configSummary (c: Config): Record<string, unknown> {
       dir: c.blocklists.dir,
       action: c.blocklists.action,
       categories: c.blocklists.categories,
-      sources: c.blocklists.sources.map(s => ({ name: s.name, format: s.format, category: s.category ?? s.name, ...(s.path !== undefined ? { path: s.path } : { url: redactUrl(s.url ?? '') }) })),
+      sources: c.blocklists.sources.map(s => ({ name: s.name, format: s.format, category: s.category ?? s.name, ...(s.path !== undefined ? { path: s.path } : { url: redactUrls(s.url ?? '') }) })),
       rules: { block: c.blocklists.rules.block.length, allow: c.blocklists.rules.allow.length },
       groups: c.blocklists.groups.map(g => ({ name: g.name, clients: g.clients.length, exempt: g.exempt }))
     },
@@ -111,11 +100,14 @@ const Status = Type.Object({
   firewall: Type.Object({ attempts: Type.Integer(), failures: Type.Integer(), lastError: Nullable(Type.String()) })
 })
 
+const Names = Type.Array(Type.String())
+
 const Reloaded = Type.Object({
-  status: Type.String({ description: 'applied' }),
+  status: StringEnum(['applied', 'unchanged'], { description: 'applied: something took effect; unchanged: nothing did (restart-only changes may still be pending)' }),
   config: Type.String({ description: 'Where the config was read from' }),
   applied: Type.Array(Type.String(), { description: 'What took effect' }),
   needsRestart: Type.Array(Type.String(), { description: 'What changed but takes effect only after a restart' }),
+  tokens: Type.Object({ added: Names, removed: Names, changed: Names }, { description: 'API token names added, removed, or changed (role or secret)' }),
   generation: Type.Integer({ description: 'Policy generation now in force' })
 })
 
@@ -156,7 +148,7 @@ function dnsSocketStatus (f: ListenerFigures | undefined): { tcpConnections: num
   return { tcpConnections: f?.tcpConnections ?? 0, tcpWriteBlocked: f?.tcpWriteBlocked ?? 0, udpKernelDrops: f?.udpKernelDrops ?? null }
 }
 
-export function adminRoutes (app: FastifyInstance, ctx: RouteContext): void {
+export const adminRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => {
   const { host } = ctx
   const iso = (ms: number): string => new Date(ms).toISOString()
 
@@ -198,7 +190,7 @@ export function adminRoutes (app: FastifyInstance, ctx: RouteContext): void {
         const failing = x.lastError !== undefined && (x.lastSuccess === undefined || x.lastError.at > x.lastSuccess)
         return {
           name: x.name,
-          url: redactUrl(x.url),
+          url: redactUrls(x.url),
           category: x.category ?? null,
           state: x.fetchedAt === undefined ? 'no copy yet' : failing ? 'failing (the last good copy serves)' : 'current',
           entries: x.entries ?? null,
@@ -206,10 +198,11 @@ export function adminRoutes (app: FastifyInstance, ctx: RouteContext): void {
           lastSuccess: when(x.lastSuccess),
           nextAttempt: when(x.nextAttempt),
           // The updater's messages quote the URL as configured: show it redacted there too.
-          lastError: x.lastError === undefined ? null : `${x.lastError.reason}: ${x.lastError.message.split(x.url).join(redactUrl(x.url))}`
+          lastError: x.lastError === undefined ? null : `${x.lastError.reason}: ${redactUrls(x.lastError.message)}`
         }
       }),
-      upstreams: host.pool.health().map(h => ({ ...h, lastError: h.lastError ?? null })),
+      // A DoH upstream's URL may carry a token; its errors quote the URL.
+      upstreams: host.pool.health().map(h => ({ ...h, url: redactUrls(h.url), lastError: h.lastError === undefined ? null : redactUrls(h.lastError) })),
       cache: { size: host.cache.size, hits: cs.hits, misses: cs.misses, evictions: cs.evictions },
       store: { available: host.db !== undefined, path: host.db?.name ?? null },
       blockLog: bl === undefined ? null : blockLogStatus(bl, iso),
@@ -226,18 +219,14 @@ export function adminRoutes (app: FastifyInstance, ctx: RouteContext): void {
       response: { 200: Reloaded, 422: Rejected, ...errors(400) }
     }
   }, async (req, reply) => {
-    const before = { config: host.config.source, generation: host.policy.engine.generation }
-    const audit = host.customPolicy
+    // The host counts, audits (as this token) and logs the reload, applied or rejected.
     try {
-      const r = host.reloadConfig()
-      const after = { config: host.config.source, generation: host.policy.engine.generation, applied: r.applied, needsRestart: r.needsRestart }
-      audit?.record(actorOf(req), 'config.reload', host.config.source, before, after)
-      return { status: 'applied', config: host.config.source, applied: [...r.applied], needsRestart: [...r.needsRestart], generation: host.policy.engine.generation }
+      const r = host.reloadConfig({ trigger: 'api', actor: actorOf(req) })
+      const tokens = { added: [...r.tokens.added], removed: [...r.tokens.removed], changed: [...r.tokens.changed] }
+      return { status: r.status, config: host.config.source, applied: [...r.applied], needsRestart: [...r.needsRestart], tokens, generation: r.generation }
     } catch (err) {
       if (!(err instanceof ConfigError) && !(err instanceof PolicyError)) throw err
       const issues = err instanceof ConfigError ? err.issues.map(i => `${i.path === '' ? '(file)' : i.path}: ${i.message}`) : [...err.problems]
-      audit?.record(actorOf(req), 'config.reload.rejected', host.config.source, before, { issues })
-      ctx.log.warn({ issues }, 'reload through the API rejected; the running config stays')
       return reply.code(422).send({ ...errorBody(422, `reload rejected, the running config stays: ${issues.length} problem(s)`), issues })
     }
   })
@@ -253,7 +242,7 @@ export function adminRoutes (app: FastifyInstance, ctx: RouteContext): void {
       body: Type.Optional(Type.Object({}, { additionalProperties: false })),
       response: { 200: Type.Object({ acknowledged: Type.Array(Type.String(), { description: 'The losses cleared (empty: there were none)' }) }), ...errors(400, 503) }
     }
-  }, async req => ({ acknowledged: [...requireStore(ctx).acknowledgeLosses(actorOf(req))] }))
+  }, async req => ({ acknowledged: [...requireStore(host).acknowledgeLosses(actorOf(req))] }))
 
   app.get<{ Querystring: Static<typeof AuditQuery> }>('/api/v1/audit', {
     config: { role: 'admin' },
@@ -264,7 +253,7 @@ export function adminRoutes (app: FastifyInstance, ctx: RouteContext): void {
       response: { 200: Type.Object({ entries: Type.Array(AuditEntry) }), ...errors(400, 503) }
     }
   }, async req => {
-    const entries = requireStore(ctx).audit.list({ limit: req.query.limit ?? 100, beforeId: req.query.before, action: req.query.action })
+    const entries = requireStore(host).audit.list({ limit: req.query.limit ?? 100, beforeId: req.query.before, action: req.query.action })
     return { entries: entries.map(e => ({ id: e.id, time: iso(e.ts), actor: e.actor, client: e.client, action: e.action, target: e.target, before: e.before, after: e.after })) }
   })
 }

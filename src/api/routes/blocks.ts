@@ -1,11 +1,11 @@
 // The block log's query API (viewer role): search with keyset pagination and JSON / NDJSON / CSV
 // export, statistics, the bypass report, and a live tail as Server-Sent Events. Registered by the
-// app with the reader it serves:
+// app (app.ts) when its host has a block search, with the app's RouteContext and the reader:
 //
-//   app.register(blockRoutes, { reader: daemon.blockSearch })
+//   app.register(blockRoutes, { ...ctx, reader: host.blockSearch })
 //
-// Every query parameter is validated (unknown ones included) and a bad one answers 400 with a
-// message that names it. A category, group or action filter must name something that exists (else
+// Every query parameter is validated (unknown ones included) and a bad one is a QueryError, which
+// the app's error handler answers 400 with a message and a `parameter` that name it. A category, group or action filter must name something that exists (else
 // 400 listing the valid values, so a typo does not read as "no activity"): an action one of
 // FILTER_ACTIONS; with `filterValues` (the app passes the policy in force), a category or group
 // one of the policy's, or, for searches, exports, stats and bypass, one the store holds events
@@ -21,30 +21,33 @@
 // most about maxQueuedBytesPerStream + FLUSH_AT of memory, however many events come.
 
 import { Readable } from 'node:stream'
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { LiveTailConfig } from '../../config/types.js'
-import { QueryError } from '../../errors.js'
-import { ROW_COLUMNS, qtypeName, type BlockEvent, type BlockRow } from '../../store/block-event.js'
-import { checkFilterValues, eventMatches, FILTER_ACTIONS, parseFilter, parseTime, type BlockFilter, type FilterParams, type FilterValues } from '../../store/block-filter.js'
+import { QueryError, UnavailableError } from '../../errors.js'
+import { qtypeName, type BlockEvent, type BlockRow } from '../../store/block-event.js'
+import { checkFilterValues, eventMatches, FILTER_ACTIONS, parseFilter, parseTime, type BlockFilter, type FilterParams } from '../../store/block-filter.js'
 import type { BlockReader } from '../../store/block-reader.js'
 import { MAX_LIMIT, type Bucket } from '../../store/block-search.js'
-import { ClientSlots, newApiLimitCounters, type ApiLimitCounters } from '../rate-limit.js'
+import { CSV_HEADER, csvLine } from '../../store/csv.js'
+import type { RouteContext } from '../context.js'
+import { errorBody } from '../errors.js'
+import { ClientSlots, newApiLimitCounters } from '../rate-limit.js'
 
-export interface BlockRoutesOptions {
+/**
+ * The reader, and from the app's RouteContext: `limits` (where refused and closed streams are
+ * counted, for /metrics), `liveTail` (the limits in force, read per stream; default
+ * LIVE_TAIL_DEFAULTS) and `filterValues` (the categories and client groups category= and group=
+ * must name: the policy in force; none: not checked). Optional, for the routes on a bare fastify.
+ */
+export interface BlockRoutesOptions extends Partial<Pick<RouteContext, 'limits' | 'liveTail' | 'filterValues'>> {
   readonly reader: BlockReader
   /** SSE keep-alive comment interval (default 15 s). */
   readonly heartbeatMs?: number
-  /** The live tail's limits in force, read per stream (default LIVE_TAIL_DEFAULTS). */
-  readonly liveTail?: () => LiveTailConfig
-  /** Where refused and closed streams are counted (the app's, for /metrics). */
-  readonly limits?: ApiLimitCounters
-  /** The categories and client groups category= and group= must name (the app's: the policy in force); none: not checked. */
-  readonly filterValues?: () => FilterValues
 }
 
 const EXPORT_PAGE = 2000
 /** api.liveTail's defaults, for an app that does not pass the config's. */
-export const LIVE_TAIL_DEFAULTS: LiveTailConfig = { maxStreams: 64, maxStreamsPerClient: 4, maxQueuedBytesPerStream: 262144, stuckTimeoutMs: 30_000 }
+const LIVE_TAIL_DEFAULTS: LiveTailConfig = { maxStreams: 64, maxStreamsPerClient: 4, maxQueuedBytesPerStream: 262144, stuckTimeoutMs: 30_000 }
 /** After the last event of a stream closed for not keeping up, how long its client has to read it. */
 const CLOSE_GRACE_MS = 5000
 /** A live tail's events of one event-loop turn are written at the latest when they reach this size. */
@@ -135,7 +138,6 @@ const STREAM_QUERY = { type: 'object', additionalProperties: false, properties: 
 
 type Query = Record<string, string | number | boolean | undefined>
 
-/** Rejects a parameter the route does not know, naming it (whatever the app's validator does with extras). */
 /** `from`/`to` of a stats or bypass request (default `defaultFrom` to now); from must be before to. */
 function timeRange (q: Query, now: number, defaultFrom: string): { from: number, to: number } {
   const from = parseTime((q.from as string | undefined) ?? defaultFrom, now, 'from')
@@ -144,47 +146,21 @@ function timeRange (q: Query, now: number, defaultFrom: string): { from: number,
   return { from, to }
 }
 
+/** Rejects a parameter the route does not know, naming it (whatever the app's validator does with extras). */
 function rejectUnknown (allowed: readonly string[]) {
   const known = new Set(allowed)
-  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  return async (req: FastifyRequest): Promise<void> => {
     for (const k of Object.keys(req.query as object)) {
-      if (!known.has(k)) { badRequest(reply, k, 'unknown parameter'); return reply }
+      if (!known.has(k)) throw new QueryError(k, 'unknown parameter')
     }
-  }
-}
-
-function badRequest (reply: FastifyReply, parameter: string, message: string): FastifyReply {
-  return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: `${parameter}: ${message}`, parameter })
-}
-
-/** Runs `fn`; a QueryError becomes a 400 naming its parameter. */
-async function answer (reply: FastifyReply, fn: () => Promise<unknown>): Promise<unknown> {
-  try {
-    return await fn()
-  } catch (err) {
-    if (err instanceof QueryError) return badRequest(reply, err.parameter, err.message.slice(err.parameter.length + 2))
-    throw err
   }
 }
 
 function filterParams (q: Query): FilterParams {
   const p: Record<string, unknown> = {}
   for (const k of Object.keys(FILTER_PROPS)) if (q[k] !== undefined) p[k] = k === 'suffix' ? q[k] : String(q[k])
-  return p as FilterParams
+  return p
 }
-
-/** RFC 4180: quote a field that has a comma, quote, CR or LF; double the quotes. */
-export function csvField (v: unknown): string {
-  if (v === null || v === undefined) return ''
-  const s = String(v)
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
-}
-
-export function csvLine (row: BlockRow): string {
-  return ROW_COLUMNS.map(c => csvField(row[c])).join(',') + '\r\n'
-}
-
-export const CSV_HEADER = ROW_COLUMNS.join(',') + '\r\n'
 
 /** A pushed event in the row shape (without a database id). */
 function liveRow (e: BlockEvent): Omit<BlockRow, 'id'> {
@@ -214,7 +190,7 @@ export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, o
   const liveTail = opts.liveTail ?? (() => LIVE_TAIL_DEFAULTS)
   const counters = opts.limits ?? newApiLimitCounters()
   const stored = reader.stored === undefined ? undefined : reader.stored.bind(reader)
-  /** A 400 (QueryError) for a category or group that names nothing, listing the valid ones. */
+  /** A QueryError (400) for a category or group that names nothing, listing the valid ones. */
   const checkValues = async (f: Pick<BlockFilter, 'category' | 'group'>, withStored = true): Promise<void> =>
     await checkFilterValues(f, opts.filterValues?.(), withStored ? stored : undefined)
   // Live tails open, per client address and in all.
@@ -236,7 +212,7 @@ export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, o
         400: ERROR_SCHEMA
       }
     }
-  }, async (req, reply) => answer(reply, async () => {
+  }, async (req, reply) => {
     const q = req.query as Query
     const filter = parseFilter(filterParams(q), reader.now())
     await checkValues(filter)
@@ -269,7 +245,7 @@ export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, o
     reply.header('content-type', csv ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8')
     if (csv) reply.header('content-disposition', 'attachment; filename="egressd-blocks.csv"')
     return reply.send(Readable.from(lines()))
-  }))
+  })
 
   app.get('/api/v1/stats', {
     config: { role: 'viewer' },
@@ -301,13 +277,13 @@ export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, o
         400: ERROR_SCHEMA
       }
     }
-  }, async (req, reply) => answer(reply, async () => {
+  }, async req => {
     const q = req.query as Query
     const { from, to } = timeRange(q, reader.now(), '-24h')
     const f = parseFilter({ client: q.client as string | undefined, group: q.group as string | undefined, category: q.category as string | undefined }, reader.now())
     await checkValues(f)
     return await reader.stats({ from, to, category: f.category, client: f.client, group: f.group, top: q.top as number | undefined, bucket: q.bucket as Bucket | undefined })
-  }))
+  })
 
   app.get('/api/v1/bypass', {
     config: { role: 'viewer' },
@@ -335,12 +311,12 @@ export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, o
         400: ERROR_SCHEMA
       }
     }
-  }, async (req, reply) => answer(reply, async () => {
+  }, async req => {
     const q = req.query as Query
     const { from, to } = timeRange(q, reader.now(), '-7d')
     await checkValues({ category: q.category as string | undefined })
     return { clients: await reader.bypass({ from, to, category: q.category as string | undefined, limit: q.limit as number | undefined }) }
-  }))
+  })
 
   app.get('/api/v1/blocks/stream', {
     config: { role: 'viewer' },
@@ -357,16 +333,10 @@ export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, o
     }
   }, async (req, reply) => {
     const q = req.query as Query
-    let filter
-    try {
-      filter = parseFilter(filterParams(q), reader.now())
-      await checkValues(filter, false)
-    } catch (err) {
-      if (err instanceof QueryError) return badRequest(reply, err.parameter, err.message.slice(err.parameter.length + 2))
-      throw err
-    }
+    const filter = parseFilter(filterParams(q), reader.now())
+    await checkValues(filter, false)
     const live = reader.live
-    if (live === undefined) return reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'the block log is not being written (read-only store)' })
+    if (live === undefined) throw new UnavailableError('the block log is not being written (read-only store)')
     const limits = liveTail()
     const client = req.ip
     const refused = streams.acquire(client, limits.maxStreamsPerClient, limits.maxStreams)
@@ -374,8 +344,8 @@ export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, o
       counters.streamsRefused[refused]++
       reply.header('retry-after', String(STREAM_RETRY_AFTER_S))
       return refused === 'client'
-        ? reply.code(429).send({ statusCode: 429, error: 'Too Many Requests', message: `too many live tails from ${client}: at most ${limits.maxStreamsPerClient} at once (api.liveTail.maxStreamsPerClient)` })
-        : reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: `too many live tails open: at most ${limits.maxStreams} at once (api.liveTail.maxStreams)` })
+        ? reply.code(429).send(errorBody(429, `too many live tails from ${client}: at most ${limits.maxStreamsPerClient} at once (api.liveTail.maxStreamsPerClient)`))
+        : reply.code(503).send(errorBody(503, `too many live tails open: at most ${limits.maxStreams} at once (api.liveTail.maxStreams)`))
     }
     counters.streamsOpen = streams.size
     reply.hijack()
@@ -413,9 +383,8 @@ export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, o
       else if (!scheduled) { scheduled = true; setImmediate(flush) }
     }
     res.on('drain', () => { clearTimeout(stuck); stuck = undefined })
-    const f = filter
     const unsubscribe = live.subscribe(e => {
-      if (eventMatches(f, e)) send(`event: block\ndata: ${JSON.stringify(liveRow(e))}\n\n`)
+      if (eventMatches(filter, e)) send(`event: block\ndata: ${JSON.stringify(liveRow(e))}\n\n`)
     })
     const beat = setInterval(() => send(': keep-alive\n\n'), heartbeatMs)
     beat.unref()
@@ -454,5 +423,3 @@ export const blockRoutes: FastifyPluginAsync<BlockRoutesOptions> = async (app, o
     send(': egressd block log live tail\n\n')
   })
 }
-
-export default blockRoutes

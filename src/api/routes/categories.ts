@@ -3,12 +3,12 @@
 // action, for every group or one; stored, applied at once, audited.
 
 import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync } from 'fastify'
 import type { CategoryOverride } from '../../config/types.js'
-import { ApiError } from '../../errors.js'
-import type { Actor, CustomPolicy } from '../../store/custom-policy.js'
-import type { RouteContext } from '../app.js'
+import { InputError, NotFoundError } from '../../errors.js'
+import type { RouteContext } from '../context.js'
 import type { ApiHost } from '../host.js'
+import { actorOf, requireStore } from '../policy-changes.js'
 import { BLOCK_ACTIONS, errors, NoQuery, StringEnum } from '../schemas.js'
 
 const Override = Type.Object({
@@ -33,15 +33,7 @@ const Patch = Type.Object({
   action: Type.Optional(StringEnum(BLOCK_ACTIONS))
 }, { additionalProperties: false, minProperties: 1 })
 
-export const actorOf = (req: FastifyRequest): Actor => ({ name: req.principal?.name ?? 'unknown', client: req.ip })
-
-export function requireStore (ctx: RouteContext): CustomPolicy {
-  const c = ctx.host.customPolicy
-  if (c === undefined) throw new ApiError('EGRESSD_ERR_API_UNAVAILABLE', 'the policy file is unavailable (see the log and /api/v1/status); rules, category changes and the audit log need it')
-  return c
-}
-
-export function categoryView (host: ApiHost, name: string): Static<typeof Category> | undefined {
+function categoryView (host: ApiHost, name: string): Static<typeof Category> | undefined {
   const engine = host.policy.engine
   const i = engine.categories.findIndex(c => c.name === name)
   if (i < 0) return undefined
@@ -60,7 +52,7 @@ export function categoryView (host: ApiHost, name: string): Static<typeof Catego
   }
 }
 
-export function categoryRoutes (app: FastifyInstance, ctx: RouteContext): void {
+export const categoryRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => {
   const { host } = ctx
   app.get('/api/v1/categories', {
     config: { role: 'viewer' },
@@ -85,17 +77,17 @@ export function categoryRoutes (app: FastifyInstance, ctx: RouteContext): void {
       response: { 200: Type.Object({ category: Category, before: Override, after: Override }), ...errors(400, 404, 409, 503) }
     }
   }, async req => {
-    const store = requireStore(ctx)
+    const store = requireStore(host)
     const { name } = req.params
     const { group = '*', enabled, action } = req.body
     if (enabled === undefined && action === undefined) {
-      throw new ApiError('EGRESSD_ERR_API_INVALID', 'body: give "enabled" and/or "action"', { field: 'body' })
+      throw new InputError('body', 'give "enabled" and/or "action"')
     }
     const engine = host.policy.engine
-    if (!engine.categories.some(c => c.name === name)) throw new ApiError('EGRESSD_ERR_API_NOT_FOUND', `no category "${name}"`, { field: 'params.name' })
-    if (name.startsWith('custom:')) throw new ApiError('EGRESSD_ERR_API_INVALID', `params.name: "${name}" belongs to its group and cannot be changed`)
+    if (!engine.categories.some(c => c.name === name)) throw new NotFoundError(`no category "${name}"`)
+    if (name.startsWith('custom:')) throw new InputError('params.name', `"${name}" belongs to its group and cannot be changed`)
     if (group !== '*' && !engine.groups.some(g => g.name === group)) {
-      throw new ApiError('EGRESSD_ERR_API_INVALID', `body.group: no client group "${group}" (known: *, ${engine.groups.map(g => g.name).join(', ')})`, { field: 'body.group' })
+      throw new InputError('body.group', `no client group "${group}" (known: *, ${engine.groups.map(g => g.name).join(', ')})`)
     }
     const { before, after } = store.setCategory(group, name, {
       ...(enabled !== undefined && { enabled }),

@@ -3,11 +3,11 @@
 
 import { isIP } from 'node:net'
 import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyInstance } from 'fastify'
-import { ApiError } from '../../errors.js'
+import type { FastifyPluginAsync } from 'fastify'
+import { InputError } from '../../errors.js'
 import { checkName } from '../../policy/check.js'
 import { normalizeName } from '../../policy/names.js'
-import type { RouteContext } from '../app.js'
+import type { RouteContext } from '../context.js'
 import { BLOCK_ACTIONS, errors, StringEnum } from '../schemas.js'
 
 const Query = Type.Object({
@@ -31,7 +31,7 @@ const Check = Type.Object({
   policyRef: Type.Optional(Type.String())
 })
 
-export function checkRoutes (app: FastifyInstance, ctx: RouteContext): void {
+export const checkRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => {
   app.get<{ Querystring: Static<typeof Query> }>('/api/v1/check', {
     config: { role: 'viewer' },
     schema: {
@@ -43,8 +43,8 @@ export function checkRoutes (app: FastifyInstance, ctx: RouteContext): void {
   }, async req => {
     const { name, type = 'A', client = '127.0.0.1' } = req.query
     const n = normalizeName(name)
-    if ('error' in n) throw new ApiError('EGRESSD_ERR_API_INVALID', `querystring.name: ${n.error}`, { field: 'querystring.name' })
-    if (isIP(client) === 0) throw new ApiError('EGRESSD_ERR_API_INVALID', `querystring.client: must be an IP address, got ${JSON.stringify(client)}`, { field: 'querystring.client' })
+    if ('error' in n) throw new InputError('querystring.name', n.error)
+    if (isIP(client) === 0) throw new InputError('querystring.client', `must be an IP address, got ${JSON.stringify(client)}`)
     return checkName(ctx.host.policy.engine, n.name, type, client)
   })
 }

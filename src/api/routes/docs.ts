@@ -4,7 +4,8 @@
 // the page's memory.
 
 import { Type } from '@sinclair/typebox'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyPluginAsync } from 'fastify'
+import type { RouteContext } from '../context.js'
 import { errors } from '../schemas.js'
 
 const PAGE = `<!doctype html>
@@ -112,7 +113,7 @@ const SCRIPT = `'use strict'
 })()
 `
 
-export function docsRoutes (app: FastifyInstance): void {
+export const docsRoutes: FastifyPluginAsync<RouteContext> = async app => {
   app.get('/api/v1/openapi.json', {
     config: { role: 'viewer' },
     schema: {

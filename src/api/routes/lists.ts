@@ -2,12 +2,12 @@
 // same checks as the scheduled updates; each source's outcome is returned and the call audited.
 
 import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyInstance } from 'fastify'
-import { ApiError, EgressdError } from '../../errors.js'
-import type { RouteContext } from '../app.js'
+import type { FastifyPluginAsync } from 'fastify'
+import { EgressdError, NotFoundError, UnavailableError } from '../../errors.js'
+import { redactUrls } from '../../lists/redact.js'
+import type { RouteContext } from '../context.js'
+import { actorOf } from '../policy-changes.js'
 import { errors, Nullable, StringEnum } from '../schemas.js'
-import { actorOf } from './categories.js'
-import { redactUrl } from './admin.js'
 
 const UpdateBody = Type.Object({
   source: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'One source by name (default: every URL source)' })),
@@ -25,7 +25,7 @@ const Result = Type.Object({
   ms: Type.Number()
 })
 
-export function listRoutes (app: FastifyInstance, ctx: RouteContext): void {
+export const listRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => {
   const { host } = ctx
   app.post<{ Body: Static<typeof UpdateBody> }>('/api/v1/lists/update', {
     config: { role: 'admin' },
@@ -38,13 +38,14 @@ export function listRoutes (app: FastifyInstance, ctx: RouteContext): void {
     }
   }, async req => {
     const lists = host.lists
-    if (lists === undefined) throw new ApiError('EGRESSD_ERR_API_UNAVAILABLE', 'list updates are not available')
+    if (lists === undefined) throw new UnavailableError('list updates are not available')
     const body = req.body ?? {}
     let results
     try {
       results = await lists.updateNow({ source: body.source, force: body.force })
     } catch (err) {
-      if (err instanceof EgressdError && err.code === 'EGRESSD_ERR_USAGE') throw new ApiError('EGRESSD_ERR_API_NOT_FOUND', `body.source: ${err.message}`)
+      // The updater's unknown source is a usage error to the CLI; here it is a 404 naming the field.
+      if (err instanceof EgressdError && err.code === 'EGRESSD_ERR_USAGE') throw new NotFoundError(`body.source: ${err.message}`, { cause: err })
       throw err
     }
     const view = results.map(r => ({
@@ -54,18 +55,11 @@ export function listRoutes (app: FastifyInstance, ctx: RouteContext): void {
       previousEntries: r.previousEntries ?? null,
       sha256: r.sha256 ?? null,
       reason: r.reason ?? null,
-      error: r.error === undefined ? null : redactAll(r.error, lists.status().map(s => s.url)),
+      error: r.error === undefined ? null : redactUrls(r.error),
       ms: r.ms
     }))
     host.customPolicy?.record(actorOf(req), 'lists.update', body.source ?? '*', { force: body.force === true },
       view.map(v => ({ source: v.source, outcome: v.outcome, entries: v.entries, sha256: v.sha256, reason: v.reason })))
     return { results: view }
   })
-}
-
-/** The updater's messages quote URLs as configured: show them without credentials. */
-function redactAll (text: string, urls: readonly string[]): string {
-  let out = text
-  for (const u of urls) out = out.split(u).join(redactUrl(u))
-  return out
 }

@@ -5,12 +5,12 @@
 // spelling (0x1, 1e3, 01, 20 digits) is a 400, never read as some other rule's id.
 
 import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyInstance } from 'fastify'
-import { ApiError } from '../../errors.js'
+import type { FastifyPluginAsync } from 'fastify'
+import { InputError } from '../../errors.js'
 import type { RuleView } from '../../store/custom-policy.js'
-import type { RouteContext } from '../app.js'
+import type { RouteContext } from '../context.js'
+import { actorOf, requireStore } from '../policy-changes.js'
 import { errors, Iso, NoQuery, Nullable, StringEnum } from '../schemas.js'
-import { actorOf, requireStore } from './categories.js'
 
 const Rule = Type.Object({
   id: Type.Integer(),
@@ -37,17 +37,16 @@ const NewRule = Type.Object({
 }, { additionalProperties: false })
 
 /** A rule id as the path spells it: decimal, no sign, no leading zero, at most 16 digits (and <= 2^53 - 1, checked after). */
-export const RULE_ID_PATTERN = '^[1-9][0-9]{0,15}$'
+const RULE_ID_PATTERN = '^[1-9][0-9]{0,15}$'
 const RULE_ID = new RegExp(RULE_ID_PATTERN)
 
-/** The rule id of a path parameter, or an ApiError (400) saying what an id is. */
-export function parseRuleId (text: unknown): number {
+/** The rule id of a path parameter, or an InputError (400) saying what an id is. */
+function parseRuleId (text: unknown): number {
   const s = typeof text === 'string' ? text : String(text)
   const id = RULE_ID.test(s) ? Number(s) : NaN
   if (!Number.isSafeInteger(id)) {
-    throw new ApiError('EGRESSD_ERR_API_INVALID',
-      `params.id: a rule id is a decimal number from 1 to ${Number.MAX_SAFE_INTEGER} without sign or leading zeros (got ${JSON.stringify(s.slice(0, 40))})`,
-      { field: 'params.id' })
+    throw new InputError('params.id',
+      `a rule id is a decimal number from 1 to ${Number.MAX_SAFE_INTEGER} without sign or leading zeros (got ${JSON.stringify(s.slice(0, 40))})`)
   }
   return id
 }
@@ -55,7 +54,7 @@ export function parseRuleId (text: unknown): number {
 const iso = (ms: number): string => new Date(ms).toISOString()
 const show = (r: RuleView): Static<typeof Rule> => ({ ...r, createdAt: iso(r.createdAt), expiresAt: r.expiresAt === null ? null : iso(r.expiresAt) })
 
-export function ruleRoutes (app: FastifyInstance, ctx: RouteContext): void {
+export const ruleRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => {
   app.get('/api/v1/rules', {
     config: { role: 'viewer' },
     schema: {
@@ -64,7 +63,7 @@ export function ruleRoutes (app: FastifyInstance, ctx: RouteContext): void {
       querystring: NoQuery,
       response: { 200: Type.Object({ rules: Type.Array(Rule) }), ...errors(400, 503) }
     }
-  }, async () => ({ rules: requireStore(ctx).listRules().map(show) }))
+  }, async () => ({ rules: requireStore(ctx.host).listRules().map(show) }))
 
   app.post<{ Body: Static<typeof NewRule> }>('/api/v1/rules', {
     config: { role: 'admin' },
@@ -76,10 +75,10 @@ export function ruleRoutes (app: FastifyInstance, ctx: RouteContext): void {
       response: { 201: Type.Object({ rule: Rule }), ...errors(400, 409, 413, 415, 503) }
     }
   }, async (req, reply) => {
-    const store = requireStore(ctx)
+    const store = requireStore(ctx.host)
     const b = req.body
     if (b.expiresAt !== undefined && b.ttlSeconds !== undefined) {
-      throw new ApiError('EGRESSD_ERR_API_INVALID', 'body.ttlSeconds: give either expiresAt or ttlSeconds, not both', { field: 'body.ttlSeconds' })
+      throw new InputError('body.ttlSeconds', 'give either expiresAt or ttlSeconds, not both')
     }
     const expiresAt = b.expiresAt !== undefined ? Date.parse(b.expiresAt) : b.ttlSeconds !== undefined ? ctx.now() + b.ttlSeconds * 1000 : null
     const rule = store.addRule({ kind: b.kind ?? 'block', rule: b.rule, comment: b.comment ?? '', expiresAt }, actorOf(req))
@@ -97,5 +96,5 @@ export function ruleRoutes (app: FastifyInstance, ctx: RouteContext): void {
       params: Type.Object({ id: Type.String({ pattern: RULE_ID_PATTERN, description: `A rule id: 1 to ${Number.MAX_SAFE_INTEGER}, decimal`, example: '17' }) }),
       response: { 200: Type.Object({ deleted: Rule }), ...errors(400, 404, 503) }
     }
-  }, async req => ({ deleted: show(requireStore(ctx).removeRule(parseRuleId(req.params.id), actorOf(req))) }))
+  }, async req => ({ deleted: show(requireStore(ctx.host).removeRule(parseRuleId(req.params.id), actorOf(req))) }))
 }
