@@ -3,7 +3,7 @@
 
 import { execFileSync } from 'node:child_process'
 
-const PACKAGES: Record<string, string> = { dig: 'bind9-dnsutils', dnsmasq: 'dnsmasq', nft: 'nftables' }
+const PACKAGES: Record<string, string> = { dig: 'bind9-dnsutils', dnsmasq: 'dnsmasq', nft: 'nftables', promtool: 'prometheus' }
 
 export function requireTool (name: string): string {
   for (const dir of ['/usr/bin', '/usr/sbin', '/bin', '/sbin', '/usr/local/bin', '/usr/local/sbin']) {
