@@ -72,9 +72,9 @@ export function figures (m) {
     rssBytes: first(m, ['process_resident_memory_bytes']),
     heapUsedBytes: first(m, ['nodejs_heap_used_bytes', 'nodejs_heap_size_used_bytes']),
     externalBytes: first(m, ['nodejs_external_memory_bytes']),
-    lagP50Ms: sec(first(m, ['nodejs_eventloop_lag_seconds'], { stat: 'p50' })),
-    lagP99Ms: sec(first(m, ['nodejs_eventloop_lag_seconds'], { stat: 'p99' })),
-    lagMaxMs: sec(first(m, ['nodejs_eventloop_lag_seconds'], { stat: 'max' })),
+    lagP50Ms: sec(first(m, ['nodejs_eventloop_lag_p50_seconds']) ?? first(m, ['nodejs_eventloop_lag_seconds'], { stat: 'p50' })),
+    lagP99Ms: sec(first(m, ['nodejs_eventloop_lag_p99_seconds']) ?? first(m, ['nodejs_eventloop_lag_seconds'], { stat: 'p99' })),
+    lagMaxMs: sec(first(m, ['nodejs_eventloop_lag_max_seconds']) ?? first(m, ['nodejs_eventloop_lag_seconds'], { stat: 'max' })),
     queueDepth: first(m, ['egressd_blocklog_queue_depth']),
     dropped: first(m, ['egressd_blocklog_dropped_total']),
     written: first(m, ['egressd_blocklog_written_total', 'egressd_blocklog_events_written_total']) ??
