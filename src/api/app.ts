@@ -38,8 +38,6 @@ import { metricsRoutes } from './routes/metrics.js'
 import { ruleRoutes } from './routes/rules.js'
 import { ErrorSchema } from './schemas.js'
 
-export type { ApiDeps, RouteContext } from './context.js'
-
 /** How often Node looks for requests past their headers or request timeout. */
 function timeoutCheckInterval (headersTimeoutMs: number): number {
   return Math.min(1000, Math.max(50, Math.floor(headersTimeoutMs / 4)))
