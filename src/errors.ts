@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'EGRESSD_ERR_LIST_SIGNATURE'
   | 'EGRESSD_ERR_LIST_REJECTED'
   | 'EGRESSD_ERR_LIST_KEY'
+  | 'EGRESSD_ERR_CLI_API'
 
 export class EgressdError extends Error {
   readonly code: ErrorCode
@@ -64,9 +65,12 @@ export class UpstreamError extends EgressdError {
 /** Lists or rules that cannot be compiled: every problem as `FILE:LINE: message` or `config PATH: message`. */
 export class PolicyError extends EgressdError {
   readonly problems: readonly string[]
-  constructor (problems: string[]) {
+  /** Skipped lines and other warnings of the files that did load (check-config prints them too). */
+  readonly warnings: readonly string[]
+  constructor (problems: string[], warnings: readonly string[] = []) {
     super('EGRESSD_ERR_POLICY_INVALID', `blocklists: ${problems.length} error(s)\n` + problems.map(p => `  ${p}`).join('\n'))
     this.problems = problems
+    this.warnings = warnings
     this.name = 'PolicyError'
   }
 }
@@ -180,7 +184,8 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number | NotMapped>> = {
   EGRESSD_ERR_LIST_ADDRESS_REFUSED: NEVER_ON_API('a list update result (status, /api/v1/lists/update), never thrown to a request'),
   EGRESSD_ERR_LIST_SIGNATURE: NEVER_ON_API('a list update result (status, /api/v1/lists/update), never thrown to a request'),
   EGRESSD_ERR_LIST_REJECTED: NEVER_ON_API('a list update result (status, /api/v1/lists/update), never thrown to a request'),
-  EGRESSD_ERR_LIST_KEY: NEVER_ON_API('egressd lists sign/keygen (CLI)')
+  EGRESSD_ERR_LIST_KEY: NEVER_ON_API('egressd lists sign/keygen (CLI)'),
+  EGRESSD_ERR_CLI_API: NEVER_ON_API('the CLI\'s admin commands (egressd rules, reload, ...) report what the API answered them')
 }
 
 /** RFC 1035 SERVFAIL. */
@@ -215,7 +220,8 @@ export const DNS_RCODE: Readonly<Record<ErrorCode, number | NotMapped>> = {
   EGRESSD_ERR_LIST_ADDRESS_REFUSED: { notApplicable: 'list updates run beside DNS; a failed one leaves the previous copy serving' },
   EGRESSD_ERR_LIST_SIGNATURE: { notApplicable: 'list updates run beside DNS; a failed one leaves the previous copy serving' },
   EGRESSD_ERR_LIST_REJECTED: { notApplicable: 'list updates run beside DNS; a failed one leaves the previous copy serving' },
-  EGRESSD_ERR_LIST_KEY: NOT_ON_QUERY_PATH
+  EGRESSD_ERR_LIST_KEY: NOT_ON_QUERY_PATH,
+  EGRESSD_ERR_CLI_API: NOT_ON_QUERY_PATH
 }
 
 /** The HTTP status for `err`: its code's, or undefined (the API answers 500, or the status fastify set). */

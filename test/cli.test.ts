@@ -160,12 +160,14 @@ t.test('from another working directory, the bundled lists are found in the insta
   t.equal(q.status, 3, q.stderr)
   t.equal(JSON.parse(q.stdout).list, resolve(import.meta.dirname, '..', 'blocklists', 'telegram', 'domains.txt'))
 
-  // A dir the config sets stays as written: relative to the working directory (README, systemd unit).
+  // A relative dir the config sets is relative to the config file's directory, not to the working
+  // directory; when it is missing, check-config says how to get the bundled lists back.
   const own = join(dir, 'own-dir.yaml')
   writeFileSync(own, `upstreams: ["${upstream.url}"]\nblocklists: { dir: ./blocklists }\n`)
   const c = run(['check-config', own], cwd)
   t.equal(c.status, 1)
-  t.match(c.stdout, /^\.\/blocklists: cannot read the blocklists folder: ENOENT/m)
+  t.match(c.stdout, new RegExp(`^${join(dir, 'blocklists')}: cannot read the blocklists folder: ENOENT`, 'm'))
+  t.match(c.stdout, /^hint: blocklists\.dir is resolved against the config file's directory; remove it .* bundled with egressd/m)
 })
 
 t.test('option values starting with "-" are taken as values, in both forms', async t => {
@@ -177,6 +179,6 @@ t.test('option values starting with "-" are taken as values, in both forms', asy
     t.match(r.stderr, /--client must be an IP address, got "-1"/, 'the value reached the command, not the parser')
   }
   const missing = run(['query', 'example.org', '--client', '--config', config])
-  t.equal(missing.status, 1, 'an option name is not taken as a value')
+  t.equal(missing.status, 2, 'an option name is not taken as a value (a usage error)')
   t.match(missing.stderr, /ambiguous|argument missing/)
 })

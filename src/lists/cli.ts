@@ -7,6 +7,8 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { parseCliArgs } from '../cli-args.js'
 import { pino } from 'pino'
 import { loadConfig } from '../config/load.js'
+import type { Config } from '../config/types.js'
+import { formatTable, OUTPUT_OPTIONS, outputMode } from '../cli/output.js'
 import { DnsMetrics } from '../dns/metrics.js'
 import { UpstreamPool } from '../dns/upstream/pool.js'
 import { UdpTurn } from '../dns/udp-turn.js'
@@ -17,11 +19,12 @@ import { upstreamHostResolver } from './host-resolver.js'
 import { generateKeys, privateKey, publicKey, signList, verifyList } from './signature.js'
 import { ListUpdater } from './updater.js'
 
-export const LISTS_USAGE = `  egressd lists update [--source NAME] [--force] [--config FILE]
+export const LISTS_USAGE = `  egressd lists update [--source NAME] [--force] [--config FILE] [--json | --table]
       Downloads the URL sources now (all, or NAME), checks them like the daemon does and stores the
       accepted copies in the data dir; --force accepts a list that shrank more than maxShrink.
-      Prints one JSON result per source; exit 0 if none was rejected, 1 otherwise. A running daemon
-      picks the copies up on SIGHUP (or use POST /api/v1/lists/update to make it update itself).
+      Prints one result per source (a table on a terminal, else one JSON line each); exit 0 if none
+      was rejected, 1 otherwise. A running daemon picks the copies up on SIGHUP (or use
+      POST /api/v1/lists/update to make it update itself).
   egressd lists keygen --out PREFIX
       Writes a new Ed25519 key pair: PREFIX.key (private, PKCS#8 PEM, mode 0600) and PREFIX.pub
       (public, SPKI PEM); prints the public key in base64 for blocklists.update.publicKeys.
@@ -43,6 +46,10 @@ const read = (file: string, what: string): Buffer => {
 export interface ListsCommandOptions {
   /** Passed to loadConfig: the installation's lists (see LoadConfigOptions). */
   bundledBlocklistsDir?: string
+  /** How the CLI finds and loads the config (cli/config.ts: discovery, named on stderr); default loadConfig of --config. */
+  loadConfig?: (file: string | undefined) => Config
+  /** stdout is a terminal: a table by default. Default false (JSON lines). */
+  isTTY?: boolean
 }
 
 export async function listsCommand (argv: string[], opts: ListsCommandOptions = {}): Promise<number> {
@@ -94,10 +101,11 @@ function verify (argv: string[]): number {
 async function update (argv: string[], opts: ListsCommandOptions): Promise<number> {
   const { values } = parseCliArgs({
     args: argv,
-    options: { source: { type: 'string' }, force: { type: 'boolean' }, config: { type: 'string', short: 'c' } },
+    options: { source: { type: 'string' }, force: { type: 'boolean' }, config: { type: 'string', short: 'c' }, ...OUTPUT_OPTIONS },
     strict: true
   })
-  const config = loadConfig({ file: values.config, bundledBlocklistsDir: opts.bundledBlocklistsDir })
+  const mode = outputMode(values, opts.isTTY === true)
+  const config = opts.loadConfig?.(values.config) ?? loadConfig({ file: values.config, bundledBlocklistsDir: opts.bundledBlocklistsDir })
   // Logs on stderr; stdout carries the results.
   const log = createLogger(config.log.level === 'info' ? 'warn' : config.log.level, pino.destination({ dest: 2, sync: true }))
   const pool = new UpstreamPool({
@@ -119,10 +127,16 @@ async function update (argv: string[], opts: ListsCommandOptions): Promise<numbe
       apply: files => { buildEngine(config.blocklists, 1, { sourceFiles: files }) }
     })
     const results = await updater.updateNow({ source: values.source, force: values.force === true })
-    for (const r of results) process.stdout.write(JSON.stringify(r) + '\n')
+    if (mode === 'json') for (const r of results) process.stdout.write(JSON.stringify(r) + '\n')
+    else if (results.length > 0) process.stdout.write(formatTable(results, [{ title: 'SOURCE', value: r => r.source }, { title: 'OUTCOME', value: r => r.outcome }, { title: 'DETAIL', value: r => resultDetail(r) }]))
     if (results.length === 0) process.stderr.write('no URL sources in the config\n')
     return results.some(r => r.outcome === 'rejected') ? 1 : 0
   } finally {
     pool.close()
   }
+}
+
+/** What a table says about one update result besides its outcome: the figures or the reason. */
+function resultDetail (r: object): string {
+  return Object.entries(r).filter(([k, v]) => k !== 'source' && k !== 'outcome' && v !== undefined).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ')
 }

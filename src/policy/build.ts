@@ -248,7 +248,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
   }
   checkOverrides(cfg.categories, 'blocklists.categories')
   cfg.groups.forEach((g, gi) => checkOverrides(g.categories, `blocklists.groups.${gi}.categories`))
-  if (problems.length > 0) throw new PolicyError(problems)
+  if (problems.length > 0) throw new PolicyError(problems, warnings)
   const runtime = inputs.categories ?? {}
   const groupNames = new Set(['*', 'default', ...cfg.groups.map(g => g.name)])
   for (const [g, o] of Object.entries(runtime)) {

@@ -1,0 +1,135 @@
+// `egressd check-config`, `egressd query` and `egressd export nftables`: the policy as the daemon on
+// the same config and data dir compiles it (its lists, the downloaded copies of URL sources, the
+// custom rules and category overrides stored through the API), computed here without a daemon.
+
+import { isIP } from 'node:net'
+import { pino } from 'pino'
+import type { Config } from '../config/types.js'
+import { ConfigError, EgressdError, PolicyError } from '../errors.js'
+import { firewallScript } from '../firewall/sync.js'
+import { createLogger } from '../log.js'
+import { buildEngine, type EngineBuild } from '../policy/build.js'
+import { checkName } from '../policy/check.js'
+import { normalizeName } from '../policy/names.js'
+import { readStoredPolicy } from '../stored-policy.js'
+import { parseCliArgs } from '../cli-args.js'
+import { loadCliConfig } from './config.js'
+import type { CliIo } from './io.js'
+import { formatPairs, json, OUTPUT_OPTIONS, outputMode } from './output.js'
+
+export const POLICY_USAGE = `  egressd check-config [FILE | --config FILE]
+      Validates the config (FILE, else the one found as for every command) and compiles its lists
+      as the daemon on its data dir would. Prints every problem once: path.to.field: message, or
+      FILE:LINE: message for list lines. Exit 0 if all is clean, 3 if valid but list lines were
+      skipped (or other list warnings), 1 if invalid.
+  egressd query NAME [--client IP] [--type A] [--config FILE] [--json | --table]
+      Prints the policy Verdict for NAME as the running daemon would decide it (no DNS traffic),
+      stored custom rules and category overrides included. Exit 0 if allowed, 3 if blocked.
+  egressd export nftables [--table NAME] [--config FILE]
+      Prints the nft script (sets of the enabled categories' address ranges, LAN rules, DNS
+      redirect, DoT/DoQ reject); apply it with: egressd export nftables | nft -f -`
+
+function usage (message: string): never {
+  throw new EgressdError('EGRESSD_ERR_USAGE', `${message}\nusage:\n${POLICY_USAGE}`)
+}
+
+/** check-config's exit when the config is valid but the lists had warnings (skipped lines). */
+export const EXIT_WARNINGS = 3
+
+/**
+ * The lists as the daemon on this config's data dir compiles them: with the downloaded copies of URL
+ * sources and the store's custom rules and category overrides. What cannot be read is said on stderr.
+ */
+export function buildAsDaemon (config: Config, io: CliIo): { build: EngineBuild, missingCopies: number } {
+  const stored = readStoredPolicy(config, createLogger('warn', pino.destination({ dest: 2, sync: true })))
+  for (const n of stored.notes) io.err(`note: ${n}\n`)
+  const missingCopies = config.blocklists.sources.filter(s => s.url !== undefined && stored.inputs.sourceFiles?.has(s.name) !== true).length
+  return { build: buildEngine(config.blocklists, 1, stored.inputs), missingCopies }
+}
+
+export function checkConfig (argv: string[], io: CliIo): number {
+  const { values, positionals } = parseCliArgs({ args: argv, options: { config: { type: 'string', short: 'c' } }, allowPositionals: true, strict: true })
+  if (positionals.length > 1 || (positionals.length === 1 && values.config !== undefined)) usage('check-config takes one FILE (or --config FILE)')
+  let config: Config
+  try {
+    config = loadCliConfig(io, positionals[0] ?? values.config)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    for (const i of err.issues) io.out(`${i.path === '' ? '(file)' : i.path}: ${i.message}\n`)
+    io.err(`${err.file ?? 'the built-in defaults'}: ${err.issues.length} error(s)\n`)
+    return 1
+  }
+  const name = config.source
+  let result: { build: EngineBuild, missingCopies: number }
+  try {
+    result = buildAsDaemon(config, io)
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err
+    // Every file's warnings, then the problems that stop the lists from loading.
+    const warnings = err.warnings
+    for (const w of warnings) io.out(`warning: ${w}\n`)
+    for (const p of err.problems) io.out(`${p}\n`)
+    const hint = folderHint(config, err.problems, io.bundledBlocklistsDir)
+    if (hint !== undefined) io.out(hint)
+    io.err(`${name}: ${err.problems.length} error(s) in the blocklists${warnings.length > 0 ? `, ${warnings.length} warning(s)` : ''}\n`)
+    return 1
+  }
+  const { build: b, missingCopies } = result
+  for (const w of b.warnings) io.out(`warning: ${w}\n`)
+  const skipped = b.lists.reduce((n, l) => n + l.skipped, 0)
+  // URL sources without a downloaded copy yet are normal before the daemon's first download.
+  const others = b.warnings.length - skipped - missingCopies
+  const s = b.engine.stats()
+  const summary = `${config.dns.listen.length} listen address(es), ${config.upstreams.length} upstream(s), ` +
+    `${b.engine.categories.filter(x => x.enabled).length} categories enabled, ${s.names} name rules, ${s.addresses} address rules`
+  if (skipped === 0 && others <= 0) {
+    io.out(`${name}: ok (${summary})\n`)
+    return 0
+  }
+  const what = [skipped > 0 ? `${skipped} list line(s) skipped` : '', others > 0 ? `${others} other warning(s)` : ''].filter(Boolean).join(', ')
+  io.out(`${name}: valid, but ${what} (${summary})\n`)
+  return EXIT_WARNINGS
+}
+
+/** A relative blocklists.dir now resolves against the config file's directory: say so when that folder is missing. */
+function folderHint (config: Config, problems: readonly string[], bundled: string): string | undefined {
+  if (config.blocklists.dir === bundled || !problems.some(p => p.startsWith(`${config.blocklists.dir}: cannot read the blocklists folder`))) return undefined
+  return `hint: blocklists.dir is resolved against the config file's directory; remove it from the config to use the lists bundled with egressd (${bundled})\n`
+}
+
+export function exportRules (argv: string[], io: CliIo): number {
+  const { values, positionals } = parseCliArgs({
+    args: argv,
+    options: { table: { type: 'string' }, config: { type: 'string', short: 'c' } },
+    allowPositionals: true,
+    strict: true
+  })
+  if (positionals.length !== 1 || positionals[0] !== 'nftables') usage('export needs the word nftables')
+  const loaded = loadCliConfig(io, values.config)
+  const table = values.table ?? loaded.firewall.table
+  if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(table)) usage(`--table must be letters, digits and _, starting with a letter; got "${table}"`)
+  const config = { ...loaded, firewall: { ...loaded.firewall, table } }
+  const { build } = buildAsDaemon(config, io)
+  io.out(firewallScript(config, build, `egressd export nftables (${config.source})`))
+  return 0
+}
+
+export function query (argv: string[], io: CliIo): number {
+  const { values, positionals } = parseCliArgs({
+    args: argv,
+    options: { client: { type: 'string' }, type: { type: 'string' }, config: { type: 'string', short: 'c' }, ...OUTPUT_OPTIONS },
+    allowPositionals: true,
+    strict: true
+  })
+  if (positionals.length !== 1) usage('query needs exactly one NAME')
+  const name = normalizeName(positionals[0])
+  if ('error' in name) usage(`not a name: ${name.error}`)
+  const client = values.client ?? '127.0.0.1'
+  if (isIP(client) === 0) usage(`--client must be an IP address, got "${client}"`)
+  const mode = outputMode(values, io.isTTY)
+  const config = loadCliConfig(io, values.config)
+  const engine = buildAsDaemon(config, io).build.engine
+  const out = checkName(engine, name.name, values.type ?? 'A', client)
+  io.out(mode === 'json' ? json(out) : formatPairs({ ...out }))
+  return out.verdict === 'block' ? 3 : 0
+}
