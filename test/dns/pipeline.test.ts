@@ -207,3 +207,37 @@ t.test('every upstream failed: SERVFAIL with the upstream\'s EDE when it sent on
     t.equal(again.atOnce, false, `${label}: SERVFAIL is not cached`)
   }
 })
+
+t.test('a fault while rendering an answer is answered SERVFAIL and counted once, as SERVFAIL only', async t => {
+  // Fault injection: a policy that blocks with a verdict whose category cannot be read (the EDE
+  // text of a block needs it), and an upstream answer that cannot be rendered.
+  const unreadable = {
+    action: 'nxdomain', ruleId: 0, matched: 'qname', value: 'x', group: 'default', policyRef: 'x',
+    get category (): string { throw new Error('render fault') }
+  }
+  const real = buildEngine(cfg.blocklists, 1).engine
+  const rows = [
+    { label: 'a block, answered at once', blocks: true, answer: {} },
+    { label: 'an upstream answer, answered later', blocks: false, answer: { raw: undefined, body: undefined, opt: undefined } }
+  ]
+  for (const row of rows) {
+    const engine = {
+      inspectsAnswers: false,
+      token: {},
+      groupOf: () => real.groups[0],
+      decideName: () => row.blocks ? unreadable : undefined
+    } as unknown as Engine
+    const pool = { resolve: (_q: Buffer, _do: boolean, cb: ResolveCallback) => { setImmediate(() => { cb.resolved({ kind: 'resolved', answer: row.answer as StoredAnswer, upstream: 'stand-in' }) }) } } as unknown as UpstreamPool
+    const metrics = new DnsMetrics()
+    const serve = createPipeline({
+      dns: cfg.dns, cache: { ...cfg.cache, enabled: false }, blocking: cfg.blocklists, policy: { engine }, report: () => {},
+      answers: new AnswerCache({ maxEntries: 100, now: Date.now }), pool, metrics, now: Date.now, acl: new ClientAcl(cfg.dns.allowClients)
+    })
+    const msg = Buffer.from(packet.encode({ type: 'query', id: 7, questions: [{ name: 'fault.example', type: 'A', class: 'IN' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0 } as any] }))
+    const a = await send(serve, msg)
+    t.equal(a.atOnce, row.blocks, `${row.label}: ${row.blocks ? 'at once' : 'later'}`)
+    t.equal(a.rcode, 'SERVFAIL', `${row.label}: SERVFAIL`)
+    t.same(metrics.outcomes, { cached: 0, resolved: 0, blocked: 0, servfail: 1, refused: 0 }, `${row.label}: one outcome, SERVFAIL`)
+    t.same(metrics.results.udp, { ...metrics.results.udp, resolved: 0, blocked: 0, servfail: 1 }, `${row.label}: one result, SERVFAIL`)
+  }
+})
