@@ -93,7 +93,7 @@ export interface BlockLogStats {
 export type BlockSubscriber = (e: BlockEvent) => void
 
 /** A write in flight for longer than this makes the log `stalled` (a hung disk, a lock never released). */
-export const STALLED_MS = 30_000
+const STALLED_MS = 30_000
 const BACKOFF_MIN_MS = 100
 const BACKOFF_MAX_MS = 5000
 const DROP_WARN_EVERY_MS = 10_000

@@ -32,11 +32,11 @@ export interface Page {
 
 interface Cursor { readonly ts: number, readonly id: number, readonly order: 'asc' | 'desc' }
 
-export function encodeCursor (c: Cursor): string {
+function encodeCursor (c: Cursor): string {
   return Buffer.from(JSON.stringify([c.ts, c.id, c.order === 'asc' ? 1 : 0])).toString('base64url')
 }
 
-export function decodeCursor (text: string): Cursor {
+function decodeCursor (text: string): Cursor {
   try {
     const v = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as unknown
     if (Array.isArray(v) && v.length === 3 && v.every(x => Number.isSafeInteger(x))) {
@@ -238,7 +238,7 @@ export function searchBlocks (db: Db, f: BlockFilter, page: PageRequest): Page {
 
 export type Bucket = '1m' | '1h' | '1d'
 const BUCKET_MS: Readonly<Record<Bucket, number>> = { '1m': 60_000, '1h': HOUR_MS, '1d': DAY_MS }
-export const MAX_BUCKETS = 10_000
+const MAX_BUCKETS = 10_000
 
 export interface StatsRequest {
   readonly from: number
@@ -305,7 +305,7 @@ function topOf (m: Map<number, number>, n: number): Array<[number, number]> {
   return [...m].sort((x, y) => y[1] - x[1] || x[0] - y[0]).slice(0, n)
 }
 
-export function defaultBucket (from: number, to: number): Bucket {
+function defaultBucket (from: number, to: number): Bucket {
   const span = to - from
   return span <= 6 * HOUR_MS ? '1m' : span <= 14 * DAY_MS ? '1h' : '1d'
 }

@@ -270,7 +270,7 @@ export function usedBytes (db: Db): number {
 }
 
 /** Rows beyond `maxRows` (an exact count; run it in the background, it reads a whole index). */
-export function excessRows (db: Db, maxRows: number): number {
+function excessRows (db: Db, maxRows: number): number {
   if (maxRows <= 0) return 0
   const n = (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
   return Math.max(0, n - maxRows)

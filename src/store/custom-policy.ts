@@ -24,7 +24,7 @@ import { RuleStore, type CustomRule, type RuleEffect } from './rules.js'
 /** Who asked: the token's name and the client address. */
 export interface Actor { readonly name: string, readonly client: string }
 
-export const SYSTEM_ACTOR: Actor = { name: 'egressd', client: '' }
+const SYSTEM_ACTOR: Actor = { name: 'egressd', client: '' }
 
 /** A rule as the API shows it: the row plus the kind of match. */
 export interface RuleView extends CustomRule {
@@ -51,7 +51,7 @@ export interface CustomPolicyDeps {
 const TYPE_OF: Record<RuleKind, RuleView['type']> = { suffix: 'domain', exact: 'exact', wildcard: 'wildcard', regex: 'regex', cidr: 'cidr' }
 
 /** Checks one rule line; returns its normalized text and type, or throws an InputError naming `rule`. */
-export function parseCustomRule (text: string): { rule: string, type: RuleView['type'] } {
+function parseCustomRule (text: string): { rule: string, type: RuleView['type'] } {
   const bad = (message: string): never => { throw new InputError('rule', message) }
   const s = text.trim()
   if (s.startsWith('@@')) bad('write the rule without "@@" and set "kind": "allow"')

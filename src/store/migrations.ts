@@ -46,7 +46,7 @@ export interface MoveRecord {
  * file is absent or unreadable, or records nothing of the kind (a block log restored from a backup
  * made before the move keeps its rows then).
  */
-export function movedOutPendingDelete (policyPath: string, blockLogPath: string): boolean {
+function movedOutPendingDelete (policyPath: string, blockLogPath: string): boolean {
   if (!existsSync(policyPath)) return false
   try {
     const db = new Database(policyPath, { readonly: true, fileMustExist: true })

@@ -19,7 +19,7 @@ import { configure, damageOf, isBrokenFile, migrate, moveAside, schemaVersion, t
 import { MOVED_KEY, OLD_POLICY_TABLES, POLICY_MIGRATIONS, type MoveRecord } from './migrations.js'
 import { salvageFile, type Salvage } from './salvage.js'
 
-export const POLICY_FILE = 'policy.sqlite'
+const POLICY_FILE = 'policy.sqlite'
 
 /** Where the policy file of a data dir is. */
 export const policyPath = (dataDir: string): string => join(dataDir, POLICY_FILE)

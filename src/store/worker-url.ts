@@ -11,7 +11,7 @@ import type { ThreadPriority } from './thread-priority.js'
 
 export interface WorkerModule { readonly url: URL, readonly execArgv?: string[] }
 
-export function workerModule (importMetaUrl: string, base: string): WorkerModule {
+function workerModule (importMetaUrl: string, base: string): WorkerModule {
   if (!importMetaUrl.endsWith('.ts')) return { url: new URL(`./${base}.js`, importMetaUrl) }
   const compiled = new URL(`../../dist/store/${base}.js`, importMetaUrl)
   if (existsSync(fileURLToPath(compiled))) return { url: compiled, execArgv: [] }
