@@ -5,8 +5,6 @@ import { Writable } from 'node:stream'
 import { parseConfig } from '../../src/config/load.js'
 import { createLogger } from '../../src/log.js'
 import { Daemon } from '../../src/daemon.js'
-import type { Config } from '../../src/config/types.js'
-import type { ReloadReport } from '../../src/reload.js'
 import { tempDir } from './tmp.js'
 
 export interface TestDaemon {
@@ -15,8 +13,6 @@ export interface TestDaemon {
   readonly port: number
   /** Log lines written so far, parsed. */
   readonly logs: () => Array<Record<string, unknown>>
-  /** Reloads as SIGHUP does, with `next` as what the config file now says (default: the config in force). */
-  reload (next?: Config): ReloadReport
   close (): Promise<void>
 }
 
@@ -44,8 +40,7 @@ export async function startTestDaemon (overrides: Record<string, unknown>, deps:
   const sink = new Writable({ write (chunk, _enc, cb) { lines.push(...String(chunk).split('\n').filter(Boolean)); cb() } })
   const config = testConfig(overrides)
   const log = createLogger(config.log.level, sink)
-  let pending: Config | undefined
-  const daemon: Daemon = new Daemon(config, { log, now: deps.now, loadConfig: () => pending ?? daemon.config })
+  const daemon = new Daemon(config, { log, now: deps.now })
   await daemon.start()
   const udp = daemon.addresses.find(a => a.protocol === 'udp')!
   return {
@@ -53,14 +48,6 @@ export async function startTestDaemon (overrides: Record<string, unknown>, deps:
     host: udp.host,
     port: udp.port,
     logs: () => lines.map(l => JSON.parse(l) as Record<string, unknown>),
-    reload: next => {
-      pending = next
-      try {
-        return daemon.reloadConfig()
-      } finally {
-        pending = undefined
-      }
-    },
     close: () => daemon.close()
   }
 }

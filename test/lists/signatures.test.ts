@@ -162,7 +162,7 @@ t.test('egressd lists update stores a checked copy in the data dir; a running da
   const forced = await runAsync(['lists', 'update', '--config', configFile])
   t.equal(forced.status, 0, forced.stderr)
   t.ok(await blocked(td, 'h.test'), 'the running daemon still uses its version until reloaded')
-  td.reload()
+  td.daemon.reload(td.daemon.config)
   t.notOk(await blocked(td, 'h.test'), 'after a reload it serves the copy the CLI stored')
   t.equal(td.daemon.lists.status()[0].entries, 21)
 })

@@ -135,7 +135,7 @@ t.test('a reload with new lists applies at once, also to answers already in the 
   answered(t, await dig([...at, 'off.test']), '192.0.2.35', 'disabled category before')
   // New rules: the address of the cached answer is blocked, the allow rule is gone, and the
   // category of the cached off.test is switched on.
-  d.reload(testConfig({ ...base, blocklists: { ...base.blocklists, categories: { ...base.blocklists.categories, off: { enabled: true } }, rules: { block: ['192.0.2.33/32'], allow: [] } } }))
+  d.daemon.reload(testConfig({ ...base, blocklists: { ...base.blocklists, categories: { ...base.blocklists.categories, off: { enabled: true } }, rules: { block: ['192.0.2.33/32'], allow: [] } } }))
   const hitsBefore = d.daemon.cache.stats.hits
   const r = await dig([...at, 'notblocked.test'])
   t.equal(r.status, 'NXDOMAIN', 'the cached answer is inspected under the new lists')
@@ -169,7 +169,7 @@ t.test('a reload that cannot be applied leaves everything as it was', async t =>
   t.teardown(() => d.close())
   const before = d.daemon.config
   const bad = testConfig({ ...base, upstreams: [{ url: 'tls://127.0.0.1:853', caFile: '/nonexistent/ca.pem' }], blocklists: { ...base.blocklists, rules: { block: ['notblocked.test'], allow: [] } } })
-  t.throws(() => d.reload(bad), /ENOENT/)
+  t.throws(() => d.daemon.reload(bad), /ENOENT/)
   t.equal(d.daemon.config, before, 'the running config is unchanged')
   answered(t, await dig([`@${d.host}`, '-p', String(d.port), 'notblocked.test']), '192.0.2.33', 'old lists and upstream still serve')
 })
