@@ -17,7 +17,7 @@
 import swagger from '@fastify/swagger'
 import type { Server, ServerOptions } from 'node:http'
 import type { Socket } from 'node:net'
-import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { ApiServerConfig } from '../config/types.js'
 import type { Engine } from '../policy/engine.js'
 import type { FilterValues } from '../store/block-filter.js'
@@ -72,10 +72,9 @@ function guardConnections (server: Server, s: ApiServerConfig, limits: ApiLimitC
 
 /**
  * The app for `deps.host`: every route plugin of routes/, registered here and only here, with one
- * RouteContext; the block log's when the host has a block search. (`plugins` is ignored: the
- * block routes come from `host.blockSearch` now; it goes once the daemon stops passing it.)
+ * RouteContext; the block log's when the host has a block search.
  */
-export async function buildApp (deps: ApiDeps & { readonly plugins?: ReadonlyArray<FastifyPluginAsync<Pick<RouteContext, 'limits' | 'liveTail' | 'filterValues'>>> }): Promise<FastifyInstance> {
+export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
   const { host } = deps
   const api = host.config.api
   const log = deps.log.child({ mod: 'api' })
@@ -178,8 +177,7 @@ export async function buildApp (deps: ApiDeps & { readonly plugins?: ReadonlyArr
     }
     return values.values
   }
-  const { plugins: _ignored, ...apiDeps } = deps
-  const ctx: RouteContext = { ...apiDeps, rateLimiter, limits, liveTail: () => host.config.api.liveTail, filterValues }
+  const ctx: RouteContext = { ...deps, rateLimiter, limits, liveTail: () => host.config.api.liveTail, filterValues }
   await app.register(healthRoutes, ctx)
   await app.register(metricsRoutes, ctx)
   await app.register(categoryRoutes, ctx)

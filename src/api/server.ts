@@ -9,7 +9,6 @@ import { formatAddress } from '../config/load.js'
 import { EgressdError } from '../errors.js'
 import { buildApp } from './app.js'
 import type { ApiHost } from './host.js'
-import { blockRoutes } from './routes/blocks.js'
 import type { BlockSearch } from '../store/block-reader.js'
 
 export interface ApiAddress { readonly host: string, readonly port: number, readonly tls: boolean }
@@ -38,8 +37,8 @@ export class ApiServer {
     const tls = c.tls === undefined ? undefined : { cert: readTlsFile(c.tls.cert, 'cert'), key: readTlsFile(c.tls.key, 'key') }
     let app: FastifyInstance
     try {
-      const reader = deps.blockSearch
-      app = await buildApp({ host: deps.host, log: deps.log, now: deps.now, version: deps.version, tls, plugins: reader === undefined ? [] : [async (scope, o) => { await scope.register(blockRoutes, { ...o, reader }) }] })
+      // The block routes come with the host's blockSearch (ApiHost.blockSearch).
+      app = await buildApp({ host: deps.host, log: deps.log, now: deps.now, version: deps.version, tls })
     } catch (err) {
       throw new EgressdError('EGRESSD_ERR_API_TLS', `api: cannot start: ${(err as Error).message}`, { cause: err })
     }
