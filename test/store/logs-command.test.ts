@@ -13,9 +13,9 @@ const { path, db } = freshDb()
 new EventWriter(db).write(Array.from({ length: 4500 }, (_, i) => event({ ts: T0 + i * 1000, client: `10.0.0.${i % 3}`, category: i % 2 === 0 ? 'telegram' : 'viber' })))
 db.close()
 
-const run = (args: string[]): { code: number, text: string } => {
+const run = (args: string[], isTTY = false): { code: number, text: string } => {
   let text = ''
-  const code = logsCommand(args, s => { text += s }, () => T0 + 86_400_000)
+  const code = logsCommand(args, s => { text += s }, () => T0 + 86_400_000, { isTTY })
   return { code, text }
 }
 
@@ -38,6 +38,37 @@ t.test('stats and errors', async t => {
   t.throws(() => run(['frobnicate', '--db', path]), { code: 'EGRESSD_ERR_USAGE' })
 })
 
+t.test('stats: only the buckets with events unless --all; --client and --group narrow it', async t => {
+  const range = ['--db', path, '--from', '2030-01-01T00:00:00Z', '--to', '2030-01-01T02:00:00Z', '--bucket', '1m']
+  const sparse = JSON.parse(run(['stats', ...range]).text)
+  t.equal(sparse.series.points.length, 75, 'the 75 minutes with events (4500 events, one a second)')
+  t.ok(sparse.series.points.every((p: { count: number }) => p.count > 0))
+  const all = JSON.parse(run(['stats', ...range, '--all']).text)
+  t.equal(all.series.points.length, 120, 'every minute of the two hours')
+  t.equal(all.series.points.filter((p: { count: number }) => p.count === 0).length, 45)
+  t.equal(JSON.parse(run(['stats', ...range, '--client', '10.0.0.1']).text).total, 1500)
+  t.equal(JSON.parse(run(['stats', ...range, '--client', '10.0.0.0/30']).text).total, 4500)
+  t.equal(JSON.parse(run(['stats', ...range, '--group', 'nobody']).text).total, 0)
+  t.throws(() => run(['stats', ...range, '--format', 'csv']), { code: 'EGRESSD_ERR_USAGE' })
+  t.throws(() => run(['stats', ...range, '--top', '0']), { code: 'EGRESSD_ERR_USAGE' })
+})
+
+t.test('tables on a terminal, JSON with --json; --table in a pipe', async t => {
+  const search = run(['search', '--db', path, '--client', '10.0.0.2'], true).text.split('\n')
+  t.match(search[0], /^TIME +CLIENT +GROUP +QNAME +QTYPE +CATEGORY +ACTION +RULE$/)
+  t.match(search[1], /^2030-01-01T01:14:5\d\.000Z +10\.0\.0\.2 +default +web\.telegram\.org +A +(telegram|viber) +nxdomain +telegram\.org$/)
+  t.equal(search.filter(l => l.startsWith('2030-')).length, 100, 'a terminal gets the newest 100 without --limit')
+  t.match(search.at(-2), /^\(the newest 100; more with --limit N, all with --format ndjson or csv\)$/)
+  t.equal(run(['search', '--db', path, '--client', '10.0.0.2', '--limit', '3'], true).text.split('\n').filter(l => l.startsWith('2030-')).length, 3)
+  t.equal(JSON.parse(run(['search', '--db', path, '--client', '10.0.0.2', '--json'], true).text).length, 1500, '--json: every row')
+  t.match(run(['search', '--db', path, '--limit', '1', '--table']).text, /^TIME /, '--table in a pipe')
+  t.throws(() => run(['search', '--db', path, '--json', '--format', 'csv']), { code: 'EGRESSD_ERR_USAGE' })
+  const stats = run(['stats', '--db', path, '--from', '2030-01-01T00:00:00Z', '--to', '2030-01-01T02:00:00Z', '--bucket', '1h'], true).text
+  t.match(stats, /^4500 event\(s\) from 2030-01-01T00:00:00\.000Z to 2030-01-01T02:00:00\.000Z\n/)
+  t.match(stats, /^CATEGORY +ACTION +EVENTS\ntelegram +nxdomain +2250\nviber +nxdomain +2250\n/m)
+  t.match(stats, /^PER 1h \(buckets with events; --all for every one\) +EVENTS\n2030-01-01T00:00:00\.000Z +3600\n2030-01-01T01:00:00\.000Z +900\n/m)
+})
+
 // The built command (dist/cli.js, `npx tsc -p tsconfig.json` first) as an admin runs it, from a
 // directory other than the daemon's, on a log whose events are from the last hour.
 const CLI = resolve(import.meta.dirname, '..', '..', 'dist', 'cli.js')
@@ -48,8 +79,10 @@ const NOW = Date.now()
 new EventWriter(recent.db).write(Array.from({ length: 6000 }, (_, i) => event({ ts: NOW - 3_600_000 + (i < 3000 ? 0 : 2_400_000) + (i % 3000) * 400, client: `10.0.1.${i % 5}` })))
 recent.db.close()
 
+// No /etc/egressd/egressd.yaml of this machine: the CLI looks in an empty dir instead.
+const env = { ...process.env, EGRESSD_ETC_DIR: tempDir('egressd-logs-etc-'), EGRESSD_CONFIG: '' }
 const cli = (args: string[]): { status: number | null, stdout: string, stderr: string } => {
-  const r = spawnSync(process.execPath, [CLI, 'logs', ...args], { encoding: 'utf8', timeout: 30_000, cwd, maxBuffer: 64 * 1024 * 1024 })
+  const r = spawnSync(process.execPath, [CLI, 'logs', ...args], { encoding: 'utf8', timeout: 30_000, cwd, env, maxBuffer: 64 * 1024 * 1024 })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
@@ -70,7 +103,7 @@ t.test('CLI: --from -24h and --from=-24h are the same relative time, for search 
 t.test('CLI: a reader that closes stdout early (| head -1) ends the command quietly with exit 0', async t => {
   for (const args of [['search', '--format', 'csv'], ['search', '--format', 'ndjson'], ['search']]) {
     const r = spawnSync('bash', ['-c', 'set -o pipefail; "$@" | head -c 1 >/dev/null', 'pipe', process.execPath, CLI, 'logs', ...args, '--db', recent.path, '--from', '-2h'],
-      { encoding: 'utf8', timeout: 30_000, cwd })
+      { encoding: 'utf8', timeout: 30_000, cwd, env })
     t.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`)
     t.equal(r.stderr, '', `${args.join(' ')}: nothing on stderr`)
   }
