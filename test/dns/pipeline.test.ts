@@ -19,6 +19,9 @@ import { testConfig } from '../helpers/daemon.js'
 
 const cfg = testConfig({})
 
+/** A decoded answer (dns-packet decodes the rcode; its types leave it out) and whether it came at once. */
+type Answered = packet.Packet & { atOnce: boolean, rcode: string }
+
 /** A pipeline whose upstream answers every question with an A record of `address`. */
 function pipeline (address: string, report: () => void, cacheEnabled = true): { serve: ReturnType<typeof createPipeline>, asked: () => number, metrics: DnsMetrics, policy: { engine: Engine } } {
   let asked = 0
@@ -53,7 +56,7 @@ function pipeline (address: string, report: () => void, cacheEnabled = true): { 
 }
 
 /** Asks one A question; resolves with the decoded answer and whether it came at once (a cache hit). */
-function ask (serve: ReturnType<typeof createPipeline>, name: string, client = '192.168.0.10'): Promise<packet.Packet & { atOnce: boolean }> {
+function ask (serve: ReturnType<typeof createPipeline>, name: string, client = '192.168.0.10'): Promise<Answered> {
   const q = Buffer.from(packet.encode({ type: 'query', id: 7, flags: packet.RECURSION_DESIRED, questions: [{ name, type: 'A', class: 'IN' }] }))
   return new Promise((resolve, reject) => {
     const r = serve(q, 'udp', client, { reply: (_to, b) => { resolve({ ...packet.decode(b), atOnce: false }) } }, null, performance.now())
@@ -142,7 +145,7 @@ t.test('a decision remembered in the cache does not keep the policy snapshot it 
 })
 
 /** Sends `q` (bytes); resolves with the decoded answer and whether it came at once. */
-function send (serve: ReturnType<typeof createPipeline>, q: Buffer, client = '192.168.0.10'): Promise<packet.Packet & { atOnce: boolean }> {
+function send (serve: ReturnType<typeof createPipeline>, q: Buffer, client = '192.168.0.10'): Promise<Answered> {
   return new Promise((resolve, reject) => {
     const r = serve(q, 'udp', client, { reply: (_to, b) => { resolve({ ...packet.decode(b), atOnce: false }) } }, null, performance.now())
     if (r === null) reject(new Error('no answer'))
@@ -152,9 +155,9 @@ function send (serve: ReturnType<typeof createPipeline>, q: Buffer, client = '19
 
 t.test('EDNS version above 0, CHAOS class and zone transfers are answered at once, before cache, policy and upstream', async t => {
   const p = pipeline('192.0.2.1', () => {})
-  const edns = (version: number): any => ({ type: 'OPT', name: '.', udpPayloadSize: 1232, ednsVersion: version, flags: 0 })
+  const edns = (version: number): packet.Answer => ({ type: 'OPT', name: '.', udpPayloadSize: 1232, ednsVersion: version, flags: 0 }) as unknown as packet.Answer
   const q = (type: string, cls: string, name: string, version?: number): Buffer => Buffer.from(packet.encode({
-    type: 'query', id: 7, flags: packet.RECURSION_DESIRED, questions: [{ name, type: type as any, class: cls as any }],
+    type: 'query', id: 7, flags: packet.RECURSION_DESIRED, questions: [{ name, type: type as packet.RecordType, class: cls as packet.RecordClass }],
     additionals: version === undefined ? [] : [edns(version)]
   }))
   const cases: Array<{ label: string, msg: Buffer, rcode: number, kind: 'badvers' | 'chaos' | 'zone-transfer', result: string }> = [
@@ -169,7 +172,7 @@ t.test('EDNS version above 0, CHAOS class and zone transfers are answered at onc
     const before = { ...p.metrics.localAnswers }
     const a = await send(p.serve, c.msg)
     t.ok(a.atOnce, `${c.label}: at once`)
-    const opt = (a.additionals ?? []).find(r => r.type === 'OPT') as any
+    const opt = (a.additionals ?? []).find(r => r.type === 'OPT') as { extendedRcode?: number, ednsVersion?: number } | undefined
     t.equal((a.flags! & 0x0f) + ((opt?.extendedRcode ?? 0) << 4), c.rcode, `${c.label}: rcode ${c.rcode}`)
     if (opt !== undefined) t.equal(opt.ednsVersion, 0, `${c.label}: our OPT is version 0`)
     t.equal(p.metrics.localAnswers[c.kind], before[c.kind] + 1, `${c.label}: counted as ${c.kind}`)
@@ -197,10 +200,10 @@ t.test('every upstream failed: SERVFAIL with the upstream\'s EDE when it sent on
       dns: cfg.dns, cache: cfg.cache, blocking: cfg.blocklists, policy: { engine: buildEngine(cfg.blocklists, 1).engine }, report: () => {},
       answers: new AnswerCache({ maxEntries: 100, now: Date.now }), pool, metrics, now: Date.now, acl: new ClientAcl(cfg.dns.allowClients)
     })
-    const msg = Buffer.from(packet.encode({ type: 'query', id: 7, questions: [{ name: 'down.example', type: 'A', class: 'IN' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0 } as any] }))
+    const msg = Buffer.from(packet.encode({ type: 'query', id: 7, questions: [{ name: 'down.example', type: 'A', class: 'IN' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0 } as unknown as packet.Answer] }))
     const a = await send(serve, msg)
     t.equal(a.rcode, 'SERVFAIL', label)
-    const opt = a.additionals!.find(r => r.type === 'OPT') as any
+    const opt = a.additionals!.find(r => r.type === 'OPT') as unknown as { options: Array<{ code: number, data: Buffer }> }
     t.same(opt.options.map((o: { code: number, data: Buffer }) => [o.code, o.data.readUInt16BE(0), o.data.subarray(2).toString()]), [[15, code, text]], `${label}: EDE ${code}`)
     t.equal(metrics.outcomes.servfail, 1)
     const again = await send(serve, msg)
@@ -227,13 +230,13 @@ t.test('a fault while rendering an answer is answered SERVFAIL and counted once,
       groupOf: () => real.groups[0],
       decideName: () => row.blocks ? unreadable : undefined
     } as unknown as Engine
-    const pool = { resolve: (_q: Buffer, _do: boolean, cb: ResolveCallback) => { setImmediate(() => { cb.resolved({ kind: 'resolved', answer: row.answer as StoredAnswer, upstream: 'stand-in' }) }) } } as unknown as UpstreamPool
+    const pool = { resolve: (_q: Buffer, _do: boolean, cb: ResolveCallback) => { setImmediate(() => { cb.resolved({ kind: 'resolved', answer: row.answer as unknown as StoredAnswer, upstream: 'stand-in' }) }) } } as unknown as UpstreamPool
     const metrics = new DnsMetrics()
     const serve = createPipeline({
       dns: cfg.dns, cache: { ...cfg.cache, enabled: false }, blocking: cfg.blocklists, policy: { engine }, report: () => {},
       answers: new AnswerCache({ maxEntries: 100, now: Date.now }), pool, metrics, now: Date.now, acl: new ClientAcl(cfg.dns.allowClients)
     })
-    const msg = Buffer.from(packet.encode({ type: 'query', id: 7, questions: [{ name: 'fault.example', type: 'A', class: 'IN' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0 } as any] }))
+    const msg = Buffer.from(packet.encode({ type: 'query', id: 7, questions: [{ name: 'fault.example', type: 'A', class: 'IN' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0 } as unknown as packet.Answer] }))
     const a = await send(serve, msg)
     t.equal(a.atOnce, row.blocks, `${row.label}: ${row.blocks ? 'at once' : 'later'}`)
     t.equal(a.rcode, 'SERVFAIL', `${row.label}: SERVFAIL`)
