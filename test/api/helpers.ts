@@ -46,6 +46,7 @@ export interface ApiDaemon {
  * A daemon whose config is the JSON file `configFile` (written from `config` merged over the test
  * defaults), so POST /api/v1/reload reads it again. The data dir is kept when given (restarts).
  */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a config file's JSON, merged over the defaults as written
 export async function startApiDaemon (config: Record<string, any> = {}, opts: { dataDir?: string, now?: () => number } = {}): Promise<ApiDaemon> {
   const dataDir = opts.dataDir ?? tempDir('egressd-api-')
   const configFile = join(dataDir, 'config.yaml')
@@ -84,6 +85,7 @@ export interface Response {
   readonly headers: http.IncomingHttpHeaders
   readonly text: string
   /** The body parsed as JSON (undefined when it is not JSON). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any route's answer; tests assert its shape
   readonly json: any
 }
 

@@ -74,7 +74,7 @@ t.test('a block rule added through the API: NXDOMAIN within 1 s, after a restart
 t.test('rule kinds: exact, wildcard, regex and CIDR; an allow rule beats a category', async t => {
   const d = await startApiDaemon({ upstreams: [upstream.url] })
   t.teardown(() => d.close())
-  const add = async (body: Record<string, unknown>): Promise<any> => {
+  const add = async (body: Record<string, unknown>): Promise<Awaited<ReturnType<typeof call>>> => {
     const r = await call(d.base, 'POST', '/api/v1/rules', { token: TOKENS.admin, body })
     t.equal(r.status, 201, r.text)
     return r.json.rule
