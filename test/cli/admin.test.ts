@@ -6,7 +6,7 @@
 
 import t from 'tap'
 import { execFile } from 'node:child_process'
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { TOKENS, startApiDaemon } from '../api/helpers.js'
 import { dig } from '../helpers/dig.js'
@@ -146,6 +146,25 @@ t.test('the token: --token-file, EGRESSD_TOKEN, <etc>/cli.token; never an argume
   t.match(missing.stderr, /cannot read the token file .*nope: ENOENT/)
   const arg = await cli(['rules', 'list', ...api, '--token', TOKENS.admin])
   t.equal(arg.status, 2, 'there is no option that takes the token itself')
+
+  // A new token written to a file by `token create --out`, added to the config, reloaded, used.
+  const made = join(dir, 'cli.token')
+  const created = await cli(['token', 'create', '--role', 'viewer', '--name', 'from-cli', '--out', made])
+  t.equal(created.status, 0, created.stderr)
+  t.notMatch(created.stdout, /^token:/m, 'the token is not printed')
+  t.equal(statSync(made).mode & 0o777, 0o600)
+  const line = /^- \{ name: "from-cli", role: viewer, sha256: "([0-9a-f]{64})" \}$/m.exec(created.stdout)
+  t.ok(line, created.stdout)
+  const cfg = JSON.parse(readFileSync(d.configFile, 'utf8'))
+  cfg.api.tokens.push({ name: 'from-cli', role: 'viewer', sha256: line?.[1] })
+  writeFileSync(d.configFile, JSON.stringify(cfg))
+  t.equal((await cli(['reload', ...api], { EGRESSD_TOKEN: TOKENS.admin })).status, 0)
+  const withNew = await cli(['rules', 'list', ...api, '--token-file', made])
+  t.equal(withNew.status, 0, withNew.stderr)
+  t.equal(withNew.stderr, '')
+  const again = await cli(['token', 'create', '--role', 'viewer', '--out', made])
+  t.equal(again.status, 2, 'an existing file is never overwritten')
+  t.match(again.stderr, /EEXIST/)
 })
 
 t.test('the URL: api.listen of the discovered config, --api, and a daemon that is not running', async t => {
