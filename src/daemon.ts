@@ -21,6 +21,7 @@ import type { EngineBuild } from './policy/build.js'
 import { PolicyManager } from './policy/manager.js'
 import { BlockReporter, RefusedClientLog } from './store/block-reporter.js'
 import { Stores } from './store/stores.js'
+import { redactUrls } from './lists/redact.js'
 import { readVersion } from './version.js'
 
 const SELF: ReloadBy = { trigger: 'api', actor: { name: 'egressd', client: '' } }
@@ -113,13 +114,13 @@ export class Daemon implements ApiHost, Reloadable {
       this.#opened.push(() => parts.listener.close(this.#config.dns.shutdownGraceMs))
       this.#addresses = await parts.listener.start()
       stores.customPolicy?.start()
-      parts.api = await ApiServer.start({ host: this, log: this.log, now: this.now, version: this.#version, blockSearch: stores.blockSearch })
+      parts.api = await ApiServer.start({ host: this, log: this.log, now: this.now, version: this.#version })
       this.#opened.push(() => parts.api?.close())
     } catch (err) {
       await this.close()
       throw err
     }
-    this.log.info({ upstreams: c.upstreams.map(u => u.url), allowClients: c.dns.allowClients, config: c.source }, 'egressd started')
+    this.log.info({ upstreams: c.upstreams.map(u => redactUrls(u.url)), allowClients: c.dns.allowClients, config: c.source }, 'egressd started')
     this.parts.lists.start()
     void this.firewallSync.sync(c, this.parts.policy.build)
   }

@@ -9,7 +9,6 @@ import { formatAddress } from '../config/load.js'
 import { EgressdError } from '../errors.js'
 import { buildApp } from './app.js'
 import type { ApiHost } from './host.js'
-import type { BlockSearch } from '../store/block-reader.js'
 
 export interface ApiAddress { readonly host: string, readonly port: number, readonly tls: boolean }
 
@@ -18,7 +17,6 @@ export interface ApiServerDeps {
   readonly log: Logger
   readonly now: () => number
   readonly version: string
-  readonly blockSearch: BlockSearch | undefined
 }
 
 export class ApiServer {
