@@ -87,7 +87,10 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
   }
 }
 
-const stdoutClosed = (): boolean => (process.stdout.errored as NodeJS.ErrnoException | null)?.code === 'EPIPE'
+const stdoutClosed = (): boolean => {
+  const errored: NodeJS.ErrnoException | null = process.stdout.errored
+  return errored?.code === 'EPIPE'
+}
 
 const io: CliIo = {
   // Throws StdoutClosed once the reader is gone, so long outputs stop early.

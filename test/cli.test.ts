@@ -44,8 +44,8 @@ t.test('check-config: 0 for a valid file, 1 with every error as path: message', 
 async function startCli (config: string, cwd?: string): Promise<{ child: ChildProcess, output: () => string, exited: Promise<number | null> }> {
   const child = spawn(process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], cwd })
   let out = ''
-  child.stdout!.on('data', d => { out += String(d) })
-  child.stderr!.on('data', d => { out += String(d) })
+  child.stdout.on('data', d => { out += String(d) })
+  child.stderr.on('data', d => { out += String(d) })
   const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
   for (let i = 0; i < 100 && !out.includes('egressd started'); i++) {
     if (child.exitCode !== null) break

@@ -4,7 +4,7 @@
 
 import { parseCliArgs } from '../cli-args.js'
 import { EgressdError } from '../errors.js'
-import { API_OPTIONS, apiCall, apiTarget, type ApiFlags } from './api-client.js'
+import { API_OPTIONS, apiCall, apiTarget } from './api-client.js'
 import type { CliIo } from './io.js'
 import { formatPairs, formatTable, json, OUTPUT_OPTIONS, outputMode, type OutputMode } from './output.js'
 
@@ -81,8 +81,8 @@ export async function rulesCommand (argv: string[], io: CliIo): Promise<number> 
     case 'list': case undefined: {
       only('list')
       if (positionals.length > 0) usage('rules list takes no arguments')
-      const r = await apiCall(apiTarget(values as ApiFlags, io), 'GET', '/api/v1/rules', 'viewer')
-      printRules(r.body.rules as RuleView[], io, mode, r.body)
+      const r = await apiCall<{ rules: RuleView[] }>(apiTarget(values, io), 'GET', '/api/v1/rules', 'viewer')
+      printRules(r.body.rules, io, mode, r.body)
       return 0
     }
     case 'add': {
@@ -96,15 +96,15 @@ export async function rulesCommand (argv: string[], io: CliIo): Promise<number> 
         ...(values.ttl !== undefined && { ttlSeconds: ttlSeconds(values.ttl) }),
         ...(values.expires !== undefined && { expiresAt: values.expires })
       }
-      const r = await apiCall(apiTarget(values as ApiFlags, io), 'POST', '/api/v1/rules', 'admin', body)
-      io.out(mode === 'json' ? json(r.body) : `added ${ruleLine(r.body.rule as RuleView)}\n`)
+      const r = await apiCall<{ rule: RuleView }>(apiTarget(values, io), 'POST', '/api/v1/rules', 'admin', body)
+      io.out(mode === 'json' ? json(r.body) : `added ${ruleLine(r.body.rule)}\n`)
       return 0
     }
     case 'remove': case 'rm': case 'delete': {
       only('remove')
       if (positionals.length !== 1 || !/^[1-9][0-9]{0,15}$/.test(positionals[0])) usage('rules remove needs one rule ID (a number; see egressd rules list)')
-      const r = await apiCall(apiTarget(values as ApiFlags, io), 'DELETE', `/api/v1/rules/${positionals[0]}`, 'admin')
-      io.out(mode === 'json' ? json(r.body) : `removed ${ruleLine(r.body.deleted as RuleView)}\n`)
+      const r = await apiCall<{ deleted: RuleView }>(apiTarget(values, io), 'DELETE', `/api/v1/rules/${positionals[0]}`, 'admin')
+      io.out(mode === 'json' ? json(r.body) : `removed ${ruleLine(r.body.deleted)}\n`)
       return 0
     }
     default:
@@ -131,9 +131,9 @@ export async function categoriesCommand (argv: string[], io: CliIo): Promise<num
   const mode = outputMode(values, io.isTTY)
   if (sub === 'list') {
     if (positionals.length > 0 || values.group !== undefined) usage('categories list takes no arguments')
-    const r = await apiCall(apiTarget(values as ApiFlags, io), 'GET', '/api/v1/categories', 'viewer')
+    const r = await apiCall<{ categories: CategoryView[] }>(apiTarget(values, io), 'GET', '/api/v1/categories', 'viewer')
     if (mode === 'json') { io.out(json(r.body)); return 0 }
-    io.out(formatTable(r.body.categories as CategoryView[], [
+    io.out(formatTable(r.body.categories, [
       { title: 'CATEGORY', value: c => c.name },
       { title: 'ENABLED', value: c => c.enabled ? 'yes' : 'no' },
       { title: 'ACTION', value: c => c.action },
@@ -150,9 +150,9 @@ export async function categoriesCommand (argv: string[], io: CliIo): Promise<num
     ...(values.group !== undefined && { group: values.group }),
     ...(sub === 'action' ? { action } : { enabled: sub === 'enable' })
   }
-  const r = await apiCall(apiTarget(values as ApiFlags, io), 'PATCH', `/api/v1/categories/${encodeURIComponent(name)}`, 'admin', body)
+  const r = await apiCall<{ category: CategoryView, before: unknown, after: unknown }>(apiTarget(values, io), 'PATCH', `/api/v1/categories/${encodeURIComponent(name)}`, 'admin', body)
   if (mode === 'json') { io.out(json(r.body)); return 0 }
-  const c = r.body.category as CategoryView
+  const c = r.body.category
   const scope = values.group === undefined || values.group === '*' ? 'every group' : `group ${values.group}`
   io.out(`${c.name}: ${sub === 'action' ? `action ${action}` : sub === 'enable' ? 'enabled' : 'disabled'} for ${scope}\n` +
     formatPairs({ before: r.body.before, after: r.body.after }))
@@ -163,15 +163,15 @@ export async function reloadCommand (argv: string[], io: CliIo): Promise<number>
   const { values, positionals } = parseCliArgs({ args: argv, options: COMMON, allowPositionals: true, strict: true })
   if (positionals.length > 0) usage('reload takes no arguments')
   const mode = outputMode(values, io.isTTY)
-  const r = await apiCall(apiTarget(values as ApiFlags, io), 'POST', '/api/v1/reload', 'admin', undefined, [422])
+  const r = await apiCall<Record<string, unknown>>(apiTarget(values, io), 'POST', '/api/v1/reload', 'admin', undefined, [422])
+  const b = r.body
   if (r.status === 422) {
-    if (mode === 'json') io.out(json(r.body))
-    else for (const i of (r.body?.issues ?? []) as string[]) io.out(`${i}\n`)
-    io.err(`egressd: ${String(r.body?.message ?? 'reload rejected')}\n`)
+    if (mode === 'json') io.out(json(b))
+    else for (const i of Array.isArray(b.issues) ? b.issues : []) io.out(`${String(i)}\n`)
+    io.err(`egressd: ${typeof b.message === 'string' ? b.message : 'reload rejected'}\n`)
     return 1
   }
-  if (mode === 'json') { io.out(json(r.body)); return 0 }
-  const b = r.body as Record<string, unknown>
+  if (mode === 'json') { io.out(json(b)); return 0 }
   const list = (v: unknown): string => Array.isArray(v) && v.length > 0 ? v.join(', ') : 'nothing'
   io.out(formatPairs({ status: b.status, config: b.config, applied: list(b.applied), 'needs restart': list(b.needsRestart), generation: b.generation }))
   return 0
@@ -194,9 +194,9 @@ export async function auditCommand (argv: string[], io: CliIo): Promise<number> 
   if (values.limit !== undefined) q.set('limit', values.limit)
   if (values.before !== undefined) q.set('before', values.before)
   if (values.action !== undefined) q.set('action', values.action)
-  const r = await apiCall(apiTarget(values as ApiFlags, io), 'GET', `/api/v1/audit${q.size > 0 ? `?${q.toString()}` : ''}`, 'admin')
+  const r = await apiCall<{ entries: AuditEntry[] }>(apiTarget(values, io), 'GET', `/api/v1/audit${q.size > 0 ? `?${q.toString()}` : ''}`, 'admin')
   if (mode === 'json') { io.out(json(r.body)); return 0 }
-  io.out(formatTable(r.body.entries as AuditEntry[], [
+  io.out(formatTable(r.body.entries, [
     { title: 'ID', value: e => e.id },
     { title: 'TIME', value: e => e.time },
     { title: 'ACTOR', value: e => e.actor },

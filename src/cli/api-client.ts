@@ -132,16 +132,20 @@ export function apiTarget (flags: ApiFlags, io: CliIo): ApiTarget {
   return { base, urlFrom, token: token as string, tokenFrom, ca }
 }
 
-export interface ApiAnswer {
+export interface ApiAnswer<T> {
   readonly status: number
-  readonly body: any
+  /** The JSON body as the route's schema describes it (undefined when the body is not JSON). */
+  readonly body: T
 }
+
+/** What an error answer may hold (api/errors.ts: error, message, statusCode; a rejected reload adds issues). */
+interface ErrorAnswer { error?: unknown, message?: unknown, issues?: unknown }
 
 /**
  * One request. Resolves with 2xx answers (and with the statuses in `accept`); everything else is an
  * EgressdError whose message says what to do.
  */
-export async function apiCall (t: ApiTarget, method: string, path: string, needs: Role, body?: unknown, accept: readonly number[] = []): Promise<ApiAnswer> {
+export async function apiCall<T> (t: ApiTarget, method: string, path: string, needs: Role, body?: unknown, accept: readonly number[] = []): Promise<ApiAnswer<T>> {
   const url = new URL(path, t.base)
   const payload = body === undefined ? undefined : JSON.stringify(body)
   const mod = url.protocol === 'https:' ? https : http
@@ -165,17 +169,19 @@ export async function apiCall (t: ApiTarget, method: string, path: string, needs
     req.on('error', reject)
     req.end(payload)
   }).catch((err: NodeJS.ErrnoException) => fail(networkMessage(err, t)))
-  let parsed: any
+  let parsed: unknown
   try { parsed = JSON.parse(answer.text) } catch { parsed = undefined }
-  if ((answer.status >= 200 && answer.status < 300) || accept.includes(answer.status)) return { status: answer.status, body: parsed }
-  const said = typeof parsed?.message === 'string' ? parsed.message : answer.text.slice(0, 500)
+  if ((answer.status >= 200 && answer.status < 300) || accept.includes(answer.status)) return { status: answer.status, body: parsed as T }
+  const e: ErrorAnswer = typeof parsed === 'object' && parsed !== null ? parsed : {}
+  const said = typeof e.message === 'string' ? e.message : answer.text.slice(0, 500)
   if (answer.status === 401) {
     fail(`the API at ${t.base.origin} refused the token from ${t.tokenFrom} (401): it matches no api.tokens entry of the running daemon. ` +
       `This needs a token of role ${needs} (egressd token create --role ${needs}, its line under api.tokens, then a reload)`)
   }
   if (answer.status === 403) fail(`the token from ${t.tokenFrom} may not do this (403): it needs role ${needs}; ${said}`)
-  const issues = Array.isArray(parsed?.issues) ? (parsed.issues as unknown[]).map(i => `\n  ${String(i)}`).join('') : ''
-  return fail(`${method} ${url.pathname}: ${answer.status} ${parsed?.error ?? http.STATUS_CODES[answer.status] ?? ''}: ${said}${issues}`)
+  const issues = Array.isArray(e.issues) ? e.issues.map(i => `\n  ${String(i)}`).join('') : ''
+  const error = typeof e.error === 'string' ? e.error : http.STATUS_CODES[answer.status] ?? ''
+  return fail(`${method} ${url.pathname}: ${answer.status} ${error}: ${said}${issues}`)
 }
 
 function networkMessage (err: NodeJS.ErrnoException, t: ApiTarget): string {
