@@ -8,29 +8,32 @@ import { API_OPTIONS, apiCall, apiTarget } from './api-client.js'
 import type { CliIo } from './io.js'
 import { formatPairs, formatTable, json, OUTPUT_OPTIONS, outputMode, type OutputMode } from './output.js'
 
-const CONNECT = '[--config FILE | --api URL] [--token-file FILE] [--ca FILE] [--json | --table]'
-
-export const ADMIN_USAGE = `  Admin commands: they call the running daemon's API, at --api URL or at api.listen of the config
-  (https when api.tls is set; --ca FILE: the CA to trust). The token comes from --token-file FILE,
-  else $EGRESSD_TOKEN, else /etc/egressd/cli.token; never from the command line.
-  egressd rules list ${CONNECT}
-      Custom rules (viewer).
-  egressd rules add RULE [--allow] [--comment TEXT] [--ttl 2h | --expires ISO-TIME] ${CONNECT}
+export const ADMIN_USAGE = `  Admin commands call the running daemon's API. API options, for each of them:
+      --api URL          the API (default: api.listen of the config, https when api.tls is set)
+      --config FILE      the config whose api.listen to use (found as for every command)
+      --token-file FILE  the token (default: $EGRESSD_TOKEN, else /etc/egressd/cli.token); a token
+                         is never given on the command line
+      --ca FILE          the CA to trust for https (default: the system's, and api.tls.cert)
+      --json | --table   the API's JSON, or a table (default: a table on a terminal, else JSON)
+  egressd rules [list] [API options]
+      Custom rules (role viewer).
+  egressd rules add RULE [--allow] [--comment TEXT] [--ttl 2h | --expires ISO-TIME] [API options]
       Adds a block rule (an allow rule with --allow): example.org, =example.org, *.example.org,
       /regex/ or a CIDR. Applied at once, stored, audited (admin).
-  egressd rules remove ID ${CONNECT}
+  egressd rules remove ID [API options]
       Removes a custom rule (admin).
-  egressd categories [list] ${CONNECT}
+  egressd categories [list] [API options]
       Categories and their state per client group (viewer).
-  egressd categories enable|disable NAME [--group G] ${CONNECT}
-  egressd categories action NAME nxdomain|refused|nodata|null|sinkhole|monitor [--group G] ${CONNECT}
+  egressd categories enable|disable NAME [--group G] [API options]
+  egressd categories action NAME nxdomain|refused|nodata|null|sinkhole|monitor [--group G] [API options]
       Changes a category for every group (default) or one (admin).
-  egressd reload ${CONNECT}
+  egressd reload [API options]
       Reloads the config file and lists, as SIGHUP does; prints what took effect (admin).
       Exit 1 if the daemon rejected the new config (every problem is printed).
-  egressd audit [--limit N] [--before ID] [--action A] ${CONNECT}
+  egressd audit [--limit N] [--before ID] [--action A] [API options]
       The audit log of admin changes, newest first (admin).
-  Exit codes: 0 done, 1 the API refused or could not be reached (the message says why), 2 usage.`
+  Exit codes of the admin commands: 0 done, 1 the API refused or could not be reached (the message
+  says why), 2 usage (also: no token found).`
 
 const usage = (message: string): never => { throw new EgressdError('EGRESSD_ERR_USAGE', `${message}\nusage:\n${ADMIN_USAGE}`) }
 
@@ -64,7 +67,7 @@ function printRules (rules: RuleView[], io: CliIo, mode: OutputMode, body: unkno
 }
 
 export async function rulesCommand (argv: string[], io: CliIo): Promise<number> {
-  const [sub, ...rest] = argv
+  const [sub, ...rest] = argv[0] === undefined || argv[0].startsWith('-') ? ['list', ...argv] : argv
   const { values, positionals } = parseCliArgs({
     args: rest,
     options: { ...COMMON, allow: { type: 'boolean' }, comment: { type: 'string' }, ttl: { type: 'string' }, expires: { type: 'string' } },
@@ -78,7 +81,7 @@ export async function rulesCommand (argv: string[], io: CliIo): Promise<number> 
     }
   }
   switch (sub) {
-    case 'list': case undefined: {
+    case 'list': {
       only('list')
       if (positionals.length > 0) usage('rules list takes no arguments')
       const r = await apiCall<{ rules: RuleView[] }>(apiTarget(values, io), 'GET', '/api/v1/rules', 'viewer')

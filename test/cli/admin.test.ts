@@ -47,8 +47,8 @@ t.test('rules, categories, reload and audit through the API', async t => {
   const list = await cli(['rules', 'list', ...api], admin)
   t.equal(list.status, 0, list.stderr)
   t.match(JSON.parse(list.stdout), { rules: [{ id: Number(id), kind: 'block', rule: 'chat.example.org', comment: 'from the CLI', createdBy: 'admin-token' }] }, 'JSON when stdout is not a terminal')
-  const table = await cli(['rules', 'list', ...api, '--table'], { EGRESSD_TOKEN: TOKENS.viewer })
-  t.equal(table.status, 0, 'a viewer may list')
+  const table = await cli(['rules', ...api, '--table'], { EGRESSD_TOKEN: TOKENS.viewer })
+  t.equal(table.status, 0, 'a viewer may list; list is the default subcommand')
   t.match(table.stdout, /^ID +KIND +RULE +TYPE +EXPIRES +CREATED +BY +COMMENT\n/)
   t.match(table.stdout, new RegExp(`^ *${id} +block +chat\\.example\\.org +domain +\\d{4}-\\S+ +\\S+ +admin-token +from the CLI$`, 'm'))
 
