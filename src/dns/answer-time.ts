@@ -3,11 +3,13 @@
 // scrape time (egressd_dns_answer_seconds).
 //
 // Times are milliseconds on performance.now()'s clock (Date.now()'s whole milliseconds are too
-// coarse for the sub-millisecond buckets). A UDP answer given at once is not timed by itself: every
-// answer of a UDP turn goes out at the end of the turn (udp-turn.ts), so such answers are held by
-// outcome and released together with one clock read when the turn is over (`hold`, `release`).
+// coarse for the sub-millisecond buckets). A UDP answer given at once (a block, a cache hit) costs
+// nothing here when it is given: every answer of a UDP turn goes out at the end of the turn
+// (udp-turn.ts), so the turn's answers are timed together when it is over, with one clock read
+// (`release`). They are found without being counted twice: every answer is counted in
+// DnsMetrics.outcomes when it is given, and those counted but not yet timed are the turn's.
 
-import type { OutcomeKind } from './outcome-kind.js'
+import { OUTCOME_KINDS, type OutcomeKind } from './outcome-kind.js'
 
 /** The answer-time clock: milliseconds, monotonic, sub-millisecond. */
 export const answerClock = (): number => performance.now()
@@ -21,6 +23,8 @@ export interface AnswerTimeSeries {
   readonly counts: Float64Array
   /** Sum of answer times in milliseconds. */
   sumMs: number
+  /** Answers timed: the sum of `counts`. */
+  count: number
 }
 
 export class AnswerTimes {
@@ -32,11 +36,7 @@ export class AnswerTimes {
     refused: AnswerTimes.#series()
   }
 
-  static #series (): AnswerTimeSeries { return { counts: new Float64Array(BOUNDS_MS.length + 1), sumMs: 0 } }
-
-  /** Answers held by outcome, not yet timed (see `hold`), and how many in all. */
-  readonly #held: Record<OutcomeKind, number> = { cached: 0, resolved: 0, blocked: 0, servfail: 0, refused: 0 }
-  #holding = 0
+  static #series (): AnswerTimeSeries { return { counts: new Float64Array(BOUNDS_MS.length + 1), sumMs: 0, count: 0 } }
 
   /** One answer sent to a client `ms` after its query arrived. */
   observe (result: OutcomeKind, ms: number): void {
@@ -45,31 +45,27 @@ export class AnswerTimes {
     while (i < BOUNDS_MS.length && ms > BOUNDS_MS[i]) i++
     s.counts[i]++
     s.sumMs += ms
+    s.count++
   }
 
-  /** One answer given now that goes out later with others (a UDP turn's): timed by `release`. */
-  hold (result: OutcomeKind): void {
-    this.#held[result]++
-    this.#holding++
+  /** How many answers of `given` (answers given by outcome: DnsMetrics.outcomes) are not timed yet. */
+  untimed (given: Readonly<Record<OutcomeKind, number>>): number {
+    const s = this.series
+    return given.cached - s.cached.count + given.resolved - s.resolved.count + given.blocked - s.blocked.count +
+      given.servfail - s.servfail.count + given.refused - s.refused.count
   }
 
-  /** Whether answers are held (the caller then reads its clock for `release`). */
-  get holding (): boolean { return this.#holding > 0 }
-
-  /** The held answers went out `ms` after their queries arrived: each is counted at that time. */
-  release (ms: number): void {
-    if (this.#holding === 0) return
+  /** The answers of `given` not timed yet went out `ms` after their queries arrived: each is timed so. */
+  release (given: Readonly<Record<OutcomeKind, number>>, ms: number): void {
     let i = 0
     while (i < BOUNDS_MS.length && ms > BOUNDS_MS[i]) i++
-    const held = this.#held
-    for (const k in held) {
-      const n = held[k as OutcomeKind]
-      if (n === 0) continue
-      const s = this.series[k as OutcomeKind]
+    for (const k of OUTCOME_KINDS) {
+      const s = this.series[k]
+      const n = given[k] - s.count
+      if (n <= 0) continue
       s.counts[i] += n
       s.sumMs += ms * n
-      held[k as OutcomeKind] = 0
+      s.count += n
     }
-    this.#holding = 0
   }
 }

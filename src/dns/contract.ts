@@ -30,8 +30,9 @@ export interface Replier { reply (to: unknown, answer: Buffer): void }
  * `arrival`: when the query arrived, in milliseconds on the answer-time clock (performance.now()):
  * for UDP, when its turn began handling datagrams (UdpTurn.arrivedAt: one clock read per turn),
  * for TCP when its bytes were read. A UDP answer returned now goes out with the rest of its turn,
- * so its time is only held (AnswerTimes.hold) and the listener releases the held times once the
- * turn is over (one clock read per turn); every other answer is timed when it is given.
+ * so it is only counted (DnsMetrics.outcomes), and the listener times the turn's answers once the
+ * turn is over (AnswerTimes.release: one clock read per turn); every other answer is timed when it
+ * is given.
  */
 export type Serve = (msg: Buffer, protocol: Protocol, client: string, replier: Replier, to: unknown, arrival: number) => Buffer | null | Pending
 

@@ -8,7 +8,7 @@
 // Knows nothing of DNS beyond framing: every message goes to the injected `serve` function
 // (contract.ts), with its arrival time: the UDP turn's (one clock read per turn), or the time a
 // TCP connection's bytes were read. At the end of each UDP turn, once its answers are sent, the
-// times of the answers given at once are released (AnswerTimes.release: one clock read).
+// answers given at once are timed (AnswerTimes.release: one clock read).
 
 import { Buffer } from 'node:buffer' // a plain binding; the global is a getter (see wire.ts)
 import dgram from 'node:dgram'
@@ -88,8 +88,8 @@ export class DnsListener {
   }
   /** A UDP turn is over and its answers sent: the answers given at once in it are timed. */
   readonly #releaseTimes = (): void => {
-    const times = this.#deps.metrics.answerTimes
-    if (times.holding) times.release(this.#deps.turn.clock() - this.#deps.turn.arrivedAt)
+    const m = this.#deps.metrics
+    if (m.answerTimes.untimed(m.outcomes) > 0) m.answerTimes.release(m.outcomes, this.#deps.turn.clock() - this.#deps.turn.arrivedAt)
   }
 
   constructor (deps: ListenerDeps, serve: Serve) {

@@ -51,8 +51,8 @@ export class Responder {
   }
 
   /**
-   * The answer to an outcome known at once (the listener sends it). A UDP answer's time is held:
-   * it goes out with the rest of its turn, and the listener releases the turn's held times then.
+   * The answer to an outcome known at once (the listener sends it). A UDP answer is not timed here:
+   * it goes out with the rest of its turn, and the listener times the turn's answers then.
    */
   now (ctx: QueryContext, o: Outcome): Buffer { return this.#answer(ctx, o, false) }
 
@@ -99,8 +99,8 @@ export class Responder {
     }
     m.outcomes[o.kind]++
     m.results[ctx.protocol][o.kind]++
-    if (!late && ctx.protocol === 'udp') m.answerTimes.hold(o.kind)
-    else m.answerTimes.observe(o.kind, this.#d.clock() - ctx.arrival)
+    // A UDP answer given now is timed with the rest of its turn (counted in outcomes, not yet timed).
+    if (late || ctx.protocol === 'tcp') m.answerTimes.observe(o.kind, this.#d.clock() - ctx.arrival)
     return resp
   }
 

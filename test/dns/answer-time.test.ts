@@ -24,28 +24,36 @@ import { dig } from '../helpers/dig.js'
 
 const total = (times: AnswerTimes, kind: OutcomeKind): number => times.series[kind].counts.reduce((a, b) => a + b, 0)
 
-t.test('AnswerTimes: observe and hold/release count each answer once, in its bucket', async t => {
+t.test('AnswerTimes: observe times one answer; release times the answers given but not yet timed, each once', async t => {
   const times = new AnswerTimes()
-  const rows: Array<{ kind: OutcomeKind, ms: number, bucket: number, held?: boolean }> = [
+  const given = { cached: 0, resolved: 0, blocked: 0, servfail: 0, refused: 0 }
+  // Rows: an answer timed when given (observe), or given in a UDP turn and timed when the turn is over.
+  const rows: Array<{ kind: OutcomeKind, ms: number, bucket: number, inTurn?: boolean }> = [
     { kind: 'blocked', ms: 0.05, bucket: 0 },
     { kind: 'blocked', ms: 0.1, bucket: 0 },
     { kind: 'cached', ms: 0.3, bucket: 2 },
     { kind: 'resolved', ms: 7, bucket: 6 },
     { kind: 'servfail', ms: 6000, bucket: ANSWER_TIME_BUCKETS_S.length },
-    { kind: 'blocked', ms: 0.2, bucket: 1, held: true },
-    { kind: 'cached', ms: 0.2, bucket: 1, held: true },
-    { kind: 'cached', ms: 0.2, bucket: 1, held: true }
+    { kind: 'blocked', ms: 0.2, bucket: 1, inTurn: true },
+    { kind: 'cached', ms: 0.2, bucket: 1, inTurn: true },
+    { kind: 'cached', ms: 0.2, bucket: 1, inTurn: true }
   ]
-  for (const r of rows) if (r.held === true) times.hold(r.kind); else times.observe(r.kind, r.ms)
-  t.equal(times.holding, true)
-  t.equal(total(times, 'cached'), 1, 'held answers are not counted before release')
-  times.release(0.2)
-  t.equal(times.holding, false)
-  times.release(0.2) // nothing held: nothing counted
+  for (const r of rows) {
+    given[r.kind]++
+    if (r.inTurn !== true) times.observe(r.kind, r.ms)
+  }
+  t.equal(times.untimed(given), 3, 'three given in the turn, not timed yet')
+  t.equal(total(times, 'cached'), 1, 'not timed before the turn is over')
+  times.release(given, 0.2)
+  t.equal(times.untimed(given), 0)
+  times.release(given, 0.2) // nothing untimed: nothing timed again
   const want: Record<string, number[]> = {}
   for (const r of rows) (want[r.kind] ??= new Array<number>(ANSWER_TIME_BUCKETS_S.length + 1).fill(0))[r.bucket]++
-  for (const [kind, counts] of Object.entries(want)) t.same([...times.series[kind as OutcomeKind].counts], counts, `${kind}: per bucket`)
-  t.equal(times.series.cached.sumMs, 0.3 + 0.4, 'sum includes each held answer')
+  for (const [kind, counts] of Object.entries(want)) {
+    t.same([...times.series[kind as OutcomeKind].counts], counts, `${kind}: per bucket`)
+    t.equal(times.series[kind as OutcomeKind].count, given[kind as OutcomeKind], `${kind}: count`)
+  }
+  t.equal(times.series.cached.sumMs, 0.3 + 0.4, 'the sum includes each answer of the turn')
   t.equal(total(times, 'refused'), 0)
 })
 
