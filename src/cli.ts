@@ -60,7 +60,7 @@ async function startCommand (argv: string[], io: CliIo): Promise<void> {
   let config
   try {
     // Only for the data dir in the message; start() loads the config itself, with its overrides.
-    config = loadConfig({ file: choice.file, env: io.env, bundledBlocklistsDir: io.bundledBlocklistsDir, resolvConfPath: '/dev/null' })
+    config = loadConfig({ file: choice.file, env: io.env, bundledBlocklistsDir: io.bundledBlocklistsDir })
   } catch {
     config = undefined // start() reports it
   }
