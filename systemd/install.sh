@@ -111,6 +111,8 @@ run rm -rf "$NEW"
 run mkdir -p "$NEW"
 run cp -R "$SRC/dist" "$SRC/blocklists" "$SRC/package.json" "$SRC/package-lock.json" "$NEW/"
 [ -f "$SRC/README.md" ] && run cp "$SRC/README.md" "$NEW/"
+# The README links to docs/ and deploy/ (dashboard, alert rules): keep the links working.
+for d in docs deploy; do [ -d "$SRC/$d" ] && run cp -R "$SRC/$d" "$NEW/"; done
 run_in "$NEW" npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund
 
 # 4. The config: the example only when there is none; an admin's file is never replaced.
@@ -123,11 +125,18 @@ else
   run install -m 0644 "$SRC/config/egressd.example.yaml" "$CONFIG"
 fi
 
-# 5. The config must be valid, with the new version, before that version is installed. Run from
-# the program directory: relative paths (blocklists.dir: ./blocklists) resolve as the service's do.
+# 5. The config must be valid, with the new version, before that version is installed. Relative
+# paths in it resolve against /etc/egressd; a file from before that change that still says
+# blocklists.dir: ./blocklists fails here, with the fix in the message.
+# Exit 3: valid, but list lines were skipped (printed above): installed, with a warning.
 say "checking the config"
-run_in "$NEW" node "$NEW/dist/cli.js" check-config "$CONFIG" ||
+check=0
+run_in "$NEW" node "$NEW/dist/cli.js" check-config "$CONFIG" || check=$?
+if [ "$check" = 3 ]; then
+  say "warning: $CONFIG is valid but some list lines are skipped (see above)"
+elif [ "$check" != 0 ]; then
   die "$CONFIG is not valid (see above): fix it, then run this script again; nothing else was changed ($OPT is as it was)"
+fi
 
 # Only now the new tree replaces the old one (a bad config leaves the installed version alone).
 if [ -e "$OPT" ]; then
