@@ -44,13 +44,13 @@ import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { dirname, isAbsolute, join as joinPath, resolve as resolvePath } from 'node:path'
 import { parseDocument } from 'yaml'
-import { Kind, type Static, type TSchema } from '@sinclair/typebox'
+import { Kind, type Static, type TArray, type TObject, type TRecord, type TSchema, type TUnion } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
 import { ConfigError, type ConfigIssue } from '../errors.js'
 import {
   ApiSchema, BlocklistsSchema, CacheSchema, ClientGroupSchema, ConfigFileSchema, DnsSchema, ListSourceSchema, LogLevelSchema,
-  PublicKeySchema, UpstreamObjectSchema, UpstreamSchema, type ConfigFile, type UpstreamEntry
+  PublicKeySchema, type UpstreamObjectSchema, UpstreamSchema, type ConfigFile, type UpstreamEntry
 } from './schema.js'
 import type { BlockAction, CategoryOverride, Config, ListenAddress, ListPublicKey, ListSource, LogLevel, UpstreamConfig, UpstreamProtocol } from './types.js'
 import { ed25519PublicKeyPem } from './public-key.js'
@@ -212,26 +212,26 @@ function dropNulls (value: unknown, path: string, issues: ConfigIssue[]): unknow
  * into a mapping (`dns: []` stays a list, and the schema reports it).
  */
 function applyDefaults (schema: TSchema, value: unknown): unknown {
-  const v = value === undefined && 'default' in schema ? structuredClone(schema.default) : value
+  const v: unknown = value === undefined && 'default' in schema ? structuredClone<unknown>(schema.default) : value
   switch (schema[Kind]) {
     case 'Object': {
       if (!isMapping(v)) return v
       const out: Record<string, unknown> = { ...v }
-      for (const [key, sub] of Object.entries<TSchema>(schema.properties)) {
+      for (const [key, sub] of Object.entries((schema as TObject).properties)) {
         const filled = applyDefaults(sub, out[key])
         if (filled !== undefined) out[key] = filled
       }
       return out
     }
     case 'Array':
-      return Array.isArray(v) ? v.map(item => applyDefaults(schema.items, item)) : v
+      return Array.isArray(v) ? v.map((item: unknown) => applyDefaults((schema as TArray).items, item)) : v
     case 'Record': {
       if (!isMapping(v)) return v
-      const [sub] = Object.values<TSchema>(schema.patternProperties)
+      const [sub] = Object.values((schema as TRecord).patternProperties)
       return Object.fromEntries(Object.entries(v).map(([key, item]) => [key, applyDefaults(sub, item)]))
     }
     case 'Union': {
-      const objectVariant = (schema.anyOf as TSchema[]).find(s => s[Kind] === 'Object')
+      const objectVariant = (schema as TUnion).anyOf.find(s => s[Kind] === 'Object')
       return objectVariant !== undefined && isMapping(v) ? applyDefaults(objectVariant, v) : v
     }
     default:
@@ -284,7 +284,8 @@ function withOverrides (file: unknown, overrides: ConfigOverrides): unknown {
   if (overrides.upstreams !== undefined) out.upstreams = [...overrides.upstreams]
   if (overrides.blocklists !== undefined && overrides.blocklists.length > 0 && isMapping(out.blocklists) && Array.isArray(out.blocklists.sources)) {
     const extra = overrides.blocklists.map((path, i) => ({ name: `cli-${i + 1}`, path, format: 'plain' }))
-    out.blocklists = { ...out.blocklists, sources: [...out.blocklists.sources, ...extra] }
+    const sources: unknown[] = out.blocklists.sources
+    out.blocklists = { ...out.blocklists, sources: [...sources, ...extra] }
   }
   return out
 }
@@ -313,7 +314,8 @@ function describeError (e: ValueError): ConfigIssue[] {
   const path = dotted(e.path)
   switch (e.type) {
     case ValueErrorType.ObjectAdditionalProperties: {
-      const known = Object.keys(e.schema.properties ?? {})
+      const properties: unknown = e.schema.properties
+      const known = isMapping(properties) ? Object.keys(properties) : []
       const hint = known.length > 0 ? ` (known keys: ${known.join(', ')})` : ''
       return [{ path, message: `unknown key "${lastKey(e.path)}"${hint}` }]
     }
@@ -359,7 +361,7 @@ function describeMismatch (e: ValueError): string {
     case ValueErrorType.ArrayMinItems: return schema.minItems === 1 ? 'must not be empty' : `must list at least ${schema.minItems as number} items`
     case ValueErrorType.String: return `expected a string, got ${got}`
     case ValueErrorType.StringMinLength: return 'must not be empty'
-    case ValueErrorType.StringPattern: return schema.errorMessage ?? `must match /${schema.pattern as string}/`
+    case ValueErrorType.StringPattern: return typeof schema.errorMessage === 'string' ? schema.errorMessage : `must match /${schema.pattern as string}/`
     case ValueErrorType.Integer: return `expected a whole number, got ${got}`
     case ValueErrorType.IntegerMinimum:
     case ValueErrorType.IntegerMaximum:
@@ -1010,7 +1012,8 @@ function describe (value: unknown): string {
   if (Array.isArray(value)) return 'a list'
   if (typeof value === 'object') return 'a mapping'
   if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value)
-  return String(value)
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value)
+  return typeof value // a symbol or a function: never from YAML
 }
 
 function firstLine (message: string): string {

@@ -91,7 +91,7 @@ export function configChanges (prev: Config, next: Config, plan: ReloadPlan<unkn
       ;(p === 'live' ? live : restart).push(path)
       return
     }
-    for (const [k, sub] of Object.entries(p as Record<string, ReloadPlan<unknown>>)) {
+    for (const [k, sub] of Object.entries<ReloadPlan<unknown>>(p)) {
       walk(sub, (a as Record<string, unknown> | undefined)?.[k], (b as Record<string, unknown> | undefined)?.[k], path === '' ? k : `${path}.${k}`)
     }
   }

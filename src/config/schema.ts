@@ -143,10 +143,11 @@ export const ApiSchema = strictObject({
   }, { default: {} })
 }, { default: {} })
 
+const blockActionMessage = 'must be one of nxdomain, refused, nodata, null, sinkhole, monitor'
 export const BlockActionSchema = Type.Union([
   Type.Literal('nxdomain'), Type.Literal('refused'), Type.Literal('nodata'), Type.Literal('null'),
   Type.Literal('sinkhole'), Type.Literal('monitor')
-], { errorMessage: 'must be one of nxdomain, refused, nodata, null, sinkhole, monitor' })
+], { errorMessage: blockActionMessage })
 
 export const CategoryOverrideSchema = strictObject({
   enabled: Type.Optional(Type.Boolean()),
@@ -215,7 +216,7 @@ export const ListUpdateSchema = strictObject({
 export const BlocklistsSchema = strictObject({
   dir: nonEmpty('./blocklists'),
   /** What a block answer is, unless a category says otherwise. */
-  action: Type.Union(BlockActionSchema.anyOf, { default: 'nxdomain', errorMessage: BlockActionSchema.errorMessage }),
+  action: Type.Union(BlockActionSchema.anyOf, { default: 'nxdomain', errorMessage: blockActionMessage }),
   /** TTL of block answers (and of the SOA that comes with NXDOMAIN/NODATA), seconds. */
   blockTtl: integer(0, 86400, 60),
   /** Addresses answered by the `sinkhole` action. */
