@@ -397,6 +397,6 @@ export class AnswerCache {
 
 /** `into` with `from`'s elements at its start. */
 function grown<T extends Uint8Array | Uint16Array | Int32Array | Float64Array> (from: T, into: T): T {
-  into.set(from as never)
+  into.set(from)
   return into
 }

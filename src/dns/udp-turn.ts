@@ -124,6 +124,8 @@ export class UdpTurn {
     } finally {
       this.#scheduled = false
     }
+    // The first fault, rethrown as the handler or hook threw it (whatever it was: this is a bug's path).
+    // eslint-disable-next-line @typescript-eslint/only-throw-error
     if (fault !== undefined) throw fault
   }
 

@@ -312,6 +312,8 @@ export class UpstreamPool {
     try {
       return Promise.resolve(this.#usable(u, answer))
     } catch (err) {
+      // #usable's UpstreamError, passed on unchanged as the rejection (a caught value is unknown to the types).
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
       return Promise.reject(err)
     }
   }
