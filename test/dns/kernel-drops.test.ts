@@ -3,7 +3,7 @@
 
 import t from 'tap'
 import dgram from 'node:dgram'
-import { parseProcNetUdp, procAddress, udpKernelDrops } from '../../src/dns/kernel-drops.js'
+import { parseProcNetUdp, procAddress, udpKernelDrops, type UdpSocketAddress } from '../../src/dns/kernel-drops.js'
 import { parseIp } from '../../src/policy/names.js'
 
 const ip = (s: string): bigint => parseIp(s)!.value
@@ -44,6 +44,6 @@ t.test('real sockets on 127.0.0.1 and ::1 are found in /proc', async t => {
   t.teardown(() => { for (const s of socks) s.close() })
   await new Promise<void>(resolve => socks[0].bind(0, '127.0.0.1', () => resolve()))
   await new Promise<void>(resolve => socks[1].bind(0, '::1', () => resolve()))
-  const bound = socks.map((s, i) => ({ family: (i === 0 ? 4 : 6) as 4 | 6, host: i === 0 ? '127.0.0.1' : '::1', port: s.address().port }))
+  const bound = socks.map((s, i): UdpSocketAddress => ({ family: i === 0 ? 4 : 6, host: i === 0 ? '127.0.0.1' : '::1', port: s.address().port }))
   t.same(udpKernelDrops(bound), [0, 0])
 })

@@ -11,6 +11,7 @@ import { startDnsmasq } from '../helpers/dnsmasq.js'
 import { startTestDaemon } from '../helpers/daemon.js'
 import { dig } from '../helpers/dig.js'
 import { aAnswer, startFakeUpstream } from '../helpers/fake-upstream.js'
+import { stringData } from '../helpers/dns-records.js'
 
 const upstream = await startDnsmasq()
 t.teardown(() => upstream.stop())
@@ -27,10 +28,10 @@ function frame (b: Buffer): Buffer {
 }
 
 /** Opens a TCP connection and collects decoded answers as they arrive. */
-async function tcpClient (host: string, port: number): Promise<{ sock: net.Socket, answers: packet.Packet[], raw: Buffer[], waitFor: (n: number, ms?: number) => Promise<void>, closed: Promise<void> }> {
+async function tcpClient (host: string, port: number): Promise<{ sock: net.Socket, answers: packet.DecodedPacket[], raw: Buffer[], waitFor: (n: number, ms?: number) => Promise<void>, closed: Promise<void> }> {
   const sock = net.connect({ host, port })
   await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject) })
-  const answers: packet.Packet[] = []
+  const answers: packet.DecodedPacket[] = []
   const raw: Buffer[] = []
   let buf = Buffer.alloc(0)
   sock.on('data', d => {
@@ -59,9 +60,9 @@ t.test('TCP: several queries on one connection, in one write, all answered', asy
   await c.waitFor(5)
   const byId = new Map(c.answers.map(a => [a.id, a]))
   t.equal(byId.size, 5)
-  t.equal((byId.get(1)!.answers![0] as any).data, '192.0.2.11')
-  t.equal((byId.get(2)!.answers![0] as any).data, '192.0.2.12')
-  t.equal((byId.get(3)!.answers![0] as any).data, '2001:db8::11')
+  t.equal(stringData(byId.get(1)!.answers![0]), '192.0.2.11')
+  t.equal(stringData(byId.get(2)!.answers![0]), '192.0.2.12')
+  t.equal(stringData(byId.get(3)!.answers![0]), '2001:db8::11')
   t.equal(byId.get(4)!.answers!.length, 2)
   t.equal(byId.get(5)!.rcode, 'NXDOMAIN')
   // A query split across two writes is reassembled.
@@ -173,7 +174,7 @@ t.test('malformed TCP frames are answered in order and the connection keeps work
   t.equal(c.answers.length, bad.length + 1, 'one answer per readable header; the 3-byte frame is dropped')
   t.same(c.answers.slice(0, bad.length).map(a => a.rcode), bad.map(([, , rcode]) => rcode))
   const last = c.answers.find(a => a.id === 42)!
-  t.equal((last.answers![0] as any).data, '192.0.2.11')
+  t.equal(stringData(last.answers![0]), '192.0.2.11')
 })
 
 t.test('TCP: a client that reads late still gets every answer (reading pauses while answers queue, resumes when they drain)', async t => {
@@ -214,7 +215,7 @@ t.test('UDP: the receive buffer asked for (dns.udp.receiveBufferBytes) and what 
   const huge = 256 * 1024 * 1024
   const d = await startTestDaemon({ upstreams: [upstream.url], dns: { udp: { receiveBufferBytes: huge } } })
   t.teardown(() => d.close())
-  const line = d.logs().find(l => typeof l.msg === 'string' && (l.msg as string).startsWith('UDP receive buffer'))!
+  const line = d.logs().find(l => typeof l.msg === 'string' && l.msg.startsWith('UDP receive buffer'))!
   t.equal(line.requested, huge)
   const granted = d.daemon.dnsSockets().udp[0].receiveBufferBytes
   t.equal(line.granted, granted)

@@ -14,6 +14,7 @@ import { startDnsmasq } from '../helpers/dnsmasq.js'
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js'
 import { dig } from '../helpers/dig.js'
 import { startFakeUpstream } from '../helpers/fake-upstream.js'
+import { asOpt, optOf, optRecord } from '../helpers/dns-records.js'
 import { call, startApiDaemon, TOKENS, type ApiDaemon } from '../api/helpers.js'
 
 const upstream = await startDnsmasq()
@@ -25,7 +26,7 @@ const at = (d: TestDaemon): string[] => [`@${d.host}`, '-p', String(d.port), '+t
 const sent = (d: TestDaemon): number => d.daemon.pool.health()[0].queries
 
 /** One query over UDP or TCP with dns-packet (for what dig will not send: AXFR over UDP). */
-async function raw (d: TestDaemon, proto: 'udp' | 'tcp', q: packet.Packet): Promise<packet.Packet> {
+async function raw (d: TestDaemon, proto: 'udp' | 'tcp', q: packet.Packet): Promise<packet.DecodedPacket> {
   const msg = Buffer.from(packet.encode(q))
   if (proto === 'udp') {
     const sock = dgram.createSocket('udp4')
@@ -58,7 +59,7 @@ async function raw (d: TestDaemon, proto: 'udp' | 'tcp', q: packet.Packet): Prom
   })
 }
 
-const opt = (o: packet.Packet): any => (o.additionals ?? []).find(r => r.type === 'OPT')
+const opt = (o: packet.Packet): packet.OptAnswer => asOpt(optOf(o))
 
 t.test('a query with EDNS version 1 gets BADVERS with an OPT of version 0, over UDP and TCP, before the upstream is asked', async t => {
   const d = await startTestDaemon({ upstreams: [upstream.url] })
@@ -86,7 +87,7 @@ t.test('a query with EDNS version 1 gets BADVERS with an OPT of version 0, over 
   // The wire form (RFC 6891 6.1.3): header rcode 0, extended rcode 1 in the OPT TTL, version 0.
   const b = await raw(d, 'udp', {
     type: 'query', id: 4242, flags: packet.RECURSION_DESIRED, questions: [{ name: 'h.test', type: 'A', class: 'IN' }],
-    additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, ednsVersion: 2, flags: 0 } as any]
+    additionals: [optRecord({ udpPayloadSize: 1232, ednsVersion: 2, flags: 0 })]
   })
   t.equal(b.id, 4242)
   t.equal(b.flags! & 0x0f, 0, 'header rcode bits 0')
@@ -149,21 +150,21 @@ t.test('zone transfers (AXFR, IXFR) are refused locally over UDP and TCP with ED
   // dig +notcp IXFR=1 prints no header for a refused transfer either: the same query, as dig
   // sends it, with the client's SOA in the authority section (RFC 1995 3). Well formed: answered
   // REFUSED, not FORMERR.
-  const soa = { name: 'test', type: 'SOA', class: 'IN', ttl: 0, data: { mname: '.', rname: '.', serial: 1, refresh: 0, retry: 0, expire: 0, minimum: 0 } }
+  const soa: packet.Answer = { name: 'test', type: 'SOA', class: 'IN', ttl: 0, data: { mname: '.', rname: '.', serial: 1, refresh: 0, retry: 0, expire: 0, minimum: 0 } }
   for (const proto of ['udp', 'tcp'] as const) {
-    const ixfr = await raw(d, proto, { type: 'query', id: 9, questions: [{ name: 'test', type: 'IXFR', class: 'IN' }], authorities: [soa as any], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0 } as any] })
+    const ixfr = await raw(d, proto, { type: 'query', id: 9, questions: [{ name: 'test', type: 'IXFR', class: 'IN' }], authorities: [soa], additionals: [optRecord({ udpPayloadSize: 1232, flags: 0 })] })
     t.equal(ixfr.rcode, 'REFUSED', `IXFR with the client's SOA over ${proto}`)
     t.same(ixfr.authorities, [], 'the SOA does not come back')
-    t.equal(opt(ixfr).options[0].data.readUInt16BE(0), 21, 'EDE 21')
+    t.equal(opt(ixfr).options[0].data!.readUInt16BE(0), 21, 'EDE 21')
   }
-  const withAnswer = await raw(d, 'udp', { type: 'query', id: 10, questions: [{ name: 'test', type: 'A', class: 'IN' }], authorities: [soa as any] })
+  const withAnswer = await raw(d, 'udp', { type: 'query', id: 10, questions: [{ name: 'test', type: 'A', class: 'IN' }], authorities: [soa] })
   t.equal(withAnswer.rcode, 'FORMERR', 'an authority record in any other query is still a format error')
   for (const proto of ['udp', 'tcp'] as const) {
     for (const type of ['AXFR', 'IXFR'] as const) {
-      const r = await raw(d, proto, { type: 'query', id: 7, questions: [{ name: 'test', type, class: 'IN' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0 } as any] })
+      const r = await raw(d, proto, { type: 'query', id: 7, questions: [{ name: 'test', type, class: 'IN' }], additionals: [optRecord({ udpPayloadSize: 1232, flags: 0 })] })
       t.equal(r.rcode, 'REFUSED', `${type} over ${proto}`)
       t.equal(r.id, 7)
-      t.same(opt(r).options.map((o: { code: number, data: Buffer }) => [o.code, o.data.readUInt16BE(0)]), [[15, 21]], 'EDE 21 Not Supported')
+      t.same(opt(r).options.map(o => [o.code, o.data!.readUInt16BE(0)]), [[15, 21]], 'EDE 21 Not Supported')
     }
   }
   t.equal(sent(d), 0, 'the upstream was not asked')
@@ -177,7 +178,7 @@ async function servfailing (ede?: { code: number, text: string }) {
     reply(Buffer.from(packet.encode({
       type: 'response', id: q.id, flags: packet.RECURSION_DESIRED | packet.RECURSION_AVAILABLE | 2,
       questions: q.questions,
-      additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0, options: data === undefined ? [] : [{ code: 15, data }] } as any]
+      additionals: [optRecord({ udpPayloadSize: 1232, flags: 0, options: data === undefined ? [] : [{ code: 15, data }] })]
     })))
   })
 }

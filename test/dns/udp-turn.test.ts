@@ -1,7 +1,7 @@
 // UdpTurn: the datagrams of an event-loop turn are handled in a row after the reading, then the
 // turn's sends go out; a fault in one handler or one send costs the others nothing.
 
-import t from 'tap'
+import t, { type Test } from 'tap'
 import dgram from 'node:dgram'
 import { once } from 'node:events'
 import { UdpTurn } from '../../src/dns/udp-turn.js'
@@ -10,7 +10,7 @@ const rinfo = (port: number): dgram.RemoteInfo => ({ address: '127.0.0.1', famil
 const nextTurn = (): Promise<void> => new Promise(resolve => setImmediate(resolve))
 
 /** A real socket bound on loopback that collects what it receives. */
-async function receiver (t: Tap.Test): Promise<{ port: number, got: string[], waitFor: (n: number) => Promise<void> }> {
+async function receiver (t: Test): Promise<{ port: number, got: string[], waitFor: (n: number) => Promise<void> }> {
   const sock = dgram.createSocket('udp4')
   t.teardown(() => { sock.close() })
   const got: string[] = []
@@ -22,7 +22,7 @@ async function receiver (t: Tap.Test): Promise<{ port: number, got: string[], wa
   return { port: sock.address().port, got, waitFor }
 }
 
-async function sender (t: Tap.Test): Promise<dgram.Socket> {
+async function sender (t: Test): Promise<dgram.Socket> {
   const sock = dgram.createSocket('udp4')
   t.teardown(() => { try { sock.close() } catch { /* closed by the test */ } })
   await new Promise<void>(resolve => sock.bind(0, '127.0.0.1', resolve))
