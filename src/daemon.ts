@@ -55,7 +55,7 @@ export class Daemon implements ApiHost, Reloadable {
   readonly now: () => number
   readonly loadConfig: () => Config
   readonly firewallSync: FirewallSync
-  readonly #turn = new UdpTurn()
+  readonly #turn: UdpTurn
   readonly #reporter: BlockReporter
   readonly #refused: RefusedClientLog
   /** Which clients get answers; replaced with each pipeline (a reload may change the list). */
@@ -73,6 +73,7 @@ export class Daemon implements ApiHost, Reloadable {
     this.now = deps.now ?? Date.now
     this.startedAt = this.now()
     this.loadConfig = deps.loadConfig ?? (() => this.#config)
+    this.#turn = new UdpTurn(undefined, config.dns.udp.answerTimeSample)
     this.firewallSync = new FirewallSync({ log: this.log, now: this.now, dnsPort: () => (this.#parts?.boundListen ?? this.#config.dns.listen)[0]?.port ?? 53 })
     this.#refused = new RefusedClientLog(this.log, this.now)
     this.#reporter = new BlockReporter({

@@ -201,7 +201,8 @@ export function createMetricsExporter (c: MetricsContext): MetricsExporter {
       }
     })
   f.histogram('egressd_dns_answer_seconds',
-    'Time from a client query\'s arrival to its answer being handed to the socket, by result (resolved, cached, blocked, servfail, refused)',
+    'Time from a client query\'s arrival to its answer being handed to the socket, by result (resolved, cached, blocked, servfail, refused); ' +
+    'UDP answers are a sample (one event-loop turn in dns.udp.answerTimeSample, default 8), TCP answers are all counted',
     ['result'], ANSWER_TIME_BUCKETS_S, function * () {
       const series = m.answerTimes.series
       for (const result of ANSWER_RESULTS) yield { labels: { result }, counts: series[result].counts, sum: series[result].sumMs / 1000 }

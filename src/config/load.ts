@@ -744,7 +744,7 @@ function assemble (file: ConfigFile, parts: Parts, env: EnvOverrides, source: st
         maxQueuedBytesPerConnection: dns.tcp.maxQueuedBytesPerConnection,
         stuckTimeoutMs: dns.tcp.stuckTimeoutMs
       },
-      udp: { receiveBufferBytes: dns.udp.receiveBufferBytes },
+      udp: { receiveBufferBytes: dns.udp.receiveBufferBytes, answerTimeSample: dns.udp.answerTimeSample },
       chaos: { answer: dns.chaos.answer }
     },
     upstreams: parts.upstreams,

@@ -62,7 +62,12 @@ export const DnsSchema = strictObject({
   }, { default: {} }),
   udp: strictObject({
     /** SO_RCVBUF asked for on each UDP listener socket (0 = the system default); net.core.rmem_max caps it. */
-    receiveBufferBytes: integer(0, 1024 * 1024 * 1024, 4 * 1024 * 1024)
+    receiveBufferBytes: integer(0, 1024 * 1024 * 1024, 4 * 1024 * 1024),
+    /**
+     * Answer times (egressd_dns_answer_seconds) of UDP answers are a sample: those of one
+     * event-loop turn in this many (1: every turn). Each timed turn costs two clock reads.
+     */
+    answerTimeSample: integer(1, 1024, 8)
   }, { default: {} }),
   /**
    * CHAOS-class queries (version.bind, hostname.bind, id.server, ...) are answered by egressd,

@@ -41,6 +41,7 @@ export interface DnsConfig {
   }
   readonly udp: {
     readonly receiveBufferBytes: number     // default 4 MiB (SO_RCVBUF; 0 = system default)
+    readonly answerTimeSample: number       // default 8: UDP answer times of one event-loop turn in 8
   }
   readonly chaos: {
     readonly answer: string | undefined     // CH TXT text for version.bind & co.; default none: REFUSED

@@ -89,7 +89,9 @@ export class DnsListener {
   /** A UDP turn is over and its answers sent: the answers given at once in it are timed. */
   readonly #releaseTimes = (): void => {
     const m = this.#deps.metrics
-    if (m.answerTimes.untimed(m.outcomes) > 0) m.answerTimes.release(m.outcomes, this.#deps.turn.clock() - this.#deps.turn.arrivedAt)
+    if (m.answerTimes.untimed(m.outcomes) === 0) return
+    const at = this.#deps.turn.arrivedAt
+    m.answerTimes.release(m.outcomes, at !== at ? NaN : this.#deps.turn.clock() - at) // NaN: a turn outside the sample
   }
 
   constructor (deps: ListenerDeps, serve: Serve) {

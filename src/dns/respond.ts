@@ -100,7 +100,8 @@ export class Responder {
     m.outcomes[o.kind]++
     m.results[ctx.protocol][o.kind]++
     // A UDP answer given now is timed with the rest of its turn (counted in outcomes, not yet timed).
-    if (late || ctx.protocol === 'tcp') m.answerTimes.observe(o.kind, this.#d.clock() - ctx.arrival)
+    // A late answer of a UDP turn outside the sample (arrival NaN) is accounted for without a clock read.
+    if (late || ctx.protocol === 'tcp') m.answerTimes.observe(o.kind, ctx.arrival !== ctx.arrival ? NaN : this.#d.clock() - ctx.arrival) // NaN: outside the sample
     return resp
   }
 

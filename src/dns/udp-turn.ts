@@ -47,11 +47,18 @@ export class UdpTurn {
   #scheduled = false
   readonly #run = (): void => { this.run() }
   readonly #turnEnd: Array<() => void> = []
-  /** When the datagrams of the turn being handled (or the last one) arrived, on `clock`. */
+  /**
+   * When the datagrams of the turn being handled (or the last one) arrived, on `clock`; NaN when
+   * the turn is not one of the sampled ones (its answers are not timed).
+   */
   arrivedAt = 0
+  #turns = 0
 
-  /** `clock`: milliseconds, read once per turn that has datagrams (default performance.now()). */
-  constructor (readonly clock: () => number = answerClock) {}
+  /**
+   * `clock`: milliseconds, read once per sampled turn that has datagrams (default
+   * performance.now()); `sampleEvery`: one turn in this many is timed (dns.udp.answerTimeSample).
+   */
+  constructor (readonly clock: () => number = answerClock, readonly sampleEvery = 1) {}
 
   /** Runs `hook` after each turn that handled datagrams, once its sends are out. */
   onTurnEnd (hook: () => void): void { this.#turnEnd.push(hook) }
@@ -95,7 +102,8 @@ export class UdpTurn {
     try {
       const n = this.#handlers.length
       if (n > 0) {
-        this.arrivedAt = this.clock()
+        this.arrivedAt = ++this.#turns >= this.sampleEvery ? this.clock() : NaN
+        if (this.#turns >= this.sampleEvery) this.#turns = 0
         const handlers = this.#handlers
         const msgs = this.#msgs
         const rinfos = this.#rinfos

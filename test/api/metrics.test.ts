@@ -35,6 +35,8 @@ t.before(async () => {
   upstream = await answeringUpstream()
   d = await startApiDaemon({
     upstreams: [upstream.url],
+    // Every UDP turn's answers timed (the default samples one turn in 8), so counts can be asserted.
+    dns: { listen: ['127.0.0.1:0'], udp: { answerTimeSample: 1 } },
     // A URL source that cannot be fetched (nothing listens there): status and metrics show its state.
     blocklists: { sources: [{ name: 'central', url: 'https://127.0.0.1:1/list.txt?key=s3cret', category: 'telegram', interval: '2h' }] }
   })

@@ -39,7 +39,7 @@ const DEFAULTS: Omit<Config, 'source'> = {
     maxInflight: 4096,
     shutdownGraceMs: 5000,
     tcp: { idleTimeoutMs: 10000, maxConnections: 1024, maxInflightPerConnection: 64, maxConnectionsPerClient: 64, maxQueuedBytesPerConnection: 131072, stuckTimeoutMs: 10000 },
-    udp: { receiveBufferBytes: 4194304 },
+    udp: { receiveBufferBytes: 4194304, answerTimeSample: 8 },
     chaos: { answer: undefined }
   },
   upstreams: [{

@@ -140,7 +140,7 @@ t.test('through a listener: each answer timed once by outcome; a UDP turn reads 
 t.test('a daemon times every answer it gives, by outcome (dig over UDP and TCP)', async t => {
   const upstream = await startDnsmasq()
   t.teardown(() => upstream.stop())
-  const d = await startTestDaemon({ upstreams: [upstream.url] })
+  const d = await startTestDaemon({ upstreams: [upstream.url], dns: { udp: { answerTimeSample: 1 } } })
   t.teardown(() => d.close())
   const at = [`@${d.host}`, '-p', String(d.port)]
   const m = d.daemon.metrics
@@ -161,4 +161,40 @@ t.test('a daemon times every answer it gives, by outcome (dig over UDP and TCP)'
   for (const kind of ['cached', 'resolved', 'blocked', 'servfail', 'refused'] as const) {
     t.equal(total(m.answerTimes, kind), m.outcomes[kind], `${kind}: as many timed as counted`)
   }
+})
+
+t.test('dns.udp.answerTimeSample: one UDP turn in N is timed (two clock reads), the others only accounted for', async t => {
+  let reads = 0
+  const clock = (): number => { reads++; return reads * 0.3 }
+  const cfg = testConfig({ dns: { listen: ['127.0.0.1:0'] } })
+  const metrics = new DnsMetrics()
+  const turn = new UdpTurn(clock, 4)
+  let turns = 0
+  turn.onTurnEnd(() => { turns++ })
+  const serve = createPipeline({
+    dns: cfg.dns, cache: cfg.cache, blocking: cfg.blocklists, policy: { engine: buildEngine(cfg.blocklists, 1).engine }, report: () => {},
+    answers: new AnswerCache({ maxEntries: 100, now: Date.now }), pool: {} as unknown as UpstreamPool, metrics, now: Date.now, clock, acl: new ClientAcl(cfg.dns.allowClients)
+  })
+  const log = createLogger('silent', new Writable({ write (_c, _e, cb) { cb() } }))
+  const listener = new DnsListener({ dns: cfg.dns, log, metrics, turn }, serve)
+  const bound = await listener.start()
+  t.teardown(() => listener.close(0))
+  const port = bound.find(b => b.protocol === 'udp')!.port
+  const sock = dgram.createSocket('udp4')
+  t.teardown(() => { sock.close() })
+  let answered = 0
+  sock.on('message', () => { answered++ })
+  await new Promise<void>(resolve => sock.bind(0, '127.0.0.1', resolve))
+  // One blocked query at a time, so each has a turn of its own.
+  for (let id = 1; id <= 12; id++) {
+    sock.send(packet.encode({ type: 'query', id, flags: packet.RECURSION_DESIRED, questions: [{ name: 'telegram.org', type: 'A', class: 'IN' }] }), port, '127.0.0.1')
+    for (let i = 0; i < 200 && answered < id; i++) await new Promise(resolve => setTimeout(resolve, 2))
+  }
+  t.equal(answered, 12)
+  t.equal(turns, 12, 'one turn per query')
+  const s = metrics.answerTimes.series.blocked
+  t.equal(s.count, 3, 'turns 4, 8 and 12 timed')
+  t.equal(s.skipped, 9, 'the other nine accounted for, not timed')
+  t.equal(reads, 6, 'two clock reads per timed turn, none in the others')
+  t.equal(metrics.answerTimes.untimed(metrics.outcomes), 0, 'every answer accounted for once')
 })
