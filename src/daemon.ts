@@ -3,9 +3,9 @@
 // side. The constructor does no I/O; start() that fails part-way closes what it opened.
 
 import type { Logger } from 'pino'
-import type { ApiHost, BlockLogFigures, ReloadReport } from './api/host.js'
+import type { ApiHost } from './api/host.js'
 import { ApiServer, type ApiAddress } from './api/server.js'
-import { applyReload, type Reloadable, type ReloadBy } from './reload.js'
+import { applyReload, type Reloadable, type ReloadBy, type ReloadReport } from './reload.js'
 import { newReloadCounters } from './config/reload.js'
 import type { Config } from './config/types.js'
 import { AnswerCache } from './dns/cache.js'
@@ -20,7 +20,7 @@ import { ListUpdater, upstreamHostResolver } from './lists/index.js'
 import type { EngineBuild } from './policy/build.js'
 import { PolicyManager } from './policy/manager.js'
 import { BlockReporter, RefusedClientLog } from './store/block-reporter.js'
-import { Stores } from './store/stores.js'
+import { Stores, type BlockLogFigures } from './store/stores.js'
 import { redactUrls } from './lists/redact.js'
 import { readVersion } from './version.js'
 

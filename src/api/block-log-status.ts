@@ -4,7 +4,7 @@
 // was written and dropped since start.
 
 import { Type, type Static } from '@sinclair/typebox'
-import type { BlockLogFigures } from './host.js'
+import type { BlockLogFigures } from '../store/stores.js'
 import { Iso, Nullable } from './schemas.js'
 
 export const BlockLogStatus = Type.Object({

@@ -5,13 +5,37 @@
 
 import type { Logger } from 'pino'
 import type { Config } from '../config/types.js'
-import type { BlockLogFigures } from '../api/host.js'
 import type { PolicyInputs } from '../policy/build.js'
 import { BlockLog } from './block-log.js'
 import { BlockSearch } from './block-reader.js'
 import { CustomPolicy } from './custom-policy.js'
 import { openDatabase, type Db } from './db.js'
 import { openPolicyStore, policyPath, type PolicyStoreStatus } from './policy-db.js'
+
+/**
+ * Block-log writer figures for /metrics, status and readiness: what the last write attempts did
+ * (state, last success, last error with its code, failures in a row), the queue (failed batches
+ * waiting for a retry included) and its bound, and what was written and dropped.
+ */
+export interface BlockLogFigures {
+  readonly queueDepth: number
+  readonly dropped: number
+  readonly written?: number
+  /** ok; failing (the last write attempt failed, until one succeeds); stalled (a write in flight too long). */
+  readonly state?: 'ok' | 'failing' | 'stalled'
+  readonly queueMax?: number
+  readonly failures?: number
+  readonly consecutiveFailures?: number
+  /** ms */
+  readonly lastOkAt?: number
+  readonly lastError?: { readonly code: string, readonly message: string, readonly at: number }
+  /** ms */
+  readonly lastDropAt?: number
+  /** Batches held back while DNS needs its whole core (DNS first): drops then are saturation. */
+  readonly heldForDns?: boolean
+  /** The writer thread's time in writes (ms): wall, on a CPU, runnable but waiting for a CPU. */
+  readonly writer?: { readonly busyMs: number, readonly cpuMs: number, readonly cpuWaitMs: number }
+}
 
 export interface StoresDeps {
   readonly log: Logger
