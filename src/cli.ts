@@ -11,31 +11,32 @@
 import { discoverConfig } from './config/discover.js'
 import { loadConfig } from './config/load.js'
 import { ConfigError, EgressdError, PolicyError } from './errors.js'
-import { TOKEN_USAGE, tokenCommand } from './api/token-cli.js'
-import { ADMIN_USAGE, auditCommand, categoriesCommand, reloadCommand, rulesCommand } from './cli/admin.js'
 import { describeConfig, loadCliConfig } from './cli/config.js'
 import { BUNDLED_BLOCKLISTS } from './cli/installation.js'
 import { StdoutClosed, type CliIo } from './cli/io.js'
-import { checkConfig, exportRules, POLICY_USAGE, query } from './cli/policy.js'
-import { start, START_USAGE } from './cli/start.js'
-import { LISTS_USAGE, listsCommand } from './lists/cli.js'
-import { LOGS_USAGE, logsCommand } from './logs-command.js'
 
-const USAGE = `usage:
-${START_USAGE}
-${POLICY_USAGE}
-${LISTS_USAGE}
-${TOKEN_USAGE}
-${LOGS_USAGE}
-${ADMIN_USAGE}
+// Each command's module is imported when the command runs, not before: a command then loads only
+// what it needs (an admin command does not load the daemon, fastify or SQLite), which keeps the
+// CLI quick to start. The usage text imports them all.
+
+/** The whole usage text (every command's part). */
+async function usageText (): Promise<string> {
+  const [start, policy, lists, token, logs, admin] = await Promise.all([
+    import('./cli/start.js'), import('./cli/policy.js'), import('./lists/cli.js'),
+    import('./api/token-cli.js'), import('./logs-command.js'), import('./cli/admin.js')
+  ])
+  return `usage:
+${start.START_USAGE}
+${policy.POLICY_USAGE}
+${lists.LISTS_USAGE}
+${token.TOKEN_USAGE}
+${logs.LOGS_USAGE}
+${admin.ADMIN_USAGE}
   egressd help
 
   Every command that reads a config takes --config FILE, else $EGRESSD_CONFIG, else
   /etc/egressd/egressd.yaml when it exists, else the built-in defaults, and names the config and the
   data dir it used on stderr. Relative paths in a config file are relative to the file's directory.`
-
-function usage (message?: string): never {
-  throw new EgressdError('EGRESSD_ERR_USAGE', message === undefined ? USAGE : `${message}\n${USAGE}`)
 }
 
 /** The value of --config/-c in argv (before `--`), if given, in any of its spellings. */
@@ -65,6 +66,7 @@ async function startCommand (argv: string[], io: CliIo): Promise<void> {
     config = undefined // start() reports it
   }
   io.err(describeConfig(choice, config, io.env))
+  const { start } = await import('./cli/start.js')
   await start(args)
 }
 
@@ -72,18 +74,18 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
   const [cmd, ...rest] = argv
   switch (cmd) {
     case 'start': await startCommand(rest, io); return -1 // keeps running
-    case 'check-config': return checkConfig(rest, io)
-    case 'query': return query(rest, io)
-    case 'export': return exportRules(rest, io)
-    case 'lists': return await listsCommand(rest, { bundledBlocklistsDir: io.bundledBlocklistsDir, loadConfig: file => loadCliConfig(io, file), isTTY: io.isTTY })
-    case 'token': return tokenCommand(rest, io.out)
-    case 'logs': return logsCommand(rest, io.out, io.now, { bundledBlocklistsDir: io.bundledBlocklistsDir, loadConfig: file => loadCliConfig(io, file), isTTY: io.isTTY })
-    case 'rules': return await rulesCommand(rest, io)
-    case 'categories': return await categoriesCommand(rest, io)
-    case 'reload': return await reloadCommand(rest, io)
-    case 'audit': return await auditCommand(rest, io)
-    case 'help': case '--help': case '-h': io.out(USAGE + '\n'); return 0
-    default: usage(cmd === undefined ? 'no command given' : `unknown command "${cmd}"`)
+    case 'check-config': return (await import('./cli/policy.js')).checkConfig(rest, io)
+    case 'query': return (await import('./cli/policy.js')).query(rest, io)
+    case 'export': return (await import('./cli/policy.js')).exportRules(rest, io)
+    case 'lists': return await (await import('./lists/cli.js')).listsCommand(rest, { bundledBlocklistsDir: io.bundledBlocklistsDir, loadConfig: file => loadCliConfig(io, file), isTTY: io.isTTY })
+    case 'token': return (await import('./api/token-cli.js')).tokenCommand(rest, io.out)
+    case 'logs': return (await import('./logs-command.js')).logsCommand(rest, io.out, io.now, { bundledBlocklistsDir: io.bundledBlocklistsDir, loadConfig: file => loadCliConfig(io, file), isTTY: io.isTTY })
+    case 'rules': return await (await import('./cli/admin.js')).rulesCommand(rest, io)
+    case 'categories': return await (await import('./cli/admin.js')).categoriesCommand(rest, io)
+    case 'reload': return await (await import('./cli/admin.js')).reloadCommand(rest, io)
+    case 'audit': return await (await import('./cli/admin.js')).auditCommand(rest, io)
+    case 'help': case '--help': case '-h': io.out(await usageText() + '\n'); return 0
+    default: throw new EgressdError('EGRESSD_ERR_USAGE', `${cmd === undefined ? 'no command given' : `unknown command "${cmd}"`}\n${await usageText()}`)
   }
 }
 
@@ -114,12 +116,12 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 
 main(process.argv.slice(2), io).then(code => {
   if (code >= 0) process.exitCode = code
-}, err => {
+}, async err => {
   if (err instanceof StdoutClosed || stdoutClosed()) { process.exitCode = 0; return }
   if (err instanceof ConfigError) process.stderr.write(`egressd: invalid configuration\n${err.message}\n`)
   else if (err instanceof PolicyError) process.stderr.write(`egressd: the blocklists cannot be loaded\n${err.message}\n`)
   else if (err instanceof EgressdError) process.stderr.write(`egressd: ${err.message}\n`)
-  else if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) process.stderr.write(`egressd: ${(err as Error).message}\n${USAGE}\n`)
+  else if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) process.stderr.write(`egressd: ${(err as Error).message}\n${await usageText()}\n`)
   else process.stderr.write(`egressd: ${(err as Error).stack ?? String(err)}\n`)
   process.exitCode = (err instanceof EgressdError && err.code === 'EGRESSD_ERR_USAGE') || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true ? 2 : 1
 })
