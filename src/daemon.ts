@@ -106,11 +106,12 @@ export class Daemon implements ApiHost, Reloadable {
         log: this.log, now: this.now, blocklists: () => this.#config.blocklists, swapped: b => { void this.firewallSync.sync(this.#config, b) }
       }, lists.files(), stores.customPolicy?.inputs())
       const pool = this.newPool(c)
-      this.#opened.push(() => this.#parts?.pool.close())
+      this.#opened.push(() => { (this.#parts?.pool ?? pool).close() }) // a reload may have replaced it
       const cache = new AnswerCache({ maxEntries: c.cache.maxEntries, now: this.now })
-      const parts: Parts = { stores, lists, policy, pool, cache, listener: undefined as unknown as DnsListener, boundListen: c.dns.listen }
+      const serve = this.newPipeline(c, { policy, cache, pool })
+      const listener = new DnsListener({ dns: c.dns, log: this.log, metrics: this.metrics, turn: this.#turn }, serve)
+      const parts: Parts = { stores, lists, policy, pool, cache, listener, boundListen: c.dns.listen }
       this.#parts = parts
-      parts.listener = new DnsListener({ dns: c.dns, log: this.log, metrics: this.metrics, turn: this.#turn }, this.newPipeline(c))
       parts.listener.allows = client => this.#acl?.allows(client) ?? false
       this.#opened.push(() => parts.listener.close(this.#config.dns.shutdownGraceMs))
       this.#addresses = await parts.listener.start()
@@ -159,9 +160,8 @@ export class Daemon implements ApiHost, Reloadable {
     })
   }
 
-  /** A pipeline for `c` on the parts in force (cache, pool, policy). */
-  newPipeline (c: Config): Serve {
-    const parts = this.parts
+  /** A pipeline for `c` on the given cache, pool and policy (by default those in force). */
+  newPipeline (c: Config, parts: Pick<Parts, 'policy' | 'cache' | 'pool'> = this.parts): Serve {
     const acl = new ClientAcl(c.dns.allowClients, client => { this.#refused.refused(client, c.dns.allowClients) })
     this.#acl = acl
     return createPipeline({
@@ -192,7 +192,6 @@ export class Daemon implements ApiHost, Reloadable {
   get policyLoadedAt (): number { return this.parts.policy.builtAt(this.parts.policy.ref.engine) ?? this.startedAt }
   get firewall (): FirewallSync['state'] { return this.firewallSync.state }
   get db (): Stores['db'] { return this.#parts?.stores.db }
-  get policyDb (): Stores['policyDb'] { return this.#parts?.stores.policyDb }
   get customPolicy (): Stores['customPolicy'] { return this.#parts?.stores.customPolicy }
   get policyStore (): Stores['policyStore'] | undefined { return this.#parts?.stores.policyStore }
   get blockLog (): Stores['blockLog'] { return this.#parts?.stores.blockLog }

@@ -130,7 +130,7 @@ function reload (d: Reloadable, file: Config): ReloadReport {
   return report
 }
 
-export function tokenChanges (prev: readonly ApiToken[], next: readonly ApiToken[]): TokenChanges {
+function tokenChanges (prev: readonly ApiToken[], next: readonly ApiToken[]): TokenChanges {
   const was = new Map(prev.map(t => [t.name, t]))
   const now = new Map(next.map(t => [t.name, t]))
   return {

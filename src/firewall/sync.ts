@@ -40,8 +40,6 @@ export interface FirewallSyncDeps {
    * changes dns.listen does not move (that needs a restart).
    */
   readonly dnsPort: () => number
-  /** The nft binary (tests may point it elsewhere). */
-  readonly nft?: string
 }
 
 export class FirewallSync {
@@ -68,7 +66,7 @@ export class FirewallSync {
     const state = this.state
     state.attempts++
     return new Promise(resolve => {
-      const nft = spawn(this.#deps.nft ?? 'nft', ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] })
+      const nft = spawn('nft', ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] })
       let err = ''
       nft.stderr.on('data', d => { err += String(d) })
       nft.on('error', e => { err += e.message })

@@ -65,7 +65,6 @@ export class PolicyManager {
 
   /** The last compiled policy (engine, address sets, per-list counts). */
   get build (): EngineBuild { return this.#build }
-  get inputs (): PolicyInputs { return this.#inputs }
   /** When `engine` was built (ms), if this manager built it. */
   builtAt (engine: Engine): number | undefined { return this.#builtAt.get(engine) }
   /** The content hash of `list` in the engine that decided (the list version a block event records). */

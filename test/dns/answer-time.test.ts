@@ -2,7 +2,7 @@
 // once, under its outcome, whatever the protocol; a UDP turn reads the clock twice (its arrival
 // time, and once its answers are out), never once per query.
 
-import t from 'tap'
+import t, { type Test } from 'tap'
 import dgram from 'node:dgram'
 import net from 'node:net'
 import { Writable } from 'node:stream'
@@ -10,7 +10,7 @@ import * as packet from 'dns-packet'
 import { AnswerTimes, ANSWER_TIME_BUCKETS_S } from '../../src/dns/answer-time.js'
 import { AnswerCache } from '../../src/dns/cache.js'
 import { ClientAcl } from '../../src/dns/client-acl.js'
-import { DnsListener } from '../../src/dns/listener.js'
+import { DnsListener, type BoundAddress } from '../../src/dns/listener.js'
 import { DnsMetrics, type OutcomeKind } from '../../src/dns/metrics.js'
 import { createPipeline } from '../../src/dns/pipeline.js'
 import { UdpTurn } from '../../src/dns/udp-turn.js'
@@ -23,6 +23,25 @@ import { startDnsmasq } from '../helpers/dnsmasq.js'
 import { dig } from '../helpers/dig.js'
 
 const total = (times: AnswerTimes, kind: OutcomeKind): number => times.series[kind].counts.reduce((a, b) => a + b, 0)
+
+/** A real listener on loopback over the pipeline with the bundled lists, its own metrics and a UDP turn on `clock`. */
+async function startListener (t: Test, o: { clock: () => number, sampleEvery?: number, pool?: UpstreamPool }): Promise<{ metrics: DnsMetrics, bound: BoundAddress[], turns: () => number }> {
+  const cfg = testConfig({ dns: { listen: ['127.0.0.1:0'] } })
+  const metrics = new DnsMetrics()
+  const turn = new UdpTurn(o.clock, o.sampleEvery)
+  let turns = 0
+  turn.onTurnEnd(() => { turns++ })
+  const serve = createPipeline({
+    dns: cfg.dns, cache: cfg.cache, blocking: cfg.blocklists, policy: { engine: buildEngine(cfg.blocklists, 1).engine }, report: () => {},
+    answers: new AnswerCache({ maxEntries: 100, now: Date.now }), pool: o.pool ?? ({} as unknown as UpstreamPool), metrics, now: Date.now, clock: o.clock,
+    acl: new ClientAcl(cfg.dns.allowClients)
+  })
+  const log = createLogger('silent', new Writable({ write (_c, _e, cb) { cb() } }))
+  const listener = new DnsListener({ dns: cfg.dns, log, metrics, turn }, serve)
+  const bound = await listener.start()
+  t.teardown(() => listener.close(0))
+  return { metrics, bound, turns: () => turns }
+}
 
 t.test('AnswerTimes: observe times one answer; release times the answers given but not yet timed, each once', async t => {
   const times = new AnswerTimes()
@@ -62,10 +81,6 @@ t.test('through a listener: each answer timed once by outcome; a UDP turn reads 
   let reads = 0
   const clock = (): number => { reads++; now += 0.3; return now }
   const cfg = testConfig({ dns: { listen: ['127.0.0.1:0'] } })
-  const metrics = new DnsMetrics()
-  const turn = new UdpTurn(clock)
-  let turns = 0
-  turn.onTurnEnd(() => { turns++ })
   // An upstream stand-in that answers every question with 192.0.2.1, in a later turn.
   const pool = {
     resolve: (question: Buffer, _do: boolean, cb: ResolveCallback): void => {
@@ -74,14 +89,7 @@ t.test('through a listener: each answer timed once by outcome; a UDP turn reads 
       setImmediate(() => { cb.resolved({ kind: 'resolved', answer: prepareAnswer(raw, question, cfg.cache, 1232) as StoredAnswer, upstream: 'stand-in' }) })
     }
   } as unknown as UpstreamPool
-  const serve = createPipeline({
-    dns: cfg.dns, cache: cfg.cache, blocking: cfg.blocklists, policy: { engine: buildEngine(cfg.blocklists, 1).engine }, report: () => {},
-    answers: new AnswerCache({ maxEntries: 100, now: Date.now }), pool, metrics, now: Date.now, clock, acl: new ClientAcl(cfg.dns.allowClients)
-  })
-  const log = createLogger('silent', new Writable({ write (_c, _e, cb) { cb() } }))
-  const listener = new DnsListener({ dns: cfg.dns, log, metrics, turn }, serve)
-  const bound = await listener.start()
-  t.teardown(() => listener.close(0))
+  const { metrics, bound, turns } = await startListener(t, { clock, pool })
   const port = bound.find(b => b.protocol === 'udp')!.port
 
   // A burst of blocked queries over UDP, answered at once.
@@ -101,8 +109,8 @@ t.test('through a listener: each answer timed once by outcome; a UDP turn reads 
   t.equal(answers.size, 40, 'every query answered')
   t.ok([...answers.values()].every(a => (a.flags! & 0x0f) === 3), 'blocked: NXDOMAIN')
   t.equal(total(metrics.answerTimes, 'blocked'), 40, '40 blocked answers timed')
-  t.ok(turns >= 1 && turns <= 40, `${turns} turn(s)`)
-  t.equal(reads, 2 * turns, 'two clock reads per turn (arrival, answers out), none per query')
+  t.ok(turns() >= 1 && turns() <= 40, `${turns()} turn(s)`)
+  t.equal(reads, 2 * turns(), 'two clock reads per turn (arrival, answers out), none per query')
   // Each turn: arrival at its first read, answers out at its second, 0.3 ms apart: the 0.5 ms bucket.
   t.equal(metrics.answerTimes.series.blocked.counts[2], 40, 'timed from the turn\'s arrival to its sends: 0.3 ms')
 
@@ -166,19 +174,7 @@ t.test('a daemon times every answer it gives, by outcome (dig over UDP and TCP)'
 t.test('dns.udp.answerTimeSample: one UDP turn in N is timed (two clock reads), the others only accounted for', async t => {
   let reads = 0
   const clock = (): number => { reads++; return reads * 0.3 }
-  const cfg = testConfig({ dns: { listen: ['127.0.0.1:0'] } })
-  const metrics = new DnsMetrics()
-  const turn = new UdpTurn(clock, 4)
-  let turns = 0
-  turn.onTurnEnd(() => { turns++ })
-  const serve = createPipeline({
-    dns: cfg.dns, cache: cfg.cache, blocking: cfg.blocklists, policy: { engine: buildEngine(cfg.blocklists, 1).engine }, report: () => {},
-    answers: new AnswerCache({ maxEntries: 100, now: Date.now }), pool: {} as unknown as UpstreamPool, metrics, now: Date.now, clock, acl: new ClientAcl(cfg.dns.allowClients)
-  })
-  const log = createLogger('silent', new Writable({ write (_c, _e, cb) { cb() } }))
-  const listener = new DnsListener({ dns: cfg.dns, log, metrics, turn }, serve)
-  const bound = await listener.start()
-  t.teardown(() => listener.close(0))
+  const { metrics, bound, turns } = await startListener(t, { clock, sampleEvery: 4 })
   const port = bound.find(b => b.protocol === 'udp')!.port
   const sock = dgram.createSocket('udp4')
   t.teardown(() => { sock.close() })
@@ -191,7 +187,7 @@ t.test('dns.udp.answerTimeSample: one UDP turn in N is timed (two clock reads), 
     for (let i = 0; i < 200 && answered < id; i++) await new Promise(resolve => setTimeout(resolve, 2))
   }
   t.equal(answered, 12)
-  t.equal(turns, 12, 'one turn per query')
+  t.equal(turns(), 12, 'one turn per query')
   const s = metrics.answerTimes.series.blocked
   t.equal(s.count, 3, 'turns 4, 8 and 12 timed')
   t.equal(s.skipped, 9, 'the other nine accounted for, not timed')
