@@ -32,8 +32,8 @@ export function adguardRule (raw: string): RuleResult {
   if (rule === '') return { issue: 'empty rule' }
   if (rule.startsWith('!') || rule.startsWith('#')) return { drop: 'comment' }
   if (rule.startsWith('@@')) return { drop: 'exception rule (@@): unblocks, does not block' }
-  if (rule.includes('$')) return { drop: 'rule with $ modifiers: applies only to some clients, types or answers' }
   if (rule.length > 1 && rule.startsWith('/') && rule.endsWith('/')) return { drop: 'regular expression rule: not a name' }
+  if (rule.includes('$')) return { drop: 'rule with $ modifiers: applies only to some clients, types or answers' }
   let kind: 'domain' | 'full'
   let body: string
   if (rule.startsWith('||')) {
