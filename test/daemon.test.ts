@@ -68,5 +68,5 @@ t.test('stored custom rules are part of the first build: the policy is built onc
   const builds = second.lines().filter(l => l.msg === 'policy loaded')
   t.equal(builds.length, 1, 'one build, not a build and a rebuild for the stored rules')
   t.equal(second.daemon.policy.engine.generation, 1)
-  t.equal(second.daemon.policy.engine.decideName('stored.example', second.daemon.policy.engine.groupOf('192.0.2.7'))?.category, 'custom', 'the stored rule is in force')
+  t.equal(second.daemon.policy.engine.decideName('stored.example', second.daemon.policy.engine.groupOf('192.0.2.7'), 1)?.category, 'custom', 'the stored rule is in force')
 })

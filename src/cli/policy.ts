@@ -11,6 +11,7 @@ import { createLogger } from '../log.js'
 import { buildEngine, type EngineBuild } from '../policy/build.js'
 import { checkName } from '../policy/check.js'
 import { normalizeName } from '../policy/names.js'
+import { qtypeNumber } from '../qtypes.js'
 import { readStoredPolicy } from '../stored-policy.js'
 import { parseCliArgs } from '../cli-args.js'
 import { loadCliConfig } from './config.js'
@@ -126,10 +127,12 @@ export function query (argv: string[], io: CliIo): number {
   if ('error' in name) usage(`not a name: ${name.error}`)
   const client = values.client ?? '127.0.0.1'
   if (isIP(client) === 0) usage(`--client must be an IP address, got "${client}"`)
+  const qtype = qtypeNumber(values.type ?? 'A')
+  if (qtype === undefined) usage(`--type must be a DNS record type (A, AAAA, MX, ... or a number), got "${values.type ?? ''}"`)
   const mode = outputMode(values, io.isTTY)
   const config = loadCliConfig(io, values.config)
   const engine = buildAsDaemon(config, io).build.engine
-  const out = checkName(engine, name.name, values.type ?? 'A', client)
+  const out = checkName(engine, name.name, qtype, client)
   io.out(mode === 'json' ? json(out) : formatPairs({ ...out }))
   return out.verdict === 'block' ? 3 : 0
 }

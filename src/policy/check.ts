@@ -3,6 +3,7 @@
 // only (as the query-policy stage does); answers are not fetched.
 
 import type { BlockAction } from '../config/types.js'
+import { qtypeName } from '../qtypes.js'
 import type { Engine, MatchedPart } from './engine.js'
 
 export interface NameCheck {
@@ -21,13 +22,16 @@ export interface NameCheck {
   readonly policyRef?: string
 }
 
-/** `name` must already be normalized (names.normalizeName) and `client` an IP address. */
-export function checkName (engine: Engine, name: string, type: string, client: string): NameCheck {
+/**
+ * `name` must already be normalized (names.normalizeName), `qtype` a type number (qtypeNumber) and
+ * `client` an IP address. A rule limited to query types (`$dnstype=`) shows in `rule`.
+ */
+export function checkName (engine: Engine, name: string, qtype: number, client: string): NameCheck {
   const group = engine.groupOf(client)
-  const v = engine.decideName(name, group)
+  const v = engine.decideName(name, group, qtype)
   return {
     name,
-    type: type.toUpperCase(),
+    type: qtypeName(qtype),
     client,
     group: group.name,
     verdict: v === undefined ? 'allow' : v.action === 'monitor' ? 'monitor (answered, logged as a would-be block)' : 'block',

@@ -11,7 +11,8 @@ import type { BlockAction } from '../config/types.js'
 import type { DomainIndex } from './domain-index.js'
 import type { IpIndex } from './ip-index.js'
 import { ipv4Text } from './names.js'
-import type { RuleKind } from './rule.js'
+import { qtypeName } from '../qtypes.js'
+import { typeApplies, type RuleKind, type TypeFilter } from './rule.js'
 
 /** What matched: the query name, a name in the answer's CNAME chain, or an answer address. */
 export type MatchedPart = 'qname' | 'cname' | 'address'
@@ -92,6 +93,8 @@ export interface RuleTable {
   readonly listStart: Uint32Array
   /** Category id per list. */
   readonly listCategory: Uint32Array
+  /** The `$dnstype=` filters of the rules that have one, by rule id (few rules have one). */
+  readonly types: ReadonlyMap<number, TypeFilter>
 }
 
 /** The list a rule id belongs to (a binary search over RuleTable.listStart). */
@@ -113,6 +116,14 @@ export interface EngineParts {
   readonly rules: RuleTable
   readonly blockNames: DomainIndex
   readonly allowNames: DomainIndex
+  /**
+   * Pack exceptions: the `@@` entries of a bundled category, which keep names answered that the
+   * category's own entries would block (a host shared with an allowed service under a blocked
+   * domain). Unlike an allow rule, an exception lifts only its own category's blocks.
+   */
+  readonly exceptNames: DomainIndex
+  /** Per category id: 1 if it has pack exceptions. */
+  readonly excepting: Uint8Array
   readonly blockAddresses: IpIndex
   readonly allowAddresses: IpIndex
   /** groups[0] is "default". */
@@ -141,6 +152,15 @@ export class Engine {
   readonly #allowNames: boolean
   readonly #allowAddresses: boolean
   readonly #blockAddresses: boolean
+  /** Per category id: 1 if it has pack exceptions. */
+  readonly #excepting: Uint8Array
+  /**
+   * Set when some rule has a `$dnstype=` filter: per group, its `accepts` that also asks whether
+   * the rule applies to `#qtype`, the type of the query being decided (set just before a match;
+   * matching is synchronous). Without such rules, lookups take the group's `accepts` as before.
+   */
+  readonly #typedAccepts: Array<(id: number) => boolean> | undefined
+  #qtype = 0
 
   constructor (parts: EngineParts) {
     this.#p = parts
@@ -151,6 +171,50 @@ export class Engine {
     this.#allowAddresses = parts.allowAddresses.size > 0
     this.#blockAddresses = parts.blockAddresses.size > 0
     this.inspectsAnswers = parts.blockNames.size > 0 || this.#blockAddresses
+    this.#excepting = parts.excepting
+    const types = parts.rules.types
+    this.#typedAccepts = types.size === 0
+      ? undefined
+      : parts.groups.map(g => (id: number) => {
+        if (!g.accepts(id)) return false
+        const f = types.get(id)
+        return f === undefined || typeApplies(f, this.#qtype)
+      })
+  }
+
+  /** True when some rule applies to certain query types only (`$dnstype=`). */
+  get typed (): boolean { return this.#typedAccepts !== undefined }
+
+  #categoryOf (id: number): number {
+    const r = this.#p.rules
+    return r.listCategory[listOfRule(r.listStart, id)]
+  }
+
+  /** The rule filter for a lookup of a name queried with type `qtype`. */
+  #accepts (group: GroupPlan, qtype: number): (id: number) => boolean {
+    const typed = this.#typedAccepts
+    if (typed === undefined) return group.accepts
+    this.#qtype = qtype
+    return typed[group.index]
+  }
+
+  /**
+   * The block rule for a name, past the pack exceptions: when the rule found belongs to a category
+   * with an exception covering the name, that category is passed over and the search goes on.
+   */
+  #blockedName (qname: string, accepts: (id: number) => boolean): number {
+    const p = this.#p
+    const id = p.blockNames.match(qname, accepts)
+    if (id < 0 || this.#excepting[this.#categoryOf(id)] === 0) return id
+    const lifted = new Set<number>()
+    let found = id
+    while (found >= 0) {
+      const c = this.#categoryOf(found)
+      if (this.#excepting[c] === 0 || p.exceptNames.match(qname, e => this.#categoryOf(e) === c && accepts(e)) < 0) return found
+      lifted.add(c)
+      found = p.blockNames.match(qname, b => !lifted.has(this.#categoryOf(b)) && accepts(b))
+    }
+    return -1
   }
 
   /** The group a client address belongs to: the first group whose ranges contain it, else default. */
@@ -168,18 +232,21 @@ export class Engine {
     return g
   }
 
-  /** The verdict for a query name, or undefined when it is allowed. */
-  decideName (qname: string, group: GroupPlan, matched: MatchedPart = 'qname'): Verdict | undefined {
+  /**
+   * The verdict for a name (the query name, or with `matched` 'cname' a name in its answer) of a
+   * query of type `qtype`, or undefined when it is allowed.
+   */
+  decideName (qname: string, group: GroupPlan, qtype: number, matched: MatchedPart = 'qname'): Verdict | undefined {
     if (group.exempt) return undefined
-    const p = this.#p
-    if (this.#allowNames && p.allowNames.match(qname, group.accepts) >= 0) return undefined
-    const id = p.blockNames.match(qname, group.accepts)
+    const accepts = this.#accepts(group, qtype)
+    if (this.#allowNames && this.#p.allowNames.match(qname, accepts) >= 0) return undefined
+    const id = this.#blockedName(qname, accepts)
     return id < 0 ? undefined : this.#verdict(id, group, matched, qname)
   }
 
-  /** True when an allow rule that applies to the group covers the name. */
-  allowsName (qname: string, group: GroupPlan): boolean {
-    return this.#allowNames && this.#p.allowNames.match(qname, group.accepts) >= 0
+  /** True when an allow rule that applies to the group (and to `qtype`) covers the name. */
+  allowsName (qname: string, group: GroupPlan, qtype: number): boolean {
+    return this.#allowNames && this.#p.allowNames.match(qname, this.#accepts(group, qtype)) >= 0
   }
 
   /** The verdict for an address in an answer, or undefined when it is allowed. */
@@ -202,10 +269,10 @@ export class Engine {
     return id < 0 ? undefined : this.#verdict(id, group, 'address', ipv4Text(address))
   }
 
-  /** The first blocked part of an answer (CNAME targets, then addresses), or undefined. */
-  decideAnswer (t: AnswerParts, group: GroupPlan): Verdict | undefined {
+  /** The first blocked part of the answer to a `qtype` query (CNAME targets, then addresses), or undefined. */
+  decideAnswer (t: AnswerParts, group: GroupPlan, qtype: number): Verdict | undefined {
     for (let i = 0; i < t.nameCount; i++) {
-      const v = this.decideName(t.names[i], group, 'cname')
+      const v = this.decideName(t.names[i], group, qtype, 'cname')
       if (v !== undefined) return v
     }
     if (!this.#blockAddresses) return undefined
@@ -231,18 +298,24 @@ export class Engine {
   rule (id: number): RuleSource {
     const r = this.#p.rules
     // Verdicts come from block rules only: never an @@ rule.
-    return { list: this.#p.lists[listOfRule(r.listStart, id)], line: r.line[id], rule: this.#ruleTexts[id] ??= ruleText(r.kind[id], r.value[id], false) }
+    return { list: this.#p.lists[listOfRule(r.listStart, id)], line: r.line[id], rule: this.#ruleTexts[id] ??= ruleText(r.kind[id], r.value[id], false, r.types.get(id)) }
   }
 
   /** Entry counts for status and logs. */
-  stats (): { names: number, addresses: number, allowNames: number, allowAddresses: number } {
+  stats (): { names: number, addresses: number, allowNames: number, allowAddresses: number, exceptions: number } {
     const p = this.#p
-    return { names: p.blockNames.size, addresses: p.blockAddresses.size, allowNames: p.allowNames.size, allowAddresses: p.allowAddresses.size }
+    return { names: p.blockNames.size, addresses: p.blockAddresses.size, allowNames: p.allowNames.size, allowAddresses: p.allowAddresses.size, exceptions: p.exceptNames.size }
   }
 }
 
-/** A rule written back in plain-list syntax. */
-export function ruleText (kind: RuleKind, value: string, allow: boolean): string {
+/** A rule written back in plain-list syntax (with its `$dnstype=` filter, if any). */
+export function ruleText (kind: RuleKind, value: string, allow: boolean, types?: TypeFilter): string {
   const body = kind === 'exact' ? `=${value}` : kind === 'wildcard' ? `*.${value}` : kind === 'regex' ? `/${value}/` : value
-  return allow ? `@@${body}` : body
+  const text = allow ? `@@${body}` : body
+  return types === undefined ? text : `${text} ${typeFilterText(types)}`
+}
+
+/** `$dnstype=A|AAAA` or `$dnstype=~MX|~TXT`. */
+export function typeFilterText (f: TypeFilter): string {
+  return '$dnstype=' + f.types.map(t => (f.except ? '~' : '') + qtypeName(t)).join('|')
 }

@@ -5,7 +5,8 @@
 
 import { isIP } from 'node:net'
 import { parseCidr, toName } from './names.js'
-import type { ListFormat, ParsedList, ParseIssue, Rule, RuleKind } from './rule.js'
+import { qtypeNumber } from '../qtypes.js'
+import type { ListFormat, ParsedList, ParseIssue, Rule, RuleKind, TypeFilter } from './rule.js'
 import { compileSafeRegex } from './safe-regex.js'
 
 /** Where one parse collects its results (one per parseList call). */
@@ -14,7 +15,7 @@ interface Out { readonly rules: Rule[], readonly issues: ParseIssue[], readonly 
 /** Parses one trimmed, non-empty line that is not a full-line comment. */
 type LineParser = (text: string, line: number, out: Out) => void
 
-export const ADBLOCK_UNSUPPORTED = 'unsupported adblock rule (only ||name^ and @@||name^)'
+export const ADBLOCK_UNSUPPORTED = 'unsupported adblock rule (only ||name^, |name^ and their @@ forms, with $dnstype= and $important)'
 
 /** Names hosts files map to themselves, not blocklist entries: skipped without an issue. */
 const HOSTS_SKIP: ReadonlySet<string> = new Set([
@@ -77,9 +78,9 @@ function content (text: string): string {
   return text
 }
 
-function rule (out: Out, kind: RuleKind, value: string, allow: boolean, line: number, text: string): void {
+function rule (out: Out, kind: RuleKind, value: string, allow: boolean, line: number, text: string, types?: TypeFilter): void {
   // One object shape for every rule (same keys, same order).
-  const rule: Rule = { kind, value, allow, line, text }
+  const rule: Rule = { kind, value, allow, line, text, types }
   if (out.sink === undefined) out.rules.push(rule)
   else out.sink(rule)
 }
@@ -89,9 +90,9 @@ function issue (out: Out, line: number, message: string, text: string): void {
 }
 
 /** A name rule, or an issue with the name's own error (prefixed with `label` when given). */
-function nameRule (out: Out, kind: RuleKind, input: string, allow: boolean, line: number, text: string, label?: string): void {
+function nameRule (out: Out, kind: RuleKind, input: string, allow: boolean, line: number, text: string, label?: string, types?: TypeFilter): void {
   const name = toName(input)
-  if (typeof name === 'string') rule(out, kind, name, allow, line, text)
+  if (typeof name === 'string') rule(out, kind, name, allow, line, text, types)
   else issue(out, line, label === undefined ? name.error : `${label}: ${name.error}`, text)
 }
 
@@ -99,6 +100,47 @@ function cidrRule (out: Out, input: string, allow: boolean, line: number, text: 
   const c = parseCidr(input)
   if ('error' in c) issue(out, line, c.error, text)
   else rule(out, 'cidr', c.value, allow, line, text)
+}
+
+/** The modifiers a rule may carry (after `$`), by list format. */
+const MODIFIERS = { plain: ['dnstype'], adblock: ['dnstype', 'important'] } as const
+
+/** A rule's modifiers, parsed: its type filter, or an error message. */
+type Modifiers = { readonly types: TypeFilter | undefined } | { readonly error: string }
+
+/**
+ * Parses `dnstype=A|AAAA,important` (the text after a rule's `$`). `$dnstype` takes types by
+ * mnemonic or number, all plain (the rule applies to them only) or all negated with `~` (to every
+ * type but them).
+ */
+export function parseModifiers (text: string, known: readonly string[]): Modifiers {
+  let types: TypeFilter | undefined
+  for (const part of text.split(',')) {
+    const eq = part.indexOf('=')
+    const key = (eq < 0 ? part : part.slice(0, eq)).trim()
+    if (!known.includes(key)) return { error: `unknown modifier '$${key}' (known: ${known.join(', ')})` }
+    if (key !== 'dnstype') continue
+    if (types !== undefined) return { error: '$dnstype given twice' }
+    const values = eq < 0 ? [] : part.slice(eq + 1).split('|').map(v => v.trim()).filter(v => v !== '')
+    if (values.length === 0) return { error: '$dnstype needs query types, e.g. $dnstype=A|AAAA or $dnstype=~MX|~TXT' }
+    const except = values[0].startsWith('~')
+    const numbers = new Set<number>()
+    for (const v of values) {
+      if (v.startsWith('~') !== except) return { error: `$dnstype=${values.join('|')}: either every type negated with '~' or none` }
+      const n = qtypeNumber(except ? v.slice(1) : v)
+      if (n === undefined) return { error: `$dnstype: '${except ? v.slice(1) : v}' is not a DNS record type` }
+      numbers.add(n)
+    }
+    types = { types: [...numbers].sort((a, b) => a - b), except }
+  }
+  return { types }
+}
+
+/** Where a rule's modifiers start (its last '$' outside a /regex/), or -1. */
+function modifierStart (s: string): number {
+  const body = s.startsWith('@@') ? 2 : 0
+  const from = s.charCodeAt(body) === 0x2f ? s.lastIndexOf('/') + 1 : 0
+  return s.indexOf('$', from)
 }
 
 /**
@@ -121,7 +163,8 @@ function looksLikeAddress (s: string): boolean {
 
 /**
  * plain: `name` (suffix), `=name` (exact), `*.name` (wildcard), `/regex/`, an address or CIDR; any
- * of them prefixed with `@@` is an allow rule.
+ * of them prefixed with `@@` is an allow rule; a name rule may end in `$dnstype=TYPES` (after a
+ * blank or not): it then applies to those query types only (see parseModifiers).
  */
 function plainLine (text: string, line: number, out: Out): void {
   // Fast path, nearly every line of a big list: a bare name starting with a letter. A name holds no
@@ -132,6 +175,14 @@ function plainLine (text: string, line: number, out: Out): void {
     if (typeof name === 'string') { rule(out, 'suffix', name, false, line, text); return }
   }
   let s = content(text)
+  let types: TypeFilter | undefined
+  const dollar = modifierStart(s)
+  if (dollar >= 0) {
+    const m = parseModifiers(s.slice(dollar + 1), MODIFIERS.plain)
+    if ('error' in m) { issue(out, line, m.error, text); return }
+    types = m.types
+    s = s.slice(0, dollar).trimEnd()
+  }
   let allow = false
   if (s.charCodeAt(0) === 0x40 && s.charCodeAt(1) === 0x40) { // '@@'
     allow = true
@@ -140,20 +191,21 @@ function plainLine (text: string, line: number, out: Out): void {
   }
   const c = s.charCodeAt(0)
   if (c === 0x3d) { // '='
-    nameRule(out, 'exact', s.slice(1), allow, line, text)
+    nameRule(out, 'exact', s.slice(1), allow, line, text, undefined, types)
   } else if (c === 0x2a) { // '*'
     if (s.charCodeAt(1) !== 0x2e) { issue(out, line, "a wildcard must be written '*.name'", text); return }
-    nameRule(out, 'wildcard', s.slice(2), allow, line, text)
+    nameRule(out, 'wildcard', s.slice(2), allow, line, text, undefined, types)
   } else if (c === 0x2f) { // '/'
     if (s.length < 2 || s.charCodeAt(s.length - 1) !== 0x2f) { issue(out, line, 'a regex must be written /pattern/ (no flags)', text); return }
     const pattern = s.slice(1, -1)
     const re = compileSafeRegex(pattern)
     if ('error' in re) issue(out, line, re.error, text)
-    else rule(out, 'regex', pattern, allow, line, text)
+    else rule(out, 'regex', pattern, allow, line, text, types)
   } else if (looksLikeAddress(s)) {
+    if (types !== undefined) { issue(out, line, '$dnstype applies to name rules, not to addresses', text); return }
     cidrRule(out, s, allow, line, text)
   } else {
-    nameRule(out, 'suffix', s, allow, line, text)
+    nameRule(out, 'suffix', s, allow, line, text, undefined, types)
   }
 }
 
@@ -217,9 +269,12 @@ function adblockLine (text: string, line: number, out: Out): void {
     issue(out, line, ADBLOCK_UNSUPPORTED, text)
     return
   }
+  let types: TypeFilter | undefined
   const dollar = s.indexOf('$')
   if (dollar >= 0) {
-    if (s.slice(dollar + 1) !== 'important') { issue(out, line, ADBLOCK_UNSUPPORTED, text); return }
+    const m = parseModifiers(s.slice(dollar + 1), MODIFIERS.adblock)
+    if ('error' in m) { issue(out, line, `${ADBLOCK_UNSUPPORTED}: ${m.error}`, text); return }
+    types = m.types
     s = s.slice(0, dollar)
   }
   if (s.endsWith('^|')) s = s.slice(0, -1)
@@ -233,7 +288,7 @@ function adblockLine (text: string, line: number, out: Out): void {
       return
     }
   }
-  nameRule(out, kind, s, allow, line, text)
+  nameRule(out, kind, s, allow, line, text, undefined, types)
 }
 
 /**

@@ -26,6 +26,24 @@ export interface Rule {
   readonly line: number
   /** The original line, trimmed (for Verdicts). */
   readonly text: string
+  /** `$dnstype=`: the query types the rule applies to; undefined: every type. Name rules only. */
+  readonly types: TypeFilter | undefined
+}
+
+/**
+ * The query types a rule applies to, after AdGuard's `$dnstype` modifier: `$dnstype=A|AAAA` applies
+ * to those types only, `$dnstype=~MX|~TXT` to every type but those (all listed types negated, or none).
+ */
+export interface TypeFilter {
+  /** Type numbers, ascending, no repeats. */
+  readonly types: readonly number[]
+  /** True: the rule applies to every type except `types`. */
+  readonly except: boolean
+}
+
+/** Whether a rule with this filter applies to a query of type `qtype`. */
+export function typeApplies (f: TypeFilter, qtype: number): boolean {
+  return f.types.includes(qtype) !== f.except
 }
 
 /** A line that was skipped: `message` says what is wrong with it. */

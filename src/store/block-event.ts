@@ -65,23 +65,6 @@ export const ROW_COLUMNS: ReadonlyArray<keyof BlockRow> = [
 export const MATCH_CODES: Readonly<Record<EventMatch, number>> = { none: 0, qname: 1, cname: 2, address: 3 }
 export const MATCH_NAMES: readonly EventMatch[] = ['none', 'qname', 'cname', 'address']
 
-const QTYPES: Readonly<Record<string, number>> = {
-  A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, HINFO: 13, MX: 15, TXT: 16, AAAA: 28, SRV: 33, NAPTR: 35,
-  DS: 43, SSHFP: 44, RRSIG: 46, NSEC: 47, DNSKEY: 48, TLSA: 52, SVCB: 64, HTTPS: 65, ANY: 255, CAA: 257
-}
-const QTYPE_NAMES = new Map(Object.entries(QTYPES).map(([k, v]) => [v, k]))
-
-export function qtypeName (n: number): string { return QTYPE_NAMES.get(n) ?? `TYPE${n}` }
-
-/** 'AAAA', 'aaaa', 'TYPE28' or '28' → 28; undefined if not a type. */
-export function qtypeNumber (text: string): number | undefined {
-  const t = text.trim().toUpperCase()
-  if (/^\d{1,5}$/.test(t)) { const n = Number(t); return n <= 65535 ? n : undefined }
-  const m = /^TYPE(\d{1,5})$/.exec(t)
-  if (m !== null) { const n = Number(m[1]); return n <= 65535 ? n : undefined }
-  return QTYPES[t]
-}
-
 /** 'www.example.org' → 'org.example.www.' (the form suffix searches run on). */
 export function reverseName (name: string): string {
   return name.split('.').reverse().join('.') + '.'

@@ -14,7 +14,8 @@
 
 import { QueryError } from '../errors.js'
 import { normalizeName, parseCidr, parseIp } from '../policy/names.js'
-import { qtypeNumber, type BlockEvent } from './block-event.js'
+import { qtypeNumber } from '../qtypes.js'
+import type { BlockEvent } from './block-event.js'
 
 export interface FilterParams {
   readonly from?: string

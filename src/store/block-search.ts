@@ -10,7 +10,8 @@
 
 import { QueryError } from '../errors.js'
 import type { Db } from './db.js'
-import { MATCH_NAMES, qtypeName, reverseName, type BlockRow } from './block-event.js'
+import { qtypeName } from '../qtypes.js'
+import { MATCH_NAMES, reverseName, type BlockRow } from './block-event.js'
 import { clientMatches, type BlockFilter, type ClientMatch } from './block-filter.js'
 import { DAY_MS, HOUR_MS } from './block-writer.js'
 

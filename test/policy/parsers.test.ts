@@ -154,6 +154,33 @@ t.test('plain: every kind of rule, allow rules, comments', async t => {
   t.equal(full.rules[0].text, 'example.com')
 })
 
+t.test('plain: $dnstype= limits a rule to query types', async t => {
+  const ok: Array<[line: string, kind: string, value: string, allow: boolean, types: number[], except: boolean]> = [
+    ['gmail.com $dnstype=~MX|~TXT', 'suffix', 'gmail.com', false, [15, 16], true],
+    ['gmail.com$dnstype=~TXT|~MX', 'suffix', 'gmail.com', false, [15, 16], true],
+    ['=v6.example $dnstype=AAAA|https|65', 'exact', 'v6.example', false, [28, 65], false],
+    ['*.w.example $dnstype=TYPE64', 'wildcard', 'w.example', false, [64], false],
+    ['/^ads\\d$/ $dnstype=A', 'regex', '^ads\\d$', false, [1], false],
+    ['@@ok.example $dnstype=MX  # mail stays', 'suffix', 'ok.example', true, [15], false]
+  ]
+  for (const [line, kind, value, allow, types, except] of ok) {
+    const p = parseList(line, 'plain')
+    t.same(p.issues, [], line)
+    t.match(p.rules[0], { kind, value, allow, types: { types, except } }, line)
+  }
+  t.equal(parseList('plain.example', 'plain').rules[0].types, undefined, 'no filter: every type')
+  const bad: Array<[string, string]> = [
+    ['a.example $dnstype=', '$dnstype needs query types, e.g. $dnstype=A|AAAA or $dnstype=~MX|~TXT'],
+    ['a.example $dnstype', '$dnstype needs query types, e.g. $dnstype=A|AAAA or $dnstype=~MX|~TXT'],
+    ['a.example $dnstype=A|~MX', "$dnstype=A|~MX: either every type negated with '~' or none"],
+    ['a.example $dnstype=BOGUS', "$dnstype: 'BOGUS' is not a DNS record type"],
+    ['a.example $dnstype=A,dnstype=MX', '$dnstype given twice'],
+    ['a.example $important', "unknown modifier '$important' (known: dnstype)"],
+    ['10.0.0.0/8 $dnstype=A', '$dnstype applies to name rules, not to addresses']
+  ]
+  for (const [line, message] of bad) t.same(parse(line, 'plain').issues, [[1, message]], line)
+})
+
 t.test('plain: bad lines become issues with their line and message', async t => {
   const cases: Array<[string, string]> = [
     ['bad/name', "not a hostname: contains '/'"],
@@ -279,7 +306,9 @@ t.test('adblock', async t => {
     '||пример.рф^',                              // 21
     '@@||allow.example.com^$important',          // 22
     '||x.example.com^$important,third-party',    // 23
-    '||^'                                        // 24
+    '||^',                                       // 24
+    '||mail.example.com^$dnstype=~MX|~TXT',      // 25
+    '||v6.example.com^$dnstype=AAAA,important'   // 26
   ].join('\n')
   const p = parse(text, 'adblock')
   t.same(p.rules, [
@@ -290,10 +319,14 @@ t.test('adblock', async t => {
     ['suffix', 'pipe.example.com', false, 7],
     ['suffix', 'upper.example.com', false, 8],
     ['suffix', 'xn--e1afmkfd.xn--p1ai', false, 21],
-    ['suffix', 'allow.example.com', true, 22]
+    ['suffix', 'allow.example.com', true, 22],
+    ['suffix', 'mail.example.com', false, 25],
+    ['suffix', 'v6.example.com', false, 26]
   ])
+  const typed = parseList(text, 'adblock').rules.slice(-2).map(r => r.types)
+  t.same(typed, [{ types: [15, 16], except: true }, { types: [28], except: false }], '$dnstype in adblock rules')
   t.same(p.issues, [
-    [10, ADBLOCK_UNSUPPORTED],
+    [10, `${ADBLOCK_UNSUPPORTED}: unknown modifier '$third-party' (known: dnstype, important)`],
     [11, ADBLOCK_UNSUPPORTED],
     [12, ADBLOCK_UNSUPPORTED],
     [13, ADBLOCK_UNSUPPORTED],
@@ -304,10 +337,10 @@ t.test('adblock', async t => {
     [18, ADBLOCK_UNSUPPORTED],
     [19, ADBLOCK_UNSUPPORTED],
     [20, 'label longer than 63 characters'],
-    [23, ADBLOCK_UNSUPPORTED],
+    [23, `${ADBLOCK_UNSUPPORTED}: unknown modifier '$third-party' (known: dnstype, important)`],
     [24, 'empty name']
   ])
-  t.equal(ADBLOCK_UNSUPPORTED, 'unsupported adblock rule (only ||name^ and @@||name^)')
+  t.equal(ADBLOCK_UNSUPPORTED, 'unsupported adblock rule (only ||name^, |name^ and their @@ forms, with $dnstype= and $important)')
 })
 
 t.test('dnsmasq', async t => {

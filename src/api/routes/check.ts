@@ -7,6 +7,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { InputError } from '../../errors.js'
 import { checkName } from '../../policy/check.js'
 import { normalizeName } from '../../policy/names.js'
+import { qtypeNumber } from '../../qtypes.js'
 import type { RouteContext } from '../context.js'
 import { BLOCK_ACTIONS, errors, StringEnum } from '../schemas.js'
 
@@ -45,6 +46,8 @@ export const checkRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) =>
     const n = normalizeName(name)
     if ('error' in n) throw new InputError('querystring.name', n.error)
     if (isIP(client) === 0) throw new InputError('querystring.client', `must be an IP address, got ${JSON.stringify(client)}`)
-    return checkName(ctx.host.policy.engine, n.name, type, client)
+    const qtype = qtypeNumber(type)
+    if (qtype === undefined) throw new InputError('querystring.type', `not a DNS record type: ${JSON.stringify(type)} (a mnemonic such as AAAA, or a number)`)
+    return checkName(ctx.host.policy.engine, n.name, qtype, client)
   })
 }

@@ -15,10 +15,10 @@ export function answerPolicyStage (report: ReportMatch, cache: AnswerCache): Sta
   const decideFresh = (ctx: QueryContext, a: StoredAnswer): Verdict | undefined => {
     const { engine, group } = ctx
     // The query name was decided below (only `monitor` lets a listed name through).
-    const byName = ctx.nameVerdict !== null ? ctx.nameVerdict : engine.decideName(ctx.q.qname, group)
+    const byName = ctx.nameVerdict !== null ? ctx.nameVerdict : engine.decideName(ctx.q.qname, group, ctx.q.qtype)
     if (byName !== undefined) return byName
-    if (engine.allowsName(ctx.q.qname, group)) return undefined
-    return engine.decideAnswer(answerTargets(a, targets), group)
+    if (engine.allowsName(ctx.q.qname, group, ctx.q.qtype)) return undefined
+    return engine.decideAnswer(answerTargets(a, targets), group, ctx.q.qtype)
   }
   const decideCached = (ctx: QueryContext, slot: number): Verdict | undefined => {
     const { engine, group } = ctx
@@ -26,8 +26,8 @@ export function answerPolicyStage (report: ReportMatch, cache: AnswerCache): Sta
     // snapshot's lists in memory as long as the slot is neither hit nor evicted.
     const remembered = cache.recall(slot, group.index, engine.token)
     if (remembered !== FORGOTTEN) return remembered as Verdict | undefined
-    let v = engine.decideName(ctx.q.qname, group)
-    if (v === undefined && !engine.allowsName(ctx.q.qname, group)) v = engine.decideAnswer(cache.targets(slot, targets), group)
+    let v = engine.decideName(ctx.q.qname, group, ctx.q.qtype)
+    if (v === undefined && !engine.allowsName(ctx.q.qname, group, ctx.q.qtype)) v = engine.decideAnswer(cache.targets(slot, targets), group, ctx.q.qtype)
     cache.remember(slot, group.index, engine.token, v)
     return v
   }

@@ -7,7 +7,7 @@ import type { ReportMatch, Stage } from '../contract.js'
 
 export function queryPolicyStage (report: ReportMatch): Stage {
   return next => ctx => {
-    const v = ctx.nameVerdict = ctx.engine.decideName(ctx.q.qname, ctx.group)
+    const v = ctx.nameVerdict = ctx.engine.decideName(ctx.q.qname, ctx.group, ctx.q.qtype)
     if (v === undefined) return next(ctx)
     report(ctx, v)
     return v.action === 'monitor' ? next(ctx) : { kind: 'blocked', verdict: v }

@@ -45,7 +45,7 @@ t.test('fresh answers: rows of (answer, policy) -> blocked or passed, reported o
       const label = `${row.label}${later ? ', later' : ''}`
       const reports: Verdict[] = []
       const ctx = context({ name: row.name, engine: row.engine })
-      if (row.byName === 'monitor') ctx.nameVerdict = row.engine.decideName(row.name, ctx.group)!
+      if (row.byName === 'monitor') ctx.nameVerdict = row.engine.decideName(row.name, ctx.group, 1)!
       const resolved: Outcome = { kind: 'resolved', answer: upstreamAnswer(ctx.q, ctx.msg, row.records), upstream: 'u' }
       const next = fakeNext(later ? PENDING : resolved)
       let o = answerPolicyStage((_c, v) => { reports.push(v) }, cache)(next)(ctx)
@@ -71,7 +71,7 @@ t.test('outcomes that are not answers pass untouched; a policy without answer ru
   const rows: Array<{ label: string, o: Outcome, engine: Engine }> = [
     { label: 'servfail', o: { kind: 'servfail', reason: 'x' }, engine: plain },
     { label: 'refused', o: { kind: 'refused', reason: 'x' }, engine: plain },
-    { label: 'blocked by the query stage', o: { kind: 'blocked', verdict: plain.decideName('telegram.org', plain.groups[0])! }, engine: plain }
+    { label: 'blocked by the query stage', o: { kind: 'blocked', verdict: plain.decideName('telegram.org', plain.groups[0], 1)! }, engine: plain }
   ]
   for (const row of rows) {
     const stage = answerPolicyStage(() => { t.fail('nothing to report') }, cache)

@@ -15,7 +15,7 @@ t.test('rows of outcome from next -> observed (rcode, ms) or not', async t => {
   cache.put(ctx0.q.key, nx, 1000, ctx0.q.keyHash)
   const slot = cache.find(ctx0.q.key, 1000, ctx0.q.keyHash)
   t.not(slot, -1, 'stored')
-  const verdict = engine().decideName('telegram.org', engine().groups[0])!
+  const verdict = engine().decideName('telegram.org', engine().groups[0], 1)!
   const rows: Array<{ label: string, o: Outcome, rcode?: number }> = [
     { label: 'resolved NOERROR', o: { kind: 'resolved', answer: ok, upstream: 'u' }, rcode: 0 },
     { label: 'resolved NXDOMAIN', o: { kind: 'resolved', answer: nx, upstream: 'u' }, rcode: 3 },
