@@ -622,8 +622,25 @@ function checkBlocklists (raw: unknown, issues: ConfigIssue[]): ListPublicKey[] 
     if (first !== undefined) issues.push({ path: `${where}.name`, message: `duplicate source name "${source.name}" (also blocklists.sources.${first})` })
     else names.set(source.name, i)
     checkUrlSource(source, where, at(raw, 'update', 'requireSignature') === true, publicKeys, issues)
+    checkMs365Source(source, where, issues)
   }
   return publicKeys
+}
+
+/** format ms365 needs a selection (taking all of Microsoft 365 by accident would block Exchange and SharePoint); the key only goes with that format. */
+function checkMs365Source (source: Static<typeof ListSourceSchema>, where: string, issues: ConfigIssue[]): void {
+  const m = source.ms365
+  if (source.format !== 'ms365') {
+    if (m !== undefined) issues.push({ path: `${where}.ms365`, message: 'only applies to sources with format: ms365' })
+    return
+  }
+  if (m === undefined || (m.serviceAreas === undefined && m.ids === undefined)) {
+    issues.push({ path: `${where}.ms365`, message: 'format ms365 needs ms365.serviceAreas and/or ms365.ids: the Microsoft 365 endpoint sets to take (e.g. serviceAreas: [Skype])' })
+  }
+  if (m?.versionUrl !== undefined) {
+    if (source.url === undefined) issues.push({ path: `${where}.ms365.versionUrl`, message: 'only applies to sources with a "url"' })
+    else if (!/^https:\/\//i.test(m.versionUrl) || !isHttpUrl(m.versionUrl)) issues.push({ path: `${where}.ms365.versionUrl`, message: `expected an https:// URL (the answer is not signed), got ${describe(m.versionUrl)}` })
+  }
 }
 
 const URL_SOURCE_KEYS = ['interval', 'timeoutMs', 'maxBytes', 'caFile', 'signed', 'signatureUrl', 'keys', 'minEntries', 'maxBadLineShare', 'maxShrink'] as const
@@ -830,6 +847,7 @@ function listSource (s: Static<typeof ListSourceSchema>): ListSource {
     format: s.format,
     ...(s.category !== undefined && { category: s.category }),
     ...(s.url !== undefined && {
+    ...(s.ms365 !== undefined && { ms365: { ...s.ms365 } }),
       update: {
         intervalMs: s.interval === undefined ? 6 * 3_600_000 : parseDuration(s.interval),
         timeoutMs: s.timeoutMs ?? 30_000,

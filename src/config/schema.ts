@@ -181,9 +181,18 @@ export const ListSourceSchema = strictObject({
   path: Type.Optional(nonEmpty()),
   url: Type.Optional(nonEmpty()),
   format: Type.Union([
-    Type.Literal('plain'), Type.Literal('hosts'), Type.Literal('adblock'), Type.Literal('dnsmasq'), Type.Literal('cidr')
+    Type.Literal('plain'), Type.Literal('hosts'), Type.Literal('adblock'), Type.Literal('dnsmasq'), Type.Literal('cidr'), Type.Literal('ms365')
   ], { default: 'plain' }),
   category: Type.Optional(nonEmpty()),
+  /** format ms365: the endpoint sets to take (service areas and/or ids) and the version service URL. */
+  ms365: Type.Optional(strictObject({
+    serviceAreas: Type.Optional(Type.Array(nonEmpty(), { minItems: 1 })),
+    ids: Type.Optional(Type.Array(integer(0, 1_000_000), { minItems: 1 })),
+    /** false: host names only, no address ranges. */
+    ips: Type.Optional(Type.Boolean()),
+    /** Microsoft's version service (URL sources): the endpoints are downloaded only when `latest` changed. */
+    versionUrl: Type.Optional(nonEmpty())
+  })),
   // URL sources only (load.ts fills in the defaults for them and refuses these keys on path sources).
   /** How often to fetch: `90s`, `30m`, `6h`, `1d` (default 6h, jittered by ±10%). */
   interval: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,6}(s|m|h|d)$', errorMessage: 'a duration such as 90s, 30m, 6h or 1d' })),

@@ -109,10 +109,24 @@ export interface ListSource {
   readonly name: string
   readonly path?: string
   readonly url?: string
-  readonly format: 'plain' | 'hosts' | 'adblock' | 'dnsmasq' | 'cidr'
+  readonly format: 'plain' | 'hosts' | 'adblock' | 'dnsmasq' | 'cidr' | 'ms365'
   readonly category?: string
   /** URL sources only: how they are fetched and checked (defaults filled in). */
   readonly update?: UrlSourceSettings
+  /** format ms365 only: which endpoint sets to take, and where the published version is. */
+  readonly ms365?: Ms365SourceSettings
+}
+
+/** A Microsoft 365 endpoints source (format ms365; src/lists/source-format.ts). */
+export interface Ms365SourceSettings {
+  /** Endpoint sets of these service areas (Exchange, SharePoint, Skype, Common; any case)... */
+  readonly serviceAreas?: readonly string[]
+  /** ...and these endpoint set ids. */
+  readonly ids?: readonly number[]
+  /** false: host names only, no address ranges (default true). */
+  readonly ips?: boolean
+  /** URL sources: Microsoft's version service; the endpoints are downloaded only when its `latest` changed. */
+  readonly versionUrl?: string
 }
 
 export interface UrlSourceSettings {

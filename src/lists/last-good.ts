@@ -22,6 +22,8 @@ export interface StoredMeta {
   readonly bytes: number
   /** Name of the public key that verified it, for signed lists. */
   readonly signedBy?: string
+  /** format ms365 with a versionUrl: the published version (`latest`) this copy is of. */
+  readonly version?: string
 }
 
 export interface StoredCopy { readonly file: string, readonly meta: StoredMeta }

@@ -16,6 +16,8 @@ import type { HostResolver } from './host-resolver.js'
 import { LastGoodStore, sha256, type StoredMeta } from './last-good.js'
 import { verifyList } from './signature.js'
 import { checkList } from './validate.js'
+import { publishedVersion } from './ms365-version.js'
+import { countEntries, sourceFormat } from './source-format.js'
 
 export interface Timers {
   setTimeout (fn: () => void, ms: number): unknown
@@ -81,6 +83,8 @@ export interface ListSourceStatus {
   readonly attempts: number
   readonly updates: number
   readonly notModified: number
+  /** Attempts that found the copy current without a new one: same bytes, or (ms365) the same published version. */
+  readonly unchanged: number
   readonly rejected: number
   readonly rejectedByReason: Readonly<Record<string, number>>
 }
@@ -97,6 +101,7 @@ interface SourceState {
   attempts: number
   updates: number
   notModified: number
+  unchanged: number
   rejected: number
   rejectedByReason: Record<string, number>
 }
@@ -141,7 +146,7 @@ export class ListUpdater {
       this.#states.set(s.name, {
         source: { ...s, url: s.url, update: s.update },
         // Validators only make sense for the same URL; the copy itself serves until replaced.
-        meta: copy === undefined ? undefined : sameUrl ? copy.meta : { ...copy.meta, etag: undefined, lastModified: undefined },
+        meta: copy === undefined ? undefined : sameUrl ? copy.meta : { ...copy.meta, etag: undefined, lastModified: undefined, version: undefined },
         file: copy?.file,
         lastAttempt: prev?.lastAttempt,
         lastSuccess: prev?.lastSuccess ?? (copy === undefined ? undefined : Date.parse(copy.meta.fetchedAt)),
@@ -151,6 +156,7 @@ export class ListUpdater {
         attempts: prev?.attempts ?? 0,
         updates: prev?.updates ?? 0,
         notModified: prev?.notModified ?? 0,
+        unchanged: prev?.unchanged ?? 0,
         rejected: prev?.rejected ?? 0,
         rejectedByReason: prev?.rejectedByReason ?? {}
       })
@@ -270,6 +276,17 @@ export class ListUpdater {
         ...(u.caFile !== undefined && { ca: readCa(s.name, u.caFile) })
       }
       const haveCopy = st.file !== undefined && prev !== undefined
+      const format = sourceFormat(s)
+      // ms365: ask the version service first; the endpoints are downloaded only for a new version.
+      const versionUrl = s.ms365?.versionUrl
+      const version = versionUrl === undefined ? undefined : await publishedVersion({ ...common, url: versionUrl, timeoutMs: u.timeoutMs })
+      if (version !== undefined && haveCopy && !force && prev.version === version) {
+        st.unchanged++
+        st.lastSuccess = this.#now()
+        st.lastError = undefined
+        this.#log.info({ source: s.name, version, entries: st.meta?.entries }, 'list unchanged (same published version; not downloaded)')
+        return result('unchanged')
+      }
       const r = await fetchList({
         ...common,
         url: s.url,
@@ -279,6 +296,7 @@ export class ListUpdater {
         ...(haveCopy && prev.lastModified !== undefined && { lastModified: prev.lastModified })
       })
       if (r.status === 'not-modified') {
+        if (version !== undefined && haveCopy && prev.version !== version) { st.meta = { ...prev, version }; this.#store.writeMeta(st.meta) }
         st.notModified++
         st.lastSuccess = this.#now()
         st.lastError = undefined
@@ -296,7 +314,9 @@ export class ListUpdater {
         }
       }
       const hash = sha256(r.body)
-      const check = checkList(s.name, r.body, s.format, u, prev?.entries, force)
+      // ms365: the accepted copy counted with today's selection (the config's may have changed).
+      const previousEntries = st.file !== undefined && typeof format !== 'string' ? countEntries(readFileSync(st.file, 'utf8'), format) : prev?.entries
+      const check = checkList(s.name, r.body, format, u, previousEntries, force)
       const meta: StoredMeta = {
         source: s.name,
         url: s.url,
@@ -306,12 +326,14 @@ export class ListUpdater {
         ...(r.lastModified !== undefined && { lastModified: r.lastModified }),
         entries: check.entries,
         bytes: r.body.length,
-        ...(signedBy !== undefined && { signedBy })
+        ...(signedBy !== undefined && { signedBy }),
+        ...(version !== undefined && { version })
       }
       if (haveCopy && hash === prev.sha256) {
         // Same bytes (a server without validators): nothing to compile, new validators kept.
         this.#store.writeMeta(meta)
         st.meta = meta
+        st.unchanged++
         st.lastSuccess = this.#now()
         st.lastError = undefined
         this.#log.info({ source: s.name, entries: check.entries }, 'list unchanged')
@@ -322,7 +344,7 @@ export class ListUpdater {
       st.lastSuccess = this.#now()
       st.lastError = undefined
       this.#log.info({
-        source: s.name, entries: check.entries, previousEntries: prev?.entries, skippedLines: check.badLines, sha256: hash, bytes: r.body.length, signedBy, forced: force || undefined, ms: this.#now() - started
+        source: s.name, entries: check.entries, previousEntries, skippedLines: check.badLines, sha256: hash, bytes: r.body.length, signedBy, version, forced: force || undefined, ms: this.#now() - started
       }, 'list updated')
       return result('updated')
     } catch (err) {
@@ -381,6 +403,7 @@ export class ListUpdater {
       attempts: st.attempts,
       updates: st.updates,
       notModified: st.notModified,
+      unchanged: st.unchanged,
       rejected: st.rejected,
       rejectedByReason: { ...st.rejectedByReason }
     }))

@@ -2,9 +2,8 @@
 // `maxBadLineShare` of its rule lines skipped, hold at least `minEntries` entries, and not have
 // shrunk by more than `maxShrink` against the last accepted version (unless forced).
 
-import type { ListFormat } from '../policy/rule.js'
-import { parseList } from '../policy/parsers.js'
 import { ListUpdateError } from '../errors.js'
+import { formatName, parseSource, type SourceFormat } from './source-format.js'
 
 export interface ListLimits {
   readonly minEntries: number
@@ -15,17 +14,17 @@ export interface ListLimits {
 export interface ListCheck { readonly entries: number, readonly badLines: number, readonly lines: number }
 
 /** Throws a ListUpdateError (reason bad-lines, too-few or shrink) or returns the counts. */
-export function checkList (source: string, data: Buffer, format: ListFormat, limits: ListLimits, previousEntries: number | undefined, force: boolean): ListCheck {
+export function checkList (source: string, data: Buffer, format: SourceFormat, limits: ListLimits, previousEntries: number | undefined, force: boolean): ListCheck {
   const text = data.toString('utf8')
   let entries = 0
-  const parsed = parseList(text, format, () => { entries++ })
+  const parsed = parseSource(text, format, () => { entries++ })
   const badLines = parsed.issues.length
   const ruleLines = entries + badLines
   const reject = (reason: string, message: string): ListUpdateError => new ListUpdateError('EGRESSD_ERR_LIST_REJECTED', source, reason, message)
   if (text.includes('\u0000') || text.includes('\ufffd')) throw reject('bad-lines', 'not a text list (NUL bytes or invalid UTF-8)')
   if (ruleLines > 0 && badLines / ruleLines > limits.maxBadLineShare) {
     const first = parsed.issues[0]
-    throw reject('bad-lines', `${badLines} of ${ruleLines} lines cannot be parsed as ${format} (more than maxBadLineShare ${limits.maxBadLineShare}); line ${first.line}: ${first.message}`)
+    throw reject('bad-lines', `${badLines} of ${ruleLines} lines cannot be parsed as ${formatName(format)} (more than maxBadLineShare ${limits.maxBadLineShare}); line ${first.line}: ${first.message}`)
   }
   if (entries < limits.minEntries) throw reject('too-few', `${entries} entries, fewer than minEntries ${limits.minEntries}`)
   if (!force && previousEntries !== undefined && previousEntries > 0) {

@@ -14,8 +14,8 @@ import { DomainIndex } from './domain-index.js'
 import { Engine, listOfRule, type CategoryInfo, type GroupPlan } from './engine.js'
 import { IpIndex } from './ip-index.js'
 import { parseCidr } from './names.js'
-import { parseList } from './parsers.js'
-import type { ListFormat, ParseIssue, ParsedList, Rule, RuleKind } from './rule.js'
+import { parseSource, sourceFormat, type SourceFormat } from '../lists/source-format.js'
+import type { ParseIssue, ParsedList, Rule, RuleKind } from './rule.js'
 import { compileSafeRegex } from './safe-regex.js'
 
 /** A category's meta.yaml, as far as the engine and status need it. */
@@ -176,19 +176,19 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
 
   /** Parses `text` and adds its rules as they are read; returns the count added and the parse. */
   const listHashes = new Map<string, string>()
-  const addList = (text: string, format: ListFormat, cat: number, listName: string, onIssue: (i: ParseIssue) => void): { added: number, parsed: ParsedList } => {
+  const addList = (text: string, format: SourceFormat, cat: number, listName: string, onIssue: (i: ParseIssue) => void): { added: number, parsed: ParsedList } => {
     lists.push(listName)
     listHashes.set(listName, createHash('sha256').update(text).digest('hex').slice(0, 16))
     // Its rules take the next ids, all of them before the next list's (RuleTable.listStart).
     listStart.push(kind.length)
     listCategory.push(cat)
     let added = 0
-    const parsed = parseList(text, format, r => { if (addRule(r, cat, listName)) added++ })
+    const parsed = parseSource(text, format, r => { if (addRule(r, cat, listName)) added++ })
     for (const i of parsed.issues) onIssue(i)
     return { added, parsed }
   }
 
-  const loadFile = (file: string, format: ListFormat, cat: number, required: boolean): void => {
+  const loadFile = (file: string, format: SourceFormat, cat: number, required: boolean): void => {
     const text = readText(file, problems)
     if (text === undefined) return
     const { added, parsed } = addList(text, format, cat, file, i => warnings.push(`${file}:${i.line}: ${i.message}`))
@@ -219,7 +219,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
     const catName = s.category ?? s.name
     const cat = addCategory({ name: catName, title: catName, policyRef: catName, enabledByDefault: true })
     const file = s.path ?? inputs.sourceFiles?.get(s.name)
-    if (file !== undefined) loadFile(file, s.format, cat, true)
+    if (file !== undefined) loadFile(file, sourceFormat(s), cat, true)
     else warnings.push(`blocklists.sources.${i} (${s.name}): ${s.url ?? ''} has no downloaded copy yet`)
   }
 
