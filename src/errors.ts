@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'EGRESSD_ERR_LIST_REJECTED'
   | 'EGRESSD_ERR_LIST_KEY'
   | 'EGRESSD_ERR_CLI_API'
+  | 'EGRESSD_ERR_RULE_TOO_BROAD'
 
 export class EgressdError extends Error {
   readonly code: ErrorCode
@@ -140,6 +141,20 @@ export class UnavailableError extends EgressdError {
   }
 }
 
+/**
+ * A block rule the rule guard refuses (policy/guard.ts): a public suffix, nearly every name, names
+ * that must keep working, or too wide an address range. `field` names the rule as the thrower knows
+ * it; the message says what the rule would block and how to add it anyway.
+ */
+export class RuleTooBroadError extends EgressdError {
+  readonly field: string
+  constructor (field: string, message: string) {
+    super('EGRESSD_ERR_RULE_TOO_BROAD', `${field}: ${message}`)
+    this.field = field
+    this.name = 'RuleTooBroadError'
+  }
+}
+
 /** A block-log search or statistics parameter that does not parse; `parameter` names it (HTTP 400). */
 export class QueryError extends EgressdError {
   readonly parameter: string
@@ -185,7 +200,8 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number | NotMapped>> = {
   EGRESSD_ERR_LIST_SIGNATURE: NEVER_ON_API('a list update result (status, /api/v1/lists/update), never thrown to a request'),
   EGRESSD_ERR_LIST_REJECTED: NEVER_ON_API('a list update result (status, /api/v1/lists/update), never thrown to a request'),
   EGRESSD_ERR_LIST_KEY: NEVER_ON_API('egressd lists sign/keygen (CLI)'),
-  EGRESSD_ERR_CLI_API: NEVER_ON_API('the CLI\'s admin commands (egressd rules, reload, ...) report what the API answered them')
+  EGRESSD_ERR_CLI_API: NEVER_ON_API('the CLI\'s admin commands (egressd rules, reload, ...) report what the API answered them'),
+  EGRESSD_ERR_RULE_TOO_BROAD: 422
 }
 
 /** RFC 1035 SERVFAIL. */
@@ -221,7 +237,8 @@ export const DNS_RCODE: Readonly<Record<ErrorCode, number | NotMapped>> = {
   EGRESSD_ERR_LIST_SIGNATURE: { notApplicable: 'list updates run beside DNS; a failed one leaves the previous copy serving' },
   EGRESSD_ERR_LIST_REJECTED: { notApplicable: 'list updates run beside DNS; a failed one leaves the previous copy serving' },
   EGRESSD_ERR_LIST_KEY: NOT_ON_QUERY_PATH,
-  EGRESSD_ERR_CLI_API: NOT_ON_QUERY_PATH
+  EGRESSD_ERR_CLI_API: NOT_ON_QUERY_PATH,
+  EGRESSD_ERR_RULE_TOO_BROAD: NOT_ON_QUERY_PATH
 }
 
 /** The HTTP status for `err`: its code's, or undefined (the API answers 500, or the status fastify set). */

@@ -802,7 +802,8 @@ function assemble (file: ConfigFile, parts: Parts, env: EnvOverrides, source: st
         categories: categoryOverrides(g.categories),
         exempt: g.exempt,
         rules: { block: g.rules.block, allow: g.rules.allow }
-      }))
+      })),
+      guard: { maxPrefix: { v4: blocklists.guard.maxPrefix.v4, v6: blocklists.guard.maxPrefix.v6 }, force: blocklists.guard.force }
     },
     firewall: { ...file.firewall, lanCidrs: file.firewall.lanCidrs.map(c => normalizeCidr(c) as string) },
     store: {

@@ -227,6 +227,21 @@ export const ListUpdateSchema = strictObject({
   requireSignature: Type.Boolean({ default: false })
 }, { default: {} })
 
+/**
+ * The rule guard (policy/guard.ts): block rules written in this config or added through the API that
+ * would block a public suffix, nearly every name, names that must keep working, or an address range
+ * wider than maxPrefix are refused; the config's are errors unless listed under `force`.
+ */
+export const RuleGuardSchema = strictObject({
+  /** The widest address range a block rule may name, as a prefix length: /16 for IPv4, /32 for IPv6. */
+  maxPrefix: strictObject({
+    v4: integer(0, 32, 16),
+    v6: integer(0, 128, 32)
+  }, { default: {} }),
+  /** Block rules kept although the guard refuses them, written as in the rules (`10.0.0.0/8`, `*.corp`). */
+  force: Type.Array(nonEmpty(), { default: [] })
+}, { default: {} })
+
 export const BlocklistsSchema = strictObject({
   dir: nonEmpty('./blocklists'),
   /** What a block answer is, unless a category says otherwise. */
@@ -242,7 +257,8 @@ export const BlocklistsSchema = strictObject({
   sources: Type.Array(ListSourceSchema, { default: [] }),
   update: ListUpdateSchema,
   rules: InlineRulesSchema,
-  groups: Type.Array(ClientGroupSchema, { default: [] })
+  groups: Type.Array(ClientGroupSchema, { default: [] }),
+  guard: RuleGuardSchema
 }, { default: {} })
 
 /** nftables rules emitted by `egressd export nftables` (and applied by egressd when `sync` is on). */

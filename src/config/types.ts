@@ -166,6 +166,13 @@ export interface BlocklistsConfig {
   readonly update: ListUpdateConfig         // downloading URL sources
   readonly rules: InlineRules               // config-wide custom rules
   readonly groups: readonly ClientGroup[]   // first group whose clients contain the address wins
+  /** The rule guard (policy/guard.ts); absent in hand-built configs: the defaults. */
+  readonly guard?: RuleGuardConfig
+}
+
+export interface RuleGuardConfig {
+  readonly maxPrefix: { readonly v4: number, readonly v6: number }   // default 16 and 32
+  readonly force: readonly string[]         // block rules kept although too broad, as written
 }
 
 export interface FirewallConfig {

@@ -11,20 +11,15 @@
 // suffix-list lookup and one map lookup per label; only regex rules are tested against the corpus.
 
 import { getPublicSuffix } from 'tldts'
-import type { BlocklistsConfig } from '../config/types.js'
+import type { BlocklistsConfig, RuleGuardConfig } from '../config/types.js'
 import type { ConfigIssue } from '../errors.js'
 import { parseList } from './parsers.js'
 import type { ParseIssue, Rule, RuleKind } from './rule.js'
 import { compileSafeRegex } from './safe-regex.js'
 
-/** blocklists.guard in the config. */
-export interface RuleGuardConfig {
-  /** The widest address range a block rule may name, as a prefix length per family. */
-  readonly maxPrefix: { readonly v4: number, readonly v6: number }
-  /** Block rules accepted although too broad, in plain-list syntax (`10.0.0.0/8`, `com`). */
-  readonly force: readonly string[]
-}
+export type { RuleGuardConfig }
 
+/** blocklists.guard when the config says nothing. */
 export const DEFAULT_RULE_GUARD: RuleGuardConfig = Object.freeze({ maxPrefix: Object.freeze({ v4: 16, v6: 32 }), force: Object.freeze([]) })
 
 /**

@@ -37,6 +37,8 @@ export interface NewRuleRequest {
   readonly comment: string
   /** Milliseconds since the epoch, or null. */
   readonly expiresAt: number | null
+  /** Added although the rule guard refused it (`force: true`): the guard's message, kept in the audit row. */
+  readonly forced?: string
 }
 
 export interface CustomPolicyDeps {
@@ -138,7 +140,7 @@ export class CustomPolicy {
     const added = this.#change(() => {
       const r = this.rules.add({ kind: req.kind, rule, comment: req.comment, createdAt: now, createdBy: who.name, expiresAt: req.expiresAt })
       const view = { ...r, type }
-      this.#record(who, 'rule.add', `rule ${r.id}`, null, view)
+      this.#record(who, 'rule.add', `rule ${r.id}`, null, req.forced === undefined ? view : { ...view, forced: req.forced })
       return view
     }, `rule added: ${req.kind} ${rule}`, 'rule')
     this.#schedule()

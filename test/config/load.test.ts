@@ -59,7 +59,8 @@ const DEFAULTS: Omit<Config, 'source'> = {
     sources: [],
     update: { publicKeys: [], allowHosts: [], requireSignature: false },
     rules: { block: [], allow: [] },
-    groups: []
+    groups: [],
+    guard: { maxPrefix: { v4: 16, v6: 32 }, force: [] }
   },
   firewall: {
     table: 'egressd',
@@ -255,6 +256,9 @@ const errorCases: Array<{ name: string, yaml: string, path: string, message: Reg
   { name: 'unknown format', yaml: 'blocklists: { sources: [{ name: a, path: /x, format: csv }] }', path: 'blocklists.sources.0.format', message: /^must be one of plain, hosts, adblock, dnsmasq, cidr; got "csv"/ },
   { name: 'source without name', yaml: 'blocklists: { sources: [{ path: /x }] }', path: 'blocklists.sources.0.name', message: /^required key "name" is missing/ },
   { name: 'duplicate source name', yaml: 'blocklists: { sources: [{ name: a, path: /x }, { name: a, path: /y }] }', path: 'blocklists.sources.1.name', message: /^duplicate source name "a" \(also blocklists\.sources\.0\)/ },
+  { name: 'guard maxPrefix v4 out of range', yaml: 'blocklists: { guard: { maxPrefix: { v4: 33 } } }', path: 'blocklists.guard.maxPrefix.v4', message: /^must be between 0 and 32, got 33/ },
+  { name: 'guard maxPrefix v6 not a number', yaml: 'blocklists: { guard: { maxPrefix: { v6: wide } } }', path: 'blocklists.guard.maxPrefix.v6', message: /^expected a whole number, got "wide"/ },
+  { name: 'guard force not a list', yaml: 'blocklists: { guard: { force: com } }', path: 'blocklists.guard.force', message: /list|array/ },
   { name: 'bad source category', yaml: 'blocklists: { sources: [{ name: a, path: /x, category: Tele Gram }] }', path: 'blocklists.sources.0.category', message: /^category names use lowercase/ },
   { name: 'bad category name', yaml: 'blocklists: { categories: { Signal: { enabled: true } } }', path: 'blocklists.categories.Signal', message: /^category names use lowercase/ },
   { name: 'category override is a boolean', yaml: 'blocklists: { categories: { signal: true } }', path: 'blocklists.categories.signal', message: /^expected a mapping/ },

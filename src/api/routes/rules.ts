@@ -2,11 +2,17 @@
 // and allow rules (domain, =exact, *.wildcard, /regex/, CIDR) with a comment and an optional expiry.
 // Stored in the policy file, applied to DNS before the response is sent, audited; expired rules drop
 // out on a timer. Rule ids are positive decimal integers, never given twice; an id in any other
-// spelling (0x1, 1e3, 01, 20 digits) is a 400, never read as some other rule's id.
+// spelling (0x1, 1e3, 01, 20 digits) is a 400, never read as some other rule's id. A block rule the
+// rule guard refuses (a public suffix, nearly every name, names that must keep working, too wide an
+// address range: policy/guard.ts) is a 422 saying what it would block, unless sent with
+// `force: true`; then its audit row keeps the guard's message as `forced`.
 
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyPluginAsync } from 'fastify'
-import { InputError } from '../../errors.js'
+import { InputError, RuleTooBroadError } from '../../errors.js'
+import { INSTALLATION_ROOT, loadCollateral } from '../../packs/collateral.js'
+import { createRuleGuard, type RuleGuard } from '../../policy/guard.js'
+import { parseList } from '../../policy/parsers.js'
 import type { RuleView } from '../../store/custom-policy.js'
 import type { RouteContext } from '../context.js'
 import { actorOf, requireStore } from '../policy-changes.js'
@@ -33,7 +39,11 @@ const NewRule = Type.Object({
   kind: Type.Optional(StringEnum(['block', 'allow'], { default: 'block', description: 'Allow rules override every block rule' })),
   comment: Type.Optional(Type.String({ maxLength: 500, default: '' })),
   expiresAt: Type.Optional(Type.String({ format: 'date-time', description: 'When the rule drops out (RFC 3339)' })),
-  ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 10 * 366 * 86400, description: 'Or: drop out this many seconds from now' }))
+  ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 10 * 366 * 86400, description: 'Or: drop out this many seconds from now' })),
+  force: Type.Optional(Type.Boolean({
+    default: false,
+    description: 'Add a block rule the rule guard refuses (a public suffix, nearly every name, names that must keep working, an address range wider than blocklists.guard.maxPrefix); the audit row records it as forced'
+  }))
 }, { additionalProperties: false })
 
 /** A rule id as the path spells it: decimal, no sign, no leading zero, at most 16 digits (and <= 2^53 - 1, checked after). */
@@ -55,6 +65,26 @@ const iso = (ms: number): string => new Date(ms).toISOString()
 const show = (r: RuleView): Static<typeof Rule> => ({ ...r, createdAt: iso(r.createdAt), expiresAt: r.expiresAt === null ? null : iso(r.expiresAt) })
 
 export const ruleRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => {
+  // The rule guard of the config in force, built at the first block rule after a start or a reload.
+  let guarded: { readonly blocklists: object, readonly guard: RuleGuard } | undefined
+  const guard = (): RuleGuard => {
+    const blocklists = ctx.host.config.blocklists
+    if (guarded?.blocklists !== blocklists) {
+      const corpus = loadCollateral(INSTALLATION_ROOT, blocklists.dir)
+      if (corpus.problems.length > 0) ctx.log.warn({ problems: corpus.problems }, 'rule guard: part of the collateral corpus could not be read; it checks the rest')
+      guarded = { blocklists, guard: createRuleGuard(corpus.names, blocklists.guard) }
+    }
+    return guarded.guard
+  }
+
+  /** The guard's message for a block rule it refuses, or undefined (allow rules, fine rules, rules the store will refuse). */
+  const tooBroad = (kind: 'block' | 'allow', text: string): string | undefined => {
+    if (kind !== 'block') return undefined
+    const parsed = parseList(text.trim(), 'plain')
+    if (parsed.issues.length > 0 || parsed.rules.length !== 1) return undefined
+    return guard().check(parsed.rules[0])?.message
+  }
+
   app.get('/api/v1/rules', {
     config: { role: 'viewer' },
     schema: {
@@ -72,7 +102,7 @@ export const ruleRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => 
       summary: 'Add a custom block or allow rule',
       description: 'Applied to DNS before the response is sent; survives restarts; written to the audit log.',
       body: NewRule,
-      response: { 201: Type.Object({ rule: Rule }), ...errors(400, 409, 413, 415, 503) }
+      response: { 201: Type.Object({ rule: Rule }), ...errors(400, 409, 413, 415, 422, 503) }
     }
   }, async (req, reply) => {
     const store = requireStore(ctx.host)
@@ -81,7 +111,10 @@ export const ruleRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => 
       throw new InputError('body.ttlSeconds', 'give either expiresAt or ttlSeconds, not both')
     }
     const expiresAt = b.expiresAt !== undefined ? Date.parse(b.expiresAt) : b.ttlSeconds !== undefined ? ctx.now() + b.ttlSeconds * 1000 : null
-    const rule = store.addRule({ kind: b.kind ?? 'block', rule: b.rule, comment: b.comment ?? '', expiresAt }, actorOf(req))
+    const kind = b.kind ?? 'block'
+    const refused = tooBroad(kind, b.rule)
+    if (refused !== undefined && b.force !== true) throw new RuleTooBroadError('body.rule', `${refused}; send "force": true to add it anyway`)
+    const rule = store.addRule({ kind, rule: b.rule, comment: b.comment ?? '', expiresAt, forced: refused }, actorOf(req))
     return reply.code(201).send({ rule: show(rule) })
   })
 
