@@ -8,7 +8,9 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { BlocklistsConfig } from '../config/types.js'
 import { readMeta } from '../policy/build.js'
+import { createRuleGuard, type RuleGuard } from '../policy/guard.js'
 import { toName } from '../policy/names.js'
 import { parseList } from '../policy/parsers.js'
 
@@ -125,6 +127,15 @@ export function loadCollateral (root: string, packs: string): Collateral {
     }
   }
   return { names, removed, ranked, mustNotBlock, problems }
+}
+
+/**
+ * The rule guard for a config: the corpus of `root`'s ranking and cfg.dir's categories, the limits
+ * and force list of cfg.guard. Reads the files each call (~0.1 s): callers keep it per config.
+ */
+export function loadRuleGuard (cfg: Pick<BlocklistsConfig, 'dir' | 'guard'>, root: string = INSTALLATION_ROOT): { readonly guard: RuleGuard, readonly collateral: Collateral } {
+  const collateral = loadCollateral(root, cfg.dir)
+  return { guard: createRuleGuard(collateral.names, cfg.guard), collateral }
 }
 
 function categoryFolders (packs: string, problems: string[]): string[] {

@@ -4,7 +4,7 @@
 import t from 'tap'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { formatRemoval, INSTALLATION_ROOT, loadCollateral, RANKING_FILE } from '../../src/packs/collateral.js'
+import { formatRemoval, INSTALLATION_ROOT, loadCollateral, loadRuleGuard, RANKING_FILE } from '../../src/packs/collateral.js'
 
 const ROOT = INSTALLATION_ROOT
 const PACKS = join(ROOT, 'blocklists')
@@ -59,4 +59,14 @@ t.test('a category covers ranking names by suffix, exact and wildcard entries; p
   const none = loadCollateral(join(dir, 'nowhere'), join(dir, 'nowhere'))
   t.same(none.names, [])
   t.equal(none.problems.length, 2, 'a missing ranking and a missing blocklists folder are problems')
+})
+
+t.test('loadRuleGuard: the corpus of the config\'s blocklists dir, its limits and force list', async t => {
+  const { guard, collateral } = loadRuleGuard({ dir: PACKS, guard: { maxPrefix: { v4: 8, v6: 32 }, force: ['google.com'] } })
+  t.equal(guard.corpusSize, collateral.names.length)
+  const rule = (value: string, kind: 'suffix' | 'cidr' = 'suffix') => ({ kind, value, allow: false })
+  t.equal(guard.refuse(rule('google.com')), undefined, 'forced')
+  t.equal(guard.refuse(rule('github.com'))?.reason, 'collateral')
+  t.equal(guard.refuse(rule('10.0.0.0/8', 'cidr')), undefined, 'maxPrefix v4 8')
+  t.equal(loadRuleGuard({ dir: PACKS }).guard.refuse(rule('10.0.0.0/8', 'cidr'))?.reason, 'wide-cidr', 'defaults without guard config')
 })

@@ -10,8 +10,8 @@
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyPluginAsync } from 'fastify'
 import { InputError, RuleTooBroadError } from '../../errors.js'
-import { INSTALLATION_ROOT, loadCollateral } from '../../packs/collateral.js'
-import { createRuleGuard, type RuleGuard } from '../../policy/guard.js'
+import { loadRuleGuard } from '../../packs/collateral.js'
+import type { RuleGuard } from '../../policy/guard.js'
 import { parseList } from '../../policy/parsers.js'
 import type { RuleView } from '../../store/custom-policy.js'
 import type { RouteContext } from '../context.js'
@@ -70,9 +70,9 @@ export const ruleRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => 
   const guard = (): RuleGuard => {
     const blocklists = ctx.host.config.blocklists
     if (guarded?.blocklists !== blocklists) {
-      const corpus = loadCollateral(INSTALLATION_ROOT, blocklists.dir)
-      if (corpus.problems.length > 0) ctx.log.warn({ problems: corpus.problems }, 'rule guard: part of the collateral corpus could not be read; it checks the rest')
-      guarded = { blocklists, guard: createRuleGuard(corpus.names, blocklists.guard) }
+      const { guard, collateral } = loadRuleGuard(blocklists)
+      if (collateral.problems.length > 0) ctx.log.warn({ problems: collateral.problems }, 'rule guard: part of the collateral corpus could not be read; it checks the rest')
+      guarded = { blocklists, guard }
     }
     return guarded.guard
   }
