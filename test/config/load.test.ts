@@ -253,7 +253,7 @@ const errorCases: Array<{ name: string, yaml: string, path: string, message: Reg
   { name: 'source with path and url', yaml: 'blocklists: { sources: [{ name: a, path: /x, url: "https://x.example/l.txt" }] }', path: 'blocklists.sources.0', message: /^give exactly one of "path" or "url"/ },
   { name: 'source with neither path nor url', yaml: 'blocklists: { sources: [{ name: a }] }', path: 'blocklists.sources.0', message: /^give exactly one of "path" or "url"/ },
   { name: 'source with an ftp url', yaml: 'blocklists: { sources: [{ name: a, url: "ftp://x.example/l.txt" }] }', path: 'blocklists.sources.0.url', message: /^expected an http:\/\/ or https:\/\/ URL/ },
-  { name: 'unknown format', yaml: 'blocklists: { sources: [{ name: a, path: /x, format: csv }] }', path: 'blocklists.sources.0.format', message: /^must be one of plain, hosts, adblock, dnsmasq, cidr; got "csv"/ },
+  { name: 'unknown format', yaml: 'blocklists: { sources: [{ name: a, path: /x, format: csv }] }', path: 'blocklists.sources.0.format', message: /^must be one of plain, hosts, adblock, dnsmasq, cidr, ms365; got "csv"/ },
   { name: 'source without name', yaml: 'blocklists: { sources: [{ path: /x }] }', path: 'blocklists.sources.0.name', message: /^required key "name" is missing/ },
   { name: 'duplicate source name', yaml: 'blocklists: { sources: [{ name: a, path: /x }, { name: a, path: /y }] }', path: 'blocklists.sources.1.name', message: /^duplicate source name "a" \(also blocklists\.sources\.0\)/ },
   { name: 'guard maxPrefix v4 out of range', yaml: 'blocklists: { guard: { maxPrefix: { v4: 33 } } }', path: 'blocklists.guard.maxPrefix.v4', message: /^must be between 0 and 32, got 33/ },
