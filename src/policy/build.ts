@@ -15,7 +15,7 @@ import { Engine, listOfRule, type CategoryInfo, type GroupPlan } from './engine.
 import { IpIndex } from './ip-index.js'
 import { parseCidr } from './names.js'
 import { parseSource, sourceFormat, type SourceFormat } from '../lists/source-format.js'
-import type { ParseIssue, ParsedList, Rule, RuleKind } from './rule.js'
+import type { ParseIssue, ParsedList, Rule, RuleKind, TypeFilter } from './rule.js'
 import { compileSafeRegex } from './safe-regex.js'
 
 /** A category's meta.yaml, as far as the engine and status need it. */
@@ -132,8 +132,11 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
   /** Per list: its first rule id, and its category. */
   const listStart = new Numbers()
   const listCategory = new Numbers()
+  const types = new Map<number, TypeFilter>()
   const blockNames = new DomainIndex()
   const allowNames = new DomainIndex()
+  const exceptNames = new DomainIndex()
+  const excepting: number[] = []
   const blockAddresses = new IpIndex()
   const allowAddresses = new IpIndex()
   const blockCidrs = new Map<string, AddressRules>()
@@ -147,9 +150,17 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
     return categories.length - 1
   }
 
-  /** Adds one rule of the list being read; false when it is unusable (reported as a warning). */
-  const addRule = (r: Rule, cat: number, listName: string): boolean => {
+  /**
+   * Adds one rule of the list being read; false when it is unusable (reported as a warning). In a
+   * bundled category (`pack`), an allow rule is an exception of that category only.
+   */
+  const addRule = (r: Rule, cat: number, listName: string, pack: boolean): boolean => {
       const id = kind.length
+      const names = !r.allow ? blockNames : pack ? exceptNames : allowNames
+      if (pack && r.allow) {
+        if (r.kind === 'cidr' || r.kind === 'regex') { warnings.push(`${listName}:${r.line}: a pack exception must be a name (@@name or @@=name)`); return false }
+        excepting[cat] = 1
+      }
       if (r.kind === 'cidr') {
         const c = parseCidr(r.value)
         if ('error' in c) { warnings.push(`${listName}:${r.line}: ${c.error}`); return false }
@@ -164,10 +175,11 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
       } else if (r.kind === 'regex') {
         const re = compileSafeRegex(r.value)
         if ('error' in re) { warnings.push(`${listName}:${r.line}: ${re.error}`); return false }
-        (r.allow ? allowNames : blockNames).addRegex(re.re, id)
+        names.addRegex(re.re, id)
       } else {
-        (r.allow ? allowNames : blockNames).add(r.kind, r.value, id)
+        names.add(r.kind, r.value, id)
       }
+      if (r.types !== undefined) types.set(id, r.types)
       kind.push(r.kind)
       value.push(r.value)
       line.push(r.line)
@@ -176,22 +188,22 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
 
   /** Parses `text` and adds its rules as they are read; returns the count added and the parse. */
   const listHashes = new Map<string, string>()
-  const addList = (text: string, format: SourceFormat, cat: number, listName: string, onIssue: (i: ParseIssue) => void): { added: number, parsed: ParsedList } => {
+  const addList = (text: string, format: SourceFormat, cat: number, listName: string, onIssue: (i: ParseIssue) => void, pack = false): { added: number, parsed: ParsedList } => {
     lists.push(listName)
     listHashes.set(listName, createHash('sha256').update(text).digest('hex').slice(0, 16))
     // Its rules take the next ids, all of them before the next list's (RuleTable.listStart).
     listStart.push(kind.length)
     listCategory.push(cat)
     let added = 0
-    const parsed = parseSource(text, format, r => { if (addRule(r, cat, listName)) added++ })
+    const parsed = parseSource(text, format, r => { if (addRule(r, cat, listName, pack)) added++ })
     for (const i of parsed.issues) onIssue(i)
     return { added, parsed }
   }
 
-  const loadFile = (file: string, format: SourceFormat, cat: number, required: boolean): void => {
+  const loadFile = (file: string, format: SourceFormat, cat: number, required: boolean, pack = false): void => {
     const text = readText(file, problems)
     if (text === undefined) return
-    const { added, parsed } = addList(text, format, cat, file, i => warnings.push(`${file}:${i.line}: ${i.message}`))
+    const { added, parsed } = addList(text, format, cat, file, i => warnings.push(`${file}:${i.line}: ${i.message}`), pack)
     if (added === 0 && required) problems.push(`${file}: no valid entry (${parsed.lines} lines, ${parsed.issues.length} skipped)`)
     reports.push({ category: categories[cat].name, list: file, rules: added, skipped: parsed.issues.length })
   }
@@ -208,9 +220,9 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
     const meta = readMeta(join(dir, 'meta.yaml'), problems)
     if (meta === undefined) continue
     const cat = addCategory({ name, title: meta.title, policyRef: meta.policyRef, enabledByDefault: meta.enabled })
-    loadFile(join(dir, 'domains.txt'), 'plain', cat, true)
+    loadFile(join(dir, 'domains.txt'), 'plain', cat, true, true)
     const cidrs = join(dir, 'cidrs.txt')
-    if (exists(cidrs)) loadFile(cidrs, 'cidr', cat, false)
+    if (exists(cidrs)) loadFile(cidrs, 'cidr', cat, false, true)
   }
   const bundled = new Set(catIndex.keys())
 
@@ -264,7 +276,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
   listStart.push(kind.length)
   const starts = listStart.done()
   const listCats = listCategory.done()
-  const rules = { kind, value, line: line.done(), listStart: starts, listCategory: listCats }
+  const rules = { kind, value, line: line.done(), listStart: starts, listCategory: listCats, types }
   const plan = (index: number, name: string, exempt: boolean, overrides: Readonly<Record<string, CategoryOverride>>): GroupPlan => {
     const enabled = new Uint8Array(infos.length)
     const actions: BlockAction[] = []
@@ -297,6 +309,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
   allowAddresses.build()
   blockNames.seal()
   allowNames.seal()
+  exceptNames.seal()
 
   const engine = new Engine({
     generation,
@@ -305,6 +318,8 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
     rules,
     blockNames,
     allowNames,
+    exceptNames,
+    excepting: Uint8Array.from(infos, (_, i) => excepting[i] ?? 0),
     blockAddresses,
     allowAddresses,
     groups,
