@@ -847,8 +847,8 @@ function listSource (s: Static<typeof ListSourceSchema>): ListSource {
     ...(s.url !== undefined && { url: s.url }),
     format: s.format,
     ...(s.category !== undefined && { category: s.category }),
-    ...(s.url !== undefined && {
     ...(s.ms365 !== undefined && { ms365: { ...s.ms365 } }),
+    ...(s.url !== undefined && {
       update: {
         intervalMs: s.interval === undefined ? 6 * 3_600_000 : parseDuration(s.interval),
         timeoutMs: s.timeoutMs ?? 30_000,
