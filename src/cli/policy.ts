@@ -8,7 +8,8 @@ import type { Config } from '../config/types.js'
 import { ConfigError, EgressdError, PolicyError } from '../errors.js'
 import { firewallScript } from '../firewall/sync.js'
 import { createLogger } from '../log.js'
-import { buildEngine, type EngineBuild } from '../policy/build.js'
+import { loadRuleGuard } from '../packs/collateral.js'
+import { buildEngine, hasGuardedRules, type EngineBuild } from '../policy/build.js'
 import { checkName } from '../policy/check.js'
 import { normalizeName } from '../policy/names.js'
 import { qtypeNumber } from '../qtypes.js'
@@ -45,7 +46,7 @@ export function buildAsDaemon (config: Config, io: CliIo): { build: EngineBuild,
   const stored = readStoredPolicy(config, createLogger('warn', pino.destination({ dest: 2, sync: true })))
   for (const n of stored.notes) io.err(`note: ${n}\n`)
   const missingCopies = config.blocklists.sources.filter(s => s.url !== undefined && stored.inputs.sourceFiles?.has(s.name) !== true).length
-  return { build: buildEngine(config.blocklists, 1, stored.inputs), missingCopies }
+  return { build: buildEngine(config.blocklists, 1, { ...stored.inputs, guard: hasGuardedRules(config.blocklists) ? loadRuleGuard(config.blocklists).guard : undefined }), missingCopies }
 }
 
 export function checkConfig (argv: string[], io: CliIo): number {

@@ -14,6 +14,7 @@ import { UpstreamPool } from '../dns/upstream/pool.js'
 import { UdpTurn } from '../dns/udp-turn.js'
 import { EgressdError } from '../errors.js'
 import { createLogger } from '../log.js'
+import { loadRuleGuard } from '../packs/collateral.js'
 import { buildEngine } from '../policy/build.js'
 import { upstreamHostResolver } from './host-resolver.js'
 import { generateKeys, privateKey, publicKey, signList, verifyList } from './signature.js'
@@ -124,7 +125,7 @@ async function update (argv: string[], opts: ListsCommandOptions): Promise<numbe
       log,
       resolveHost: upstreamHostResolver(() => pool),
       // The same check as the daemon's swap: the lists must compile with the new copy.
-      apply: files => { buildEngine(config.blocklists, 1, { sourceFiles: files }) }
+      apply: files => { buildEngine(config.blocklists, 1, { sourceFiles: files, guard: loadRuleGuard(config.blocklists).guard }) }
     })
     const results = await updater.updateNow({ source: values.source, force: values.force === true })
     if (mode === 'json') for (const r of results) process.stdout.write(JSON.stringify(r) + '\n')

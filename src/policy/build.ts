@@ -17,6 +17,7 @@ import { parseCidr } from './names.js'
 import { parseSource, sourceFormat, type SourceFormat } from '../lists/source-format.js'
 import type { ParseIssue, ParsedList, Rule, RuleKind, TypeFilter } from './rule.js'
 import { compileSafeRegex } from './safe-regex.js'
+import { guardConfigRules, guardListRule, type RuleGuard } from './guard.js'
 
 /** A category's meta.yaml, as far as the engine and status need it. */
 export interface CategoryMeta {
@@ -114,6 +115,21 @@ export interface PolicyInputs {
    * merged over the config's per category and field. Names that do not exist (any more) are warnings.
    */
   readonly categories?: Readonly<Record<string, Readonly<Record<string, CategoryOverride>>>>
+  /**
+   * The rule guard (policy/guard.ts; loadRuleGuard in packs/collateral.ts makes it per config): a
+   * too-broad block rule of the config is a problem naming its path, a too-broad line of an extra list
+   * is skipped and reported as FILE:LINE. Absent: nothing is guarded. The store's custom rules are
+   * not guarded here: the API checked them (or an admin forced them) when they were added.
+   */
+  readonly guard?: RuleGuard
+}
+
+/**
+ * Whether the config has rules the rule guard checks (block rules of its own, per-group rules, extra
+ * lists): without them a caller need not load the guard's corpus at all.
+ */
+export function hasGuardedRules (cfg: BlocklistsConfig): boolean {
+  return cfg.rules.block.length > 0 || cfg.sources.length > 0 || cfg.groups.some(g => g.rules.block.length > 0)
 }
 
 /** Builds the engine, or throws a PolicyError listing every problem. Synchronous. */
@@ -188,22 +204,28 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
 
   /** Parses `text` and adds its rules as they are read; returns the count added and the parse. */
   const listHashes = new Map<string, string>()
-  const addList = (text: string, format: SourceFormat, cat: number, listName: string, onIssue: (i: ParseIssue) => void, pack = false): { added: number, parsed: ParsedList } => {
+  const addList = (text: string, format: SourceFormat, cat: number, listName: string, onIssue: (i: ParseIssue) => void, pack = false, guard?: RuleGuard): { added: number, parsed: ParsedList } => {
     lists.push(listName)
     listHashes.set(listName, createHash('sha256').update(text).digest('hex').slice(0, 16))
     // Its rules take the next ids, all of them before the next list's (RuleTable.listStart).
     listStart.push(kind.length)
     listCategory.push(cat)
     let added = 0
-    const parsed = parseSource(text, format, r => { if (addRule(r, cat, listName, pack)) added++ })
+    const refused: ParseIssue[] = []
+    const parsed = parseSource(text, format, r => {
+      const issue = guard === undefined ? undefined : guardListRule(guard, r)
+      if (issue !== undefined) refused.push(issue)
+      else if (addRule(r, cat, listName, pack)) added++
+    })
+    if (refused.length > 0) { parsed.issues.push(...refused); parsed.issues.sort((a, b) => a.line - b.line) }
     for (const i of parsed.issues) onIssue(i)
     return { added, parsed }
   }
 
-  const loadFile = (file: string, format: SourceFormat, cat: number, required: boolean, pack = false): void => {
+  const loadFile = (file: string, format: SourceFormat, cat: number, required: boolean, pack = false, guard?: RuleGuard): void => {
     const text = readText(file, problems)
     if (text === undefined) return
-    const { added, parsed } = addList(text, format, cat, file, i => warnings.push(`${file}:${i.line}: ${i.message}`), pack)
+    const { added, parsed } = addList(text, format, cat, file, i => warnings.push(`${file}:${i.line}: ${i.message}`), pack, guard)
     if (added === 0 && required) problems.push(`${file}: no valid entry (${parsed.lines} lines, ${parsed.issues.length} skipped)`)
     reports.push({ category: categories[cat].name, list: file, rules: added, skipped: parsed.issues.length })
   }
@@ -231,7 +253,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
     const catName = s.category ?? s.name
     const cat = addCategory({ name: catName, title: catName, policyRef: catName, enabledByDefault: true })
     const file = s.path ?? inputs.sourceFiles?.get(s.name)
-    if (file !== undefined) loadFile(file, sourceFormat(s), cat, true)
+    if (file !== undefined) loadFile(file, sourceFormat(s), cat, true, false, inputs.guard)
     else warnings.push(`blocklists.sources.${i} (${s.name}): ${s.url ?? ''} has no downloaded copy yet`)
   }
 
@@ -251,6 +273,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
     inline(g.rules.block, false, cat, `blocklists.groups.${gi}.rules.block`)
     inline(g.rules.allow, true, cat, `blocklists.groups.${gi}.rules.allow`)
   })
+  if (inputs.guard !== undefined) for (const i of guardConfigRules(cfg, inputs.guard)) problems.push(`config ${i.path}: ${i.message}`)
 
   // 4. Category overrides must name real categories (a typo would silently block nothing).
   const checkOverrides = (o: Readonly<Record<string, CategoryOverride>>, where: string): void => {

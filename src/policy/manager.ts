@@ -6,8 +6,10 @@
 import type { Logger } from 'pino'
 import type { BlocklistsConfig } from '../config/types.js'
 import { PolicyError } from '../errors.js'
-import { buildEngine, type EngineBuild, type PolicyInputs } from './build.js'
+import { loadRuleGuard } from '../packs/collateral.js'
+import { buildEngine, hasGuardedRules, type EngineBuild, type PolicyInputs } from './build.js'
 import type { Engine } from './engine.js'
+import type { RuleGuard } from './guard.js'
 
 /** The engine queries are decided with; the pipeline reads `engine` per query. */
 export interface PolicyRef { engine: Engine }
@@ -33,6 +35,8 @@ export class PolicyManager {
   #generation = 1
   readonly #builtAt = new WeakMap<Engine, number>()
   readonly #listHashes = new WeakMap<Engine, ReadonlyMap<string, string>>()
+  /** The rule guard of a blocklists config (its corpus takes ~0.1 s to read): one per config. */
+  readonly #guards = new WeakMap<BlocklistsConfig, RuleGuard>()
 
   /**
    * The first build. A stored copy of a URL source that does not compile (changed on disk by hand:
@@ -112,7 +116,12 @@ export class PolicyManager {
   }
 
   #compile (blocklists: BlocklistsConfig, inputs: PolicyInputs): EngineBuild {
-    const b = buildEngine(blocklists, this.#generation++, inputs)
+    let guard = this.#guards.get(blocklists)
+    if (guard === undefined && hasGuardedRules(blocklists)) {
+      guard = loadRuleGuard(blocklists).guard
+      this.#guards.set(blocklists, guard)
+    }
+    const b = buildEngine(blocklists, this.#generation++, { ...inputs, guard })
     this.#listHashes.set(b.engine, b.listHashes)
     this.#builtAt.set(b.engine, this.#deps.now())
     const log = this.#log

@@ -134,3 +134,22 @@ t.test('the daemon logs each skipped list line once at start-up, stored custom r
   t.equal(await exited, 0)
   t.equal(out.split('\n').filter(l => l.includes('daemon-list.txt:2: not a hostname')).length, 1, 'the warning once')
 })
+
+t.test('check-config: the rule guard refuses a too-broad config rule (exit 1, naming its path) and skips a too-broad extra-list line (exit 3, FILE:LINE)', async t => {
+  const broadRule = join(dir, 'broad-rule.json')
+  writeFileSync(broadRule, JSON.stringify({ upstreams: ['udp://127.0.0.1:9'], dataDir: 'data-broad', blocklists: { rules: { block: ['ok.example', 'com'] } } }))
+  const refused = run(['check-config', broadRule])
+  t.equal(refused.status, 1, refused.stderr)
+  t.match(refused.stdout, /config blocklists\.rules\.block\.1: 'com' would block every name under the top-level domain com/)
+  t.match(refused.stdout, /list it under blocklists\.guard\.force/)
+
+  const forced = join(dir, 'forced-rule.json')
+  writeFileSync(forced, JSON.stringify({ upstreams: ['udp://127.0.0.1:9'], dataDir: 'data-forced', blocklists: { rules: { block: ['com'] }, guard: { force: ['com'] } } }))
+  const ok = run(['check-config', forced])
+  t.equal(ok.status, 0, 'a forced rule is accepted: ' + ok.stderr)
+
+  const skipped = run(['check-config', configWith('broad-list.json', [{ name: 'broad', path: list('broad.txt', ['fine.example', '0.0.0.0/0', 'google.com']) }])])
+  t.equal(skipped.status, 3, skipped.stderr)
+  t.match(skipped.stdout + skipped.stderr, /broad\.txt:2: skipped: '0\.0\.0\.0\/0'/)
+  t.match(skipped.stdout + skipped.stderr, /broad\.txt:3: skipped: 'google\.com' would block/)
+})
