@@ -8,6 +8,7 @@
 // Exit codes common to every command: 0 done, 1 failed (the message says why), 2 usage error.
 // Some commands add their own (query: 3 blocked; check-config: 3 valid with warnings).
 
+import { dirname } from 'node:path'
 import { discoverConfig } from './config/discover.js'
 import { loadConfig } from './config/load.js'
 import { ConfigError, EgressdError, PolicyError } from './errors.js'
@@ -21,14 +22,15 @@ import { StdoutClosed, type CliIo } from './cli/io.js'
 
 /** The whole usage text (every command's part). */
 async function usageText (): Promise<string> {
-  const [start, policy, lists, token, logs, admin] = await Promise.all([
-    import('./cli/start.js'), import('./cli/policy.js'), import('./lists/cli.js'),
+  const [start, policy, lists, packs, token, logs, admin] = await Promise.all([
+    import('./cli/start.js'), import('./cli/policy.js'), import('./lists/cli.js'), import('./packs/cli.js'),
     import('./api/token-cli.js'), import('./logs-command.js'), import('./cli/admin.js')
   ])
   return `usage:
 ${start.START_USAGE}
 ${policy.POLICY_USAGE}
 ${lists.LISTS_USAGE}
+${packs.PACKS_USAGE}
 ${token.TOKEN_USAGE}
 ${logs.LOGS_USAGE}
 ${admin.ADMIN_USAGE}
@@ -77,7 +79,9 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
     case 'check-config': return (await import('./cli/policy.js')).checkConfig(rest, io)
     case 'query': return (await import('./cli/policy.js')).query(rest, io)
     case 'export': return (await import('./cli/policy.js')).exportRules(rest, io)
-    case 'lists': return await (await import('./lists/cli.js')).listsCommand(rest, { bundledBlocklistsDir: io.bundledBlocklistsDir, loadConfig: file => loadCliConfig(io, file), isTTY: io.isTTY })
+    case 'lists':
+      if (rest[0] === 'generate' || rest[0] === 'coverage' || rest[0] === 'extract') return (await import('./packs/cli.js')).packsCommand(rest[0], rest.slice(1), io, dirname(io.bundledBlocklistsDir))
+      return await (await import('./lists/cli.js')).listsCommand(rest, { bundledBlocklistsDir: io.bundledBlocklistsDir, loadConfig: file => loadCliConfig(io, file), isTTY: io.isTTY })
     case 'token': return (await import('./api/token-cli.js')).tokenCommand(rest, io.out)
     case 'logs': return (await import('./logs-command.js')).logsCommand(rest, io.out, io.now, { bundledBlocklistsDir: io.bundledBlocklistsDir, loadConfig: file => loadCliConfig(io, file), isTTY: io.isTTY })
     case 'rules': return await (await import('./cli/admin.js')).rulesCommand(rest, io)
