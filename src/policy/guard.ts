@@ -3,8 +3,8 @@
 // - names a top-level domain or a public suffix (`com`, `co.uk`, `github.io`, `*.com`, `=com`), by
 //   the Public Suffix List (tldts, ICANN and private sections);
 // - is a regex that matches most of a fixed set of unrelated probe names (`/.*/`, `/a/`);
-// - would block a name of the collateral corpus (packs/collateral.ts: top sites minus the banned
-//   services' own domains, plus every category's mustNotBlock): `google.com`, `*.googleapis.com`;
+// - would block a name of the collateral corpus (packs/collateral.ts: our own list of everyday
+//   services in sources/collateral/, plus every category's mustNotBlock): `google.com`, `*.gosuslugi.ru`;
 // - is an address range wider than blocklists.guard.maxPrefix (default /16 for IPv4, /32 for IPv6).
 // Allow rules are never refused. A rule listed in blocklists.guard.force (config) or sent with
 // `force: true` (API) is accepted anyway. Fast enough for a 100k-line list: a name rule costs one
@@ -82,7 +82,7 @@ const keyOf = (kind: RuleKind, value: string): string => `${kind} ${value}`
 const TLDTS_OPTIONS = { allowPrivateDomains: true, extractHostname: false, validateHostname: false } as const
 
 export class RuleGuard {
-  /** The corpus, in its order (top sites by rank, then mustNotBlock). */
+  /** The corpus, in its order (sources/collateral/ names, then mustNotBlock). */
   readonly #names: readonly string[]
   /** Corpus name -> its index. */
   readonly #index = new Map<string, number>()
@@ -174,7 +174,7 @@ export class RuleGuard {
   #collateralFinding (r: GuardedRule, shown: readonly string[], count: number): GuardFinding {
     const more = count > shown.length ? ` and ${count - shown.length} more` : ''
     const message = `'${ruleLine(r)}' would block ${count} name${count === 1 ? '' : 's'} that must keep working ` +
-      `(top sites and the categories' mustNotBlock): ${shown.join(', ')}${more}`
+      `(everyday services and the categories' mustNotBlock): ${shown.join(', ')}${more}`
     return { reason: 'collateral', message, names: shown, count }
   }
 

@@ -1,5 +1,5 @@
-// The rule guard on POST /api/v1/rules: too-broad block rules (`com`, `/.*/`, `0.0.0.0/0`, a top
-// site) are refused with 422 and a message saying what they would block, nothing is stored or
+// The rule guard on POST /api/v1/rules: too-broad block rules (`com`, `/.*/`, `0.0.0.0/0`, an
+// everyday site of the collateral corpus) are refused with 422 and a message saying what they would block, nothing is stored or
 // applied; `force: true` adds them and the audit row says they were forced. Checked with real dig.
 
 import t from 'tap'
@@ -21,6 +21,7 @@ t.test('too-broad block rules are refused with what they would block; nothing is
     ['/.*/', /^body\.rule: '\/\.\*\/' would block nearly every name: it matches 20 of 20 unrelated test names \(example\.org, /],
     ['0.0.0.0/0', /^body\.rule: '0\.0\.0\.0\/0' would block 4,294,967,296 IPv4 addresses: wider than \/16/],
     ['google.com', /'google\.com' would block \d+ names that must keep working .*: google\.com, www\.google\.com/],
+    ['yandex.ru', /'yandex\.ru' would block \d+ names that must keep working \(everyday services .*\): yandex\.ru, www\.yandex\.ru/],
     ['*.co.uk', /every name under the public suffix co\.uk/]
   ]
   for (const [rule, message] of cases) {

@@ -31,7 +31,7 @@ const TABLE: ReadonlyArray<readonly [string, readonly [GuardReason, ...string[]]
   ['lan', ['public-suffix', 'top-level domain lan']],
   ['s3.amazonaws.com', ['public-suffix', 'public suffix s3.amazonaws.com']],
   ['*.googleapis.com', ['public-suffix', 'public suffix googleapis.com']],
-  // Collateral: names of the corpus (top sites, mustNotBlock).
+  // Collateral: names of the corpus (sources/collateral/, mustNotBlock).
   ['google.com', ['collateral', "'google.com' would block", 'google.com, www.google.com', 'must keep working']],
   ['=google.com', ['collateral', 'would block 1 name that must keep working', 'google.com']],
   ['*.microsoftonline.com', ['collateral', 'login.microsoftonline.com']],
@@ -39,12 +39,15 @@ const TABLE: ReadonlyArray<readonly [string, readonly [GuardReason, ...string[]]
   ['telegram.com', ['collateral', 'telegram.com, www.telegram.com']],
   ['t.co', ['collateral', 't.co']],
   ['microsoftonline.com', ['collateral', 'login.microsoftonline.com']],
+  ['yandex.ru', ['collateral', "'yandex.ru' would block", 'yandex.ru, www.yandex.ru']],
+  ['*.gosuslugi.ru', ['collateral', 'www.gosuslugi.ru, esia.gosuslugi.ru']],
+  ['gmail.com', ['collateral', 'gmail.com']], // gmail mustNotBlock 'gmail.com $dnstype=MX|TXT': its name
   // Regexes: nearly every name, or corpus names.
   ['/.*/', ['every-name', "'/.*/' would block nearly every name", `matches ${PROBE_NAMES.length} of ${PROBE_NAMES.length}`, 'example.org']],
   ['/./', ['every-name', 'nearly every name']],
   ['/a/', ['every-name', 'nearly every name']],
   ['/^[a-z0-9._-]+$/', ['every-name', 'nearly every name']],
-  ['/\\.com$/', ['collateral', 'google.com', ' more']],
+  ['/\\.com$/', ['collateral', 'microsoft.com, www.microsoft.com', ' more']],
   ['/^telegram\\./', ['collateral', 'telegram.com']],
   // Address ranges wider than /16 (IPv4) or /32 (IPv6).
   ['0.0.0.0/0', ['wide-cidr', "'0.0.0.0/0' would block 4,294,967,296 IPv4 addresses", 'wider than /16', 'blocklists.guard.maxPrefix.v4']],
@@ -53,7 +56,8 @@ const TABLE: ReadonlyArray<readonly [string, readonly [GuardReason, ...string[]]
   ['::/0', ['wide-cidr', "'::/0' would block 2^128 IPv6 addresses", 'wider than /32', 'maxPrefix.v6']],
   ['2001:db8::/31', ['wide-cidr', '2^97 IPv6 addresses']],
   // Accepted.
-  ['telegram.org', undefined], // a banned service's own domain: not collateral
+  ['telegram.org', undefined], // a banned service's own domain: not in the corpus
+  ['mail.google.com', undefined], // Gmail's web host: not in the corpus (google.com is, but not what is under it)
   ['t.me', undefined],
   ['chat.example.org', undefined],
   ['myproject.github.io', undefined],
@@ -72,7 +76,7 @@ const TABLE: ReadonlyArray<readonly [string, readonly [GuardReason, ...string[]]
 ]
 
 t.test('each rule: refused with what it would block, or accepted', async t => {
-  t.ok(corpus.length > 9000, `corpus of ${corpus.length} names`)
+  t.ok(corpus.length > 500, `corpus of ${corpus.length} names`)
   for (const [line, want] of TABLE) {
     const f = guard.refuse(rule(line))
     if (want === undefined) { t.equal(f, undefined, `${line}: accepted${f === undefined ? '' : ` (refused: ${f.message})`}`); continue }
@@ -88,7 +92,7 @@ t.test('collateral: up to 5 names and the count', async t => {
   t.ok(f.count > f.names.length, `count ${f.count}`)
   t.match(f.message, new RegExp(`would block ${f.count} names .*and ${f.count - f.names.length} more$`))
   const com = guard.refuse(rule('/\\.com$/'))!
-  t.ok(com.count > 4000, `a regex on .com catches ${com.count} corpus names`)
+  t.ok(com.count > 200, `a regex on .com catches ${com.count} corpus names`)
   t.equal(com.names.length, 5)
 })
 
