@@ -31,7 +31,7 @@ export const PACKS_USAGE = `  egressd lists generate [--check] [--root DIR]
       or another entry covers, entries and exceptions added by hand, the last review date.
   egressd lists extract --from UPSTREAM NAME... [--root DIR]
       Writes sources/NAME.txt for each NAME (v2fly/<list>, adguard/<id>, nextdns/<id>,
-      ms365/set-<id>, telegram/cidr) from UPSTREAM, a folder laid out like sources/ holding the
+      ms365/set-<id>, telegram/ranges) from UPSTREAM, a folder laid out like sources/ holding the
       upstream files (v2fly/data/, adguard/services/, nextdns/services/, ms365/worldwide.json,
       telegram/cidr.txt); origins from sources/origins.yaml.`
 
@@ -150,10 +150,10 @@ export function readUpstream (upstream: string, name: string): SourceList {
   if (kind === 'v2fly') return readV2fly(upstream, list)
   if (kind === 'adguard') return readAdguardService(upstream, list)
   if (kind === 'nextdns') return readNextdnsService(upstream, list)
-  if (kind === 'telegram' && list === 'cidr') return readTelegramCidr(upstream)
+  if (kind === 'telegram' && list === 'ranges') return readTelegramCidr(upstream)
   const set = /^set-(\d+)$/.exec(list ?? '')
   if (kind === 'ms365' && set !== null) return readMs365(upstream, { ids: [Number(set[1])] })
-  return usage(`not an extract name: ${name} (v2fly/<list>, adguard/<id>, nextdns/<id>, ms365/set-<id>, telegram/cidr)`)
+  return usage(`not an extract name: ${name} (v2fly/<list>, adguard/<id>, nextdns/<id>, ms365/set-<id>, telegram/ranges)`)
 }
 
 function extract (argv: string[], io: Pick<CliIo, 'out' | 'err'>, installation: string): number {

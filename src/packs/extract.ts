@@ -65,7 +65,7 @@ export function extractText (o: ExtractOrigin, list: SourceList): string {
     seen.add(rule)
     lines.push(`${rule}  # ${[`${e.file}:${e.line}`, ...e.attrs].join(' ')}`)
   }
-  for (const d of list.dropped) lines.push(`#! dropped ${d.file}:${d.line} ${d.reason.replace(/:\s*$/, '')}: ${d.text.replace(/\s+/g, ' ')}`)
+  for (const d of list.dropped) lines.push(`#! dropped ${d.file}:${d.line} ${d.text.replace(/\s+/g, ' ')}  ## ${d.reason.replace(/\s+/g, ' ')}`)
   return lines.join('\n') + '\n'
 }
 
@@ -85,9 +85,9 @@ export function readExtract (file: string, name: string, problems: string[]): Ex
     const line = raw.trim()
     if (line === '') return
     if (line.startsWith('#! dropped ')) {
-      const m = /^#! dropped (\S+) (.*?): (.*)$/.exec(line)
-      if (m === null) problems.push(`${file}:${i + 1}: expected '#! dropped FILE:LINE REASON: TEXT'`)
-      else dropped.push({ from: m[1], reason: m[2], text: m[3] })
+      const m = /^#! dropped (\S+) (.*?)  ## (.*)$/.exec(line)
+      if (m === null) problems.push(`${file}:${i + 1}: expected '#! dropped FILE:LINE TEXT  ## REASON'`)
+      else dropped.push({ from: m[1], text: m[2], reason: m[3] })
       return
     }
     if (line.startsWith('#')) { if (entries.length === 0) header.push(line.replace(/^#\s?/, '')); return }
