@@ -78,6 +78,9 @@ export function checkConfig (argv: string[], io: CliIo): number {
   }
   const { build: b, missingCopies } = result
   for (const w of b.warnings) io.out(`warning: ${w}\n`)
+  for (const c of b.engine.categories) {
+    if (c.enabled) for (const a of c.alsoAffects) io.out(`note: ${c.name} is on: it also affects ${a}\n`)
+  }
   const skipped = b.lists.reduce((n, l) => n + l.skipped, 0)
   // URL sources without a downloaded copy yet are normal before the daemon's first download.
   const others = b.warnings.length - skipped - missingCopies

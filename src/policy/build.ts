@@ -28,6 +28,8 @@ export interface CategoryMeta {
   readonly enabled: boolean
   readonly lastReviewed: string
   readonly mustNotBlock: readonly string[]
+  /** What else stops working with this category on (shared infrastructure): shown by check and check-config. */
+  readonly alsoAffects: readonly string[]
 }
 
 export interface ListReport {
@@ -72,6 +74,8 @@ export function readMeta (file: string, problems: string[]): CategoryMeta | unde
   }
   if (typeof m.enabled !== 'boolean') problems.push(`${file}: enabled: expected true or false`)
   const mustNotBlock = Array.isArray(m.mustNotBlock) ? m.mustNotBlock.filter((x): x is string => typeof x === 'string') : []
+  if (m.alsoAffects !== undefined && (!Array.isArray(m.alsoAffects) || m.alsoAffects.some(x => typeof x !== 'string'))) problems.push(`${file}: alsoAffects: expected a list of strings`)
+  const alsoAffects = Array.isArray(m.alsoAffects) ? m.alsoAffects.filter((x): x is string => typeof x === 'string') : []
   return {
     title: str('title'),
     description: str('description', false),
@@ -79,7 +83,8 @@ export function readMeta (file: string, problems: string[]): CategoryMeta | unde
     policyRef: str('policyRef'),
     enabled: m.enabled === true,
     lastReviewed: str('lastReviewed', false),
-    mustNotBlock
+    mustNotBlock,
+    alsoAffects
   }
 }
 
@@ -88,6 +93,7 @@ interface CategoryDraft {
   title: string
   policyRef: string
   enabledByDefault: boolean
+  alsoAffects?: readonly string[]
   /** Only for one group's own rules. */
   onlyGroup?: number
 }
@@ -241,7 +247,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
     const dir = join(cfg.dir, name)
     const meta = readMeta(join(dir, 'meta.yaml'), problems)
     if (meta === undefined) continue
-    const cat = addCategory({ name, title: meta.title, policyRef: meta.policyRef, enabledByDefault: meta.enabled })
+    const cat = addCategory({ name, title: meta.title, policyRef: meta.policyRef, enabledByDefault: meta.enabled, alsoAffects: meta.alsoAffects })
     loadFile(join(dir, 'domains.txt'), 'plain', cat, true, true)
     const cidrs = join(dir, 'cidrs.txt')
     if (exists(cidrs)) loadFile(cidrs, 'cidr', cat, false, true)
@@ -294,7 +300,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
   // 5. Resolve categories and groups.
   const infos: CategoryInfo[] = categories.map(c => {
     const o = { ...cfg.categories[c.name], ...runtime['*']?.[c.name] }
-    return { name: c.name, title: c.title, policyRef: c.policyRef, enabled: o.enabled ?? c.enabledByDefault, action: o.action ?? cfg.action }
+    return { name: c.name, title: c.title, policyRef: c.policyRef, enabled: o.enabled ?? c.enabledByDefault, action: o.action ?? cfg.action, alsoAffects: c.alsoAffects ?? [] }
   })
   listStart.push(kind.length)
   const starts = listStart.done()

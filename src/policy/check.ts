@@ -20,6 +20,8 @@ export interface NameCheck {
   readonly rule?: string
   readonly matched?: MatchedPart
   readonly policyRef?: string
+  /** For a block: what else the blocking category cuts off (its meta.yaml alsoAffects). */
+  readonly alsoAffects?: readonly string[]
 }
 
 /**
@@ -29,12 +31,14 @@ export interface NameCheck {
 export function checkName (engine: Engine, name: string, qtype: number, client: string): NameCheck {
   const group = engine.groupOf(client)
   const v = engine.decideName(name, group, qtype)
+  const alsoAffects = v === undefined ? [] : engine.categories.find(c => c.name === v.category)?.alsoAffects ?? []
   return {
     name,
     type: qtypeName(qtype),
     client,
     group: group.name,
     verdict: v === undefined ? 'allow' : v.action === 'monitor' ? 'monitor (answered, logged as a would-be block)' : 'block',
-    ...(v !== undefined && { action: v.action, category: v.category, ...engine.rule(v.ruleId), matched: v.matched, policyRef: v.policyRef })
+    ...(v !== undefined && { action: v.action, category: v.category, ...engine.rule(v.ruleId), matched: v.matched, policyRef: v.policyRef }),
+    ...(alsoAffects.length > 0 && { alsoAffects })
   }
 }

@@ -42,6 +42,8 @@ export interface CategoryInfo {
   /** Enabled unless a group says otherwise (meta.yaml default, then config override). */
   readonly enabled: boolean
   readonly action: BlockAction
+  /** What else stops working with this category on (meta.yaml alsoAffects). */
+  readonly alsoAffects: readonly string[]
 }
 
 /** The parts of an answer that policy inspects: the first `…Count` entries of each array. */

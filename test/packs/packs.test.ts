@@ -87,3 +87,23 @@ t.test('the CLI: lists generate --check, lists coverage', async t => {
   t.equal(unknown.status, 2)
   t.match(unknown.stderr, /no category "telegarm" \(known: discord, doh-bypass/)
 })
+
+t.test('check and check-config say what else a category cuts off (meta.yaml alsoAffects); query shows the $dnstype restriction', async t => {
+  const env = { ...process.env, EGRESSD_ETC_DIR: join(ROOT, 'test', 'fixtures', 'no-etc') }
+  delete env.EGRESSD_CONFIG
+  const run = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000, env })
+  const a = run(['query', 'gmail.com', '--type', 'A', '--json'])
+  t.equal(a.status, 3, 'gmail.com A is blocked: ' + a.stderr)
+  const blocked = JSON.parse(a.stdout) as { verdict: string, rule: string, alsoAffects?: string[] }
+  t.equal(blocked.rule, 'gmail.com $dnstype=~MX|~TXT', 'the rule shows its query types')
+  t.match(blocked.alsoAffects, [/mail delivery to and from Gmail addresses is not affected/])
+  const mx = run(['query', 'gmail.com', '--type', 'MX', '--json'])
+  t.equal(mx.status, 0, 'gmail.com MX is allowed')
+  t.equal((JSON.parse(mx.stdout) as { verdict: string }).verdict, 'allow')
+  const bad = run(['query', 'gmail.com', '--type', 'BOGUS'])
+  t.equal(bad.status, 2)
+  t.match(bad.stderr, /--type must be a DNS record type/)
+  const cc = run(['check-config'])
+  t.equal(cc.status, 0, cc.stderr)
+  t.match(cc.stdout, /note: teams is on: it also affects Azure Communication Services calls/)
+})

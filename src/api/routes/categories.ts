@@ -22,6 +22,7 @@ const Category = Type.Object({
   policyRef: Type.String(),
   enabled: Type.Boolean({ description: 'For groups that do not say otherwise' }),
   action: StringEnum(BLOCK_ACTIONS),
+  alsoAffects: Type.Array(Type.String(), { description: 'What else stops working while the category is on (shared infrastructure)' }),
   entries: Type.Integer({ description: 'Rules loaded into this category' }),
   groups: Type.Array(Type.Object({ group: Type.String(), enabled: Type.Boolean(), action: StringEnum(BLOCK_ACTIONS) })),
   overrides: Type.Record(Type.String(), Override, { description: "Run-time overrides by group ('*' = every group)" })
@@ -46,6 +47,7 @@ function categoryView (host: ApiHost, name: string): Static<typeof Category> | u
     policyRef: c.policyRef,
     enabled: c.enabled,
     action: c.action,
+    alsoAffects: [...c.alsoAffects],
     entries: host.policyBuild.lists.filter(l => l.category === name).reduce((n, l) => n + l.rules, 0),
     groups: engine.groups.map(g => ({ group: g.name, enabled: g.enabled[i] === 1, action: g.actions[i] })),
     overrides

@@ -29,7 +29,8 @@ const Check = Type.Object({
   line: Type.Optional(Type.Integer()),
   rule: Type.Optional(Type.String()),
   matched: Type.Optional(StringEnum(['qname', 'cname', 'address'])),
-  policyRef: Type.Optional(Type.String())
+  policyRef: Type.Optional(Type.String()),
+  alsoAffects: Type.Optional(Type.Array(Type.String(), { description: 'What else the blocking category cuts off (shared infrastructure)' }))
 })
 
 export const checkRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => {
