@@ -5,14 +5,14 @@
 // label boundaries; `*.x` covers names under x; a pack exception lifts what lies under it), the
 // excluded entries with their reasons, the hand-added entries, and for address ranges the same
 // counts. It also lists every pack entry that would block a mustNotBlock name of any category or a
-// name of the Tranco top 10,000 (for review: many of those are the banned services' own names).
+// name of the collateral corpus (sources/collateral/*.txt, our own list of everyday services).
 //
 // Usage (from the repository root; the upstream copies are never committed, see sources/README.md):
 //   node --import=@tapjs/typescript/import scripts/recipe-coverage.ts \
 //     [--upstream DIR] [--ms365 FILE-DIR] [--json] [CATEGORY...]
 // --upstream: a folder with v2fly/data/<file>, adguard/services/<id>.yml, nextdns/services/<id>
 //   (default /work/staging/issue23-sources); --ms365: a folder with ms365/worldwide.json and
-//   telegram/cidr.txt (default: sources/ of this checkout).
+//   telegram/cidr.txt (default: the --upstream folder; the repository keeps no copy of them).
 
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -31,7 +31,7 @@ const args = process.argv.slice(2)
 const opt = (k: string, d: string): string => { const i = args.indexOf(k); if (i < 0) return d; const v = args[i + 1]; args.splice(i, 2); return v }
 const upstream = opt('--upstream', '/work/staging/issue23-sources')
 const root = process.cwd()
-const localSources = opt('--ms365', join(root, 'sources'))
+const localSources = opt('--ms365', upstream)
 const asJson = args.includes('--json')
 const only = args.filter(a => a !== '--json')
 
@@ -78,7 +78,9 @@ interface RecipeFile { sources?: string[], add?: Hand[], exceptions?: Hand[], ex
 const packsDir = join(root, 'blocklists')
 const categories = readdirSync(packsDir, { withFileTypes: true }).filter(d => d.isDirectory()).map(d => d.name).sort()
 const metas = new Map(categories.map(c => [c, parseYaml(readFileSync(join(packsDir, c, 'meta.yaml'), 'utf8')) as { mustNotBlock?: string[] }]))
-const tranco = readFileSync(join(root, 'sources/tranco/top-10k.txt'), 'utf8').split('\n').map(l => l.replace(/#.*/, '').trim()).filter(Boolean)
+const corpusDir = join(root, 'sources', 'collateral')
+const corpus = readdirSync(corpusDir).filter(f => f.endsWith('.txt')).sort()
+  .flatMap(f => readFileSync(join(corpusDir, f), 'utf8').split('\n').map(l => l.replace(/#.*/, '').trim()).filter(Boolean))
 const protectedNames: Array<{ rule: Rule, from: string }> = []
 for (const [c, m] of metas) for (const item of m.mustNotBlock ?? []) protectedNames.push({ rule: ruleOf(item), from: `${c}/meta.yaml` })
 
@@ -149,7 +151,7 @@ for (const category of categories) {
       collateral.push(`${r.text} blocks ${p.rule.text} (${p.from})`)
     }
   }
-  const trancoHits = tranco.filter(n => blocks(n) !== undefined)
+  const corpusHits = corpus.filter(n => blocks(n) !== undefined)
   const out = {
     category,
     sources: recipe.sources ?? [],
@@ -169,7 +171,7 @@ for (const category of categories) {
     packNameEntries: nameEntries.length,
     packRangeEntries: rangeEntries.length,
     collateral,
-    trancoBlocked: trancoHits,
+    corpusBlocked: corpusHits,
     problems
   }
   report.push(out)
@@ -180,7 +182,7 @@ for (const category of categories) {
   for (const n of out.notBlocked) console.log(`   not blocked: ${n.name}: ${n.reason}`)
   for (const n of out.rangesNotBlocked) console.log(`   range not blocked: ${n.range}: ${n.reason}`)
   for (const c of collateral) console.log(`   COLLATERAL: ${c}`)
-  if (trancoHits.length > 0) console.log(`   Tranco top-10k names blocked: ${trancoHits.join(' ')}`)
+  if (corpusHits.length > 0) console.log(`   collateral corpus names blocked: ${corpusHits.join(' ')}`)
   for (const p of problems) console.log(`   PROBLEM: ${p}`)
 }
 if (asJson) console.log(JSON.stringify(report, null, 2))

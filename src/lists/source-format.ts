@@ -1,7 +1,7 @@
 // The `ms365` list format: a source whose file is the answer of Microsoft's endpoints web service
 // (https://endpoints.office.com/endpoints/worldwide?clientrequestid=GUID), of which the config's
 // selection (service areas and/or endpoint set ids) becomes rules through the same parser as the
-// vendored snapshot (src/packs/sources/ms365.ts): `*.x` a wildcard rule, exact names exact rules,
+// extracts (src/packs/sources/ms365.ts): `*.x` a wildcard rule, exact names exact rules,
 // ranges cidr rules, each on the JSON line where it stands. Every other format goes to the line
 // parsers unchanged. The version check before a download is in ms365-version.ts.
 

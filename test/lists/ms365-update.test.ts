@@ -1,7 +1,8 @@
 // Telegram's cidr.txt and Microsoft's 365 endpoints through the list-update path, end to end: the
-// config snippet of docs/list-updates.md (its URLs pointed at a local HTTPS server serving the
-// vendored copies, sources/telegram/cidr.txt and sources/ms365/worldwide.json), a real daemon with a
-// dnsmasq upstream, dig for what is blocked, and the server's request log for what was downloaded.
+// config snippet of docs/list-updates.md (its URLs pointed at a local HTTPS server serving our
+// fixtures, test/fixtures/telegram/cidr.txt and test/fixtures/ms365/{worldwide,version}.json), a
+// real daemon with a dnsmasq upstream, dig for what is blocked, and the server's request log for
+// what was downloaded.
 
 import t from 'tap'
 import { readFileSync } from 'node:fs'
@@ -16,8 +17,11 @@ import { EMPTY_BLOCKLISTS, firstAttempts } from './fixtures.js'
 import { startListServer, type ListServer } from './list-server.js'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
-const CIDR_TXT = readFileSync(join(ROOT, 'sources', 'telegram', 'cidr.txt'))
-const WORLDWIDE = readFileSync(join(ROOT, 'sources', 'ms365', 'worldwide.json'))
+const FIXTURES = join(ROOT, 'test', 'fixtures')
+const CIDR_TXT = readFileSync(join(FIXTURES, 'telegram', 'cidr.txt'))
+const WORLDWIDE = readFileSync(join(FIXTURES, 'ms365', 'worldwide.json'))
+/** The version answer that goes with WORLDWIDE: {"instance":"Worldwide","latest":"2026120100"}. */
+const VERSION_JSON = readFileSync(join(FIXTURES, 'ms365', 'version.json'))
 const ENDPOINTS = '/endpoints/worldwide?clientrequestid=00000000-0000-4000-8000-000000000000'
 const VERSION = '/version/Worldwide?clientrequestid=00000000-0000-4000-8000-000000000000'
 const version = (latest: string): string => JSON.stringify({ instance: 'Worldwide', latest })
@@ -41,7 +45,8 @@ const dns = await startDnsmasq({
     'host-record=outlook.office.com,192.0.2.93',
     'host-record=config.edge.skype.com,192.0.2.94',
     'host-record=aka.ms,192.0.2.95',
-    'host-record=teams-media.test,52.112.1.1'
+    'host-record=teams-media.test,52.112.1.1',
+    'host-record=teams-media-18.test,13.107.64.5'
   ]
 })
 t.teardown(() => dns.stop())
@@ -86,7 +91,7 @@ const status = (td: TestDaemon, name: string) => {
 }
 const meta = (dataDir: string, name: string): Record<string, unknown> => JSON.parse(readFileSync(join(dataDir, 'lists', `${name}.json`), 'utf8')) as Record<string, unknown>
 
-/** The vendored JSON with some endpoint sets left out (a "shrunken" answer). */
+/** The fixture JSON with some endpoint sets left out (a "shrunken" answer). */
 function without (ids: number[]): string {
   const sets = JSON.parse(WORLDWIDE.toString('utf8')) as Array<{ id: number }>
   return JSON.stringify(sets.filter(s => !ids.includes(s.id)), null, 2)
@@ -112,7 +117,7 @@ t.test('Telegram ranges and the Microsoft Teams sets update their categories; th
   t.ok(await answered(td, 'teams.microsoft.com'), 'before any update: teams.microsoft.com is answered')
 
   server.set('/resources/cidr.txt', { body: CIDR_TXT })
-  server.set(VERSION, { body: version('2020122300'), etag: false })
+  server.set(VERSION, { body: VERSION_JSON, etag: false })
   server.set(ENDPOINTS, { body: WORLDWIDE, etag: false })
   let from = server.requests.length
   const first = await td.daemon.lists.updateNow()
@@ -123,7 +128,7 @@ t.test('Telegram ranges and the Microsoft Teams sets update their categories; th
   t.same(paths(server, from), ['/resources/cidr.txt', VERSION, ENDPOINTS], 'version asked before the endpoints')
   t.match(status(td, 'telegram-ranges'), { category: 'telegram', format: 'cidr', entries: 14 })
   t.match(status(td, 'ms365-teams'), { category: 'teams', format: 'ms365', entries: 10, updates: 1 })
-  t.equal(meta(dataDir, 'ms365-teams').version, '2020122300', 'the accepted copy records its version')
+  t.equal(meta(dataDir, 'ms365-teams').version, '2026120100', 'the accepted copy records its version')
   t.equal(readFileSync(join(dataDir, 'lists', 'ms365-teams.txt')).compare(WORLDWIDE), 0, 'stored byte for byte')
 
   t.ok(await blocked(td, 'tg-dc.test'), 'an answer inside Telegram\'s ranges is blocked')
@@ -143,30 +148,30 @@ t.test('Telegram ranges and the Microsoft Teams sets update their categories; th
   t.same(paths(server, from), [VERSION], 'no request for the endpoints')
   t.match(status(td, 'ms365-teams'), { unchanged: 1, updates: 1, rejected: 1 }) // rejected: the start-up attempt, before anything was served
   t.equal(td.daemon.policy.engine.generation, generation, 'no new engine')
-  t.ok(td.logs().some(l => l.msg === 'list unchanged (same published version; not downloaded)' && l.version === '2020122300'), 'logged as unchanged')
+  t.ok(td.logs().some(l => l.msg === 'list unchanged (same published version; not downloaded)' && l.version === '2026120100'), 'logged as unchanged')
 
   // A new version is downloaded (here the same bytes: unchanged, new version recorded) ...
-  server.set(VERSION, { body: version('2020122301'), etag: false })
+  server.set(VERSION, { body: version('2026120101'), etag: false })
   from = server.requests.length
   t.match((await td.daemon.lists.updateNow({ source: 'ms365-teams' }))[0], { outcome: 'unchanged' })
   t.same(paths(server, from), [VERSION, ENDPOINTS], 'a new version: the endpoints are downloaded')
-  t.equal(meta(dataDir, 'ms365-teams').version, '2020122301')
+  t.equal(meta(dataDir, 'ms365-teams').version, '2026120101')
   from = server.requests.length
   await td.daemon.lists.updateNow({ source: 'ms365-teams' })
   t.same(paths(server, from), [VERSION], 'and then not again')
 
   // ... and a new version with other sets applies: set 14 left out, 9 entries.
-  server.set(VERSION, { body: version('2020122302'), etag: false })
+  server.set(VERSION, { body: version('2026120102'), etag: false })
   server.set(ENDPOINTS, { body: without([14]), etag: false })
   t.match((await td.daemon.lists.updateNow({ source: 'ms365-teams' }))[0], { outcome: 'updated', entries: 9, previousEntries: 10 })
   const good = readFileSync(join(dataDir, 'lists', 'ms365-teams.txt'))
 
   // Shrunk by more than maxShrink (sets 12, 13 and 15 gone: 9 -> 1): refused, the last copy stays.
-  server.set(VERSION, { body: version('2020122303'), etag: false })
+  server.set(VERSION, { body: version('2026120103'), etag: false })
   server.set(ENDPOINTS, { body: without([12, 13, 14, 15]), etag: false })
   t.match((await td.daemon.lists.updateNow({ source: 'ms365-teams' }))[0], { outcome: 'rejected', reason: 'shrink', entries: 9 })
   // Broken JSON (cut in half): refused.
-  server.set(VERSION, { body: version('2020122304'), etag: false })
+  server.set(VERSION, { body: version('2026120104'), etag: false })
   server.set(ENDPOINTS, { body: WORLDWIDE.subarray(0, WORLDWIDE.length >> 1), etag: false })
   t.match((await td.daemon.lists.updateNow({ source: 'ms365-teams' }))[0], { outcome: 'rejected', reason: 'bad-lines', error: /cannot be parsed as ms365.*not JSON/ })
   // A version answer that is not Microsoft's: refused before any download.
@@ -177,7 +182,7 @@ t.test('Telegram ranges and the Microsoft Teams sets update their categories; th
   t.same(status(td, 'ms365-teams').rejectedByReason, { 'http-status': 1, shrink: 1, 'bad-lines': 1, version: 1 })
   t.equal(status(td, 'ms365-teams').entries, 9)
   t.equal(readFileSync(join(dataDir, 'lists', 'ms365-teams.txt')).compare(good), 0, 'the last good copy is kept')
-  t.equal(meta(dataDir, 'ms365-teams').version, '2020122302', 'with its version')
+  t.equal(meta(dataDir, 'ms365-teams').version, '2026120102', 'with its version')
   t.ok(await blocked(td, 'teams.microsoft.com'), 'and keeps blocking')
   t.ok(await blocked(td, 'tg-dc.test'))
 
@@ -203,13 +208,16 @@ t.test('config: format ms365 needs a selection; its keys only go with it', async
   t.doesNotThrow(src({ format: 'ms365', ms365: { serviceAreas: ['Skype'], ids: [11] } }))
 })
 
-t.test('a path source in format ms365 reads the vendored snapshot', async t => {
+t.test('a path source in format ms365 reads a file in the service\'s format', async t => {
   const td = await startTestDaemon({
     upstreams: [dns.url],
-    blocklists: { dir: EMPTY_BLOCKLISTS, sources: [{ name: 'snapshot', path: join(ROOT, 'sources', 'ms365', 'worldwide.json'), format: 'ms365', category: 'teams', ms365: { ids: [11, 12] } }] }
+    blocklists: { dir: EMPTY_BLOCKLISTS, sources: [{ name: 'snapshot', path: join(FIXTURES, 'ms365', 'worldwide.json'), format: 'ms365', category: 'teams', ms365: { ids: [11, 12] } }] }
   })
   t.teardown(() => td.close())
   t.ok(await blocked(td, 'web.teams.microsoft.com'))
-  t.ok(await blocked(td, 'teams-media.test'), 'ips of sets 11/12 (52.112.0.0/14) block answers inside them')
+  t.ok(await blocked(td, 'teams-media-18.test'), 'ips of sets 11/12 (13.107.64.0/18) block answers inside them')
+  // 52.112.0.0/14 is wider than the rule guard's default /16 (blocklists.guard.maxPrefix): the list
+  // line is skipped, so an answer inside it stays answered.
+  t.ok(await answered(td, 'teams-media.test'), 'a /14 of the list is skipped by the rule guard')
   t.ok(await answered(td, 'outlook.office.com'))
 })

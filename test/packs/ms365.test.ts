@@ -1,6 +1,7 @@
 // The Microsoft 365 endpoints parser and the Telegram cidr.txt parser: table-driven cases on small
-// documents (name kinds, selection, drops, malformed input with file:line), then the vendored
-// snapshots themselves (sources/ms365/worldwide.json, sources/telegram/cidr.txt).
+// documents (name kinds, selection, drops, malformed input with file:line), then the fixtures laid
+// out like sources/ (test/fixtures/ms365/worldwide.json, our own document in the service's format;
+// test/fixtures/telegram/cidr.txt, the ranges of blocklists/telegram/cidrs.txt).
 
 import t from 'tap'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -9,9 +10,12 @@ import { listMs365Sets, ms365SetsOf, parseMs365, readMs365, type Ms365Select } f
 import { parseTelegramCidr, readTelegramCidr } from '../../src/packs/sources/telegram.js'
 import { readJson } from '../../src/packs/sources/json-lines.js'
 import { parseCidr } from '../../src/policy/names.js'
+import { parseList } from '../../src/policy/parsers.js'
 import { tempDir } from '../helpers/tmp.js'
 
-const SOURCES = resolve(import.meta.dirname, '..', '..', 'sources')
+const ROOT = resolve(import.meta.dirname, '..', '..')
+/** A folder laid out like sources/: ms365/worldwide.json, telegram/cidr.txt. */
+const FIXTURES = resolve(import.meta.dirname, '..', 'fixtures')
 const F = 'ms365/test.json'
 
 /** A document as the service writes it (2-space indent, one value per line). */
@@ -228,28 +232,31 @@ t.test('Telegram cidr.txt: one normalized range per line, bad lines with file:li
   t.same(r.dropped, [])
 })
 
-t.test('the vendored Telegram cidr.txt is the list the bundled telegram category was taken from', async t => {
-  const r = readTelegramCidr(SOURCES)
+t.test('the Telegram cidr.txt fixture holds the ranges of the bundled telegram category', async t => {
+  const r = readTelegramCidr(FIXTURES)
   t.same(r.issues, [])
   t.equal(r.entries.length, 14)
-  const bundled = readFileSync(resolve(SOURCES, '..', 'blocklists', 'telegram', 'cidrs.txt'), 'utf8').split('\n').filter(l => l !== '' && !l.startsWith('#'))
-  t.same(r.entries.map(e => e.value), bundled, 'same ranges, same order')
+  const bundled = parseList(readFileSync(resolve(ROOT, 'blocklists', 'telegram', 'cidrs.txt'), 'utf8'), 'cidr')
+  t.same(bundled.issues, [])
+  t.same(r.entries.map(e => e.value).sort(), bundled.rules.map(x => x.value).sort(), 'same ranges')
 })
 
-t.test('the vendored Microsoft 365 snapshot: real JSON, every set readable, Skype sets as recorded', async t => {
-  const text = readFileSync(join(SOURCES, 'ms365', 'worldwide.json'), 'utf8')
-  t.doesNotThrow(() => JSON.parse(text), 'JSON.parse reads it (no Python literals)')
-  const { sets, issues } = listMs365Sets(SOURCES)
+t.test('the Microsoft 365 fixture (our own document in the service\'s format): real JSON, every set readable', async t => {
+  const text = readFileSync(join(FIXTURES, 'ms365', 'worldwide.json'), 'utf8')
+  t.doesNotThrow(() => JSON.parse(text), 'JSON.parse reads it')
+  t.ok(text.includes('\r\n') && !text.endsWith('\n'), 'CRLF line ends and no final newline, as the service writes')
+  const { sets, issues } = listMs365Sets(FIXTURES)
   t.same(issues, [])
   t.equal(sets.length, (JSON.parse(text) as unknown[]).length, 'every set listed')
   const skype = sets.filter(s => s.serviceArea === 'Skype')
-  t.same(skype.map(s => s.id), [11, 12, 13, 14, 15, 16, 17, 18, 19, 22, 26, 27, 29, 127, 146])
+  t.same(skype.map(s => s.id), [11, 12, 13, 14, 15, 17, 22, 127])
   const eleven = skype[0]
-  t.same([eleven.category, eleven.required, eleven.urls, eleven.ips, eleven.udpPorts], ['Optimize', true, 0, 3, '3478,3479,3480,3481'])
+  t.same([eleven.category, eleven.required, eleven.urls, eleven.ips, eleven.udpPorts], ['Optimize', true, 0, 4, '3478,3479,3480,3481'])
+  t.equal(skype.find(s => s.id === 22)?.notes, 'Teams: Messaging interop with Skype for Business')
 
-  const all = readMs365(SOURCES)
+  const all = readMs365(FIXTURES)
   t.same(all.issues, [], 'no malformed value anywhere')
-  t.ok(all.dropped.length > 0 && all.dropped.every(d => d.text.includes('*')), 'only mid-name wildcards are dropped')
+  t.same(all.dropped.map(d => d.text), ['*-files.sharepoint.com', '*-myfiles.sharepoint.com', '*cdn.onenote.net', 'autodiscover.*.onmicrosoft.com'], 'only mid-name wildcards are dropped')
   const lines = text.split('\n')
   const misplaced = all.entries.filter(e => {
     const raw = lines[e.line - 1].toLowerCase()
@@ -260,9 +267,11 @@ t.test('the vendored Microsoft 365 snapshot: real JSON, every set readable, Skyp
   })
   t.same(misplaced.map(e => `${e.line} ${e.value}`), [], `each of the ${all.entries.length} entries stands on its line`)
 
-  const media = readMs365(SOURCES, { ids: [11] })
-  t.same(media.entries.map(e => e.value), ['13.107.64.0/18', '52.112.0.0/14', '52.120.0.0/14'])
+  const media = readMs365(FIXTURES, { ids: [11] })
+  t.same(media.entries.map(e => e.value), ['13.107.64.0/18', '52.112.0.0/14', '52.122.0.0/15', '2603:1063::/38'])
   t.same(media.entries[0].attrs, ['id:11', 'serviceArea:Skype', 'category:Optimize', 'required:true'])
+  const teamsNames = readMs365(FIXTURES, { ids: [12, 13], ips: false })
+  t.same(teamsNames.entries.map(e => `${e.kind} ${e.value}`), ['wildcard lync.com', 'wildcard teams.microsoft.com', 'full teams.microsoft.com', 'wildcard broadcast.skype.com', 'full broadcast.skype.com'])
 })
 
 t.test('readMs365 reads <sourcesDir>/ms365/worldwide.json', async t => {

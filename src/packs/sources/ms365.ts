@@ -12,7 +12,7 @@ import { parseCidr, toName } from '../../policy/names.js'
 import { readJson, type JsonNode } from './json-lines.js'
 import type { SourceDrop, SourceEntry, SourceIssue, SourceList } from './types.js'
 
-/** The vendored snapshot, relative to the sources folder. */
+/** A saved endpoints answer in an upstream copy laid out like sources/ (`lists extract --from DIR`; not kept in the repository). */
 export const MS365_FILE = 'ms365/worldwide.json'
 
 export const MS365_CATEGORIES = ['Optimize', 'Allow', 'Default'] as const
@@ -178,7 +178,7 @@ function readSource (sourcesDir: string): { text: string } | { issue: SourceIssu
   }
 }
 
-/** The entries of the selected endpoint sets of the vendored snapshot (`<sourcesDir>/ms365/worldwide.json`). */
+/** The entries of the selected endpoint sets of a saved answer (`<sourcesDir>/ms365/worldwide.json`). */
 export function readMs365 (sourcesDir: string, select: Ms365Select = {}): SourceList {
   const r = readSource(sourcesDir)
   if ('issue' in r) return { entries: [], dropped: [], issues: [r.issue] }
@@ -186,7 +186,7 @@ export function readMs365 (sourcesDir: string, select: Ms365Select = {}): Source
 }
 
 /**
- * Every endpoint set of the vendored snapshot with its notes and counts: what the lead records as
+ * Every endpoint set of a saved answer with its notes and counts: what the lead records as
  * "what else Microsoft says uses" a set.
  */
 export function listMs365Sets (sourcesDir: string): { readonly sets: Ms365Set[], readonly issues: SourceIssue[] } {

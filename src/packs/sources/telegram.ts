@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { parseCidr } from '../../policy/names.js'
 import type { SourceEntry, SourceIssue, SourceList } from './types.js'
 
-/** The vendored copy, relative to the sources folder. */
+/** Telegram's file in an upstream copy laid out like sources/ (`lists extract --from DIR`; not kept in the repository). */
 export const TELEGRAM_CIDR_FILE = 'telegram/cidr.txt'
 
 /** The ranges of one cidr.txt text (`file`: its path relative to the sources folder). Never throws. */
@@ -24,7 +24,7 @@ export function parseTelegramCidr (text: string, file: string): SourceList {
   return { entries, dropped: [], issues }
 }
 
-/** The ranges of the vendored copy (`<sourcesDir>/telegram/cidr.txt`). */
+/** The ranges of a saved copy of Telegram's file (`<sourcesDir>/telegram/cidr.txt`). */
 export function readTelegramCidr (sourcesDir: string): SourceList {
   let text: string
   try {
