@@ -52,12 +52,16 @@ export interface CustomPolicyDeps {
 
 const TYPE_OF: Record<RuleKind, RuleView['type']> = { suffix: 'domain', exact: 'exact', wildcard: 'wildcard', regex: 'regex', cidr: 'cidr' }
 
-/** Checks one rule line; returns its normalized text and type, or throws an InputError naming `rule`. */
+/**
+ * Checks one rule line; returns its normalized text (with its `$dnstype=` filter, if any) and type,
+ * or throws an InputError naming `rule`.
+ */
 function parseCustomRule (text: string): { rule: string, type: RuleView['type'] } {
   const bad = (message: string): never => { throw new InputError('rule', message) }
   const s = text.trim()
   if (s.startsWith('@@')) bad('write the rule without "@@" and set "kind": "allow"')
-  if (/[\s#]/.test(s)) bad('one rule without blanks or comments (put notes in "comment")')
+  // A blank may only stand before a `$dnstype=` modifier (`name $dnstype=AAAA`).
+  if (/[\s#]/.test(s.replace(/\s+\$/, '$'))) bad('one rule without blanks or comments (put notes in "comment")')
   const parsed = parseList(s, 'plain')
   if (parsed.issues.length > 0) bad(`${JSON.stringify(s)}: ${parsed.issues[0].message}`)
   if (parsed.rules.length !== 1) bad(`${JSON.stringify(s)} is not a rule`)
@@ -66,7 +70,7 @@ function parseCustomRule (text: string): { rule: string, type: RuleView['type'] 
     const re = compileSafeRegex(r.value)
     if ('error' in re) bad(`${JSON.stringify(s)}: ${re.error}`)
   }
-  return { rule: ruleText(r.kind, r.value, false), type: TYPE_OF[r.kind] }
+  return { rule: ruleText(r.kind, r.value, false, r.types), type: TYPE_OF[r.kind] }
 }
 
 export class CustomPolicy {
