@@ -10,12 +10,23 @@
 // `force: true` (API) is accepted anyway. Fast enough for a 100k-line list: a name rule costs one
 // suffix-list lookup and one map lookup per label; only regex rules are tested against the corpus.
 
-import { getPublicSuffix } from 'tldts'
+import { createRequire } from 'node:module'
+import type * as Tldts from 'tldts'
 import type { BlocklistsConfig, RuleGuardConfig } from '../config/types.js'
 import type { ConfigIssue } from '../errors.js'
 import { parseList } from './parsers.js'
 import type { ParseIssue, Rule, RuleKind } from './rule.js'
 import { compileSafeRegex } from './safe-regex.js'
+
+/**
+ * The Public Suffix List (tldts), loaded the first time a rule is checked: loading it takes ~40 ms,
+ * which a daemon or check-config without rules to guard should not pay at start-up.
+ */
+let tldts: typeof Tldts | undefined
+const publicSuffixOf = (name: string, options: Parameters<typeof Tldts.getPublicSuffix>[1]): string | null => {
+  tldts ??= createRequire(import.meta.url)('tldts') as typeof Tldts
+  return tldts.getPublicSuffix(name, options)
+}
 
 export type { RuleGuardConfig }
 
@@ -148,7 +159,7 @@ export class RuleGuard {
 
   #suffix (r: GuardedRule): GuardFinding | undefined {
     const v = r.value
-    if (getPublicSuffix(v, TLDTS_OPTIONS) !== v) return undefined
+    if (publicSuffixOf(v, TLDTS_OPTIONS) !== v) return undefined
     const what = v.includes('.') ? `the public suffix ${v}` : `the top-level domain ${v}`
     const reach = r.kind === 'exact' ? `${what} itself` : `every name under ${what}`
     const message = `'${ruleLine(r)}' would block ${reach}: names under a public suffix belong to unrelated owners`
