@@ -85,7 +85,7 @@ export function readExtract (file: string, name: string, problems: string[]): Ex
     const line = raw.trim()
     if (line === '') return
     if (line.startsWith('#! dropped ')) {
-      const m = /^#! dropped (\S+) (.*?)  ## (.*)$/.exec(line)
+      const m = /^#! dropped (\S+) (.*?) {2}## (.*)$/.exec(line)
       if (m === null) problems.push(`${file}:${i + 1}: expected '#! dropped FILE:LINE TEXT  ## REASON'`)
       else dropped.push({ from: m[1], text: m[2], reason: m[3] })
       return

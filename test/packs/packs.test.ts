@@ -89,7 +89,7 @@ t.test('the CLI: lists generate --check, lists coverage', async t => {
 })
 
 t.test('check and check-config say what else a category cuts off (meta.yaml alsoAffects); query shows the $dnstype restriction', async t => {
-  const env = { ...process.env, EGRESSD_ETC_DIR: join(ROOT, 'test', 'fixtures', 'no-etc') }
+  const env: NodeJS.ProcessEnv = { ...process.env, EGRESSD_ETC_DIR: join(ROOT, 'test', 'fixtures', 'no-etc') }
   delete env.EGRESSD_CONFIG
   const run = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000, env })
   const a = run(['query', 'gmail.com', '--type', 'A', '--json'])
