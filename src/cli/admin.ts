@@ -17,9 +17,11 @@ export const ADMIN_USAGE = `  Admin commands call the running daemon's API. API 
       --json | --table   the API's JSON, or a table (default: a table on a terminal, else JSON)
   egressd rules [list] [API options]
       Custom rules (role viewer).
-  egressd rules add RULE [--allow] [--comment TEXT] [--ttl 2h | --expires ISO-TIME] [API options]
+  egressd rules add RULE [--allow] [--comment TEXT] [--ttl 2h | --expires ISO-TIME] [--force] [API options]
       Adds a block rule (an allow rule with --allow): example.org, =example.org, *.example.org,
-      /regex/ or a CIDR. Applied at once, stored, audited (admin).
+      /regex/ or a CIDR, optionally with ' $dnstype=AAAA' (quote it). Applied at once, stored,
+      audited (admin). A rule the rule guard finds too broad is refused with what it would block;
+      --force adds it anyway (audited as forced).
   egressd rules remove ID [API options]
       Removes a custom rule (admin).
   egressd categories [list] [API options]
@@ -70,13 +72,13 @@ export async function rulesCommand (argv: string[], io: CliIo): Promise<number> 
   const [sub, ...rest] = argv[0] === undefined || argv[0].startsWith('-') ? ['list', ...argv] : argv
   const { values, positionals } = parseCliArgs({
     args: rest,
-    options: { ...COMMON, allow: { type: 'boolean' }, comment: { type: 'string' }, ttl: { type: 'string' }, expires: { type: 'string' } },
+    options: { ...COMMON, allow: { type: 'boolean' }, comment: { type: 'string' }, ttl: { type: 'string' }, expires: { type: 'string' }, force: { type: 'boolean' } },
     allowPositionals: true,
     strict: true
   })
   const mode = outputMode(values, io.isTTY)
   const only = (what: string, ...allowed: string[]): void => {
-    for (const k of ['allow', 'comment', 'ttl', 'expires'] as const) {
+    for (const k of ['allow', 'comment', 'ttl', 'expires', 'force'] as const) {
       if (values[k] !== undefined && !allowed.includes(k)) usage(`rules ${what} takes no --${k}`)
     }
   }
@@ -89,7 +91,7 @@ export async function rulesCommand (argv: string[], io: CliIo): Promise<number> 
       return 0
     }
     case 'add': {
-      only('add', 'allow', 'comment', 'ttl', 'expires')
+      only('add', 'allow', 'comment', 'ttl', 'expires', 'force')
       if (positionals.length !== 1) usage('rules add needs exactly one RULE (quote it if it holds spaces or shell characters)')
       if (values.ttl !== undefined && values.expires !== undefined) usage('give --ttl or --expires, not both')
       const body = {
@@ -97,7 +99,8 @@ export async function rulesCommand (argv: string[], io: CliIo): Promise<number> 
         kind: values.allow === true ? 'allow' : 'block',
         ...(values.comment !== undefined && { comment: values.comment }),
         ...(values.ttl !== undefined && { ttlSeconds: ttlSeconds(values.ttl) }),
-        ...(values.expires !== undefined && { expiresAt: values.expires })
+        ...(values.expires !== undefined && { expiresAt: values.expires }),
+        ...(values.force === true && { force: true })
       }
       const r = await apiCall<{ rule: RuleView }>(apiTarget(values, io), 'POST', '/api/v1/rules', 'admin', body)
       io.out(mode === 'json' ? json(r.body) : `added ${ruleLine(r.body.rule)}\n`)
