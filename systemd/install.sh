@@ -5,7 +5,7 @@
 #
 #   1. checks Node >= 20 (the unit runs /usr/bin/node)
 #   2. builds in the checkout: npm ci && npm run build
-#   3. assembles /opt/egressd.new: dist/, blocklists/, package.json, package-lock.json, README.md
+#   3. assembles /opt/egressd.new: dist/, blocklists/, sources/, package.json, package-lock.json, README.md
 #      and the production dependencies (npm ci --omit=dev)
 #   4. copies config/egressd.example.yaml to /etc/egressd/egressd.yaml if that file does not exist
 #   5. node dist/cli.js check-config /etc/egressd/egressd.yaml with the new version (stops here,
@@ -109,7 +109,8 @@ run_in "$SRC" npm run build
 say "assembling the program for $OPT in $NEW"
 run rm -rf "$NEW"
 run mkdir -p "$NEW"
-run cp -R "$SRC/dist" "$SRC/blocklists" "$SRC/package.json" "$SRC/package-lock.json" "$NEW/"
+# sources/ holds the collateral corpus the rule guard reads at run time, and the packs' extracts.
+run cp -R "$SRC/dist" "$SRC/blocklists" "$SRC/sources" "$SRC/package.json" "$SRC/package-lock.json" "$NEW/"
 [ -f "$SRC/README.md" ] && run cp "$SRC/README.md" "$NEW/"
 # The README links to docs/ and deploy/ (dashboard, alert rules): keep the links working.
 for d in docs deploy; do [ -d "$SRC/$d" ] && run cp -R "$SRC/$d" "$NEW/"; done

@@ -134,7 +134,7 @@ t.test('install.sh --dry-run --prefix shows every step and changes nothing', asy
   t.match(out, /checking Node\.js >= 20/)
   t.match(out, /npm ci --no-audit/)
   t.match(out, /npm run build/)
-  t.match(out, `cp -R ${ROOT}/dist ${ROOT}/blocklists ${ROOT}/package.json ${ROOT}/package-lock.json ${prefix}/opt/egressd.new/`)
+  t.match(out, `cp -R ${ROOT}/dist ${ROOT}/blocklists ${ROOT}/sources ${ROOT}/package.json ${ROOT}/package-lock.json ${prefix}/opt/egressd.new/`)
   t.match(out, /npm ci --omit=dev/)
   t.match(out, `install -m 0644 ${ROOT}/config/egressd.example.yaml ${prefix}/etc/egressd/egressd.yaml`)
   t.match(out, `check-config ${prefix}/etc/egressd/egressd.yaml`)
