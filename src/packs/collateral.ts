@@ -14,6 +14,7 @@ import type { BlocklistsConfig } from '../config/types.js'
 import { readMeta } from '../policy/build.js'
 import { createRuleGuard, type RuleGuard } from '../policy/guard.js'
 import { parseList } from '../policy/parsers.js'
+import type { TypeFilter } from '../policy/rule.js'
 
 /** Where egressd is installed (holds sources/ and blocklists/): src/packs/ or dist/packs/, two up. */
 export const INSTALLATION_ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -32,20 +33,21 @@ export interface Collateral {
   readonly problems: readonly string[]
 }
 
-/**
- * Reads the corpus: every `root`/sources/collateral/*.txt (one name a line, `#` comments), and the
- * mustNotBlock of every category folder of `packs` (a blocklists dir: <name>/meta.yaml). An item
- * may carry a `$dnstype=` filter (`gmail.com $dnstype=MX|TXT`): its name is taken, since a custom
- * rule on that name would block those types too. Never throws: a file that cannot be read is a
- * problem and contributes nothing.
- */
-export function loadCollateral (root: string, packs: string): Collateral {
-  const problems: string[] = []
-  const names: string[] = []
-  const seen = new Set<string>()
-  const add = (name: string): void => { if (!seen.has(name)) { seen.add(name); names.push(name) } }
+/** A name that must stay answered (for `types` only, when given), and where it is written. */
+export interface ProtectedName {
+  readonly name: string
+  readonly types: TypeFilter | undefined
+  /** `sources/collateral/FILE:LINE` or `<category>/meta.yaml mustNotBlock`. */
+  readonly from: string
+}
 
-  const files = new Map<string, number>()
+/**
+ * The corpus names: every `root`/sources/collateral/*.txt (one host name a line, `#` comments), in
+ * file-name order. Problems (a file that cannot be read, a line that is not a host name) are pushed
+ * as `FILE[:LINE]: message`.
+ */
+export function readCorpus (root: string, problems: string[]): ProtectedName[] {
+  const out: ProtectedName[] = []
   const dir = join(root, CORPUS_DIR)
   for (const file of corpusFiles(dir, problems)) {
     const path = join(dir, file)
@@ -53,26 +55,51 @@ export function loadCollateral (root: string, packs: string): Collateral {
     if (text === undefined) continue
     const parsed = parseList(text, 'plain')
     for (const i of parsed.issues) problems.push(`${path}:${i.line}: ${i.message}`)
-    let count = 0
     for (const r of parsed.rules) {
-      if (r.kind !== 'suffix' || r.allow || r.types !== undefined) { problems.push(`${path}:${r.line}: ${JSON.stringify(r.text)}: expected a host name`); continue }
-      count++
-      add(r.value)
+      if (r.kind !== 'suffix' || r.allow || r.types !== undefined) problems.push(`${path}:${r.line}: ${JSON.stringify(r.text)}: expected a host name`)
+      else out.push({ name: r.value, types: undefined, from: `${CORPUS_DIR}/${file}:${r.line}` })
     }
-    files.set(file, count)
   }
+  return out
+}
 
+/**
+ * A category's mustNotBlock items (from its meta.yaml, `file`): names, each optionally with a
+ * `$dnstype=` filter (`gmail.com $dnstype=MX|TXT`: must stay answered for those types).
+ */
+export function mustNotBlockOf (items: readonly string[], category: string, file: string, problems: string[]): ProtectedName[] {
+  const out: ProtectedName[] = []
+  for (const item of items) {
+    const parsed = parseList(item, 'plain')
+    const r = parsed.rules[0]
+    if (parsed.issues.length > 0 || parsed.rules.length !== 1 || r.kind !== 'suffix' || r.allow) {
+      problems.push(`${file}: mustNotBlock ${JSON.stringify(item)}: ${parsed.issues[0]?.message ?? 'expected a name, optionally with $dnstype='}`)
+    } else out.push({ name: r.value, types: r.types, from: `${category}/meta.yaml mustNotBlock` })
+  }
+  return out
+}
+
+/**
+ * Reads the corpus (readCorpus) and the mustNotBlock of every category folder of `packs` (a
+ * blocklists dir). A mustNotBlock item's name is taken whatever its `$dnstype=`, since a custom rule
+ * on that name would block those types too. Never throws: a file that cannot be read is a problem
+ * and contributes nothing.
+ */
+export function loadCollateral (root: string, packs: string): Collateral {
+  const problems: string[] = []
+  const names: string[] = []
+  const seen = new Set<string>()
+  const add = (name: string): void => { if (!seen.has(name)) { seen.add(name); names.push(name) } }
+  const files = new Map<string, number>()
+  for (const p of readCorpus(root, problems)) {
+    const file = p.from.slice(CORPUS_DIR.length + 1, p.from.lastIndexOf(':'))
+    files.set(file, (files.get(file) ?? 0) + 1)
+    add(p.name)
+  }
   const mustNotBlock = new Map<string, string[]>()
   for (const category of categoryFolders(packs, problems)) {
     const file = join(packs, category, 'meta.yaml')
-    const keep: string[] = []
-    for (const item of readMeta(file, problems)?.mustNotBlock ?? []) {
-      const parsed = parseList(item, 'plain')
-      const r = parsed.rules[0]
-      if (parsed.issues.length > 0 || parsed.rules.length !== 1 || r.kind !== 'suffix' || r.allow) {
-        problems.push(`${file}: mustNotBlock ${JSON.stringify(item)}: ${parsed.issues[0]?.message ?? 'expected a name, optionally with $dnstype='}`)
-      } else keep.push(r.value)
-    }
+    const keep = mustNotBlockOf(readMeta(file, problems)?.mustNotBlock ?? [], category, file, problems).map(p => p.name)
     if (keep.length > 0) mustNotBlock.set(category, keep)
   }
   for (const list of mustNotBlock.values()) for (const name of list) add(name)
@@ -88,7 +115,8 @@ export function loadRuleGuard (cfg: Pick<BlocklistsConfig, 'dir' | 'guard'>, roo
   return { guard: createRuleGuard(collateral.names, cfg.guard), collateral }
 }
 
-function categoryFolders (packs: string, problems: string[]): string[] {
+/** The category folders of a blocklists dir, sorted; an unreadable dir is a problem. */
+export function categoryFolders (packs: string, problems: string[]): string[] {
   try {
     return readdirSync(packs).filter(n => statSync(join(packs, n)).isDirectory()).sort()
   } catch (err) {

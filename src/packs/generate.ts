@@ -4,13 +4,13 @@
 // extract cannot be read, an exclusion names nothing a source offers, or an entry of any pack would
 // block a mustNotBlock name or a name of the collateral corpus. See docs/packs.md.
 
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { readMeta, type CategoryMeta } from '../policy/build.js'
 import { ruleText, typeFilterText } from '../policy/engine.js'
 import { parseCidr } from '../policy/names.js'
-import { parseList } from '../policy/parsers.js'
 import { typeApplies, type Rule, type TypeFilter } from '../policy/rule.js'
+import { categoryFolders, mustNotBlockOf, readCorpus, type ProtectedName } from './collateral.js'
 import { readExtract, type Extract, type ExtractDrop } from './extract.js'
 import { readRecipe, type Recipe } from './recipe.js'
 
@@ -54,9 +54,6 @@ export interface Generation {
   readonly problems: readonly string[]
 }
 
-/** A name that must stay answered (for `types` only, when given). */
-interface Protected { readonly name: string, readonly types: TypeFilter | undefined, readonly from: string }
-
 /** The order entries are written in: by their labels from the right, so a domain's names stand together. */
 const nameKey = (value: string): string => value.split('.').reverse().join('.')
 
@@ -70,32 +67,17 @@ export function planPacks (root: string): Generation {
     return extracts.get(name)
   }
   const plans: PackPlan[] = []
-  const protectedNames: Protected[] = []
-  for (const category of folders(packsDir, problems)) {
+  const protectedNames: ProtectedName[] = []
+  for (const category of categoryFolders(packsDir, problems)) {
     const dir = join(packsDir, category)
     const meta = readMeta(join(dir, 'meta.yaml'), problems)
     const recipe = readRecipe(join(dir, 'recipe.yaml'), problems)
     if (meta === undefined || recipe === undefined) continue
-    for (const item of meta.mustNotBlock) {
-      const p = parseList(item, 'plain')
-      const r = p.rules[0]
-      if (p.issues.length > 0 || r === undefined || r.kind !== 'suffix' || r.allow) problems.push(`${join(dir, 'meta.yaml')}: mustNotBlock ${JSON.stringify(item)}: ${p.issues[0]?.message ?? 'expected a name, optionally with $dnstype='}`)
-      else protectedNames.push({ name: r.value, types: r.types, from: `${category}/meta.yaml mustNotBlock` })
-    }
+    protectedNames.push(...mustNotBlockOf(meta.mustNotBlock, category, join(dir, 'meta.yaml'), problems))
     const plan = planPack(category, meta, recipe, extract, problems)
     if (plan !== undefined) plans.push(plan)
   }
-  const corpusDir = join(root, 'sources', 'collateral')
-  for (const file of listFiles(corpusDir, '.txt', problems)) {
-    readFileSync(join(corpusDir, file), 'utf8').split('\n').forEach((raw, i) => {
-      const line = raw.replace(/#.*$/, '').trim()
-      if (line === '') return
-      const p = parseList(line, 'plain')
-      const r = p.rules[0]
-      if (p.issues.length > 0 || r === undefined || r.kind !== 'suffix') problems.push(`${join(corpusDir, file)}:${i + 1}: ${p.issues[0]?.message ?? 'expected a name'}`)
-      else protectedNames.push({ name: r.value, types: undefined, from: `sources/collateral/${file}:${i + 1}` })
-    })
-  }
+  protectedNames.push(...readCorpus(root, problems))
   for (const plan of plans) checkCollateral(plan, protectedNames, problems)
   return { plans, protectedNames: protectedNames.length, problems }
 }
@@ -193,7 +175,7 @@ function coversEntry (a: PackEntry, b: PackEntry): boolean {
 }
 
 /** Pushes a problem for every protected name an entry of the pack blocks (past the pack's exceptions). */
-function checkCollateral (plan: PackPlan, names: readonly Protected[], problems: string[]): void {
+function checkCollateral (plan: PackPlan, names: readonly ProtectedName[], problems: string[]): void {
   for (const p of names) {
     if (plan.exceptions.some(x => coversName(x.rule, p.name))) continue
     for (const e of plan.entries) {
@@ -254,22 +236,4 @@ export function writePacks (root: string, plans: readonly PackPlan[]): string[] 
   const changed = changedFiles(root, plans)
   for (const [path, text] of changed) writeFileSync(path, text)
   return [...changed.keys()]
-}
-
-function folders (dir: string, problems: string[]): string[] {
-  try {
-    return readdirSync(dir).filter(n => statSync(join(dir, n)).isDirectory()).sort()
-  } catch (err) {
-    problems.push(`${dir}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
-    return []
-  }
-}
-
-function listFiles (dir: string, ext: string, problems: string[]): string[] {
-  try {
-    return readdirSync(dir).filter(n => n.endsWith(ext)).sort()
-  } catch (err) {
-    problems.push(`${dir}: cannot read the collateral corpus: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
-    return []
-  }
 }
