@@ -6,6 +6,7 @@
 // parsers unchanged. The version check before a download is in ms365-version.ts.
 
 import type { Ms365SourceSettings } from '../config/types.js'
+import { entryRule } from '../packs/extract.js'
 import { parseMs365 } from '../packs/sources/ms365.js'
 import { parseList } from '../policy/parsers.js'
 import type { ListFormat, ParsedList, Rule, RuleKind } from '../policy/rule.js'
@@ -38,9 +39,7 @@ export function parseSource (text: string, format: SourceFormat, sink?: (rule: R
     const key = `${e.kind} ${e.value}`
     if (seen.has(key)) continue
     seen.add(key)
-    // Built apart from its type so the object fits Rule with or without its optional fields.
-    const fields = { kind: RULE_KIND[e.kind], value: e.value, allow: false, line: e.line, text: e.kind === 'wildcard' ? `*.${e.value}` : e.value, types: undefined }
-    const rule: Rule = fields
+    const rule: Rule = { kind: RULE_KIND[e.kind], value: e.value, allow: false, line: e.line, text: entryRule(e), types: undefined }
     if (sink === undefined) rules.push(rule)
     else sink(rule)
   }
