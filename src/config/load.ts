@@ -411,6 +411,7 @@ function checkParts (file: unknown, input: BuildInput, issues: ConfigIssue[]): P
   }
   const publicKeys = checkBlocklists(at(file, 'blocklists'), issues)
   checkFirewall(at(file, 'firewall'), issues)
+  checkLearning(at(file, 'learning'), issues)
   const allowClients = at(file, 'dns', 'allowClients')
   if (fits(DnsSchema.properties.allowClients, allowClients)) {
     allowClients.forEach((c, i) => {
@@ -570,7 +571,25 @@ function checkCategoryNames (categories: unknown, where: string, issues: ConfigI
   }
 }
 
+function checkLearning (raw: unknown, issues: ConfigIssue[]): void {
+  const cidrs = at(raw, 'neverBlock')
+  if (Array.isArray(cidrs)) {
+    cidrs.forEach((c, i) => {
+      if (typeof c === 'string' && normalizeCidr(c) === undefined) issues.push({ path: `learning.neverBlock.${i}`, message: `expected an IP address or CIDR (10.0.0.0/8, 2001:db8::/32), got ${describe(c)}` })
+    })
+  }
+  const min = at(raw, 'minExpirySeconds')
+  const max = at(raw, 'maxExpirySeconds')
+  if (typeof min === 'number' && typeof max === 'number' && min > max) issues.push({ path: 'learning.minExpirySeconds', message: `must not exceed learning.maxExpirySeconds (${max}), got ${min}` })
+}
+
 function checkFirewall (raw: unknown, issues: ConfigIssue[]): void {
+  const shared = at(raw, 'sharedRanges')
+  if (Array.isArray(shared)) {
+    shared.forEach((c, i) => {
+      if (typeof c === 'string' && !isCategoryName(c)) issues.push({ path: `firewall.sharedRanges.${i}`, message: categoryNameRule(c) })
+    })
+  }
   const cidrs = at(raw, 'lanCidrs')
   if (!Array.isArray(cidrs)) return
   cidrs.forEach((c, i) => {
@@ -805,7 +824,8 @@ function assemble (file: ConfigFile, parts: Parts, env: EnvOverrides, source: st
       })),
       guard: { maxPrefix: { v4: blocklists.guard.maxPrefix.v4, v6: blocklists.guard.maxPrefix.v6 }, force: blocklists.guard.force }
     },
-    firewall: { ...file.firewall, lanCidrs: file.firewall.lanCidrs.map(c => normalizeCidr(c) as string) },
+    firewall: { ...file.firewall, lanCidrs: file.firewall.lanCidrs.map(c => normalizeCidr(c) as string), evidence: { ...file.firewall.evidence } },
+    learning: { ...file.learning, neverBlock: file.learning.neverBlock.map(c => normalizeCidr(c) as string) },
     store: {
       path: file.store.path ?? joinPath(env.dataDir ?? file.dataDir, 'egressd.sqlite'),
       logQueries: file.store.logQueries,

@@ -65,6 +65,8 @@ export const RELOAD_PLAN: ReloadPlan<Config> = {
   dataDir: 'restart',
   blocklists: 'live',
   firewall: 'live',
+  // The learner, its guard and probe schedule are built once at start from these.
+  learning: 'restart',
   store: {
     path: 'restart',
     logQueries: 'live', // read per query; the writer and reader threads keep the rest

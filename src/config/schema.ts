@@ -276,7 +276,50 @@ export const FirewallSchema = strictObject({
   rejectDot: Type.Boolean({ default: true }),
   rejectDoq: Type.Boolean({ default: true }),
   /** Apply the rules with `nft -f` at start and after every reload (needs CAP_NET_ADMIN). */
-  sync: Type.Boolean({ default: false })
+  sync: Type.Boolean({ default: false }),
+  /**
+   * Categories whose pack ships ranges it shares with allowed services (`shared-ranges.txt`, e.g.
+   * Meta's ranges for WhatsApp), turned on: they go into the firewall too, and cut off what the
+   * pack names (start-up log, status and `check` say what). Off for every category by default.
+   */
+  sharedRanges: Type.Array(nonEmpty(), { default: [] }),
+  /**
+   * Evidence from the firewall (firewall/evidence.ts): rejected LAN connections to a blocked
+   * category's addresses become block-log events (`matched: firewall`), read back from nft's
+   * dynamic sets every `intervalMs`, at most one event per client and destination per `perPairSeconds`.
+   */
+  evidence: strictObject({
+    enabled: Type.Boolean({ default: true }),
+    intervalMs: integer(1000, 600_000, 5000),
+    perPairSeconds: integer(1, 86400, 300)
+  }, { default: {} })
+}, { default: {} })
+
+/**
+ * Learned address sets (learn/): the addresses blocked names resolve to, learned in the background
+ * and from each pack's probe names, put into the firewall's per-category learned sets unless the
+ * collateral guard holds them back.
+ */
+export const LearningSchema = strictObject({
+  enabled: Type.Boolean({ default: true }),
+  /** Background resolutions (one name, A + AAAA + HTTPS) started per second, at most. */
+  resolvesPerSecond: integer(1, 1000, 20),
+  /** Distinct names waiting for a background resolution; beyond this they are dropped and counted. */
+  queueMax: integer(1, 100_000, 1000),
+  /** A learned address expires `ttlMultiple` answer TTLs after it was last seen, no sooner than minExpirySeconds, no later than maxExpirySeconds. */
+  ttlMultiple: integer(1, 10_000, 4),
+  minExpirySeconds: integer(60, 31_536_000, 21_600),
+  maxExpirySeconds: integer(60, 31_536_000, 604_800),
+  /** How often each enabled pack's probe names are resolved (and the guard's everyday names). */
+  probeIntervalSeconds: integer(60, 604_800, 3600),
+  /** The guard: an address an allowed name resolved to within this window is held back. */
+  guardWindowSeconds: integer(60, 31_536_000, 604_800),
+  /** Addresses or CIDRs never put into a learned set (the LAN, the upstreams, the gateway's own and special-purpose ranges always are not). */
+  neverBlock: Type.Array(nonEmpty(), { default: [] }),
+  /** Addresses of allowed answers the guard remembers, at most (the oldest go first). */
+  maxAllowedAddresses: integer(1000, 10_000_000, 200_000),
+  /** Learned addresses kept, at most (beyond it the oldest-seen go first). */
+  maxLearned: integer(100, 1_000_000, 50_000)
 }, { default: {} })
 
 export const LogSchema = strictObject({
@@ -324,6 +367,7 @@ export const ConfigFileSchema = strictObject({
   dataDir: nonEmpty('./var'),
   blocklists: BlocklistsSchema,
   firewall: FirewallSchema,
+  learning: LearningSchema,
   store: StoreSchema,
   log: LogSchema
 })

@@ -184,6 +184,22 @@ export interface FirewallConfig {
   readonly rejectDot: boolean               // default true
   readonly rejectDoq: boolean               // default true
   readonly sync: boolean                    // default false
+  readonly sharedRanges: readonly string[]  // categories whose shared-ranges.txt is on (default none)
+  readonly evidence: { readonly enabled: boolean, readonly intervalMs: number, readonly perPairSeconds: number }
+}
+
+export interface LearningConfig {
+  readonly enabled: boolean                 // default true
+  readonly resolvesPerSecond: number        // default 20
+  readonly queueMax: number                 // default 1000 names
+  readonly ttlMultiple: number              // default 4
+  readonly minExpirySeconds: number         // default 6 h
+  readonly maxExpirySeconds: number         // default 7 days
+  readonly probeIntervalSeconds: number     // default 1 h
+  readonly guardWindowSeconds: number       // default 7 days
+  readonly neverBlock: readonly string[]    // normalized 'addr/len'
+  readonly maxAllowedAddresses: number      // default 200000
+  readonly maxLearned: number               // default 50000
 }
 
 export interface StoreConfig {
@@ -209,6 +225,7 @@ export interface Config {
   readonly dataDir: string                  // default ./var (working directory); written relative in a file: against the file's directory
   readonly blocklists: BlocklistsConfig
   readonly firewall: FirewallConfig
+  readonly learning: LearningConfig
   readonly store: StoreConfig
   readonly log: { readonly level: LogLevel }
   /** Where this config came from: a file path, or 'defaults'. */

@@ -70,7 +70,22 @@ const DEFAULTS: Omit<Config, 'source'> = {
     redirectDns: true,
     rejectDot: true,
     rejectDoq: true,
-    sync: false
+    sync: false,
+    sharedRanges: [],
+    evidence: { enabled: true, intervalMs: 5000, perPairSeconds: 300 }
+  },
+  learning: {
+    enabled: true,
+    resolvesPerSecond: 20,
+    queueMax: 1000,
+    ttlMultiple: 4,
+    minExpirySeconds: 21600,
+    maxExpirySeconds: 604800,
+    probeIntervalSeconds: 3600,
+    guardWindowSeconds: 604800,
+    neverBlock: [],
+    maxAllowedAddresses: 200000,
+    maxLearned: 50000
   },
   store: {
     path: 'var/egressd.sqlite',
@@ -681,4 +696,16 @@ t.test('paths that do not come from the file stay as given: defaults, EGRESSD_DA
   // A value of the wrong type is still the schema's to report, under its own path.
   t.same(issuesOf('dataDir: 5\nstore: { path: [] }\nblocklists: { sources: [{ name: x, path: 7 }] }\n', { baseDir: dir }).map(i => i.path),
     ['dataDir', 'blocklists.sources.0.path', 'store.path'])
+})
+
+t.test('learning and firewall evidence settings: bad values are named by their path', async t => {
+  const ok = parse('learning: { neverBlock: [192.0.2.7, "2001:db8::/32"], minExpirySeconds: 600 }\nfirewall: { sharedRanges: [whatsapp], evidence: { intervalMs: 2000 } }\n')
+  t.same(ok.learning.neverBlock, ['192.0.2.7/32', '2001:db8::/32'])
+  t.equal(ok.learning.minExpirySeconds, 600)
+  t.same(ok.firewall.sharedRanges, ['whatsapp'])
+  t.equal(ok.firewall.evidence.intervalMs, 2000)
+  t.throws(() => parse('learning: { neverBlock: [lan] }\n'), /learning\.neverBlock\.0: expected an IP address or CIDR/)
+  t.throws(() => parse('learning: { minExpirySeconds: 9000, maxExpirySeconds: 600 }\n'), /learning\.minExpirySeconds: must not exceed learning\.maxExpirySeconds \(600\), got 9000/)
+  t.throws(() => parse('firewall: { sharedRanges: ["What App"] }\n'), /firewall\.sharedRanges\.0: /)
+  t.throws(() => parse('learning: { resolvesPerSecond: 0 }\n'), /learning\.resolvesPerSecond/)
 })
