@@ -6,6 +6,7 @@
 export { clientAclStage } from './client-acl.js'
 export { localAnswersStage } from './local-answers.js'
 export { observeStage } from './observe.js'
+export { learnStage, type AllowedAnswer } from './learn.js'
 export { answerPolicyStage } from './answer-policy.js'
 export { cacheStage } from './cache.js'
 export { queryPolicyStage } from './query-policy.js'

@@ -1,0 +1,51 @@
+// The learn stage: every fresh answer that reaches the client unblocked is handed to the guard
+// with its query name, now or when a PENDING outcome arrives; cache hits, blocks, failures and a
+// monitored name's answer are not.
+
+import t from 'tap'
+import { AnswerCache } from '../../../src/dns/cache.js'
+import { PENDING, type Outcome } from '../../../src/dns/contract.js'
+import { learnStage } from '../../../src/dns/stages/learn.js'
+import { answerTargets } from '../../../src/dns/wire.js'
+import { ipv4Text } from '../../../src/policy/names.js'
+import { context, engine, fakeNext, upstreamAnswer } from './helpers.js'
+
+t.test('rows of outcome from next -> handed to the guard or not', async t => {
+  const ctx0 = context({ name: 'innocent.example' })
+  const ok = upstreamAnswer(ctx0.q, ctx0.msg, [{ type: 'A', data: '192.0.2.1' }])
+  const cache = new AnswerCache({ maxEntries: 10, now: () => 1000 })
+  cache.put(ctx0.q.key, ok, 1000, ctx0.q.keyHash)
+  const slot = cache.find(ctx0.q.key, 1000, ctx0.q.keyHash)
+  const verdict = engine().decideName('telegram.org', engine().groups[0], 1)!
+  const rows: Array<{ label: string, o: Outcome, monitored?: boolean, handed: boolean }> = [
+    { label: 'a fresh answer', o: { kind: 'resolved', answer: ok, upstream: 'u' }, handed: true },
+    { label: 'a fresh answer of a monitored name', o: { kind: 'resolved', answer: ok, upstream: 'u' }, monitored: true, handed: false },
+    { label: 'a cache hit', o: { kind: 'cached', slot, elapsed: 0 }, handed: false },
+    { label: 'a block', o: { kind: 'blocked', verdict }, handed: false },
+    { label: 'servfail', o: { kind: 'servfail', reason: 'x' }, handed: false },
+    { label: 'refused', o: { kind: 'refused', reason: 'x' }, handed: false }
+  ]
+  for (const row of rows) {
+    for (const pending of [false, true]) {
+      const seen: string[] = []
+      const stage = learnStage((c, a) => {
+        const found = answerTargets(a)
+        seen.push(`${c.q.qname} ${found.v4.slice(0, found.v4Count).map(ipv4Text).join(',')}`)
+      })
+      const next = fakeNext(() => pending ? PENDING : row.o)
+      const ctx = context({ name: 'innocent.example' })
+      if (row.monitored === true) ctx.nameVerdict = { ...verdict, action: 'monitor' }
+      const r = stage(next)(ctx)
+      const label = `${row.label}${pending ? ', later' : ''}`
+      if (pending) {
+        t.equal(r, PENDING, `${label}: PENDING passed on`)
+        t.same(seen, [], `${label}: nothing before the outcome arrives`)
+        ctx.finish(ctx, row.o)
+        t.same(ctx.finished, [row.o], `${label}: the outcome goes on unchanged`)
+      } else {
+        t.equal(r, row.o, `${label}: the outcome goes on unchanged`)
+      }
+      t.same(seen, row.handed ? ['innocent.example 192.0.2.1'] : [], `${label}: ${row.handed ? 'handed over once' : 'not handed over'}`)
+    }
+  }
+})
