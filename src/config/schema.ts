@@ -308,8 +308,8 @@ export const LearningSchema = strictObject({
   queueMax: integer(1, 100_000, 1000),
   /** A learned address expires `ttlMultiple` answer TTLs after it was last seen, no sooner than minExpirySeconds, no later than maxExpirySeconds. */
   ttlMultiple: integer(1, 10_000, 4),
-  minExpirySeconds: integer(60, 31_536_000, 21_600),
-  maxExpirySeconds: integer(60, 31_536_000, 604_800),
+  minExpirySeconds: integer(10, 31_536_000, 21_600),
+  maxExpirySeconds: integer(10, 31_536_000, 604_800),
   /** How often each enabled pack's probe names are resolved (and the guard's everyday names). */
   probeIntervalSeconds: integer(60, 604_800, 3600),
   /** The guard: an address an allowed name resolved to within this window is held back. */
