@@ -56,4 +56,7 @@ export interface FirewallHit {
   readonly port: number
   /** Rejected packets since the previous event for this client and destination. */
   readonly attempts: number
+  /** The category and nft set whose reject rule matched (undefined: a set evidence.ts does not know). */
+  readonly category?: string
+  readonly set?: string
 }
