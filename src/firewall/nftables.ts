@@ -2,14 +2,38 @@
 // table with interval sets of the blocked categories' address ranges (v4 and v6), forward rules
 // rejecting LAN traffic to them, DNS redirected to egressd, DNS over TLS/QUIC rejected. The script
 // replaces the whole table in one nft transaction. Knows nothing of DNS or the engine.
-
+//
+// Per category and family there are up to three sets, each rejected the same way:
+// - `<cat>_v4`: the pack's published ranges (interval set);
+// - `<cat>_shared_v4`: ranges the pack shares with allowed services, only when turned on
+//   (firewall.sharedRanges; interval set);
+// - `learned_<cat>_v4`: single addresses learned from DNS (learn/), each with its own timeout
+//   (`flags timeout`, not interval). It always exists, empty when nothing is learned, so that the
+//   incremental element sync (firewall/elements.ts) always has a target.
+//
+// Evidence (firewall.evidence, read back by firewall/evidence.ts): each reject rule for TCP and UDP
+// first updates a dynamic set `evidence_v4`/`evidence_v6` keyed by (client, destination, protocol,
+// port, tag of the set that matched) with a counter. Why this mechanism: it needs no extra daemon,
+// netlink socket or native module (nft is already a dependency, and `nft -j list set` on a timer is
+// all the reading there is); the kernel aggregates per key, so a flood of attempts costs one set
+// element and its counter, never one event per packet; the set's size bounds the memory. nflog
+// would need a netlink listener in the daemon and carries one message per packet. A full dynamic
+// set makes `update` fail, which ends that rule without its verdict: so each evidence rule is
+// followed by a plain reject of the same set, which also rejects ICMP and the other protocols
+// (they have no port, and a rule that reads `th dport` does not match them).
+import { isIPv4, isIPv6 } from 'node:net'
 import type { FirewallConfig } from '../config/types.js'
+import type { Family, LearnedElements } from '../learn/types.js'
 
 export interface FirewallCategory {
   readonly name: string
   readonly title: string
   readonly v4: readonly string[]
   readonly v6: readonly string[]
+  /** Opt-in shared ranges (firewall.sharedRanges): their own interval sets, only when given. */
+  readonly shared?: { readonly v4: readonly string[], readonly v6: readonly string[] }
+  /** Learned addresses with their remaining lifetime; the learned sets exist (empty) without them. */
+  readonly learned?: LearnedElements
 }
 
 export interface FirewallInput {
@@ -26,15 +50,95 @@ export interface FirewallInput {
   readonly generatedBy: string
 }
 
+const ident = (category: string): string => category.replace(/[^A-Za-z0-9_]/g, '_')
+
 /** nft identifiers: letters, digits and _ (category names may have '-' and ':'). */
-export function setName (category: string, family: 4 | 6): string {
-  return `${category.replace(/[^A-Za-z0-9_]/g, '_')}_v${family}`
+export function setName (category: string, family: Family): string {
+  return `${ident(category)}_v${family}`
 }
 
-function set (name: string, family: 4 | 6, elements: readonly string[], comment: string): string {
+/** The set of a category's opt-in shared ranges (rendered only when the category has them on). */
+export function sharedSetName (category: string, family: Family): string {
+  return `${ident(category)}_shared_v${family}`
+}
+
+/** The set of a category's learned addresses (always rendered for every rendered category). */
+export function learnedSetName (category: string, family: Family): string {
+  return `learned_${ident(category)}_v${family}`
+}
+
+/** The dynamic set the reject rules record attempts in (firewall.evidence.enabled). */
+export function evidenceSetName (family: Family): string {
+  return `evidence_v${family}`
+}
+
+/** Evidence sets: how long an idle (client, destination, proto, port, set) key stays, and how many keys. */
+export const EVIDENCE_TIMEOUT_SECONDS = 3600
+export const EVIDENCE_SET_SIZE = 65535
+
+/**
+ * The number a reject rule writes into its evidence key to say which set matched: FNV-1a (32 bit)
+ * of the set name, so it does not depend on the order or number of the categories rendered.
+ */
+export function evidenceTag (set: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < set.length; i++) {
+    h ^= set.charCodeAt(i)
+    h = Math.imul(h, 0x01000193) >>> 0
+  }
+  return h
+}
+
+export type SetKind = 'ranges' | 'shared' | 'learned'
+
+/** Every set a category's reject rules may name, by evidence tag (for evidence.ts to say which set rejected). */
+export function evidenceTags (categories: readonly string[]): Map<number, { readonly category: string, readonly set: string, readonly kind: SetKind }> {
+  const tags = new Map<number, { category: string, set: string, kind: SetKind }>()
+  for (const category of categories) {
+    for (const family of [4, 6] as const) {
+      for (const [kind, set] of [['ranges', setName(category, family)], ['shared', sharedSetName(category, family)], ['learned', learnedSetName(category, family)]] as const) {
+        tags.set(evidenceTag(set), { category, set, kind })
+      }
+    }
+  }
+  return tags
+}
+
+/** Longest timeout written for a learned element (the kernel's limit on older versions is ~49 days). */
+const MAX_TIMEOUT_SECONDS = 30 * 86400
+
+/** A learned element's timeout as nft takes it, or undefined when it has run out. */
+export function timeoutText (seconds: number): string | undefined {
+  if (!Number.isFinite(seconds)) return undefined
+  const s = Math.min(Math.floor(seconds), MAX_TIMEOUT_SECONDS)
+  return s >= 1 ? `${s}s` : undefined
+}
+
+/** Whether a string is an address of the family (never lets text other than an address into a script). */
+export const isAddress = (address: string, family: Family): boolean => family === 4 ? isIPv4(address) : isIPv6(address)
+
+function set (name: string, family: Family, elements: readonly string[], comment: string): string {
   const type = family === 4 ? 'ipv4_addr' : 'ipv6_addr'
   const els = elements.length === 0 ? '' : ` elements = { ${elements.join(', ')} }`
   return `  set ${name} {\n    type ${type}; flags interval; auto-merge; comment ${quote(comment.slice(0, 100))};${els}\n  }`
+}
+
+/** A learned set: single addresses, each with its timeout; the longest timeout wins for a duplicate. */
+function learnedSet (name: string, family: Family, elements: LearnedElements['v4'], comment: string): string {
+  const type = family === 4 ? 'ipv4_addr' : 'ipv6_addr'
+  const longest = new Map<string, number>()
+  for (const e of elements) {
+    if (!isAddress(e.address, family) || timeoutText(e.timeoutSeconds) === undefined) continue
+    longest.set(e.address, Math.max(longest.get(e.address) ?? 0, e.timeoutSeconds))
+  }
+  const els = longest.size === 0 ? '' : ` elements = { ${[...longest].map(([a, s]) => `${a} timeout ${timeoutText(s) as string}`).join(', ')} }`
+  return `  set ${name} {\n    type ${type}; flags timeout; comment ${quote(comment.slice(0, 100))};${els}\n  }`
+}
+
+function evidenceSet (family: Family): string {
+  const addr = family === 4 ? 'ipv4_addr' : 'ipv6_addr'
+  return `  set ${evidenceSetName(family)} {\n    type ${addr} . ${addr} . inet_proto . inet_service . mark; flags dynamic,timeout; ` +
+    `timeout ${EVIDENCE_TIMEOUT_SECONDS}s; size ${EVIDENCE_SET_SIZE}; comment "rejected attempts: client . destination . proto . port . set tag";\n  }`
 }
 
 const quote = (s: string): string => `"${s.replace(/["\\]/g, '')}"`
@@ -59,7 +163,15 @@ export function renderNftables (input: FirewallInput): string {
   sets.push(set('exempt_v4', 4, input.exempt.v4, 'exempt client groups'), set('exempt_v6', 6, input.exempt.v6, 'exempt client groups'))
   for (const cat of input.categories) {
     sets.push(set(setName(cat.name, 4), 4, cat.v4, cat.title), set(setName(cat.name, 6), 6, cat.v6, cat.title))
+    if (cat.shared !== undefined) {
+      const title = `${cat.title}: shared ranges`
+      sets.push(set(sharedSetName(cat.name, 4), 4, cat.shared.v4, title), set(sharedSetName(cat.name, 6), 6, cat.shared.v6, title))
+    }
+    const title = `${cat.title}: learned addresses`
+    sets.push(learnedSet(learnedSetName(cat.name, 4), 4, cat.learned?.v4 ?? [], title), learnedSet(learnedSetName(cat.name, 6), 6, cat.learned?.v6 ?? [], title))
   }
+  const evidence = c.evidence.enabled && c.rejectAddresses
+  if (evidence) sets.push(evidenceSet(4), evidenceSet(6))
   lines.push(...sets)
 
   // Which traffic is "from the LAN", per family: input interfaces and/or source ranges. A family
@@ -83,10 +195,19 @@ export function renderNftables (input: FirewallInput): string {
   if (c.rejectAddresses) {
     forward.push('    ip daddr @allow_v4 accept comment "allow rule"')
     forward.push('    ip6 daddr @allow_v6 accept comment "allow rule"')
+    const reject = (lan: string, family: Family, set: string, comment: string): void => {
+      const ip = family === 4 ? 'ip' : 'ip6'
+      if (evidence) {
+        forward.push(`    ${lan}${ip} daddr @${set} meta l4proto { tcp, udp } update @${evidenceSetName(family)} ` +
+          `{ ${ip} saddr . ${ip} daddr . meta l4proto . th dport . ${evidenceTag(set)} counter } counter reject with icmpx type admin-prohibited comment ${comment}`)
+      }
+      forward.push(`    ${lan}${ip} daddr @${set} counter reject with icmpx type admin-prohibited comment ${comment}`)
+    }
     for (const cat of input.categories) {
       const comment = quote(`egressd: ${cat.name}`)
-      if (lan4Match !== undefined) forward.push(`    ${lan4Match}ip daddr @${setName(cat.name, 4)} counter reject with icmpx type admin-prohibited comment ${comment}`)
-      if (lan6Match !== undefined) forward.push(`    ${lan6Match}ip6 daddr @${setName(cat.name, 6)} counter reject with icmpx type admin-prohibited comment ${comment}`)
+      const names = (family: Family): string[] => [setName(cat.name, family), ...cat.shared !== undefined ? [sharedSetName(cat.name, family)] : [], learnedSetName(cat.name, family)]
+      if (lan4Match !== undefined) for (const n of names(4)) reject(lan4Match, 4, n, comment)
+      if (lan6Match !== undefined) for (const n of names(6)) reject(lan6Match, 6, n, comment)
     }
   }
   for (const lan of eitherFamily) {

@@ -8,6 +8,8 @@ import { writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { requireTool } from '../helpers/tools.js'
 import { tempDir } from '../helpers/tmp.js'
+import type { FirewallConfig } from '../../src/config/types.js'
+import { evidenceTag, evidenceTags, learnedSetName, renderNftables, sharedSetName, type FirewallInput } from '../../src/firewall/nftables.js'
 
 const CLI = resolve(import.meta.dirname, '..', '..', 'dist', 'cli.js')
 const nft = requireTool('nft')
@@ -74,6 +76,70 @@ t.test('bad firewall settings are config errors', async t => {
   t.equal(r.status, 1)
   t.match(r.stdout, /firewall\.table: /)
   t.match(r.stdout, /firewall\.lanCidrs\.0: expected an IP address or CIDR/)
+})
+
+const firewall = (over: Partial<FirewallConfig> = {}): FirewallConfig => ({
+  table: 'egressd_t', lanInterfaces: ['eth1'], lanCidrs: ['10.0.0.0/8', 'fd00::/8'], rejectAddresses: true, redirectDns: true,
+  rejectDot: true, rejectDoq: true, sync: false, sharedRanges: [], evidence: { enabled: true, intervalMs: 5000, perPairSeconds: 300 }, ...over
+})
+const input = (config: FirewallConfig, categories: FirewallInput['categories']): FirewallInput =>
+  ({ config, dnsPort: 53, categories, allow: { v4: [], v6: [] }, exempt: { v4: [], v6: [] }, generatedBy: 'test' })
+
+t.test('learned, shared and evidence sets: rendered as nft accepts them', async t => {
+  const script = renderNftables(input(firewall(), [
+    {
+      name: 'whatsapp',
+      title: 'WhatsApp',
+      v4: ['157.240.0.0/16'],
+      v6: [],
+      shared: { v4: ['31.13.64.0/18'], v6: ['2a03:2880::/32'] },
+      learned: {
+        v4: [
+          { address: '157.240.1.1', timeoutSeconds: 3600 },
+          { address: '157.240.1.1', timeoutSeconds: 7200.7 },   // a duplicate: the longer timeout stays
+          { address: '157.240.1.2', timeoutSeconds: 0.4 },      // run out: left out
+          { address: '2a03:2880::1', timeoutSeconds: 60 },      // wrong family: left out
+          { address: '1.2.3.4 } ; flush ruleset', timeoutSeconds: 60 } // not an address: never in the script
+        ],
+        v6: [{ address: '2a03:2880:f003::1', timeoutSeconds: 86400 }]
+      }
+    },
+    { name: 'doh-bypass', title: 'DoH', v4: ['1.1.1.1/32'], v6: [] }
+  ]))
+  const r = nftCheck(script)
+  t.equal(r.status, 0, r.stderr)
+  t.equal(learnedSetName('doh-bypass', 6), 'learned_doh_bypass_v6')
+  t.equal(sharedSetName('whatsapp', 4), 'whatsapp_shared_v4')
+  t.match(script, /set learned_whatsapp_v4 \{\n {4}type ipv4_addr; flags timeout; comment "WhatsApp: learned addresses"; elements = \{ 157\.240\.1\.1 timeout 7200s \}\n/)
+  t.match(script, /set learned_whatsapp_v6 \{[^}]*elements = \{ 2a03:2880:f003::1 timeout 86400s \}/)
+  t.notMatch(script, /flush ruleset|157\.240\.1\.2/, 'nothing but addresses with time left goes into a learned set')
+  t.match(script, /set learned_doh_bypass_v4 \{\n {4}type ipv4_addr; flags timeout; comment "DoH: learned addresses";\n {2}\}/, 'a category with nothing learned has empty learned sets')
+  t.same(setElements(script, 'whatsapp_shared_v4'), ['31.13.64.0/18'])
+  t.same(setElements(script, 'whatsapp_shared_v6'), ['2a03:2880::/32'])
+  t.notMatch(script, /doh_bypass_shared/, 'no shared sets for a category without them')
+  t.match(script, /set evidence_v4 \{\n {4}type ipv4_addr \. ipv4_addr \. inet_proto \. inet_service \. mark; flags dynamic,timeout; timeout 3600s; size 65535;/)
+  t.match(script, /set evidence_v6 \{\n {4}type ipv6_addr \. ipv6_addr \./)
+  // Every set of a category is rejected: with evidence, a TCP/UDP rule recording the attempt, then a
+  // plain reject for the other protocols (and for when the evidence set is full).
+  for (const [set, ip] of [['whatsapp_v4', 'ip'], ['whatsapp_shared_v4', 'ip'], ['learned_whatsapp_v4', 'ip'], ['whatsapp_v6', 'ip6'], ['whatsapp_shared_v6', 'ip6'], ['learned_whatsapp_v6', 'ip6'], ['learned_doh_bypass_v4', 'ip']]) {
+    const ev = ip === 'ip' ? 'evidence_v4' : 'evidence_v6'
+    const lan = ip === 'ip' ? 'ip saddr @lan_v4' : 'ip6 saddr @lan_v6'
+    t.match(script, new RegExp(`${ip} daddr @${set} meta l4proto \\{ tcp, udp \\} update @${ev} \\{ ${ip} saddr \\. ${ip} daddr \\. meta l4proto \\. th dport \\. ${evidenceTag(set)} counter \\} counter reject with icmpx type admin-prohibited`), `${set}: evidence rule`)
+    t.match(script, new RegExp(`${ip} daddr @${set} counter reject with icmpx type admin-prohibited`), `${set}: plain reject`)
+    t.match(script, new RegExp(`iifname \\{ "eth1" \\} ${lan} ${ip} daddr @${set} meta`), `${set}: LAN traffic only`)
+  }
+  const tags = evidenceTags(['whatsapp', 'doh-bypass'])
+  t.same(tags.get(evidenceTag('learned_doh_bypass_v6')), { category: 'doh-bypass', set: 'learned_doh_bypass_v6', kind: 'learned' })
+  t.equal(tags.size, 12, 'tags of 2 categories x 3 kinds x 2 families do not collide')
+
+  const off = renderNftables(input(firewall({ evidence: { enabled: false, intervalMs: 5000, perPairSeconds: 300 } }), [{ name: 'telegram', title: 'Telegram', v4: [], v6: [] }]))
+  t.equal(nftCheck(off).status, 0)
+  t.notMatch(off, /evidence|update @/, 'evidence off: no evidence sets, no update')
+  t.match(off, /ip daddr @learned_telegram_v4 counter reject/)
+  const noReject = renderNftables(input(firewall({ rejectAddresses: false }), [{ name: 'telegram', title: 'Telegram', v4: [], v6: [] }]))
+  t.equal(nftCheck(noReject).status, 0)
+  t.notMatch(noReject, /evidence|reject with icmpx type admin-prohibited comment "egressd: telegram"/, 'rejectAddresses off: no evidence sets, no reject of the sets')
+  t.match(noReject, /set learned_telegram_v4 \{/, 'the learned sets are still there for the element sync')
 })
 
 // ---- network namespaces: client --(lan)-- gw --(wan)-- server --------------------------------
