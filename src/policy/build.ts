@@ -15,9 +15,10 @@ import { Engine, listOfRule, type CategoryInfo, type GroupPlan } from './engine.
 import { IpIndex } from './ip-index.js'
 import { parseCidr } from './names.js'
 import { parseSource, sourceFormat, type SourceFormat } from '../lists/source-format.js'
-import type { ParseIssue, ParsedList, Rule, RuleKind, TypeFilter } from './rule.js'
+import { typeApplies, type ParseIssue, type ParsedList, type Rule, type RuleKind, type TypeFilter } from './rule.js'
 import { compileSafeRegex } from './safe-regex.js'
 import { guardConfigRules, guardListRule, type RuleGuard } from './guard.js'
+import { readPackExtras, type PackExtras } from './pack-extras.js'
 
 /** A category's meta.yaml, as far as the engine and status need it. */
 export interface CategoryMeta {
@@ -52,6 +53,12 @@ export interface EngineBuild {
   /** Skipped lines and other warnings, as `FILE:LINE: message`. */
   readonly warnings: readonly string[]
   readonly ms: number
+  /**
+   * The packs' probes.txt and shared-ranges.txt (policy/pack-extras.ts): probe names of the enabled
+   * categories, for the learner; the shared ranges turned on by firewall.sharedRanges, for the
+   * firewall only (never in the engine's address matching).
+   */
+  readonly extras: PackExtras
 }
 
 /** Reads and checks a category's meta.yaml; problems are pushed as `FILE: field: message`. */
@@ -128,6 +135,11 @@ export interface PolicyInputs {
    * not guarded here: the API checked them (or an admin forced them) when they were added.
    */
   readonly guard?: RuleGuard
+  /**
+   * firewall.sharedRanges: categories whose shared-ranges.txt is turned on. A name that is no
+   * category, or one without shared-ranges.txt, is a problem naming `config firewall.sharedRanges.N`.
+   */
+  readonly sharedRanges?: readonly string[]
 }
 
 /**
@@ -340,6 +352,27 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
   allowNames.seal()
   exceptNames.seal()
 
+  // 6. The packs' probe names (each must be blocked by its own pack, for A queries) and shared ranges.
+  const ownRule = (cat: number) => (id: number): boolean => {
+    if (listCats[listOfRule(starts, id)] !== cat) return false
+    const f = types.get(id)
+    return f === undefined || typeApplies(f, 1)
+  }
+  const extras = readPackExtras({
+    dir: cfg.dir,
+    categories: [...bundled].map(name => {
+      const i = catIndex.get(name) ?? -1
+      return { name, enabled: groups.some(g => !g.exempt && g.enabled[i] === 1) }
+    }),
+    optedIn: inputs.sharedRanges ?? [],
+    blocks: (name, qname) => {
+      const cat = catIndex.get(name)
+      if (cat === undefined || blockNames.match(qname, ownRule(cat)) < 0) return false
+      return excepting[cat] !== 1 || exceptNames.match(qname, id => listCats[listOfRule(starts, id)] === cat) < 0
+    }
+  }, problems, warnings)
+  if (problems.length > 0) throw new PolicyError(problems, warnings)
+
   const engine = new Engine({
     generation,
     categories: infos,
@@ -354,7 +387,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
     groups,
     clients
   })
-  return { engine, addresses: { block: blockCidrs, allow: allowCidrs }, lists: reports, listHashes, warnings, ms: Math.round(performance.now() - started) }
+  return { engine, addresses: { block: blockCidrs, allow: allowCidrs }, lists: reports, listHashes, warnings, ms: Math.round(performance.now() - started), extras }
 }
 
 function exists (file: string): boolean {
