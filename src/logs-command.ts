@@ -17,11 +17,12 @@ import type { BlockRow } from './store/block-event.js'
 import { formatTable, json, outputMode } from './cli/output.js'
 
 export const LOGS_USAGE = `  egressd logs search [--from T] [--to T] [--client IP|CIDR] [--group G] [--domain NAME [--suffix]]
-                      [--category C] [--action A] [--qtype T] [--limit N]
+                      [--category C] [--action A] [--qtype T] [--matched M] [--limit N]
                       [--format table|json|ndjson|csv | --json | --table] [--config FILE | --db FILE]
       Prints block-log events (newest first) read directly from the database: a table on a
       terminal (first 100 unless --limit), else JSON (all unless --limit).
-      T is ISO 8601, epoch ms, now, or relative (-30m, -24h, -7d).
+      T is ISO 8601, epoch ms, now, or relative (-30m, -24h, -7d). M is qname, cname, address,
+      none (allowed queries) or firewall (connections the firewall rejected).
   egressd logs stats [--from T] [--to T] [--client IP|CIDR] [--group G] [--category C] [--top N]
                      [--bucket 1m|1h|1d] [--all] [--json | --table] [--config FILE | --db FILE]
       Prints counts per category, top domains and clients, and the time series (default from -24h):
@@ -57,6 +58,7 @@ export function logsCommand (argv: string[], out: (text: string) => void, now: (
       category: { type: 'string' },
       action: { type: 'string' },
       qtype: { type: 'string' },
+      matched: { type: 'string' },
       limit: { type: 'string' },
       format: { type: 'string' },
       json: { type: 'boolean' },
@@ -80,7 +82,7 @@ export function logsCommand (argv: string[], out: (text: string) => void, now: (
   const db = openDatabase(path, { readonly: true })
   try {
     if (sub === 'stats') {
-      for (const k of ['format', 'limit', 'domain', 'suffix', 'action', 'qtype'] as const) if (values[k] !== undefined) usage(`logs stats takes no --${k}`)
+      for (const k of ['format', 'limit', 'domain', 'suffix', 'action', 'qtype', 'matched'] as const) if (values[k] !== undefined) usage(`logs stats takes no --${k}`)
       const t = now()
       const filter = parseFilter({ from: values.from ?? '-24h', to: values.to ?? 'now', client: values.client, group: values.group, category: values.category }, t)
       const bucket = values.bucket as Bucket | undefined
@@ -100,7 +102,7 @@ export function logsCommand (argv: string[], out: (text: string) => void, now: (
     if (!(limit > 0)) usage('--limit must be a positive number')
     const filter = parseFilter({
       from: values.from, to: values.to, client: values.client, group: values.group, domain: values.domain,
-      suffix: values.suffix, category: values.category, action: values.action, qtype: values.qtype
+      suffix: values.suffix, category: values.category, action: values.action, qtype: values.qtype, matched: values.matched
     }, now())
     let cursor: string | undefined
     let sent = 0

@@ -1,12 +1,15 @@
 // The block event: what the DNS thread hands to the block log for one policy match (or, with
-// store.logQueries: all, one allowed query), and the row shape searches return. Plain data only,
-// so events cross to the writer worker by structured clone.
+// store.logQueries: all, one allowed query; or a connection the firewall rejected, see
+// firewall-event.ts), and the row shape searches return. Plain data only, so events cross to the
+// writer worker by structured clone.
 
 import type { BlockAction } from '../config/types.js'
 import type { MatchedPart } from '../policy/engine.js'
 
-export type EventAction = BlockAction | 'allow'
-export type EventMatch = MatchedPart | 'none'
+/** 'block': a connection the firewall rejected (matched 'firewall'). */
+export type EventAction = BlockAction | 'allow' | 'block'
+/** 'firewall': a rejected connection attempt to a banned service's address, not a query. */
+export type EventMatch = MatchedPart | 'none' | 'firewall'
 
 export interface BlockEvent {
   /** Milliseconds since the epoch. */
@@ -31,6 +34,12 @@ export interface BlockEvent {
   /** Allowed queries: the upstream's rcode and the time to answer. */
   readonly rcode?: number
   readonly latencyMs?: number
+  /** Firewall events: the destination port (0 for protocols without ports). */
+  readonly port?: number
+  /** Firewall events: the protocol ('tcp', 'udp', or another as nft names it). */
+  readonly proto?: string
+  /** Firewall events: rejected packets this event stands for (absent, read as 1, for DNS events). */
+  readonly attempts?: number
 }
 
 /** One stored event as searches return it (API, CLI, exports). */
@@ -54,16 +63,21 @@ export interface BlockRow {
   readonly listHash: string | null
   readonly rcode: number | null
   readonly latencyMs: number | null
+  /** Firewall events: destination port, protocol, rejected packets; null for DNS events. */
+  readonly port: number | null
+  readonly proto: string | null
+  readonly attempts: number | null
 }
 
 /** Column order of CSV exports (and of BlockRow). */
 export const ROW_COLUMNS: ReadonlyArray<keyof BlockRow> = [
   'id', 'time', 'ts', 'client', 'group', 'qname', 'qtype', 'matched', 'value', 'category', 'action',
-  'list', 'line', 'rule', 'listHash', 'rcode', 'latencyMs'
+  'list', 'line', 'rule', 'listHash', 'rcode', 'latencyMs', 'port', 'proto', 'attempts'
 ]
 
-export const MATCH_CODES: Readonly<Record<EventMatch, number>> = { none: 0, qname: 1, cname: 2, address: 3 }
-export const MATCH_NAMES: readonly EventMatch[] = ['none', 'qname', 'cname', 'address']
+/** How `matched` is stored (events.matched); never renumber. */
+export const MATCH_CODES: Readonly<Record<EventMatch, number>> = { none: 0, qname: 1, cname: 2, address: 3, firewall: 4 }
+export const MATCH_NAMES: readonly EventMatch[] = ['none', 'qname', 'cname', 'address', 'firewall']
 
 /** 'www.example.org' → 'org.example.www.' (the form suffix searches run on). */
 export function reverseName (name: string): string {

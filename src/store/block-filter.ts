@@ -11,11 +11,13 @@
 //              events of a category or group since removed stay searchable): checkFilterValues.
 //   domain     a name, exact; with suffix=true the name and every name below it
 //   qtype      a mnemonic ('AAAA') or a number ('28')
+//   matched    what matched, one of MATCH_NAMES: qname, cname, address, none (allowed queries) or
+//              firewall (connection attempts the firewall rejected)
 
 import { QueryError } from '../errors.js'
 import { normalizeName, parseCidr, parseIp } from '../policy/names.js'
 import { qtypeNumber } from '../qtypes.js'
-import type { BlockEvent } from './block-event.js'
+import { MATCH_NAMES, type BlockEvent, type EventMatch } from './block-event.js'
 
 export interface FilterParams {
   readonly from?: string
@@ -27,6 +29,7 @@ export interface FilterParams {
   readonly category?: string
   readonly action?: string
   readonly qtype?: string | number
+  readonly matched?: string
 }
 
 export interface ClientMatch {
@@ -48,10 +51,12 @@ export interface BlockFilter {
   readonly category?: string
   readonly action?: string
   readonly qtype?: number
+  /** What matched: qname, cname, address, none (allowed queries) or firewall (rejected connections). */
+  readonly matched?: EventMatch
 }
 
 /** Every action a stored event can have: the block actions, and allow (store.logAllQueries). */
-export const FILTER_ACTIONS: readonly string[] = ['nxdomain', 'refused', 'nodata', 'null', 'sinkhole', 'monitor', 'allow']
+export const FILTER_ACTIONS: readonly string[] = ['nxdomain', 'refused', 'nodata', 'null', 'sinkhole', 'monitor', 'allow', 'block']
 const ACTION_SET: ReadonlySet<string> = new Set(FILTER_ACTIONS)
 
 /** The categories and client groups of the policy in force, which category= and group= must name. */
@@ -63,7 +68,7 @@ export interface FilterValues {
 /** The category and group filters, by parameter name and FilterValues key. */
 const NAMED = [['category', 'categories'], ['group', 'groups']] as const
 
-export const FILTER_KEYS = ['from', 'to', 'client', 'group', 'domain', 'suffix', 'category', 'action', 'qtype'] as const
+export const FILTER_KEYS = ['from', 'to', 'client', 'group', 'domain', 'suffix', 'category', 'action', 'qtype', 'matched'] as const
 
 const UNITS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }
 /** The largest time a Date holds, ms from the epoch either way (ECMA-262 21.4.1.1). */
@@ -113,6 +118,11 @@ export function parseFilter (p: FilterParams, now: number): BlockFilter {
   if (p.action !== undefined) {
     if (!ACTION_SET.has(p.action)) throw new QueryError('action', `unknown action ${JSON.stringify(p.action)}; valid: ${FILTER_ACTIONS.join(', ')}`)
     f.action = p.action
+  }
+  if (p.matched !== undefined) {
+    const m = MATCH_NAMES.find(x => x === p.matched)
+    if (m === undefined) throw new QueryError('matched', `unknown matched ${JSON.stringify(p.matched)}; valid: ${MATCH_NAMES.join(', ')}`)
+    f.matched = m
   }
   if (p.domain !== undefined) {
     const n = normalizeName(p.domain)
@@ -169,6 +179,7 @@ export function eventMatches (f: BlockFilter, e: BlockEvent): boolean {
   if (f.category !== undefined && e.category !== f.category) return false
   if (f.action !== undefined && e.action !== f.action) return false
   if (f.qtype !== undefined && e.qtype !== f.qtype) return false
+  if (f.matched !== undefined && e.matched !== f.matched) return false
   if (f.domain !== undefined) {
     if (f.suffix === true) {
       if (e.qname !== f.domain && !e.qname.endsWith('.' + f.domain)) return false

@@ -11,7 +11,7 @@
 import { QueryError } from '../errors.js'
 import type { Db } from './db.js'
 import { qtypeName } from '../qtypes.js'
-import { MATCH_NAMES, reverseName, type BlockRow } from './block-event.js'
+import { MATCH_CODES, MATCH_NAMES, reverseName, type BlockRow } from './block-event.js'
 import { clientMatches, type BlockFilter, type ClientMatch } from './block-filter.js'
 import { DAY_MS, HOUR_MS } from './block-writer.js'
 
@@ -48,7 +48,7 @@ function decodeCursor (text: string): Cursor {
 }
 
 /** Ids of a string in `strings`, or -1 (matches nothing) when it was never stored. */
-function stringId (db: Db, value: string): number {
+export function stringId (db: Db, value: string): number {
   const row = db.prepare('SELECT id FROM strings WHERE value = ?').get(value) as { id: number } | undefined
   return row?.id ?? -1
 }
@@ -68,7 +68,7 @@ export function storedFilterValue (db: Db, parameter: 'category' | 'group', valu
 }
 
 /** Client ids the filter's address or range covers. */
-function clientIds (db: Db, f: Pick<BlockFilter, 'client'>): number[] {
+export function clientIds (db: Db, f: Pick<BlockFilter, 'client'>): number[] {
   const m = f.client
   if (m === undefined) return []
   if (!m.cidr) {
@@ -103,6 +103,7 @@ function filterTerms (db: Db, f: BlockFilter): Where {
   if (f.category !== undefined) eq('e.category', stringId(db, f.category))
   if (f.action !== undefined) eq('e.action', stringId(db, f.action))
   if (f.qtype !== undefined) eq('e.qtype', f.qtype)
+  if (f.matched !== undefined) eq('e.matched', MATCH_CODES[f.matched])
   if (f.domain !== undefined) {
     let hours: number[]
     const fromHour = Math.floor((f.from ?? 0) / HOUR_MS)
@@ -153,7 +154,7 @@ const MAX_RANGES = 200
 
 const ROW_SELECT = `SELECT e.id, e.ts, c.addr AS client, g.value AS grp, n.name AS qname, e.qtype, e.matched,
     v.value AS value, cat.value AS category, a.value AS action, l.value AS list, e.line, r.value AS rule,
-    h.value AS list_hash, e.rcode, e.latency_ms
+    h.value AS list_hash, e.rcode, e.latency_ms, e.port, pr.value AS proto, e.attempts
   FROM events e
   LEFT JOIN clients c ON c.id = e.client
   LEFT JOIN names n ON n.id = e.qname
@@ -163,12 +164,13 @@ const ROW_SELECT = `SELECT e.id, e.ts, c.addr AS client, g.value AS grp, n.name 
   LEFT JOIN strings a ON a.id = e.action
   LEFT JOIN strings l ON l.id = e.list
   LEFT JOIN strings r ON r.id = e.rule
-  LEFT JOIN strings h ON h.id = e.list_hash`
+  LEFT JOIN strings h ON h.id = e.list_hash
+  LEFT JOIN strings pr ON pr.id = e.proto`
 
 interface RawRow {
   id: number, ts: number, client: string, grp: string, qname: string, qtype: number, matched: number, value: string | null,
   category: string, action: string, list: string | null, line: number | null, rule: string | null, list_hash: string | null,
-  rcode: number | null, latency_ms: number | null
+  rcode: number | null, latency_ms: number | null, port: number | null, proto: string | null, attempts: number | null
 }
 
 function toRow (r: RawRow): BlockRow {
@@ -190,7 +192,10 @@ function toRow (r: RawRow): BlockRow {
     rule: r.rule,
     listHash: r.list_hash,
     rcode: r.rcode,
-    latencyMs: r.latency_ms
+    latencyMs: r.latency_ms,
+    port: r.port,
+    proto: r.proto,
+    attempts: r.attempts
   }
 }
 

@@ -76,8 +76,8 @@ export class EventWriter {
     this.#strings = new Interner(db.prepare('SELECT id FROM strings WHERE value = ?'), v => Number(insertString.run(v).lastInsertRowid))
     this.#clients = new Interner(db.prepare('SELECT id FROM clients WHERE addr = ?'), v => Number(insertClient.run(v).lastInsertRowid))
     this.#names = new Interner(db.prepare('SELECT id FROM names WHERE name = ?'), v => Number(insertName.run(v, reverseName(v)).lastInsertRowid))
-    this.#insert = db.prepare(`INSERT INTO events (ts, client, grp, qname, qtype, matched, value, category, action, list, line, rule, list_hash, rcode, latency_ms)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    this.#insert = db.prepare(`INSERT INTO events (ts, client, grp, qname, qtype, matched, value, category, action, list, line, rule, list_hash, rcode, latency_ms,
+      port, proto, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
     const upsert = (table: string, key: string, cols: string): Statement => db.prepare(
       `INSERT INTO ${table} (${key}, ${cols}, n) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n`)
     this.#hourCategory = upsert('hour_category', 'hour', 'category, action')
@@ -135,10 +135,14 @@ export class EventWriter {
       const actionCode = a[o + F.action]
       const action = str(actionCode) as number
       this.#insert.run(ts, client, str(a[o + F.group]), qname, a[o + F.qtype], matched, value, category, action,
-        str(a[o + F.list]), num(a[o + F.line]), str(a[o + F.rule]), str(a[o + F.listHash]), num(a[o + F.rcode]), num(a[o + F.latencyMs]))
+        str(a[o + F.list]), num(a[o + F.line]), str(a[o + F.rule]), str(a[o + F.listHash]), num(a[o + F.rcode]), num(a[o + F.latencyMs]),
+        num(a[o + F.port]), str(a[o + F.proto]), num(a[o + F.attempts]))
       const hour = Math.floor(ts / HOUR_MS)
       nh.add(hour, qname, 0)
       if (actionCode === allow) continue
+      // Roll-ups count events: a firewall event counts once like a blocked query, however many
+      // rejected packets (`attempts`) it stands for (the discovery report sums those from the rows).
+      // So statistics read the same from roll-ups and from raw rows (count(*)) at a range's edges.
       const day = Math.floor(ts / DAY_MS)
       hc.add(hour, category, action)
       qn.add(day, category, qname)

@@ -9,9 +9,9 @@ import { MATCH_CODES, type BlockEvent } from './block-event.js'
 /** Slot of each field in an event's STRIDE numbers; -1 stands for "absent" in optional ones. */
 export const F = {
   ts: 0, client: 1, group: 2, qname: 3, qtype: 4, matched: 5, value: 6, category: 7, action: 8,
-  list: 9, line: 10, rule: 11, listHash: 12, rcode: 13, latencyMs: 14
+  list: 9, line: 10, rule: 11, listHash: 12, rcode: 13, latencyMs: 14, port: 15, proto: 16, attempts: 17
 } as const
-export const STRIDE = 15
+export const STRIDE = 18
 
 /** What crosses to the writer thread: plain data (a typed array and a string array). */
 export interface EventBatch {
@@ -58,6 +58,9 @@ export class EventBatchBuilder {
     a[o + F.listHash] = e.listHash === undefined ? -1 : this.#code(F.listHash, e.listHash)
     a[o + F.rcode] = e.rcode ?? -1
     a[o + F.latencyMs] = e.latencyMs ?? -1
+    a[o + F.port] = e.port ?? -1
+    a[o + F.proto] = e.proto === undefined ? -1 : this.#code(F.proto, e.proto)
+    a[o + F.attempts] = e.attempts ?? -1
     this.#n++
   }
 

@@ -77,7 +77,7 @@ export const MIGRATIONS: readonly Migration[] = [
     // with their indexes stay well under 2 GB. `names.rname` is the name with its labels reversed
     // plus a trailing dot ('org.example.www.'), so "this name and every name below it" is one index
     // range. `value` is NULL when the matched value is the query name itself. `matched`: 0 none
-    // (allowed), 1 qname, 2 cname, 3 address.
+    // (allowed), 1 qname, 2 cname, 3 address (4 firewall, from migration 6).
     sql: `
       CREATE TABLE strings (
         id INTEGER PRIMARY KEY,
@@ -222,6 +222,21 @@ export const MIGRATIONS: readonly Migration[] = [
       DROP TABLE IF EXISTS category_overrides;
       DROP TABLE IF EXISTS audit;
     `
+  },
+  {
+    version: 6,
+    name: 'firewall events: port, protocol and attempts',
+    // Connection attempts the firewall rejected are events too: `matched` 4 (firewall), the
+    // destination address in `value`, the nft set in `list`, action 'block'. `port` (0 for
+    // protocols without ports), `proto` (a `strings` id: 'tcp', 'udp', ...) and `attempts` (the
+    // rejected packets the event stands for) are NULL on DNS events. Adding nullable columns
+    // rewrites nothing: existing rows read NULL. The discovery report reads firewall rows per
+    // client by the (client, ts) index.
+    sql: `
+      ALTER TABLE events ADD COLUMN port INTEGER;
+      ALTER TABLE events ADD COLUMN proto INTEGER;
+      ALTER TABLE events ADD COLUMN attempts INTEGER;
+    `
   }
 ]
 
@@ -276,6 +291,43 @@ export const POLICY_MIGRATIONS: readonly Migration[] = [
         key TEXT NOT NULL UNIQUE,
         value TEXT NOT NULL
       );
+    `
+  },
+  {
+    version: 2,
+    name: 'learned addresses and the guard\'s allowed addresses',
+    // learn/store.ts. `learned`: one row per category and address, learned from a blocked name's
+    // background resolution ('query') or a pack's probe name ('probe'); `held` is NULL while the
+    // address is in the category's set, else why the collateral guard keeps it out ('allowed-name'
+    // with the allowed names in `shared_with`, a JSON array; 'never-block' with the range in
+    // `range`). Times are milliseconds since the epoch. `allowed_addresses`: which allowed names
+    // resolved to an address and when (last), so a restart keeps the guard's memory; one row per
+    // address and name. Both are re-learned if lost: salvage (policy-db.ts) does not carry them.
+    sql: `
+      CREATE TABLE learned (
+        id INTEGER PRIMARY KEY,
+        category TEXT NOT NULL,
+        address TEXT NOT NULL,
+        family INTEGER NOT NULL CHECK (family IN (4, 6)),
+        name TEXT NOT NULL,
+        via TEXT NOT NULL CHECK (via IN ('query', 'probe')),
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        held TEXT CHECK (held IN ('allowed-name', 'never-block')),
+        shared_with TEXT NOT NULL DEFAULT '[]',
+        range TEXT,
+        UNIQUE (category, address)
+      );
+      CREATE INDEX learned_expires_at ON learned (expires_at);
+      CREATE TABLE allowed_addresses (
+        id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL,
+        name TEXT NOT NULL,
+        last_seen INTEGER NOT NULL,
+        UNIQUE (address, name)
+      );
+      CREATE INDEX allowed_addresses_last_seen ON allowed_addresses (last_seen);
     `
   }
 ]

@@ -62,8 +62,8 @@ function parseCsv (text: string): string[][] {
 }
 
 function fromCsv (header: string[], r: string[]): Record<string, unknown> {
-  const num = new Set(['id', 'ts', 'line', 'rcode', 'latencyMs'])
-  return Object.fromEntries(header.map((h, i) => [h, r[i] === '' && ['list', 'line', 'rule', 'listHash', 'rcode', 'latencyMs'].includes(h) ? null : num.has(h) ? Number(r[i]) : r[i]]))
+  const num = new Set(['id', 'ts', 'line', 'rcode', 'latencyMs', 'port', 'attempts'])
+  return Object.fromEntries(header.map((h, i) => [h, r[i] === '' && ['list', 'line', 'rule', 'listHash', 'rcode', 'latencyMs', 'port', 'proto', 'attempts'].includes(h) ? null : num.has(h) ? Number(r[i]) : r[i]]))
 }
 
 t.test('routes on a bare fastify (inject)', async t => {
@@ -115,7 +115,7 @@ t.test('routes on a bare fastify (inject)', async t => {
     const csv = await get(`/api/v1/blocks?${q}&format=csv`)
     t.match(csv.headers['content-type'], /text\/csv/)
     const [header, ...rows] = parseCsv(csv.body)
-    t.same(header, ['id', 'time', 'ts', 'client', 'group', 'qname', 'qtype', 'matched', 'value', 'category', 'action', 'list', 'line', 'rule', 'listHash', 'rcode', 'latencyMs'])
+    t.same(header, ['id', 'time', 'ts', 'client', 'group', 'qname', 'qtype', 'matched', 'value', 'category', 'action', 'list', 'line', 'rule', 'listHash', 'rcode', 'latencyMs', 'port', 'proto', 'attempts'])
     t.same(rows.map(r => fromCsv(header, r)), json.rows)
     t.match(csv.body, /"has ""quote""\nand newline"/, 'RFC 4180 quoting')
     t.match(rows[0][1], /^2030-01-01T\d\d:\d\d:\d\d\.\d{3}Z$/, 'ISO time')
@@ -165,11 +165,12 @@ t.test('filters that name no category, group or action answer 400 listing the va
   const bad: Array<[string, string, RegExp]> = [
     ['category=telegarm', 'category', /^category: unknown category "telegarm"; valid: signal, telegram/],
     ['group=fiance', 'group', /^group: unknown group "fiance"; valid: default, finance/],
-    ['action=block', 'action', /^action: unknown action "block"; valid: nxdomain, refused, nodata, null, sinkhole, monitor, allow$/]
+    ['action=blok', 'action', /^action: unknown action "blok"; valid: nxdomain, refused, nodata, null, sinkhole, monitor, allow, block$/],
+    ['matched=bogus', 'matched', /^matched: unknown matched "bogus"; valid: none, qname, cname, address, firewall$/]
   ]
   for (const route of routes) {
     for (const [qs, parameter, message] of bad) {
-      if (route.startsWith('/api/v1/stats') && parameter === 'action') continue // stats take no action filter
+      if (route.startsWith('/api/v1/stats') && (parameter === 'action' || parameter === 'matched')) continue // stats take no action or matched filter
       const r = await get(route + qs)
       t.equal(r.statusCode, 400, `${route}${qs}`)
       t.match(r.json(), { parameter, message }, `${route}${qs}: ${r.body}`)

@@ -109,7 +109,7 @@ t.test('rows carry every field', async t => {
   t.same(p.rows[0], {
     id: 1, time: new Date(e.ts).toISOString(), ts: e.ts, client: e.client, group: e.group, qname: e.qname, qtype: 'A',
     matched: 'qname', value: e.qname, category: e.category, action: e.action, list: e.list, line: e.line, rule: e.rule,
-    listHash: e.listHash, rcode: null, latencyMs: null
+    listHash: e.listHash, rcode: null, latencyMs: null, port: null, proto: null, attempts: null
   })
 })
 

@@ -11,7 +11,7 @@ import Database from 'better-sqlite3'
 import { AuditLog } from '../../src/store/audit.js'
 import { CategoryOverrideStore } from '../../src/store/category-overrides.js'
 import { migrate, openDatabase, schemaVersion, type Db } from '../../src/store/db.js'
-import { MIGRATIONS, POLICY_MIGRATIONS } from '../../src/store/migrations.js'
+import { MIGRATIONS, POLICY_MIGRATIONS, SCHEMA_VERSION } from '../../src/store/migrations.js'
 import { openPolicyStore, readLosses } from '../../src/store/policy-db.js'
 import { RuleStore } from '../../src/store/rules.js'
 import { tempDir } from '../helpers/tmp.js'
@@ -85,7 +85,7 @@ t.test('the first start moves the rows out of the block log, ids kept; the block
   db.close()
 
   const log = openDatabase(logPath)
-  t.equal(schemaVersion(log), 5)
+  t.equal(schemaVersion(log), SCHEMA_VERSION, 'every migration of the block log applied (5 dropped the tables)')
   const tables = (log.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>).map(r => r.name)
   t.notOk(tables.includes('rules') || tables.includes('audit') || tables.includes('category_overrides'), `block log tables: ${tables.join(', ')}`)
   log.close()
@@ -184,7 +184,7 @@ t.test('a delete in the block log that fails after the copy (the file locked): a
   t.equal(count(logPath, 'rules'), 2, 'the rows are still in the block log')
   // The block log opens: its migration 5 sees the policy file's record of the copy and drops them.
   const log = openDatabase(logPath, { policyPath: policy })
-  t.equal(schemaVersion(log), 5)
+  t.equal(schemaVersion(log), SCHEMA_VERSION, 'every migration of the block log applied (5 dropped the tables)')
   log.close()
   t.notOk(tablesOf(logPath).includes('rules'))
   // The next start finds nothing left, clears the pending delete and changes nothing else.
@@ -214,7 +214,7 @@ t.test('a failed delete is retried at the next start: nothing duplicated, nothin
   t.equal(count(logPath, 'rules'), 0, 'the retried delete emptied the block log\'s table')
   t.equal(count(logPath, 'audit'), 0)
   const log = openDatabase(logPath) // migration 5, without needing the record
-  t.equal(schemaVersion(log), 5)
+  t.equal(schemaVersion(log), SCHEMA_VERSION, 'every migration of the block log applied (5 dropped the tables)')
   log.close()
 })
 
@@ -262,7 +262,7 @@ t.test('a block log restored from a backup made before the move: nothing merged,
   t.equal(count(logPath, 'stale_rules_20300203T040506Z'), 2, 'the stale rows are kept for a look')
   // The block log works again (migration 5), and a further start adds nothing.
   const log = openDatabase(logPath, { policyPath: policy })
-  t.equal(schemaVersion(log), 5)
+  t.equal(schemaVersion(log), SCHEMA_VERSION, 'every migration of the block log applied (5 dropped the tables)')
   log.close()
   const third = openPolicy(dir, logPath)
   t.same(new RuleStore(third.db as Db).list(), [])

@@ -25,7 +25,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { LiveTailConfig } from '../../config/types.js'
 import { QueryError, UnavailableError } from '../../errors.js'
 import { qtypeName } from '../../qtypes.js'
-import type { BlockEvent, BlockRow } from '../../store/block-event.js'
+import { MATCH_NAMES, type BlockEvent, type BlockRow } from '../../store/block-event.js'
 import { checkFilterValues, eventMatches, FILTER_ACTIONS, parseFilter, parseTime, type BlockFilter, type FilterParams } from '../../store/block-filter.js'
 import type { BlockReader } from '../../store/block-reader.js'
 import { MAX_LIMIT, type Bucket } from '../../store/block-search.js'
@@ -67,7 +67,8 @@ const FILTER_PROPS = {
   suffix: { type: 'boolean', description: 'Match the domain and every name below it' },
   category: str('Category', { examples: ['telegram'] }),
   action: str(`Action taken: ${FILTER_ACTIONS.join(', ')}`),
-  qtype: str('Query type: mnemonic (AAAA) or number (28)')
+  qtype: str('Query type: mnemonic (AAAA) or number (28)'),
+  matched: str(`What matched: ${MATCH_NAMES.join(', ')} (firewall: connection attempts the firewall rejected)`)
 } as const
 
 const ROW_SCHEMA = {
@@ -89,7 +90,10 @@ const ROW_SCHEMA = {
     rule: { type: ['string', 'null'] },
     listHash: { type: ['string', 'null'] },
     rcode: { type: ['integer', 'null'] },
-    latencyMs: { type: ['integer', 'null'] }
+    latencyMs: { type: ['integer', 'null'] },
+    port: { type: ['integer', 'null'], description: 'Firewall events: destination port (0 for protocols without ports)' },
+    proto: { type: ['string', 'null'], description: "Firewall events: protocol ('tcp', 'udp', ...)" },
+    attempts: { type: ['integer', 'null'], description: 'Firewall events: rejected packets the event stands for' }
   }
 } as const
 
@@ -181,7 +185,10 @@ function liveRow (e: BlockEvent): Omit<BlockRow, 'id'> {
     rule: e.rule ?? null,
     listHash: e.listHash ?? null,
     rcode: e.rcode ?? null,
-    latencyMs: e.latencyMs ?? null
+    latencyMs: e.latencyMs ?? null,
+    port: e.port ?? null,
+    proto: e.proto ?? null,
+    attempts: e.attempts ?? null
   }
 }
 
