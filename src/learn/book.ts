@@ -1,0 +1,371 @@
+// The learned sets in force: which addresses each category's set holds now, which the guard holds
+// back and why, and when each expires. learn() runs every address through the guard; an address
+// in a set goes to the sink (the firewall's element sync) with its remaining timeout, and is
+// written to the store within a second. allowedAnswer() is the DNS path's one call per fresh
+// allowed answer: it feeds the guard and takes any learned address it shares out of the sets. An
+// expiry timer removes what ran out; a restart loads the store and gives the sink the addresses
+// again with their remaining timeouts.
+
+import type { Logger } from 'pino'
+import type { LearningConfig } from '../config/types.js'
+import { fromV4, fromV6, parseAddress, type AddressKey, type AddressList, type ParsedAddress } from './address.js'
+import type { CollateralGuard } from './guard.js'
+import { elementsOf, viewOf, type LearnedStore, type StoredLearned } from './store.js'
+import type { Family, HeldAddress, LearnedAddress, LearnedElements, LearnedSink, LearnedVia } from './types.js'
+
+export interface LearnedBookDeps {
+  readonly learning: LearningConfig
+  readonly guard: CollateralGuard
+  readonly store: LearnedStore
+  /** Where set changes go; none (or setSink(undefined)) while firewall sync is off. */
+  readonly sink?: LearnedSink
+  readonly log: Logger
+  readonly now: () => number
+}
+
+/** What learn() did with the addresses of one resolution. */
+export interface LearnOutcome {
+  /** Addresses now in the category's set (new or refreshed). */
+  readonly active: number
+  /** Addresses the guard held back. */
+  readonly held: number
+}
+
+export interface BookStats {
+  /** Addresses in the sets now (all categories). */
+  readonly active: number
+  /** Addresses held back now. */
+  readonly held: number
+  /** Addresses that entered a set (counting re-entries after expiry or a hold). */
+  readonly added: number
+  /** Addresses taken out of a set by a later allowed answer. */
+  readonly removedByGuard: number
+  readonly expired: number
+  /** Rows dropped by the maxLearned bound (the least recently seen). */
+  readonly evicted: number
+}
+
+interface Row {
+  readonly category: string
+  readonly address: ParsedAddress
+  name: string
+  via: LearnedVia
+  readonly firstSeen: number
+  lastSeen: number
+  expiresAt: number
+  held: HeldAddress['reason'] | null
+  sharedWith: readonly string[]
+  range: string | null
+}
+
+/** Upper bound on one expiry timer (the sweep also runs this often when nothing is due). */
+const MAX_SWEEP_MS = 60_000
+/** A re-learned address goes to the sink again only when its expiry moved this much. */
+const RESYNC_MS = 60_000
+
+export class LearnedBook {
+  readonly #cfg: LearningConfig
+  readonly #guard: CollateralGuard
+  readonly #store: LearnedStore
+  #sink: LearnedSink | undefined
+  readonly #log: Logger
+  readonly #now: () => number
+  /** `category \t address` -> row; iteration order = least recently seen first (re-seen rows move back). */
+  readonly #rows = new Map<string, Row>()
+  /** Rows per address (any category), keyed as the guard keys them, for allowedAnswer and lookup. */
+  readonly #byV4 = new Map<number, Row[]>()
+  readonly #byV6 = new Map<string, Row[]>()
+  #active = 0
+  #timer: NodeJS.Timeout | undefined
+  #closed = false
+  #added = 0
+  #removedByGuard = 0
+  #expired = 0
+  #evicted = 0
+
+  constructor (deps: LearnedBookDeps) {
+    this.#cfg = deps.learning
+    this.#guard = deps.guard
+    this.#store = deps.store
+    this.#sink = deps.sink
+    this.#log = deps.log.child({ mod: 'learned-book' })
+    this.#now = deps.now
+  }
+
+  /** Loads the stored rows (expired ones dropped), gives the active ones to the sink, arms the expiry timer. */
+  start (): void {
+    const now = this.#now()
+    for (const r of this.#store.loadLearned(now)) {
+      const address = parseAddress(r.address)
+      if (address === undefined) continue
+      const row: Row = {
+        category: r.category, address, name: r.name, via: r.via, firstSeen: r.firstSeen, lastSeen: r.lastSeen,
+        expiresAt: r.expiresAt, held: r.held, sharedWith: r.sharedWith, range: r.range
+      }
+      this.#insert(row)
+      if (row.held === null) this.#sink?.add(row.category, address.text, address.family, timeoutOf(row, now))
+    }
+    this.#log.info({ active: this.#active, held: this.#rows.size - this.#active }, 'learned addresses loaded')
+    this.#schedule(now)
+  }
+
+  /** Stops the expiry timer and writes what is queued (the store's flush). */
+  close (): void {
+    this.#closed = true
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#store.close()
+  }
+
+  /** Replaces the sink (firewall sync turned on or off by a reload); a new sink gets every active address. */
+  setSink (sink: LearnedSink | undefined): void {
+    this.#sink = sink
+    if (sink === undefined) return
+    const now = this.#now()
+    for (const r of this.#rows.values()) if (r.held === null && r.expiresAt > now) sink.add(r.category, r.address.text, r.address.family, timeoutOf(r, now))
+  }
+
+  /**
+   * The addresses one resolution of `name` (a blocked name of `category`, or a probe name) gave,
+   * with the answer's TTL (seconds): each goes into the category's set unless the guard holds it
+   * back. v4 as 32-bit values, v6 as any valid text (AnswerTargets' form included).
+   */
+  learn (category: string, name: string, v4: Iterable<number>, v6: Iterable<string>, ttlSeconds: number, via: LearnedVia): LearnOutcome {
+    const now = this.#now()
+    const c = this.#cfg
+    const lifetimeMs = Math.min(Math.max(ttlSeconds * c.ttlMultiple, c.minExpirySeconds), c.maxExpirySeconds) * 1000
+    const expiresAt = now + lifetimeMs
+    let active = 0
+    let held = 0
+    const one = (a: ParsedAddress): void => {
+      if (this.#learnOne(category, name, a, now, expiresAt, via)) active++
+      else held++
+    }
+    for (const x of v4) one(fromV4(x))
+    for (const t of v6) {
+      const a = fromV6(t)
+      if (a !== undefined) one(a)
+    }
+    // Expiries are at least learning.minExpirySeconds (>= 60 s) away, and the timer runs at least
+    // every MAX_SWEEP_MS: it need only be armed.
+    if (this.#timer === undefined) this.#schedule(now)
+    return { active, held }
+  }
+
+  /**
+   * The DNS path's call for every fresh upstream answer of an allowed name (not for cache hits,
+   * not for blocked names' background resolutions): the guard remembers its addresses, and any of
+   * them in a learned set leaves the set (held, with the allowed names sharing it). For addresses
+   * seen recently this is two Map lookups each and allocates nothing.
+   */
+  allowedAnswer (name: string, list: AddressList): void {
+    const now = this.#now()
+    this.#guard.observeAllowed(name, list, now)
+    if (this.#active === 0) return
+    for (let i = 0; i < list.v4Count; i++) {
+      const rows = this.#byV4.get(list.v4[i] | 0)
+      if (rows !== undefined) this.#holdShared(rows, now)
+    }
+    for (let i = 0; i < list.v6Count; i++) {
+      const rows = this.#byV6.get(list.v6[i])
+      if (rows !== undefined) this.#holdShared(rows, now)
+    }
+  }
+
+  /** The active learned address `address` (canonical or any valid text) of some category, if any. */
+  lookup (address: string): LearnedAddress | undefined {
+    const a = parseAddress(address)
+    if (a === undefined) return undefined
+    const rows = this.#rowsOf(a.family, a.key)
+    const now = this.#now()
+    const r = rows?.find(r => r.held === null && r.expiresAt > now)
+    return r === undefined ? undefined : viewOf(stored(r))
+  }
+
+  /** The addresses in the sets, optionally of one category, sorted by category and address. */
+  list (category?: string): LearnedAddress[] {
+    const now = this.#now()
+    return this.#select(r => r.held === null && r.expiresAt > now && (category === undefined || r.category === category))
+      .map(r => viewOf(stored(r)))
+  }
+
+  /** The addresses the guard holds back, with the allowed names sharing them now (or when held). */
+  held (category?: string): HeldAddress[] {
+    const now = this.#now()
+    return this.#select(r => r.held !== null && r.expiresAt > now && (category === undefined || r.category === category))
+      .map(r => {
+        const live = r.held === 'allowed-name' ? this.#guard.sharedWith(r.address.family, r.address.key, now) : undefined
+        return viewOf({ ...stored(r), sharedWith: live ?? r.sharedWith }) as HeldAddress
+      })
+  }
+
+  /** Per category, the active elements with their remaining timeouts: for the full nft script. */
+  elements (): Map<string, LearnedElements> {
+    const now = this.#now()
+    const rows: Array<{ category: string, address: string, family: Family, expiresAt: number }> = []
+    for (const r of this.#rows.values()) if (r.held === null) rows.push({ category: r.category, address: r.address.text, family: r.address.family, expiresAt: r.expiresAt })
+    return elementsOf(rows, now)
+  }
+
+  /** Drops every row of categories not in `keep` (a reload disabled them): out of the sink and the store. */
+  retainCategories (keep: ReadonlySet<string>): void {
+    for (const r of [...this.#rows.values()]) if (!keep.has(r.category)) this.#drop(r)
+  }
+
+  get stats (): BookStats {
+    return {
+      active: this.#active,
+      held: this.#rows.size - this.#active,
+      added: this.#added,
+      removedByGuard: this.#removedByGuard,
+      expired: this.#expired,
+      evicted: this.#evicted
+    }
+  }
+
+  /** Removes what expired by `now` (the timer calls it; tests with their own clock may too). */
+  sweep (now = this.#now()): number {
+    let n = 0
+    for (const r of [...this.#rows.values()]) {
+      if (r.expiresAt > now) continue
+      this.#drop(r)
+      n++
+    }
+    this.#expired += n
+    this.#guard.prune(now)
+    if (n > 0) this.#log.debug({ expired: n }, 'learned addresses expired')
+    return n
+  }
+
+  /** True when the address is (now) in the set, false when held. */
+  #learnOne (category: string, name: string, a: ParsedAddress, now: number, expiresAt: number, via: LearnedVia): boolean {
+    const hold = this.#guard.checkParsed(a, now)
+    const key = category + '\t' + a.text
+    let r = this.#rows.get(key)
+    const wasActive = r !== undefined && r.held === null
+    const before = r?.expiresAt ?? 0
+    if (r === undefined) {
+      this.#bound()
+      r = { category, address: a, name, via, firstSeen: now, lastSeen: now, expiresAt, held: null, sharedWith: [], range: null }
+      this.#insert(r)
+    } else {
+      // Most recently seen: to the back of the eviction order.
+      this.#rows.delete(key)
+      this.#rows.set(key, r)
+      r.name = name
+      r.via = via
+      r.lastSeen = now
+      if (expiresAt > r.expiresAt) r.expiresAt = expiresAt
+    }
+    if (hold === undefined) {
+      if (!wasActive) {
+        r.held = null
+        r.sharedWith = []
+        r.range = null
+        this.#active++
+        this.#added++
+        this.#sink?.add(category, a.text, a.family, timeoutOf(r, now))
+      } else if (r.expiresAt - before >= RESYNC_MS) {
+        this.#sink?.add(category, a.text, a.family, timeoutOf(r, now))
+      }
+    } else {
+      if (wasActive) {
+        this.#active--
+        this.#sink?.remove(category, a.text, a.family)
+      }
+      r.held = hold.reason
+      r.sharedWith = hold.reason === 'allowed-name' ? hold.sharedWith : []
+      r.range = hold.reason === 'never-block' ? hold.range : null
+    }
+    this.#store.putLearned(stored(r))
+    return hold === undefined
+  }
+
+  /** An allowed answer shares these rows' address: the active ones leave their sets. */
+  #holdShared (rows: readonly Row[], now: number): void {
+    for (const r of rows) {
+      if (r.held !== null) continue
+      r.held = 'allowed-name'
+      r.sharedWith = this.#guard.sharedWith(r.address.family, r.address.key, now) ?? []
+      this.#active--
+      this.#removedByGuard++
+      this.#sink?.remove(r.category, r.address.text, r.address.family)
+      this.#store.putLearned(stored(r))
+      this.#log.info({ category: r.category, address: r.address.text, name: r.name, sharedWith: r.sharedWith }, 'learned address taken out of its set: an allowed name resolves to it')
+    }
+  }
+
+  #insert (r: Row): void {
+    this.#rows.set(r.category + '\t' + r.address.text, r)
+    const list = this.#rowsOf(r.address.family, r.address.key)
+    if (list !== undefined) list.push(r)
+    else if (r.address.family === 4) this.#byV4.set(r.address.key as number, [r])
+    else this.#byV6.set(r.address.key as string, [r])
+    if (r.held === null) this.#active++
+  }
+
+  /** Removes a row everywhere: memory, sink (when active), store. */
+  #drop (r: Row): void {
+    this.#rows.delete(r.category + '\t' + r.address.text)
+    const list = this.#rowsOf(r.address.family, r.address.key)
+    if (list !== undefined) {
+      const i = list.indexOf(r)
+      if (i >= 0) list.splice(i, 1)
+      if (list.length === 0) {
+        if (r.address.family === 4) this.#byV4.delete(r.address.key as number)
+        else this.#byV6.delete(r.address.key as string)
+      }
+    }
+    if (r.held === null) {
+      this.#active--
+      this.#sink?.remove(r.category, r.address.text, r.address.family)
+    }
+    this.#store.deleteLearned(r.category, r.address.text)
+  }
+
+  /** Makes room for one more row under learning.maxLearned (the least recently seen go). */
+  #bound (): void {
+    while (this.#rows.size >= this.#cfg.maxLearned) {
+      const first = this.#rows.values().next()
+      if (first.done === true) return
+      this.#drop(first.value)
+      this.#evicted++
+    }
+  }
+
+  #rowsOf (family: Family, key: AddressKey): Row[] | undefined {
+    return family === 4 ? this.#byV4.get(key as number) : this.#byV6.get(key as string)
+  }
+
+  #select (take: (r: Row) => boolean): Row[] {
+    const out = [...this.#rows.values()].filter(take)
+    out.sort((a, b) => a.category < b.category ? -1 : a.category > b.category ? 1 : a.address.family - b.address.family || (a.address.value < b.address.value ? -1 : a.address.value > b.address.value ? 1 : 0))
+    return out
+  }
+
+  /** Arms the timer for the next expiry (at most MAX_SWEEP_MS away, at least 1 s). */
+  #schedule (now: number): void {
+    if (this.#closed) return
+    let next = now + MAX_SWEEP_MS
+    for (const r of this.#rows.values()) if (r.expiresAt < next) next = r.expiresAt
+    const delay = Math.max(1000, next - now)
+    clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      try { this.sweep() } catch (err) { this.#log.error({ err }, 'expiring learned addresses failed') }
+      this.#schedule(this.#now())
+    }, delay)
+    this.#timer.unref()
+  }
+}
+
+function timeoutOf (r: Row, now: number): number {
+  return Math.max(1, Math.ceil((r.expiresAt - now) / 1000))
+}
+
+function stored (r: Row): StoredLearned {
+  return {
+    category: r.category, address: r.address.text, family: r.address.family, name: r.name, via: r.via,
+    firstSeen: r.firstSeen, lastSeen: r.lastSeen, expiresAt: r.expiresAt, held: r.held, sharedWith: r.sharedWith, range: r.range
+  }
+}
