@@ -46,7 +46,7 @@ export function buildAsDaemon (config: Config, io: CliIo): { build: EngineBuild,
   const stored = readStoredPolicy(config, createLogger('warn', pino.destination({ dest: 2, sync: true })))
   for (const n of stored.notes) io.err(`note: ${n}\n`)
   const missingCopies = config.blocklists.sources.filter(s => s.url !== undefined && stored.inputs.sourceFiles?.has(s.name) !== true).length
-  return { build: buildEngine(config.blocklists, 1, { ...stored.inputs, guard: hasGuardedRules(config.blocklists) ? loadRuleGuard(config.blocklists).guard : undefined }), missingCopies }
+  return { build: buildEngine(config.blocklists, 1, { ...stored.inputs, sharedRanges: config.firewall.sharedRanges, guard: hasGuardedRules(config.blocklists) ? loadRuleGuard(config.blocklists).guard : undefined }), missingCopies }
 }
 
 export function checkConfig (argv: string[], io: CliIo): number {
@@ -80,6 +80,10 @@ export function checkConfig (argv: string[], io: CliIo): number {
   for (const w of b.warnings) io.out(`warning: ${w}\n`)
   for (const c of b.engine.categories) {
     if (c.enabled) for (const a of c.alsoAffects) io.out(`note: ${c.name} is on: it also affects ${a}\n`)
+  }
+  // Opt-in shared ranges (firewall only): say what else they cut off.
+  for (const s of b.extras.shared.values()) {
+    io.out(`note: firewall.sharedRanges: ${s.category}'s shared ranges are on (${s.v4.length + s.v6.length} ranges, ${s.file}): they also cut off ${s.cutsOff.join(', ')}\n`)
   }
   const skipped = b.lists.reduce((n, l) => n + l.skipped, 0)
   // URL sources without a downloaded copy yet are normal before the daemon's first download.

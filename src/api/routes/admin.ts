@@ -11,6 +11,7 @@ import type { Config } from '../../config/types.js'
 import type { ListenerFigures } from '../../dns/listener.js'
 import { ConfigError, PolicyError } from '../../errors.js'
 import { redactUrls } from '../../lists/redact.js'
+import { sharedRangesSummary } from '../../policy/pack-extras.js'
 import { BlockLogStatus, blockLogStatus } from '../block-log-status.js'
 import type { RouteContext } from '../context.js'
 import { errorBody } from '../errors.js'
@@ -44,7 +45,7 @@ function configSummary (c: Config): Record<string, unknown> {
       rules: { block: c.blocklists.rules.block.length, allow: c.blocklists.rules.allow.length },
       groups: c.blocklists.groups.map(g => ({ name: g.name, clients: g.clients.length, exempt: g.exempt }))
     },
-    firewall: { table: c.firewall.table, sync: c.firewall.sync },
+    firewall: { table: c.firewall.table, sync: c.firewall.sync, sharedRanges: c.firewall.sharedRanges },
     log: c.log
   }
 }
@@ -97,7 +98,16 @@ const Status = Type.Object({
   cache: Type.Object({ size: Type.Integer(), hits: Type.Integer(), misses: Type.Integer(), evictions: Type.Integer() }),
   store: Type.Object({ available: Type.Boolean(), path: Nullable(Type.String()) }),
   blockLog: Nullable(BlockLogStatus),
-  firewall: Type.Object({ attempts: Type.Integer(), failures: Type.Integer(), lastError: Nullable(Type.String()) })
+  firewall: Type.Object({
+    attempts: Type.Integer(),
+    failures: Type.Integer(),
+    lastError: Nullable(Type.String()),
+    sharedRanges: Type.Array(Type.Object({
+      category: Type.String(),
+      cutsOff: Type.Array(Type.String(), { description: 'Allowed services these ranges also carry: cut off while they are on' }),
+      ranges: Type.Integer()
+    }), { description: 'Shared ranges turned on by firewall.sharedRanges (firewall only, never DNS matching)' })
+  })
 })
 
 const Names = Type.Array(Type.String())
@@ -206,7 +216,12 @@ export const adminRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) =>
       cache: { size: host.cache.size, hits: cs.hits, misses: cs.misses, evictions: cs.evictions },
       store: { available: host.db !== undefined, path: host.db?.name ?? null },
       blockLog: bl === undefined ? null : blockLogStatus(bl, iso),
-      firewall: { attempts: host.firewall.attempts, failures: host.firewall.failures, lastError: host.firewall.lastError ?? null }
+      firewall: {
+        attempts: host.firewall.attempts,
+        failures: host.firewall.failures,
+        lastError: host.firewall.lastError ?? null,
+        sharedRanges: sharedRangesSummary(build.extras).map(s => ({ category: s.category, cutsOff: s.cutsOff, ranges: s.ranges }))
+      }
     }
   })
 
