@@ -104,7 +104,7 @@ export class Daemon implements ApiHost, Reloadable {
       this.#opened.push(() => lists.close())
       const policy = PolicyManager.first({
         log: this.log, now: this.now, blocklists: () => this.#config.blocklists, swapped: b => { void this.firewallSync.sync(this.#config, b) }
-      }, lists.files(), stores.customPolicy?.inputs())
+      }, { sourceFiles: lists.files(), sharedRanges: c.firewall.sharedRanges }, stores.customPolicy?.inputs())
       const pool = this.newPool(c)
       this.#opened.push(() => { (this.#parts?.pool ?? pool).close() }) // a reload may have replaced it
       const cache = new AnswerCache({ maxEntries: c.cache.maxEntries, now: this.now })

@@ -90,7 +90,7 @@ function reload (d: Reloadable, file: Config): ReloadReport {
   parts.lists.reconfigure(next)
   let prepared, pool: UpstreamPool | undefined, cache: AnswerCache | undefined
   try {
-    prepared = parts.policy.prepare(next.blocklists, { sourceFiles: parts.lists.files() })
+    prepared = parts.policy.prepare(next.blocklists, { sourceFiles: parts.lists.files(), sharedRanges: next.firewall.sharedRanges })
     pool = touches(live, 'upstreams') || touches(live, 'dns') || touches(live, 'cache') ? d.newPool(next) : undefined
     cache = touches(live, 'cache') ? new AnswerCache({ maxEntries: next.cache.maxEntries, now: d.now }) : undefined
   } catch (err) {
@@ -100,7 +100,8 @@ function reload (d: Reloadable, file: Config): ReloadReport {
   }
 
   const applied = live.filter(p => !p.startsWith('blocklists'))
-  const listsChanged = touches(live, 'blocklists') || !sameLists(parts.policy.build, prepared.build)
+  const listsChanged = touches(live, 'blocklists') || !sameLists(parts.policy.build, prepared.build) ||
+    prev.firewall.sharedRanges.join() !== next.firewall.sharedRanges.join() // the build carries the opted-in ranges
   if (listsChanged) applied.unshift('blocklists')
   d.setConfig(next)
   if (listsChanged) parts.policy.swap(prepared, 'config reloaded')

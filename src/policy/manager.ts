@@ -9,6 +9,7 @@ import { PolicyError } from '../errors.js'
 import { loadRuleGuard } from '../packs/collateral.js'
 import { buildEngine, hasGuardedRules, type EngineBuild, type PolicyInputs } from './build.js'
 import type { Engine } from './engine.js'
+import { sharedRangesNotice } from './pack-extras.js'
 import type { RuleGuard } from './guard.js'
 
 /** The engine queries are decided with; the pipeline reads `engine` per query. */
@@ -57,13 +58,13 @@ export class PolicyManager {
    * file's custom rules and overrides; stored rules that do not compile with the config are left
    * out, loudly (the config's policy stays).
    */
-  static first (deps: PolicyManagerDeps, sourceFiles: Map<string, string>, custom: PolicyInputs | undefined): PolicyManager {
+  static first (deps: PolicyManagerDeps, base: PolicyInputs, custom: PolicyInputs | undefined): PolicyManager {
     try {
-      return new PolicyManager(deps, { sourceFiles, ...custom })
+      return new PolicyManager(deps, { ...base, ...custom })
     } catch (err) {
       if (!(err instanceof PolicyError) || custom === undefined) throw err
       deps.log.error({ err }, 'stored custom rules or category overrides were not applied; the config\'s policy stays')
-      return new PolicyManager(deps, { sourceFiles })
+      return new PolicyManager(deps, base)
     }
   }
 
@@ -127,6 +128,8 @@ export class PolicyManager {
     const log = this.#log
     for (const w of b.warnings.slice(0, 50)) log.warn(w)
     if (b.warnings.length > 50) log.warn(`${b.warnings.length - 50} more skipped lines not shown`)
+    const shared = sharedRangesNotice(b.extras)
+    if (shared !== undefined) log.warn(shared)
     log.info({
       ms: b.ms,
       ...b.engine.stats(),
