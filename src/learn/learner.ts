@@ -159,7 +159,7 @@ export class Learner {
   blocked (name: string, category: string): void {
     const s = this.#names.get(name)
     if (s !== undefined) {
-      if (s.state !== DONE || s.until > this.#now()) return
+      if (s.state !== DONE || s.until > this.#now() || this.#closed) return
       if (!this.#queue.push(s)) { this.#dropped++; return }
       s.state = QUEUED
       s.category = category
