@@ -92,8 +92,12 @@ export class LearnedBook {
     this.#now = deps.now
   }
 
-  /** Loads the stored rows (expired ones dropped), gives the active ones to the sink, arms the expiry timer. */
+  /**
+   * Loads the guard's stored observations and the stored rows (expired ones dropped), gives the
+   * active ones to the sink, arms the expiry timer.
+   */
   start (): void {
+    this.#guard.load()
     const now = this.#now()
     for (const r of this.#store.loadLearned(now)) {
       const address = parseAddress(r.address)

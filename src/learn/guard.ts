@@ -77,6 +77,7 @@ export class CollateralGuard {
   #ranges: NeverRange[]
   readonly #deps: GuardDeps
   #evicted = 0
+  #loaded = false
 
   constructor (deps: GuardDeps) {
     this.#deps = deps
@@ -89,9 +90,10 @@ export class CollateralGuard {
     this.#ranges = this.#buildRanges()
   }
 
-  /** Loads the stored observations (within the window). Call once, before answers flow. */
+  /** Loads the stored observations (within the window), once (LearnedBook.start calls it). */
   load (): void {
-    if (this.#store === undefined) return
+    if (this.#store === undefined || this.#loaded) return
+    this.#loaded = true
     const now = this.#now()
     for (const r of this.#store.loadAllowed(now)) {
       const a = parseAddress(r.address)
