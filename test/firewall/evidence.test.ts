@@ -83,15 +83,15 @@ teardownNamespaces()
 setupNamespaces()
 t.teardown(teardownNamespaces)
 
-function applyTable (config: FirewallConfig): void {
-  const script = renderNftables({
+function applyTable (config: FirewallConfig, edit: (script: string) => string = s => s): void {
+  const script = edit(renderNftables({
     config,
     dnsPort: 53,
     categories: [{ name: 'telegram', title: 'Telegram', v4: ['149.154.160.0/20'], v6: [], learned: { v4: [{ address: '192.0.2.80', timeoutSeconds: 3600 }], v6: [] } }],
     allow: { v4: [], v6: [] },
     exempt: { v4: [], v6: [] },
     generatedBy: 'evidence test'
-  })
+  }))
   execFileSync(ip, ['netns', 'exec', ns.gw, nft, '-f', '-'], { input: script })
 }
 
@@ -179,6 +179,21 @@ t.test('rejected attempts to a learned address become hits: one per pair per win
   t.equal(blindHits.length, 1)
   t.equal(blindHits[0].set, undefined)
   t.equal(blindHits[0].category, undefined)
+})
+
+t.test('a full evidence set does not let traffic through: the plain reject after the evidence rule rejects it', async t => {
+  // No server listens now: a connection that passed the gateway would be refused by the server (ECONNREFUSED).
+  applyTable(firewall(), s => s.replace(/size 65535;/g, 'size 1;'))
+  t.equal(connect('192.0.2.80', 8080), 'EHOSTUNREACH', 'the first attempt fills the set')
+  t.equal(connect('192.0.2.80', 8081), 'EHOSTUNREACH', 'the second (a new key, no room) is rejected all the same')
+  sendUdp('192.0.2.80', 5001, 1)
+  const set = execFileSync(ip, ['netns', 'exec', ns.gw, nft, 'list', 'set', 'inet', 'egressd', 'evidence_v4'], { encoding: 'utf8' })
+  t.equal(set.match(/ \. 192\.0\.2\.80 \./g)?.length, 1, 'the set holds one key')
+  t.match(set, /10\.99\.1\.2 \. 192\.0\.2\.80 \. tcp \. 8080 \./, 'the first attempt\'s')
+  const listed = execFileSync(ip, ['netns', 'exec', ns.gw, nft, 'list', 'chain', 'inet', 'egressd', 'forward'], { encoding: 'utf8' })
+  const plain = listed.split('\n').find(l => /ip daddr @learned_telegram_v4 counter packets \d+/.test(l)) ?? ''
+  // A TCP attempt may be more than one packet (the SYN is sent again), so at least the two attempts.
+  t.ok(Number(/counter packets (\d+)/.exec(plain)?.[1]) >= 2, `the plain reject caught the TCP and UDP attempts the evidence rule could not record: ${plain.trim()}`)
 })
 
 t.test('the timer reads every intervalMs; sync or evidence off reads nothing; a missing table is a counted failure', async t => {
