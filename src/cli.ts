@@ -22,9 +22,9 @@ import { StdoutClosed, type CliIo } from './cli/io.js'
 
 /** The whole usage text (every command's part). */
 async function usageText (): Promise<string> {
-  const [start, policy, lists, packs, token, logs, admin] = await Promise.all([
+  const [start, policy, lists, packs, token, logs, admin, discovery] = await Promise.all([
     import('./cli/start.js'), import('./cli/policy.js'), import('./lists/cli.js'), import('./packs/cli.js'),
-    import('./api/token-cli.js'), import('./logs-command.js'), import('./cli/admin.js')
+    import('./api/token-cli.js'), import('./logs-command.js'), import('./cli/admin.js'), import('./cli/discovery.js')
   ])
   return `usage:
 ${start.START_USAGE}
@@ -33,6 +33,7 @@ ${lists.LISTS_USAGE}
 ${packs.PACKS_USAGE}
 ${token.TOKEN_USAGE}
 ${logs.LOGS_USAGE}
+${discovery.DISCOVERY_USAGE}
 ${admin.ADMIN_USAGE}
   egressd help
 
@@ -84,6 +85,7 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
       return await (await import('./lists/cli.js')).listsCommand(rest, { bundledBlocklistsDir: io.bundledBlocklistsDir, loadConfig: file => loadCliConfig(io, file), isTTY: io.isTTY })
     case 'token': return (await import('./api/token-cli.js')).tokenCommand(rest, io.out)
     case 'logs': return (await import('./logs-command.js')).logsCommand(rest, io.out, io.now, { bundledBlocklistsDir: io.bundledBlocklistsDir, loadConfig: file => loadCliConfig(io, file), isTTY: io.isTTY })
+    case 'discovery': return (await import('./cli/discovery.js')).discoveryCommand(rest, io.out, io.now, { bundledBlocklistsDir: io.bundledBlocklistsDir, loadConfig: file => loadCliConfig(io, file), isTTY: io.isTTY })
     case 'rules': return await (await import('./cli/admin.js')).rulesCommand(rest, io)
     case 'categories': return await (await import('./cli/admin.js')).categoriesCommand(rest, io)
     case 'reload': return await (await import('./cli/admin.js')).reloadCommand(rest, io)

@@ -31,6 +31,7 @@ import { adminRoutes } from './routes/admin.js'
 import { blockRoutes } from './routes/blocks.js'
 import { categoryRoutes } from './routes/categories.js'
 import { checkRoutes } from './routes/check.js'
+import { discoveryRoutes } from './routes/discovery.js'
 import { docsRoutes } from './routes/docs.js'
 import { healthRoutes } from './routes/health.js'
 import { listRoutes } from './routes/lists.js'
@@ -188,5 +189,6 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(docsRoutes, ctx)
   const reader = host.blockSearch
   if (reader !== undefined) await app.register(blockRoutes, { ...ctx, reader })
+  if (reader !== undefined) await app.register(discoveryRoutes, { ...ctx, reader })
   return app
 }

@@ -1,5 +1,5 @@
-// BlockSearch: the block log's query side as the API uses it. Searches, statistics and the bypass
-// report run in a reader worker on its own read-only connection, so long queries do not block the
+// BlockSearch: the block log's query side as the API uses it. Searches, statistics, the bypass
+// and discovery reports run in a reader worker on its own read-only connection, so long queries do not block the
 // DNS event loop; results come back as plain data. A QueryError from the worker is rebuilt here,
 // so the API can answer 400 naming the parameter.
 
@@ -9,6 +9,7 @@ import type { BlockFilter } from './block-filter.js'
 import type { FromReader, ReaderOp, ReaderWorkerData, ToReader } from './block-search-worker.js'
 import type { BlockLog } from './block-log.js'
 import type { BypassClient, BypassRequest, Page, PageRequest, Stats, StatsRequest } from './block-search.js'
+import type { DiscoveryReport, DiscoveryRequest } from './discovery.js'
 import { startWorker } from './worker-url.js'
 import type { ThreadPriority } from './thread-priority.js'
 
@@ -16,6 +17,8 @@ export interface BlockReader {
   search (filter: BlockFilter, page: PageRequest): Promise<Page>
   stats (req: StatsRequest): Promise<Stats>
   bypass (req: BypassRequest): Promise<BypassClient[]>
+  /** The banned-app discovery report (discovery.ts). */
+  discovery (req: DiscoveryRequest): Promise<DiscoveryReport>
   /** Whether the store knows a category (on some event) or group name the policy no longer has (storedFilterValue). */
   stored? (parameter: 'category' | 'group', value: string): Promise<boolean>
   /** The live tail's source; undefined when no writer runs (read-only use). */
@@ -74,6 +77,7 @@ export class BlockSearch implements BlockReader {
   search (filter: BlockFilter, page: PageRequest): Promise<Page> { return this.#call('search', [filter, page]) }
   stats (req: StatsRequest): Promise<Stats> { return this.#call('stats', [req]) }
   bypass (req: BypassRequest): Promise<BypassClient[]> { return this.#call('bypass', [req]) }
+  discovery (req: DiscoveryRequest): Promise<DiscoveryReport> { return this.#call('discovery', [req]) }
   stored (parameter: 'category' | 'group', value: string): Promise<boolean> { return this.#call('stored', [parameter, value]) }
 
   #failAll (err: Error): void {

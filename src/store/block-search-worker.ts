@@ -5,6 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { openDatabase } from './db.js'
 import { blockStats, bypassClients, searchBlocks, storedFilterValue } from './block-search.js'
+import { discoveryReport } from './discovery.js'
 import { setThreadNice } from './thread-priority.js'
 import type { WorkerReady } from './worker-url.js'
 
@@ -14,7 +15,7 @@ export interface ReaderWorkerData {
   /** CPU priority for this thread (store.threadNice); left alone when undefined. */
   readonly nice?: number
 }
-export type ReaderOp = 'search' | 'stats' | 'bypass' | 'stored'
+export type ReaderOp = 'search' | 'stats' | 'bypass' | 'stored' | 'discovery'
 export interface ToReader { readonly id: number, readonly op: ReaderOp, readonly args: readonly unknown[] }
 export type FromReader =
   | WorkerReady
@@ -41,7 +42,8 @@ const ops = {
   search: searchBlocks,
   stats: blockStats,
   bypass: bypassClients,
-  stored: storedFilterValue
+  stored: storedFilterValue,
+  discovery: discoveryReport
 } as Record<ReaderOp, (...a: unknown[]) => unknown>
 
 port.on('message', (m: ToReader | 'close') => {

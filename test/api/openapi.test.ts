@@ -92,4 +92,10 @@ t.test('without a listen: inject works, and the store-backed routes see the daem
   t.equal(check.json().verdict, 'block')
   const blocks = await app.inject({ method: 'GET', url: '/api/v1/blocks?from=-1h', headers: { authorization: `Bearer ${TOKENS.viewer}` } })
   t.equal(blocks.statusCode, 200, 'the block routes come with the host\'s block search')
+  // With the block search, the document has the block-log routes too, the discovery report among them.
+  const doc = (await app.inject({ method: 'GET', url: '/api/v1/openapi.json', headers: { authorization: `Bearer ${TOKENS.viewer}` } })).json()
+  await t.resolves(SwaggerParser.validate(structuredClone(doc)), 'valid OpenAPI 3 with the block-log routes')
+  t.match(doc.paths['/api/v1/discovery']?.get, { tags: ['blocks'], description: /Role: viewer\.$/ })
+  t.same(doc.paths['/api/v1/discovery'].get.responses['200'].content['application/json'].schema.properties.clients.items.properties.pattern.enum,
+    ['installed-app', 'unclear', 'single-click'])
 })
