@@ -22,9 +22,9 @@ import { StdoutClosed, type CliIo } from './cli/io.js'
 
 /** The whole usage text (every command's part). */
 async function usageText (): Promise<string> {
-  const [start, policy, lists, packs, token, logs, admin, discovery] = await Promise.all([
+  const [start, policy, lists, packs, token, logs, admin, discovery, learned] = await Promise.all([
     import('./cli/start.js'), import('./cli/policy.js'), import('./lists/cli.js'), import('./packs/cli.js'),
-    import('./api/token-cli.js'), import('./logs-command.js'), import('./cli/admin.js'), import('./cli/discovery.js')
+    import('./api/token-cli.js'), import('./logs-command.js'), import('./cli/admin.js'), import('./cli/discovery.js'), import('./cli/learned.js')
   ])
   return `usage:
 ${start.START_USAGE}
@@ -34,6 +34,7 @@ ${packs.PACKS_USAGE}
 ${token.TOKEN_USAGE}
 ${logs.LOGS_USAGE}
 ${discovery.DISCOVERY_USAGE}
+${learned.LEARNED_USAGE}
 ${admin.ADMIN_USAGE}
   egressd help
 
@@ -90,6 +91,7 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
     case 'categories': return await (await import('./cli/admin.js')).categoriesCommand(rest, io)
     case 'reload': return await (await import('./cli/admin.js')).reloadCommand(rest, io)
     case 'audit': return await (await import('./cli/admin.js')).auditCommand(rest, io)
+    case 'learned': return (await import('./cli/learned.js')).learnedCommand(rest, io)
     case 'help': case '--help': case '-h': io.out(await usageText() + '\n'); return 0
     default: throw new EgressdError('EGRESSD_ERR_USAGE', `${cmd === undefined ? 'no command given' : `unknown command "${cmd}"`}\n${await usageText()}`)
   }

@@ -16,6 +16,7 @@ import { createPipeline } from './dns/pipeline.js'
 import { UdpTurn } from './dns/udp-turn.js'
 import { UpstreamPool } from './dns/upstream/pool.js'
 import { FirewallSync } from './firewall/sync.js'
+import { Learning } from './learn/learning.js'
 import { ListUpdater, upstreamHostResolver } from './lists/index.js'
 import type { EngineBuild } from './policy/build.js'
 import { PolicyManager } from './policy/manager.js'
@@ -41,6 +42,8 @@ interface Parts {
   policy: PolicyManager
   cache: AnswerCache
   pool: UpstreamPool
+  /** Learned address sets; undefined with learning off (or the policy file unavailable). */
+  learning: Learning | undefined
   listener: DnsListener
   /** The DNS listen addresses the sockets were bound with (a reload does not move them). */
   boundListen: Config['dns']['listen']
@@ -74,7 +77,15 @@ export class Daemon implements ApiHost, Reloadable {
     this.startedAt = this.now()
     this.loadConfig = deps.loadConfig ?? (() => this.#config)
     this.#turn = new UdpTurn(undefined, config.dns.udp.answerTimeSample)
-    this.firewallSync = new FirewallSync({ log: this.log, now: this.now, dnsPort: () => (this.#parts?.boundListen ?? this.#config.dns.listen)[0]?.port ?? 53 })
+    this.firewallSync = new FirewallSync({
+      log: this.log,
+      now: this.now,
+      dnsPort: () => (this.#parts?.boundListen ?? this.#config.dns.listen)[0]?.port ?? 53,
+      config: () => this.#config,
+      build: () => this.#parts?.policy.build,
+      learned: () => this.#parts?.learning?.book.elements(),
+      onHit: hit => { this.#reporter.firewall(hit) }
+    })
     this.#refused = new RefusedClientLog(this.log, this.now)
     this.#reporter = new BlockReporter({
       log: this.log,
@@ -82,7 +93,9 @@ export class Daemon implements ApiHost, Reloadable {
       metrics: this.metrics,
       blockLog: () => this.#parts?.stores.blockLog,
       logQueries: () => this.#config.store.logQueries,
-      listHash: (engine, list) => this.#parts?.policy.listHash(engine, list)
+      listHash: (engine, list) => this.#parts?.policy.listHash(engine, list),
+      engine: () => this.#parts?.policy.ref.engine,
+      learnedName: address => this.#parts?.learning?.book.lookup(address)?.name
     })
   }
 
@@ -103,19 +116,24 @@ export class Daemon implements ApiHost, Reloadable {
       })
       this.#opened.push(() => lists.close())
       const policy = PolicyManager.first({
-        log: this.log, now: this.now, blocklists: () => this.#config.blocklists, swapped: b => { void this.firewallSync.sync(this.#config, b) }
+        log: this.log, now: this.now, blocklists: () => this.#config.blocklists, swapped: b => { this.#parts?.learning?.follow(b); void this.firewallSync.sync(this.#config, b) }
       }, { sourceFiles: lists.files(), sharedRanges: c.firewall.sharedRanges }, stores.customPolicy?.inputs())
       const pool = this.newPool(c)
       this.#opened.push(() => { (this.#parts?.pool ?? pool).close() }) // a reload may have replaced it
       const cache = new AnswerCache({ maxEntries: c.cache.maxEntries, now: this.now })
-      const serve = this.newPipeline(c, { policy, cache, pool })
+      const learning = this.#newLearning(c, stores, policy)
+      if (learning !== undefined) this.#opened.push(() => learning.close())
+      const serve = this.newPipeline(c, { policy, cache, pool, learning })
       const listener = new DnsListener({ dns: c.dns, log: this.log, metrics: this.metrics, turn: this.#turn }, serve)
-      const parts: Parts = { stores, lists, policy, pool, cache, listener, boundListen: c.dns.listen }
+      const parts: Parts = { stores, lists, policy, pool, cache, learning, listener, boundListen: c.dns.listen }
       this.#parts = parts
       parts.listener.allows = client => this.#acl?.allows(client) ?? false
       this.#opened.push(() => parts.listener.close(this.#config.dns.shutdownGraceMs))
       this.#addresses = await parts.listener.start()
       stores.customPolicy?.start()
+      learning?.start()
+      this.firewallSync.start()
+      this.#opened.push(() => this.firewallSync.close())
       parts.api = await ApiServer.start({ host: this, log: this.log, now: this.now, version: this.#version })
       this.#opened.push(() => parts.api?.close())
     } catch (err) {
@@ -160,8 +178,20 @@ export class Daemon implements ApiHost, Reloadable {
     })
   }
 
+  #newLearning (c: Config, stores: Stores, policy: PolicyManager): Learning | undefined {
+    if (!c.learning.enabled) return undefined
+    if (stores.policyDb === undefined) { this.log.error('learned address sets are off: the policy file is unavailable'); return undefined }
+    const learning = new Learning({
+      config: c, log: this.log, now: this.now, db: stores.policyDb, sink: this.firewallSync.elements,
+      query: (q, d) => this.parts.pool.query(q, d), probeNames: () => policy.build.extras.probes
+    })
+    learning.follow(policy.build)
+    return learning
+  }
+
   /** A pipeline for `c` on the given cache, pool and policy (by default those in force). */
-  newPipeline (c: Config, parts: Pick<Parts, 'policy' | 'cache' | 'pool'> = this.parts): Serve {
+  newPipeline (c: Config, parts: Pick<Parts, 'policy' | 'cache' | 'pool' | 'learning'> = this.parts): Serve {
+    const learning = parts.learning
     const acl = new ClientAcl(c.dns.allowClients, client => { this.#refused.refused(client, c.dns.allowClients) })
     this.#acl = acl
     return createPipeline({
@@ -169,7 +199,10 @@ export class Daemon implements ApiHost, Reloadable {
       cache: c.cache,
       blocking: c.blocklists,
       policy: parts.policy.ref,
-      report: (ctx, v) => { this.#reporter.report(ctx, v) },
+      report: learning === undefined
+        ? (ctx, v) => { this.#reporter.report(ctx, v) }
+        : (ctx, v) => { this.#reporter.report(ctx, v); if (v.action !== 'monitor') learning.blocked(ctx.q.qname, v.category) }, // learned in the background
+      allowed: learning?.allowed,
       observe: c.store.logQueries === 'all' ? (ctx, _o, rcode, ms) => { this.#reporter.observe(ctx, rcode, ms) } : undefined,
       answers: parts.cache,
       pool: parts.pool,
@@ -186,6 +219,7 @@ export class Daemon implements ApiHost, Reloadable {
   get cache (): AnswerCache { return this.parts.cache }
   get pool (): UpstreamPool { return this.parts.pool }
   get lists (): ListUpdater { return this.parts.lists }
+  get learning (): Learning | undefined { return this.#parts?.learning }
   get policy (): { readonly engine: PolicyManager['ref']['engine'] } { return this.parts.policy.ref }
   get policyBuild (): EngineBuild { return this.parts.policy.build }
   /** When the engine in force was built. */

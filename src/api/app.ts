@@ -32,6 +32,7 @@ import { blockRoutes } from './routes/blocks.js'
 import { categoryRoutes } from './routes/categories.js'
 import { checkRoutes } from './routes/check.js'
 import { discoveryRoutes } from './routes/discovery.js'
+import { learnedRoutes } from './routes/learned.js'
 import { docsRoutes } from './routes/docs.js'
 import { healthRoutes } from './routes/health.js'
 import { listRoutes } from './routes/lists.js'
@@ -186,6 +187,7 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(checkRoutes, ctx)
   await app.register(adminRoutes, ctx)
   await app.register(listRoutes, ctx)
+  await app.register(learnedRoutes, ctx)
   await app.register(docsRoutes, ctx)
   const reader = host.blockSearch
   if (reader !== undefined) await app.register(blockRoutes, { ...ctx, reader })

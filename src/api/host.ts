@@ -16,6 +16,7 @@ import type { PolicyStoreStatus } from '../store/policy-db.js'
 import type { BlockLogFigures } from '../store/stores.js'
 import type { ListSourceStatus, SourceUpdateResult } from '../lists/updater.js'
 import type { ReloadBy, ReloadReport } from '../reload.js'
+import type { Learning } from '../learn/learning.js'
 
 export interface ApiHost {
   /** The config in force (replaced by reloads). */
@@ -50,6 +51,8 @@ export interface ApiHost {
   readonly reloads?: ReloadCounters
   /** The block log's reader (search, stats, bypass, live tail); without it the API has no block-log routes. */
   readonly blockSearch?: BlockReader
+  /** Learned address sets (learn/learning.ts); undefined with learning off. */
+  readonly learning?: Learning
   /** Reloads the config from where it came from (as SIGHUP); throws ConfigError or PolicyError, changing nothing. */
   reloadConfig: (by?: ReloadBy) => ReloadReport
 }

@@ -7,6 +7,8 @@ import { pino } from 'pino'
 import type { Config } from '../config/types.js'
 import { ConfigError, EgressdError, PolicyError } from '../errors.js'
 import { firewallScript } from '../firewall/sync.js'
+import { readLearnedElements } from '../learn/store.js'
+import { policyPath } from '../store/policy-db.js'
 import { createLogger } from '../log.js'
 import { loadRuleGuard } from '../packs/collateral.js'
 import { buildEngine, hasGuardedRules, type EngineBuild } from '../policy/build.js'
@@ -119,7 +121,9 @@ export function exportRules (argv: string[], io: CliIo): number {
   if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(table)) usage(`--table must be letters, digits and _, starting with a letter; got "${table}"`)
   const config = { ...loaded, firewall: { ...loaded.firewall, table } }
   const { build } = buildAsDaemon(config, io)
-  io.out(firewallScript(config, build, `egressd export nftables (${config.source})`))
+  // The learned sets' current elements, from the policy file (as a running daemon writes them).
+  const learned = config.learning.enabled ? readLearnedElements(policyPath(config.dataDir), io.now()) : new Map()
+  io.out(firewallScript(config, build, `egressd export nftables (${config.source})`, undefined, learned))
   return 0
 }
 

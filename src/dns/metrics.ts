@@ -66,6 +66,8 @@ export class DnsMetrics {
   /** Policy matches by category: blocked, and `monitor` matches that were answered normally. */
   readonly blockedByCategory = new Map<string, number>()
   readonly monitoredByCategory = new Map<string, number>()
+  /** Connection attempts rejected at the firewall (evidence), by category. */
+  readonly firewallByCategory = new Map<string, number>()
   /** Answer time to clients by outcome (a histogram read at scrape time). */
   readonly answerTimes = new AnswerTimes()
 }

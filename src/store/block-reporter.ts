@@ -8,7 +8,9 @@ import type { StoreConfig } from '../config/types.js'
 import type { DnsMetrics } from '../dns/metrics.js'
 import type { QueryContext } from '../dns/pipeline.js'
 import type { Engine, Verdict } from '../policy/engine.js'
+import type { FirewallHit } from '../learn/types.js'
 import type { BlockLog } from './block-log.js'
+import { firewallEvent, firewallLogFields } from './firewall-event.js'
 
 export interface BlockReporterDeps {
   readonly log: Logger
@@ -20,6 +22,10 @@ export interface BlockReporterDeps {
   readonly logQueries: () => StoreConfig['logQueries']
   /** The version (content hash) of `list` in the engine that decided. */
   readonly listHash: (engine: Engine, list: string) => string | undefined
+  /** The policy in force (a firewall event's client group). */
+  readonly engine: () => Engine | undefined
+  /** The name a learned address was learned from. */
+  readonly learnedName: (address: string) => string | undefined
 }
 
 export class BlockReporter {
@@ -51,6 +57,21 @@ export class BlockReporter {
       ts: this.#deps.now(), client: ctx.client, group: v.group, qname: ctx.q.qname, qtype: ctx.q.qtype, matched: v.matched, value: v.value,
       category: v.category, action: v.action, list, line, rule, listHash: this.#deps.listHash(ctx.engine, list)
     })
+  }
+
+  /**
+   * A connection the firewall rejected (evidence.ts, already rate-limited per client and
+   * destination): counted by category, logged at info, stored as a `matched: firewall` event.
+   */
+  firewall (hit: FirewallHit): void {
+    if (hit.category === undefined || hit.set === undefined) return // a set the reader does not know
+    const { log, metrics } = this.#deps
+    metrics.firewallByCategory.set(hit.category, (metrics.firewallByCategory.get(hit.category) ?? 0) + hit.attempts)
+    const group = this.#deps.engine()?.groupOf(hit.client).name ?? 'default'
+    const name = hit.set.startsWith('learned_') ? this.#deps.learnedName(hit.destination) : undefined
+    const e = firewallEvent(hit, { category: hit.category, set: hit.set, name, group })
+    log.info(firewallLogFields(e), 'blocked at the firewall')
+    if (this.#deps.logQueries() !== 'none') this.#deps.blockLog()?.push(e)
   }
 
   /** store.logQueries: all — one event per allowed query, with the rcode the client got and the time taken. */

@@ -1,0 +1,45 @@
+// `egressd learned [--category C] [--held] [--json|--table]`: the learned address sets as the
+// running daemon keeps them in its policy file (read-only; works with the daemon running or not):
+// the addresses in each category's learned set and those the collateral guard holds back.
+
+import { readLearned } from '../learn/store.js'
+import type { HeldAddress, LearnedAddress } from '../learn/types.js'
+import { policyPath } from '../store/policy-db.js'
+import { parseCliArgs } from '../cli-args.js'
+import { loadCliConfig } from './config.js'
+import type { CliIo } from './io.js'
+import { formatTable, json, OUTPUT_OPTIONS, outputMode } from './output.js'
+
+export const LEARNED_USAGE = `  egressd learned [--category C] [--held] [--json | --table] [--config FILE]
+      the learned address sets (from the policy file): addresses in each category's set, and those
+      the collateral guard holds back with the allowed names that share them`
+
+const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
+
+export function learnedCommand (argv: string[], io: CliIo): number {
+  const { values } = parseCliArgs({
+    args: argv,
+    options: { category: { type: 'string' }, held: { type: 'boolean' }, config: { type: 'string', short: 'c' }, ...OUTPUT_OPTIONS },
+    strict: true
+  })
+  const config = loadCliConfig(io, values.config)
+  const rows = readLearned(policyPath(config.dataDir), io.now(), values.category)
+  if (outputMode(values, io.isTTY) === 'json') {
+    io.out(json(values.held === true ? { held: rows.held } : { learned: rows.active, held: rows.held }))
+    return 0
+  }
+  const common = [
+    { title: 'CATEGORY', value: (r: LearnedAddress) => r.category },
+    { title: 'ADDRESS', value: (r: LearnedAddress) => r.address },
+    { title: 'NAME', value: (r: LearnedAddress) => r.name },
+    { title: 'VIA', value: (r: LearnedAddress) => r.via },
+    { title: 'LAST SEEN', value: (r: LearnedAddress) => iso(r.lastSeen) }
+  ]
+  if (values.held !== true) {
+    io.out(`Learned (in the firewall's learned sets): ${rows.active.length}\n`)
+    io.out(formatTable(rows.active, [...common, { title: 'EXPIRES', value: r => iso(r.expiresAt) }]))
+  }
+  io.out(`Held back by the collateral guard: ${rows.held.length}\n`)
+  io.out(formatTable(rows.held, [...common, { title: 'WHY', value: (r: HeldAddress) => r.reason === 'never-block' ? `never-block ${r.range ?? ''}` : `shared with ${r.sharedWith.join(', ')}` }]))
+  return 0
+}
