@@ -9,7 +9,7 @@
 import type { Logger } from 'pino'
 import type { LearningConfig } from '../config/types.js'
 import { fromV4, fromV6, parseAddress, type AddressKey, type AddressList, type ParsedAddress } from './address.js'
-import type { CollateralGuard } from './guard.js'
+import type { CollateralGuard, Hold } from './guard.js'
 import { elementsOf, viewOf, type LearnedStore, type StoredLearned } from './store.js'
 import type { Family, HeldAddress, LearnedAddress, LearnedElements, LearnedSink, LearnedVia } from './types.js'
 
@@ -134,7 +134,8 @@ export class LearnedBook {
    * with the answer's TTL (seconds): each goes into the category's set unless the guard holds it
    * back. v4 as 32-bit values, v6 as any valid text (AnswerTargets' form included).
    */
-  learn (category: string, name: string, v4: Iterable<number>, v6: Iterable<string>, ttlSeconds: number, via: LearnedVia): LearnOutcome {
+  learn (category: string, name: string, v4: Iterable<number>, v6: Iterable<string>, ttlSeconds: number, via: LearnedVia,
+    frontEnds?: readonly string[]): LearnOutcome {
     const now = this.#now()
     const c = this.#cfg
     const lifetimeMs = Math.min(Math.max(ttlSeconds * c.ttlMultiple, c.minExpirySeconds), c.maxExpirySeconds) * 1000
@@ -142,7 +143,7 @@ export class LearnedBook {
     let active = 0
     let held = 0
     const one = (a: ParsedAddress): void => {
-      if (this.#learnOne(category, name, a, now, expiresAt, via)) active++
+      if (this.#learnOne(category, name, a, now, expiresAt, via, frontEnds)) active++
       else held++
     }
     for (const x of v4) one(fromV4(x))
@@ -242,8 +243,8 @@ export class LearnedBook {
   }
 
   /** True when the address is (now) in the set, false when held. */
-  #learnOne (category: string, name: string, a: ParsedAddress, now: number, expiresAt: number, via: LearnedVia): boolean {
-    const hold = this.#guard.checkParsed(a, now)
+  #learnOne (category: string, name: string, a: ParsedAddress, now: number, expiresAt: number, via: LearnedVia, frontEnds: readonly string[] | undefined): boolean {
+    const hold: Hold | undefined = frontEnds !== undefined && frontEnds.length > 0 ? { reason: 'shared-host', sharedWith: frontEnds } : this.#guard.checkParsed(a, now)
     const key = category + '\t' + a.text
     let r = this.#rows.get(key)
     const wasActive = r !== undefined && r.held === null
@@ -278,7 +279,7 @@ export class LearnedBook {
         this.#sink?.remove(category, a.text, a.family)
       }
       r.held = hold.reason
-      r.sharedWith = hold.reason === 'allowed-name' ? hold.sharedWith : []
+      r.sharedWith = hold.reason === 'never-block' ? [] : hold.sharedWith
       r.range = hold.reason === 'never-block' ? hold.range : null
     }
     this.#store.putLearned(stored(r))

@@ -30,6 +30,8 @@ export const MAX_SHARED_NAMES = 8
 export type Hold =
   | { readonly reason: 'allowed-name', readonly sharedWith: readonly string[] }
   | { readonly reason: 'never-block', readonly range: string }
+  /** Not the guard's own finding: the learner saw the address behind a shared front end (shared-hosts.ts). */
+  | { readonly reason: 'shared-host', readonly sharedWith: readonly string[] }
 
 export interface GuardDeps {
   readonly learning: LearningConfig

@@ -31,6 +31,11 @@ export interface LearnerDeps {
   readonly now: () => number
   /** Resolutions in flight at most (default: resolvesPerSecond, between 4 and 64). */
   readonly concurrency?: number
+  /**
+   * The shared front end (shared-hosts.ts) a CNAME or HTTPS/SVCB target name is under, if any: the
+   * addresses of such a chain are held back (shared-host), never put into a set.
+   */
+  readonly frontEnd?: (name: string) => string | undefined
 }
 
 export interface LearnerStats {
@@ -109,6 +114,7 @@ class Ring<T> {
 export class Learner {
   readonly #book: LearnedBook
   readonly #query: QueryUpstream
+  readonly #frontEnd: ((name: string) => string | undefined) | undefined
   readonly #log: Logger
   readonly #now: () => number
   readonly #rate: number
@@ -141,6 +147,7 @@ export class Learner {
     const c = deps.learning
     this.#book = deps.book
     this.#query = deps.query
+    this.#frontEnd = deps.frontEnd
     this.#log = deps.log.child({ mod: 'learner' })
     this.#now = deps.now
     this.#rate = c.resolvesPerSecond
@@ -276,6 +283,8 @@ export class Learner {
     let answered = false
     const v4 = new Set<number>()
     const v6 = new Set<string>()
+    const frontEnds = new Set<string>()
+    const frontEnd = this.#frontEnd
     try {
       const settled = await Promise.allSettled(QTYPES.map(async t => {
         const q = question(name, t)
@@ -292,6 +301,7 @@ export class Learner {
         anyTtl = Math.min(anyTtl, a.lifetime)
         for (let i = 0; i < t.v4Count; i++) v4.add(t.v4[i])
         for (let i = 0; i < t.v6Count; i++) v6.add(t.v6[i])
+        if (frontEnd !== undefined) for (let i = 0; i < t.nameCount; i++) if (frontEnd(t.names[i]) !== undefined) frontEnds.add(t.names[i])
       }
       if (!answered) {
         this.#failed++
@@ -302,7 +312,7 @@ export class Learner {
         if (v4.size + v6.size > 0) {
           const ttlSeconds = addrTtl
           if (via !== undefined && category !== undefined) {
-            const o = this.#book.learn(category, name, v4, v6, ttlSeconds, via)
+            const o = this.#book.learn(category, name, v4, v6, ttlSeconds, via, [...frontEnds])
             this.#learned += o.active
             this.#held += o.held
           } else {

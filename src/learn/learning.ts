@@ -15,6 +15,7 @@ import { LearnedBook, type BookStats } from './book.js'
 import { CollateralGuard, type GuardStats } from './guard.js'
 import { Learner, type LearnerStats, type QueryUpstream } from './learner.js'
 import { ProbeScheduler } from './probes.js'
+import { loadSharedHosts } from './shared-hosts.js'
 import { LearnedStore, type LearnedStoreStats } from './store.js'
 import type { LearnedSink } from './types.js'
 
@@ -59,7 +60,10 @@ export class Learning {
       learning, lanCidrs: d.config.firewall.lanCidrs, upstreamHosts: d.config.upstreams.map(u => u.host), store: this.#store, log: d.log, now: d.now
     })
     this.book = new LearnedBook({ learning, guard: this.guard, store: this.#store, sink: d.sink, log: d.log, now: d.now })
-    this.#learner = new Learner({ learning, book: this.book, query: d.query, log: d.log, now: d.now })
+    const problems: string[] = []
+    const frontEnds = loadSharedHosts(INSTALLATION_ROOT, problems)
+    if (problems.length > 0) this.#log.warn({ problems: problems.slice(0, 10) }, 'some shared front ends could not be read: their addresses may be learned')
+    this.#learner = new Learner({ learning, book: this.book, query: d.query, log: d.log, now: d.now, frontEnd: name => frontEnds.match(name) })
     const packs = d.config.blocklists.dir
     this.#probes = new ProbeScheduler({
       learner: this.#learner,
@@ -88,7 +92,8 @@ export class Learning {
    * the firewall carries. Rows of categories no longer among them are dropped.
    */
   follow (build: EngineBuild): void {
-    this.#categories = new Set(firewallCategories(build))
+    // A pack whose names resolve to its parent company's shared front ends (meta.yaml learnAddresses: false) is not learned.
+    this.#categories = new Set(firewallCategories(build).filter(c => !build.extras.unlearned.has(c)))
     if (this.#started) this.book.retainCategories(this.#categories)
   }
 

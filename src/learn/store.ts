@@ -70,7 +70,7 @@ const rowOf = (r: Record<string, unknown>): StoredLearned => ({
   firstSeen: Number(r.first_seen),
   lastSeen: Number(r.last_seen),
   expiresAt: Number(r.expires_at),
-  held: r.held === 'allowed-name' || r.held === 'never-block' ? r.held : null,
+  held: r.held === 'allowed-name' || r.held === 'never-block' || r.held === 'shared-host' ? r.held : null,
   sharedWith: sharedOf(r.shared_with),
   range: typeof r.range === 'string' ? r.range : null
 })

@@ -22,8 +22,12 @@ export interface LearnedAddress {
 
 /** An address the collateral guard keeps out of the learned sets, and why. */
 export interface HeldAddress extends LearnedAddress {
-  readonly reason: 'allowed-name' | 'never-block'
-  /** Allowed names that resolved to it within the guard window (reason allowed-name). */
+  /**
+   * allowed-name: an allowed name resolved to it; never-block: it is in a never-block range;
+   * shared-host: it was reached through a multi-tenant front end (a CDN, a parent company's edge).
+   */
+  readonly reason: 'allowed-name' | 'never-block' | 'shared-host'
+  /** Allowed names that resolved to it within the guard window (allowed-name), or the front-end names of its chain (shared-host). */
   readonly sharedWith: readonly string[]
   /** The never-block range it falls in (reason never-block), e.g. `10.0.0.0/8 (firewall.lanCidrs)`. */
   readonly range?: string

@@ -31,6 +31,8 @@ export interface CategoryMeta {
   readonly mustNotBlock: readonly string[]
   /** What else stops working with this category on (shared infrastructure): shown by check and check-config. */
   readonly alsoAffects: readonly string[]
+  /** false: the service's names resolve to shared front ends, so their addresses are never learned (default true). */
+  readonly learnAddresses: boolean
 }
 
 export interface ListReport {
@@ -83,6 +85,7 @@ export function readMeta (file: string, problems: string[]): CategoryMeta | unde
   const mustNotBlock = Array.isArray(m.mustNotBlock) ? m.mustNotBlock.filter((x): x is string => typeof x === 'string') : []
   if (m.alsoAffects !== undefined && (!Array.isArray(m.alsoAffects) || m.alsoAffects.some(x => typeof x !== 'string'))) problems.push(`${file}: alsoAffects: expected a list of strings`)
   const alsoAffects = Array.isArray(m.alsoAffects) ? m.alsoAffects.filter((x): x is string => typeof x === 'string') : []
+  if (m.learnAddresses !== undefined && typeof m.learnAddresses !== 'boolean') problems.push(`${file}: learnAddresses: expected true or false`)
   return {
     title: str('title'),
     description: str('description', false),
@@ -91,7 +94,8 @@ export function readMeta (file: string, problems: string[]): CategoryMeta | unde
     enabled: m.enabled === true,
     lastReviewed: str('lastReviewed', false),
     mustNotBlock,
-    alsoAffects
+    alsoAffects,
+    learnAddresses: m.learnAddresses !== false
   }
 }
 
@@ -255,11 +259,13 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
   } catch (err) {
     problems.push(`${cfg.dir}: cannot read the blocklists folder: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
   }
+  const unlearned = new Set<string>()
   for (const name of folders) {
     const dir = join(cfg.dir, name)
     const meta = readMeta(join(dir, 'meta.yaml'), problems)
     if (meta === undefined) continue
     const cat = addCategory({ name, title: meta.title, policyRef: meta.policyRef, enabledByDefault: meta.enabled, alsoAffects: meta.alsoAffects })
+    if (!meta.learnAddresses) unlearned.add(name)
     loadFile(join(dir, 'domains.txt'), 'plain', cat, true, true)
     const cidrs = join(dir, 'cidrs.txt')
     if (exists(cidrs)) loadFile(cidrs, 'cidr', cat, false, true)
@@ -362,7 +368,7 @@ export function buildEngine (cfg: BlocklistsConfig, generation: number, inputs: 
     dir: cfg.dir,
     categories: [...bundled].map(name => {
       const i = catIndex.get(name) ?? -1
-      return { name, enabled: groups.some(g => !g.exempt && g.enabled[i] === 1) }
+      return { name, enabled: groups.some(g => !g.exempt && g.enabled[i] === 1), learnAddresses: !unlearned.has(name) }
     }),
     optedIn: inputs.sharedRanges ?? [],
     blocks: (name, qname) => {

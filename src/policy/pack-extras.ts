@@ -40,9 +40,15 @@ export interface PackExtras {
   readonly shared: ReadonlyMap<string, SharedRanges>
   /** Every category that ships shared ranges, on or off (check and docs list what could be turned on). */
   readonly available: ReadonlyMap<string, SharedRanges>
+  /**
+   * Categories whose meta.yaml says `learnAddresses: false`: their names resolve to front ends the
+   * parent company shares with its other services (Gmail: Google's), so their addresses are never
+   * learned; DNS blocking and published ranges still apply.
+   */
+  readonly unlearned: ReadonlySet<string>
 }
 
-export const NO_EXTRAS: PackExtras = { probes: new Map(), shared: new Map(), available: new Map() }
+export const NO_EXTRAS: PackExtras = { probes: new Map(), shared: new Map(), available: new Map(), unlearned: new Set() }
 
 /** Splits `text  # comment` into its parts (the comment trimmed; '' without one). */
 function splitComment (raw: string): { text: string, comment: string } {
@@ -120,7 +126,7 @@ export interface ExtrasInput {
   /** The blocklists folder. */
   readonly dir: string
   /** The bundled categories in folder order, each with whether any client group has it on. */
-  readonly categories: ReadonlyArray<{ readonly name: string, readonly enabled: boolean }>
+  readonly categories: ReadonlyArray<{ readonly name: string, readonly enabled: boolean, readonly learnAddresses?: boolean }>
   /** firewall.sharedRanges: the categories whose shared ranges are turned on. */
   readonly optedIn: readonly string[]
   /** Whether the category's own entries (minus its exceptions) block `name` for A queries. */
@@ -162,7 +168,9 @@ export function readPackExtras (input: ExtrasInput, problems: string[], warnings
     else if (!enabled.has(category)) warnings.push(`${where}: category "${category}" is off in every client group: its shared ranges stay off`)
     else shared.set(category, s)
   })
-  return { probes, shared, available }
+  const unlearned = new Set(input.categories.filter(c => c.learnAddresses === false).map(c => c.name))
+  for (const c of unlearned) probes.delete(c)
+  return { probes, shared, available, unlearned }
 }
 
 /** The opted-in shared ranges as the status API and `check` show them. */

@@ -27,7 +27,7 @@ const learnedProps = {
 const Learned = Type.Object(learnedProps)
 const Held = Type.Object({
   ...learnedProps,
-  reason: StringEnum(['allowed-name', 'never-block'] as const),
+  reason: StringEnum(['allowed-name', 'never-block', 'shared-host'] as const, { description: 'allowed-name: an allowed name resolved to it; never-block: in a never-block range; shared-host: reached through a shared front end (a CDN, the parent company\'s edge)' }),
   sharedWith: Type.Array(Type.String(), { description: 'Allowed names that resolved to it within learning.guardWindowSeconds' }),
   range: Nullable(Type.String({ description: 'never-block: the range and where it comes from' }))
 })
