@@ -251,7 +251,9 @@ export class LearnedBook {
     const before = r?.expiresAt ?? 0
     if (r === undefined) {
       this.#bound()
-      r = { category, address: a, name, via, firstSeen: now, lastSeen: now, expiresAt, held: null, sharedWith: [], range: null }
+      // Inserted as not active (#insert counts active rows): below, it enters the set (counted
+      // once, as added) or is held with the guard's reason.
+      r = { category, address: a, name, via, firstSeen: now, lastSeen: now, expiresAt, held: hold?.reason ?? 'allowed-name', sharedWith: [], range: null }
       this.#insert(r)
     } else {
       // Most recently seen: to the back of the eviction order.
