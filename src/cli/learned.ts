@@ -15,6 +15,11 @@ export const LEARNED_USAGE = `  egressd learned [--category C] [--held] [--json 
       the collateral guard holds back with the allowed names that share them`
 
 const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
+const isoMs = (ms: number): string => new Date(ms).toISOString()
+const learnedOut = (a: LearnedAddress): Record<string, unknown> => ({
+  address: a.address, family: a.family, category: a.category, name: a.name, via: a.via, firstSeen: isoMs(a.firstSeen), lastSeen: isoMs(a.lastSeen), expiresAt: isoMs(a.expiresAt)
+})
+const heldOut = (h: HeldAddress): Record<string, unknown> => ({ ...learnedOut(h), reason: h.reason, sharedWith: [...h.sharedWith], range: h.range ?? null })
 
 export function learnedCommand (argv: string[], io: CliIo): number {
   const { values } = parseCliArgs({
@@ -22,10 +27,14 @@ export function learnedCommand (argv: string[], io: CliIo): number {
     options: { category: { type: 'string' }, held: { type: 'boolean' }, config: { type: 'string', short: 'c' }, ...OUTPUT_OPTIONS },
     strict: true
   })
+  const mode = outputMode(values, io.isTTY)
   const config = loadCliConfig(io, values.config)
+  if (!config.learning.enabled) io.err('note: learning.enabled is off in this config: the daemon learns nothing new\n')
   const rows = readLearned(policyPath(config.dataDir), io.now(), values.category)
-  if (outputMode(values, io.isTTY) === 'json') {
-    io.out(json(values.held === true ? { held: rows.held } : { learned: rows.active, held: rows.held }))
+  if (mode === 'json') {
+    // The shape GET /api/v1/learned gives (times in ISO 8601).
+    const held = rows.held.map(heldOut)
+    io.out(json(values.held === true ? { held } : { learned: rows.active.map(learnedOut), held }))
     return 0
   }
   const common = [
