@@ -6,6 +6,8 @@ import type { Config } from '../config/types.js'
 import type { CacheStats } from '../dns/cache.js'
 import type { BoundAddress, ListenerFigures } from '../dns/listener.js'
 import type { DnsMetrics } from '../dns/metrics.js'
+import type { ElementSyncState } from '../firewall/elements.js'
+import type { EvidenceState } from '../firewall/evidence.js'
 import type { LatencyHistogram, UpstreamHealth } from '../dns/upstream/pool.js'
 import type { EngineBuild } from '../policy/build.js'
 import type { Engine } from '../policy/engine.js'
@@ -36,6 +38,14 @@ export interface ApiHost {
   /** When the engine in force was built (ms). */
   readonly policyLoadedAt: number
   readonly firewall: { readonly attempts: number, readonly failures: number, readonly lastError: string | undefined, readonly lastOkAt: number | undefined }
+  /**
+   * The firewall's learned-set element sync and evidence reader (firewall/sync.ts FirewallSync:
+   * /metrics and the status read their counters); a host without them reports zeros.
+   */
+  readonly firewallSync?: {
+    readonly elements: { readonly state: Readonly<ElementSyncState>, readonly pending: number }
+    readonly evidence: { readonly state: Readonly<EvidenceState> }
+  }
   readonly db: Db | undefined
   /** Custom rules, category overrides and the audit log; undefined when the policy file is unavailable. */
   readonly customPolicy: CustomPolicy | undefined

@@ -16,6 +16,9 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { RELOAD_OUTCOMES, RELOAD_TRIGGERS } from '../config/reload.js'
 import { ANSWER_TIME_BUCKETS_S } from '../dns/answer-time.js'
 import type { ListenerFigures } from '../dns/listener.js'
+import type { ElementSyncState } from '../firewall/elements.js'
+import type { EvidenceState } from '../firewall/evidence.js'
+import { firewallCategories } from '../firewall/sync.js'
 import { QUERY_RESULTS, type OutcomeKind } from '../dns/metrics.js'
 import { LATENCY_BUCKETS_MS } from '../dns/upstream/pool.js'
 import type { ListSourceStatus } from '../lists/updater.js'
@@ -125,6 +128,13 @@ class Families {
   histogram (name: string, help: string, labelNames: readonly string[], boundsS: readonly number[], read: () => Iterable<HistogramSeries>): void {
     new ReadAtScrapeHistogram(this.#registry, name, help, labelNames, boundsS, read)
   }
+}
+
+/** One row per category: those given (0 when not counted), then any other counted. */
+function withCategories (categories: readonly string[], counts: ReadonlyMap<string, number>): Rows {
+  const rows: Array<readonly [Labels, number]> = categories.map(category => [{ category }, counts.get(category) ?? 0])
+  for (const [category, n] of counts) if (!categories.includes(category)) rows.push([{ category }, n])
+  return rows
 }
 
 /** prom-client refuses a negative or non-finite counter increment (the scrape would fail as a whole). */
@@ -326,6 +336,68 @@ export function createMetricsExporter (c: MetricsContext): MetricsExporter {
   f.counter('egressd_firewall_sync_failures_total', 'nftables syncs that failed', () => host.firewall.failures)
   f.gauge('egressd_firewall_sync_failing', '1 if the last nftables sync failed (until one succeeds), else 0', () => host.firewall.lastError === undefined ? 0 : 1)
   f.gauge('egressd_firewall_last_success_timestamp_seconds', 'When an nftables sync last succeeded (Unix time; 0 = never)', () => (host.firewall.lastOkAt ?? 0) / 1000)
+  // Learned-set elements between full syncs (firewall/elements.ts) and the evidence sets read back
+  // (firewall/evidence.ts); zeros while firewall.sync (or firewall.evidence.enabled) is off.
+  const el = (): ElementSyncState | undefined => host.firewallSync?.elements.state
+  const ev = (): EvidenceState | undefined => host.firewallSync?.evidence.state
+  f.counter('egressd_firewall_element_batches_total', 'Learned-set element batches run (one nft -f each, at most about once a second; firewall.sync)', () => el()?.batches ?? 0)
+  f.counter('egressd_firewall_element_failures_total', 'Learned-set element batches nft refused (their changes wait for the next full sync, which a failure asks for)', () => el()?.failures ?? 0)
+  f.counters('egressd_firewall_element_changes_total',
+    'Learned-set element changes by outcome: added (or refreshed) and removed by batches that succeeded, dropped (carried by a failed batch), refused (pending changes full, or not an address)',
+    ['change'], () => {
+      const s = el()
+      return [[{ change: 'added' }, s?.added ?? 0], [{ change: 'removed' }, s?.removed ?? 0], [{ change: 'dropped' }, s?.droppedElements ?? 0], [{ change: 'refused' }, s?.refused ?? 0]]
+    })
+  f.gauge('egressd_firewall_element_pending', 'Learned-set element changes waiting for their batch', () => host.firewallSync?.elements.pending ?? 0)
+  f.gauge('egressd_firewall_element_last_success_timestamp_seconds', 'When a learned-set element batch last succeeded (Unix time; 0 = never)', () => (el()?.lastOkAt ?? 0) / 1000)
+  f.counter('egressd_firewall_evidence_reads_total', 'Evidence set reads that succeeded (nft -j list set, one per family every firewall.evidence.intervalMs)', () => ev()?.reads ?? 0)
+  f.counter('egressd_firewall_evidence_failures_total', 'Evidence set reads that failed (no table or set, nft missing or refused, output not understood)', () => ev()?.failures ?? 0)
+  f.counter('egressd_firewall_evidence_bad_elements_total', 'Evidence set elements not understood (skipped)', () => ev()?.badElements ?? 0)
+  f.counter('egressd_firewall_evidence_hits_total',
+    'Firewall events reported from the evidence sets (block-log events matched=firewall): at most one per client and destination per firewall.evidence.perPairSeconds', () => ev()?.hits ?? 0)
+  f.counter('egressd_firewall_evidence_suppressed_total', 'Evidence elements with new attempts inside their pair\'s window (the attempts go with its next event)', () => ev()?.suppressed ?? 0)
+  f.counter('egressd_firewall_evidence_evicted_pairs_total', 'Client and destination pairs dropped from the full pair map with attempts not yet reported', () => ev()?.evictedPairs ?? 0)
+  f.gauge('egressd_firewall_evidence_last_success_timestamp_seconds', 'When an evidence set was last read (Unix time; 0 = never)', () => (ev()?.lastOkAt ?? 0) / 1000)
+  // Every category the firewall carries has a series (0 until an attempt), so rate() sees the first ones.
+  const fwCategories = perScrape(() => firewallCategories(host.policyBuild))
+  f.counters('egressd_firewall_blocked_total',
+    'Connection attempts (packets) the firewall rejected to a blocked category\'s addresses (published ranges, shared ranges, learned sets), as read back from the evidence sets, by category; ' +
+    '0 while firewall.sync or firewall.evidence.enabled is off', ['category'],
+    () => withCategories(fwCategories(), m.firewallByCategory))
+
+  // Learned address sets (learn/): with learning.enabled off (or the policy file unavailable)
+  // every learning family reads 0 and egressd_learned_addresses has no series.
+  const lf = perScrape(() => host.learning?.figures())
+  const learnedByCategory = perScrape((): Rows => {
+    const learning = host.learning
+    if (learning === undefined) return []
+    const counts = new Map<string, number>()
+    for (const [category, e] of learning.book.elements()) counts.set(category, e.v4.length + e.v6.length)
+    return withCategories(fwCategories(), counts)
+  })
+  f.gauges('egressd_learned_addresses', 'Learned addresses in the firewall\'s learned sets now, by category (every category the firewall carries; none with learning off)',
+    ['category'], learnedByCategory)
+  f.gauge('egressd_learned_held_addresses', 'Learned addresses the collateral guard holds back now (an allowed name resolved to them, or a never-block range)', () => lf()?.book.held ?? 0)
+  f.counter('egressd_learned_added_total', 'Addresses that entered a learned set (re-entries after expiry or a hold counted again)', () => lf()?.book.added ?? 0)
+  f.counter('egressd_learned_removed_by_guard_total', 'Learned addresses taken out of a set because an allowed name later resolved to them', () => lf()?.book.removedByGuard ?? 0)
+  f.counter('egressd_learned_expired_total', 'Learned addresses that expired (not seen again within their expiry)', () => lf()?.book.expired ?? 0)
+  f.counter('egressd_learned_evicted_total', 'Learned addresses dropped by the learning.maxLearned bound (the least recently seen)', () => lf()?.book.evicted ?? 0)
+  f.counter('egressd_learning_queued_total', 'Blocked names queued for a background resolution', () => lf()?.learner.queued ?? 0)
+  f.counter('egressd_learning_dropped_total', 'Blocked names not learned because the queue was full (learning.queueMax)', () => lf()?.learner.dropped ?? 0)
+  f.gauge('egressd_learning_queue_depth', 'Blocked names waiting for a background resolution', () => lf()?.learner.queueDepth ?? 0)
+  f.gauge('egressd_learning_queue_max', 'learning.queueMax: blocked names beyond it are dropped (0 with learning off)', () => host.learning === undefined ? 0 : host.config.learning.queueMax)
+  f.gauge('egressd_learning_inflight', 'Background resolutions in flight', () => lf()?.learner.inflight ?? 0)
+  f.counter('egressd_learning_resolutions_started_total', 'Background resolutions started (blocked names, probe names and the guard\'s everyday names; at most learning.resolvesPerSecond)',
+    () => lf()?.learner.started ?? 0)
+  f.counters('egressd_learning_resolutions_total', 'Background resolutions finished, by result: resolved (at least one answer), failed (every question failed)', ['result'],
+    () => [[{ result: 'resolved' }, lf()?.learner.resolved ?? 0], [{ result: 'failed' }, lf()?.learner.failed ?? 0]])
+  f.counter('egressd_learning_probes_total', 'Probe names (and the guard\'s everyday names) queued by the probe schedule', () => lf()?.learner.probesQueued ?? 0)
+  f.counter('egressd_learning_probes_dropped_total', 'Probe names not queued because their queue was full', () => lf()?.learner.probesDropped ?? 0)
+  f.gauge('egressd_learning_probe_queue_depth', 'Probe names waiting for a background resolution', () => lf()?.learner.probeQueueDepth ?? 0)
+  f.gauge('egressd_guard_allowed_addresses', 'Addresses of allowed answers the collateral guard remembers now (learning.maxAllowedAddresses at most)', () => lf()?.guard.allowedAddresses ?? 0)
+  f.counter('egressd_guard_evicted_total', 'Remembered allowed addresses evicted by the learning.maxAllowedAddresses bound', () => lf()?.guard.evicted ?? 0)
+  f.counter('egressd_learning_store_failures_total', 'Writes of learned addresses and guard observations to the policy file that failed (retried at the next flush)', () => lf()?.store.failures ?? 0)
+  f.gauge('egressd_learning_store_pending', 'Learned-address and guard changes not yet written to the policy file', () => lf()?.store.pending ?? 0)
 
   // API
   f.counter('egressd_api_rate_limited_total', 'API requests refused by the per-client rate limit', c.rateLimited)

@@ -9,7 +9,10 @@ import dgram from 'node:dgram'
 import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import * as packet from 'dns-packet'
 import { ANSWER_TIME_BUCKETS_S } from '../../src/dns/answer-time.js'
+import { evidenceTag, learnedSetName } from '../../src/firewall/nftables.js'
 import { dig } from '../helpers/dig.js'
+import { startDnsmasq } from '../helpers/dnsmasq.js'
+import { evidenceElement, installFakeNft, type FakeNft } from './fake-nft.js'
 import { parseExposition, value, type Family } from './exposition.js'
 import { answeringUpstream, call, startApiDaemon, TOKENS, type ApiDaemon } from './helpers.js'
 
@@ -96,8 +99,16 @@ t.test('counters move with dig queries', async t => {
   t.equal((await ask('fresh.example.org')).status, 'NOERROR') // cache hit
   t.equal((await ask('web.telegram.org')).status, 'NXDOMAIN')
   t.equal((await ask('web.telegram.org', ['+tcp'])).status, 'NXDOMAIN')
-  const after = await scrape()
+  // Learning is on: the blocked name is resolved once in the background (A, AAAA and HTTPS, through
+  // the same upstream); wait until that is done.
+  let after = await scrape()
   const delta = (name: string, labels: Record<string, string> = {}, sample = name): number => value(after, name, labels, sample) - value(before, name, labels, sample)
+  for (let i = 0; i < 50 && (delta('egressd_learning_resolutions_started_total') < 1 || value(after, 'egressd_learning_inflight') > 0); i++) {
+    await new Promise(resolve => setTimeout(resolve, 100))
+    after = await scrape()
+  }
+  t.equal(delta('egressd_learning_resolutions_started_total'), 1, 'two blocked queries of one name: one background resolution')
+  const learnerQueries = 3
   t.equal(delta('egressd_dns_queries_total', { protocol: 'udp', result: 'resolved' }), 1)
   t.equal(delta('egressd_dns_queries_total', { protocol: 'udp', result: 'cached' }), 1)
   t.equal(delta('egressd_dns_queries_total', { protocol: 'udp', result: 'blocked' }), 1)
@@ -106,9 +117,9 @@ t.test('counters move with dig queries', async t => {
   t.equal(delta('egressd_cache_hits_total'), 1)
   t.ok(delta('egressd_cache_misses_total') >= 1)
   t.equal(delta('egressd_cache_entries'), 1)
-  t.equal(delta('egressd_upstream_latency_seconds', { upstream: upstream.url, le: '+Inf' }, 'egressd_upstream_latency_seconds_bucket'), 1)
-  t.equal(delta('egressd_upstream_latency_seconds', { upstream: upstream.url }, 'egressd_upstream_latency_seconds_count'), 1)
-  t.equal(delta('egressd_upstream_queries_total', { upstream: upstream.url }), 1)
+  t.equal(delta('egressd_upstream_latency_seconds', { upstream: upstream.url, le: '+Inf' }, 'egressd_upstream_latency_seconds_bucket'), 1 + learnerQueries)
+  t.equal(delta('egressd_upstream_latency_seconds', { upstream: upstream.url }, 'egressd_upstream_latency_seconds_count'), 1 + learnerQueries)
+  t.equal(delta('egressd_upstream_queries_total', { upstream: upstream.url }), 1 + learnerQueries, 'the resolved query and the background resolution\'s three')
 })
 
 t.test('event-loop lag as prom-client measures it: an idle loop shows about its 20 ms sampling interval, a blocked loop shows its stall', async t => {
@@ -272,4 +283,84 @@ t.test('two daemons in one process: each its own registry, nothing shared', asyn
   t.equal(mine(await scrapeOther()) - before.other, 1, 'the daemon asked counts it')
   t.equal(mine(await scrape()) - before.d, 0, 'the other daemon does not')
   t.ok((await scrapeOther()).has('process_cpu_seconds_total'), 'both have the default metrics')
+})
+
+t.test('learning (on by default): a blocked query is queued and resolved in the background; its never-block answer is held', async t => {
+  const before = await scrape()
+  t.equal((await dig(['@127.0.0.1', '-p', String(d.dnsPort), 'metrics-learn.telegram.org', 'A', '+tries=1', '+time=3'])).status, 'NXDOMAIN')
+  let after = await scrape()
+  const delta = (name: string, labels: Record<string, string> = {}): number => value(after, name, labels) - value(before, name, labels)
+  for (let i = 0; i < 50 && delta('egressd_learning_resolutions_total', { result: 'resolved' }) < 1; i++) {
+    await new Promise(resolve => setTimeout(resolve, 100))
+    after = await scrape()
+  }
+  t.equal(delta('egressd_learning_queued_total'), 1, 'the blocked name was queued')
+  t.ok(delta('egressd_learning_resolutions_started_total') >= 1, 'a resolution started')
+  t.equal(delta('egressd_learning_resolutions_total', { result: 'resolved' }), 1, 'and got its answer')
+  t.equal(delta('egressd_learning_resolutions_total', { result: 'failed' }), 0)
+  t.equal(value(after, 'egressd_learning_dropped_total'), 0)
+  t.equal(value(after, 'egressd_learning_queue_depth'), 0, 'nothing waits any more')
+  t.equal(value(after, 'egressd_learning_queue_max'), 1000, 'learning.queueMax')
+  // The upstream answers 192.0.2.1 (TEST-NET-1, a never-block range): held back, not in the set.
+  const has = (name: string, category: string): boolean => after.get(name)?.samples.some(s => s.labels.category === category) === true
+  t.ok(has('egressd_learned_addresses', 'telegram'), 'telegram (a category the firewall carries) has a series')
+  t.equal(value(after, 'egressd_learned_addresses', { category: 'telegram' }), 0, 'with nothing in its set')
+  t.equal(value(after, 'egressd_learned_held_addresses'), 1, 'the answer is held back')
+  t.ok(value(after, 'egressd_guard_allowed_addresses') >= 0)
+  for (const [name, type] of Object.entries({
+    egressd_learned_addresses: 'gauge', egressd_learned_held_addresses: 'gauge', egressd_learning_queue_depth: 'gauge', egressd_guard_allowed_addresses: 'gauge',
+    egressd_learning_resolutions_total: 'counter', egressd_learning_dropped_total: 'counter', egressd_learned_removed_by_guard_total: 'counter',
+    egressd_learned_expired_total: 'counter', egressd_learning_probes_total: 'counter', egressd_learning_probes_dropped_total: 'counter',
+    egressd_firewall_element_batches_total: 'counter', egressd_firewall_element_failures_total: 'counter', egressd_firewall_evidence_reads_total: 'counter',
+    egressd_firewall_evidence_failures_total: 'counter', egressd_firewall_evidence_hits_total: 'counter', egressd_firewall_blocked_total: 'counter'
+  })) t.equal(after.get(name)?.type, type, `${name} is a ${type}`)
+  t.equal(value(after, 'egressd_firewall_element_batches_total'), 0, 'sync off: no element batch')
+  t.equal(value(after, 'egressd_firewall_evidence_reads_total'), 0, 'sync off: no evidence read')
+  t.ok(has('egressd_firewall_blocked_total', 'telegram'), 'every category the firewall carries has a series')
+  t.equal(value(after, 'egressd_firewall_blocked_total', { category: 'telegram' }), 0, 'from 0')
+})
+
+t.test('firewall layers through a fake nft (fault injection): learned address, failed element batch, evidence hits by category', async t => {
+  const learned = '93.184.216.34'
+  const dns = await startDnsmasq({ auth: false, lines: [`address=/telegram.org/${learned}`, 'address=/#/192.0.2.1'] })
+  let nft: FakeNft | undefined
+  let fw: ApiDaemon | undefined
+  t.teardown(async () => { await fw?.close(); nft?.restore(); await dns.stop() })
+  nft = installFakeNft()
+  nft.writeSet('evidence_v4', [evidenceElement('10.9.8.7', learned, 443, evidenceTag(learnedSetName('telegram', 4)), 3)])
+  fw = await startApiDaemon({ upstreams: [dns.url], firewall: { sync: true, evidence: { intervalMs: 1000 } } })
+  const scrapeFw = async (): Promise<Map<string, Family>> => parseExposition((await call(fw!.base, 'GET', '/metrics', { token: TOKENS.metrics })).text)
+  t.equal((await dig(['@127.0.0.1', '-p', String(fw.dnsPort), 'web.telegram.org', 'A', '+tries=1', '+time=3'])).status, 'NXDOMAIN')
+  let f = await scrapeFw()
+  for (let i = 0; i < 100 && (value(f, 'egressd_firewall_element_failures_total') < 1 || value(f, 'egressd_firewall_evidence_failures_total') < 1 ||
+    value(f, 'egressd_firewall_evidence_hits_total') < 1); i++) {
+    await new Promise(resolve => setTimeout(resolve, 100))
+    f = await scrapeFw()
+  }
+  t.equal(value(f, 'egressd_learned_addresses', { category: 'telegram' }), 1, 'the blocked name\'s address is in telegram\'s learned set')
+  t.equal(value(f, 'egressd_learned_added_total'), 1)
+  t.equal(value(f, 'egressd_learned_held_addresses'), 0)
+  t.ok(value(f, 'egressd_firewall_element_batches_total') >= 1, 'an element batch ran')
+  t.ok(value(f, 'egressd_firewall_element_failures_total') >= 1, 'and nft refused it')
+  t.ok(value(f, 'egressd_firewall_element_changes_total', { change: 'dropped' }) >= 1, 'its change was dropped (the full sync carries it)')
+  t.equal(value(f, 'egressd_firewall_element_changes_total', { change: 'added' }), 0)
+  t.equal(value(f, 'egressd_firewall_element_last_success_timestamp_seconds'), 0, 'no batch succeeded')
+  t.ok(value(f, 'egressd_firewall_evidence_reads_total') >= 1, 'evidence_v4 was read')
+  t.ok(value(f, 'egressd_firewall_evidence_failures_total') >= 1, 'evidence_v6 is missing: failed reads')
+  t.equal(value(f, 'egressd_firewall_evidence_hits_total'), 1, 'one event for the client and destination')
+  t.equal(value(f, 'egressd_firewall_blocked_total', { category: 'telegram' }), 3, 'its 3 attempts, by category')
+  t.ok(Math.abs(value(f, 'egressd_firewall_evidence_last_success_timestamp_seconds') - Date.now() / 1000) < 60)
+  t.equal(value(f, 'egressd_firewall_sync_failures_total'), 0, 'full syncs succeed (the fake takes them)')
+  t.ok(nft.calls().includes('-j list set inet egressd evidence_v4'))
+})
+
+t.test('learning off: the learning families read 0 and egressd_learned_addresses has no series', async t => {
+  const off = await startApiDaemon({ upstreams: [upstream.url], learning: { enabled: false } })
+  t.teardown(() => off.close())
+  t.equal((await dig(['@127.0.0.1', '-p', String(off.dnsPort), 'web.telegram.org', 'A', '+tries=1', '+time=3'])).status, 'NXDOMAIN')
+  const f = parseExposition((await call(off.base, 'GET', '/metrics', { token: TOKENS.metrics })).text)
+  t.equal(f.get('egressd_learned_addresses')?.samples.length, 0)
+  for (const name of ['egressd_learning_queued_total', 'egressd_learning_resolutions_started_total', 'egressd_learning_queue_max', 'egressd_learned_held_addresses']) {
+    t.equal(value(f, name), 0, name)
+  }
 })

@@ -1,6 +1,7 @@
 // GET /api/v1/status (viewer): version, uptime, a config summary with secrets left out, lists and
-// their state, upstream health. POST /api/v1/reload (admin): reload the config and lists as SIGHUP
-// does, reporting what changed or why it was rejected. GET /api/v1/audit (admin): the audit log.
+// their state, upstream health, the firewall (full syncs, learned-set element batches, evidence
+// reads) and the learned address sets. POST /api/v1/reload (admin): reload the config and lists
+// as SIGHUP does, reporting what changed or why it was rejected. GET /api/v1/audit (admin): the audit log.
 // POST /api/v1/policy/acknowledge (admin): an admin has seen what the policy file lost to damage;
 // readiness recovers (the acknowledgement is audited).
 
@@ -102,12 +103,34 @@ const Status = Type.Object({
     attempts: Type.Integer(),
     failures: Type.Integer(),
     lastError: Nullable(Type.String()),
+    elements: Type.Object({
+      batches: Type.Integer({ description: 'Learned-set element batches run (nft -f), between full syncs' }),
+      failures: Type.Integer({ description: 'Batches nft refused (their changes wait for the next full sync)' }),
+      lastError: Nullable(Type.String({ description: 'Why the last batch failed; null once one succeeds' })),
+      lastOkAt: Nullable(Iso),
+      pending: Type.Integer({ description: 'Element changes waiting for their batch' })
+    }, { description: 'Learned-set elements changed incrementally (firewall.sync)' }),
+    evidence: Type.Object({
+      reads: Type.Integer({ description: 'Evidence set reads that succeeded' }),
+      failures: Type.Integer({ description: 'Evidence set reads that failed' }),
+      lastError: Nullable(Type.String({ description: 'The last read failure or elements not understood' })),
+      lastOkAt: Nullable(Iso),
+      hits: Type.Integer({ description: 'Firewall events reported (block-log events matched=firewall)' })
+    }, { description: 'Rejected connections read back from the evidence sets (firewall.sync and firewall.evidence.enabled)' }),
     sharedRanges: Type.Array(Type.Object({
       category: Type.String(),
       cutsOff: Type.Array(Type.String(), { description: 'Allowed services these ranges also carry: cut off while they are on' }),
       ranges: Type.Integer()
     }), { description: 'Shared ranges turned on by firewall.sharedRanges (firewall only, never DNS matching)' })
-  })
+  }),
+  learning: Type.Object({
+    enabled: Type.Boolean({ description: 'Learned address sets are on (learning.enabled, and the policy file is available)' }),
+    active: Type.Integer({ description: 'Learned addresses in the sets now' }),
+    held: Type.Integer({ description: 'Learned addresses the collateral guard holds back now' }),
+    queueDepth: Type.Integer({ description: 'Blocked names waiting for a background resolution' }),
+    dropped: Type.Integer({ description: 'Blocked names dropped because the queue was full (learning.queueMax)' }),
+    lastStoreError: Nullable(Type.String({ description: 'Why the last write to the policy file failed (null: none)' }))
+  }, { description: 'Learned address sets (GET /api/v1/learned lists them)' })
 })
 
 const Names = Type.Array(Type.String())
@@ -156,6 +179,26 @@ function policyStoreOf (host: RouteContext['host']): { path: string, available: 
 /** The DNS listener's socket figures for the status (zeros and null when the host has none). */
 function dnsSocketStatus (f: ListenerFigures | undefined): { tcpConnections: number, tcpWriteBlocked: number, udpKernelDrops: number | null } {
   return { tcpConnections: f?.tcpConnections ?? 0, tcpWriteBlocked: f?.tcpWriteBlocked ?? 0, udpKernelDrops: f?.udpKernelDrops ?? null }
+}
+
+type Host = RouteContext['host']
+type ToIso = (ms: number) => string
+
+function elementStatus (host: Host, iso: ToIso): Static<typeof Status>['firewall']['elements'] {
+  const e = host.firewallSync?.elements
+  const s = e?.state
+  return { batches: s?.batches ?? 0, failures: s?.failures ?? 0, lastError: s?.lastError ?? null, lastOkAt: s?.lastOkAt === undefined ? null : iso(s.lastOkAt), pending: e?.pending ?? 0 }
+}
+
+function evidenceStatus (host: Host, iso: ToIso): Static<typeof Status>['firewall']['evidence'] {
+  const s = host.firewallSync?.evidence.state
+  return { reads: s?.reads ?? 0, failures: s?.failures ?? 0, lastError: s?.lastError ?? null, lastOkAt: s?.lastOkAt === undefined ? null : iso(s.lastOkAt), hits: s?.hits ?? 0 }
+}
+
+function learningStatus (host: Host): Static<typeof Status>['learning'] {
+  const f = host.learning?.figures()
+  if (f === undefined) return { enabled: false, active: 0, held: 0, queueDepth: 0, dropped: 0, lastStoreError: null }
+  return { enabled: true, active: f.book.active, held: f.book.held, queueDepth: f.learner.queueDepth, dropped: f.learner.dropped, lastStoreError: f.store.lastError ?? null }
 }
 
 export const adminRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => {
@@ -220,8 +263,11 @@ export const adminRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) =>
         attempts: host.firewall.attempts,
         failures: host.firewall.failures,
         lastError: host.firewall.lastError ?? null,
+        elements: elementStatus(host, iso),
+        evidence: evidenceStatus(host, iso),
         sharedRanges: sharedRangesSummary(build.extras).map(s => ({ category: s.category, cutsOff: s.cutsOff, ranges: s.ranges }))
-      }
+      },
+      learning: learningStatus(host)
     }
   })
 
