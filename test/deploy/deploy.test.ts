@@ -44,7 +44,8 @@ t.test('promtool check rules: the alert rules are valid', async t => {
   t.equal(r.status, 0, r.out)
   t.match(r.out, `SUCCESS: ${rules.length} rules found`)
   const alerts = rules.map(x => x.alert)
-  for (const a of ['EgressdAllUpstreamsDown', 'EgressdUpstreamDown', 'EgressdListSourceStale', 'EgressdBlockLogDropping', 'EgressdFirewallSyncFailing', 'EgressdBlocksRising']) {
+  for (const a of ['EgressdAllUpstreamsDown', 'EgressdUpstreamDown', 'EgressdListSourceStale', 'EgressdBlockLogDropping', 'EgressdFirewallSyncFailing', 'EgressdBlocksRising',
+    'EgressdFirewallElementsFailing', 'EgressdFirewallEvidenceFailing', 'EgressdLearnerDropping']) {
     t.ok(alerts.includes(a), `the issue's alert ${a}`)
   }
 })
@@ -54,6 +55,7 @@ t.test('promtool test rules: the alerts fire (and stay quiet) as their unit test
   t.equal(r.status, 0, r.out)
   const firing = new Set(ruleTests.flatMap(x => (x.alert_rule_test ?? []).filter(a => a.exp_alerts.length > 0).map(a => a.alertname)))
   t.ok(firing.size >= 2, `alerts tested firing: ${[...firing].join(', ')}`)
+  for (const a of ['EgressdFirewallElementsFailing', 'EgressdFirewallEvidenceFailing', 'EgressdLearnerDropping']) t.ok(firing.has(a), `${a} is tested firing`)
 
   // The tests bite: with the rise threshold of EgressdBlocksRising raised, they fail.
   const dir = tempDir('egressd-rules-')
@@ -96,7 +98,7 @@ t.test('the dashboard: every expression is valid PromQL (checked by promtool as 
   t.equal(r.status, 0, r.out)
   for (const v of ['datasource', 'job', 'instance']) t.ok(dashboard.templating.list.some(x => x.name === v), `variable ${v}`)
   const titles = panels.map(p => p.title ?? '')
-  for (const want of [/Queries/, /Answer time p50 \/ p99/, /Blocks by category/, /Upstream health/, /Upstream latency/, /Queue/, /dropped/, /List sources/, /Firewall/, /CPU/, /Memory/, /Event-loop lag/]) {
+  for (const want of [/Queries/, /Answer time p50 \/ p99/, /Blocks by category/, /Upstream health/, /Upstream latency/, /Queue/, /dropped/, /List sources/, /Firewall/, /Learned addresses by category/, /Firewall blocks by category/, /Evidence hits/, /CPU/, /Memory/, /Event-loop lag/]) {
     t.ok(titles.some(x => want.test(x)), `a panel ${String(want)}`)
   }
 })
