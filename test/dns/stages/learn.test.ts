@@ -49,3 +49,27 @@ t.test('rows of outcome from next -> handed to the guard or not', async t => {
     }
   }
 })
+
+t.test('clients of other groups: handed over only when the default group would allow the answer too', async t => {
+  const e = engine({
+    groups: [
+      { name: 'soc', clients: ['10.20.0.0/24'], exempt: true },
+      { name: 'sales', clients: ['10.30.0.0/24'], categories: { telegram: { enabled: false } } }
+    ]
+  })
+  const rows = [
+    { label: 'an exempt client resolving a banned name', client: '10.20.0.5', name: 'web.telegram.org', data: '192.0.2.1', handed: false },
+    { label: 'a group with the category off resolving a banned name', client: '10.30.0.5', name: 'web.telegram.org', data: '192.0.2.1', handed: false },
+    { label: 'that group resolving a name whose answer is in Telegram\'s ranges', client: '10.30.0.5', name: 'innocent.example', data: '149.154.167.51', handed: false },
+    { label: 'that group resolving an allowed name', client: '10.30.0.5', name: 'innocent.example', data: '192.0.2.1', handed: true },
+    { label: 'a default-group client resolving an allowed name', client: '192.168.0.10', name: 'innocent.example', data: '192.0.2.1', handed: true }
+  ]
+  for (const row of rows) {
+    const ctx = context({ name: row.name, client: row.client, engine: e })
+    const answer = upstreamAnswer(ctx.q, ctx.msg, [{ type: 'A', data: row.data }])
+    const seen: string[] = []
+    const stage = learnStage(c => { seen.push(c.q.qname) })
+    stage(fakeNext(() => ({ kind: 'resolved', answer, upstream: 'u' })))(ctx)
+    t.same(seen, row.handed ? [row.name] : [], `${row.label}: ${row.handed ? 'handed over' : 'not handed over'}`)
+  }
+})
