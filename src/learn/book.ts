@@ -9,6 +9,7 @@
 import type { Logger } from 'pino'
 import type { LearningConfig } from '../config/types.js'
 import { fromV4, fromV6, parseAddress, type AddressKey, type AddressList, type ParsedAddress } from './address.js'
+import { timeoutText } from '../firewall/nftables.js'
 import type { CollateralGuard, Hold } from './guard.js'
 import { elementsOf, viewOf, type LearnedStore, type StoredLearned } from './store.js'
 import type { Family, HeldAddress, LearnedAddress, LearnedElements, LearnedSink, LearnedVia } from './types.js'
@@ -53,6 +54,11 @@ interface Row {
   readonly firstSeen: number
   lastSeen: number
   expiresAt: number
+  /**
+   * The expiry the sink was last given (its timeout from then, capped at the firewall's
+   * MAX_TIMEOUT_SECONDS): when the kernel's element runs out. Meaningful while active.
+   */
+  sentExpiresAt: number
   held: HeldAddress['reason'] | null
   sharedWith: readonly string[]
   range: string | null
@@ -60,8 +66,20 @@ interface Row {
 
 /** Upper bound on one expiry timer (the sweep also runs this often when nothing is due). */
 const MAX_SWEEP_MS = 60_000
-/** A re-learned address goes to the sink again only when its expiry moved this much. */
+/**
+ * A re-learned address goes to the sink again when its expiry moved this much past the one the
+ * sink was last given (or when less than half its lifetime is left in the kernel), so the kernel's
+ * element never runs out while the book has it active, and re-learning a name every few seconds
+ * does not rewrite its element each time.
+ */
 const RESYNC_MS = 60_000
+/**
+ * The longest timeout the firewall writes for an element (nftables.ts caps it at 30 days; read
+ * through timeoutText, which it exports): a longer expiry is given again before it runs out.
+ */
+const MAX_TIMEOUT_SECONDS = Number.parseInt(timeoutText(Number.MAX_SAFE_INTEGER) ?? '2592000', 10)
+/** An element whose kernel timeout runs out before its book expiry is given again this long before it would. */
+const REFRESH_AHEAD_MS = 5_000
 
 export class LearnedBook {
   readonly #cfg: LearningConfig
@@ -77,11 +95,15 @@ export class LearnedBook {
   readonly #byV6 = new Map<string, Row[]>()
   #active = 0
   #timer: NodeJS.Timeout | undefined
+  /** When the armed timer fires (Infinity when none). */
+  #timerAt = Infinity
   #closed = false
   #added = 0
   #removedByGuard = 0
   #expired = 0
   #evicted = 0
+  /** The earliest refresh #learnOne found due during one learn() call (Infinity: none). */
+  #dueRefresh = Infinity
 
   constructor (deps: LearnedBookDeps) {
     this.#cfg = deps.learning
@@ -104,10 +126,10 @@ export class LearnedBook {
       if (address === undefined) continue
       const row: Row = {
         category: r.category, address, name: r.name, via: r.via, firstSeen: r.firstSeen, lastSeen: r.lastSeen,
-        expiresAt: r.expiresAt, held: r.held, sharedWith: r.sharedWith, range: r.range
+        expiresAt: r.expiresAt, sentExpiresAt: 0, held: r.held, sharedWith: r.sharedWith, range: r.range
       }
       this.#insert(row)
-      if (row.held === null) this.#sink?.add(row.category, address.text, address.family, timeoutOf(row, now))
+      if (row.held === null) this.#send(row, now)
     }
     this.#log.info({ active: this.#active, held: this.#rows.size - this.#active }, 'learned addresses loaded')
     this.#schedule(now)
@@ -118,6 +140,7 @@ export class LearnedBook {
     this.#closed = true
     clearTimeout(this.#timer)
     this.#timer = undefined
+    this.#timerAt = Infinity
     this.#store.close()
   }
 
@@ -126,7 +149,7 @@ export class LearnedBook {
     this.#sink = sink
     if (sink === undefined) return
     const now = this.#now()
-    for (const r of this.#rows.values()) if (r.held === null && r.expiresAt > now) sink.add(r.category, r.address.text, r.address.family, timeoutOf(r, now))
+    for (const r of this.#rows.values()) if (r.held === null && r.expiresAt > now) this.#send(r, now)
   }
 
   /**
@@ -151,9 +174,10 @@ export class LearnedBook {
       const a = fromV6(t)
       if (a !== undefined) one(a)
     }
-    // Expiries are at least learning.minExpirySeconds (>= 60 s) away, and the timer runs at least
-    // every MAX_SWEEP_MS: it need only be armed.
-    if (this.#timer === undefined) this.#schedule(now)
+    // Expiries are at least learning.minExpirySeconds (>= 10 s) away: the timer is brought forward
+    // when this one (or a refresh #learnOne asked for) is due before it fires.
+    this.#due(Math.min(expiresAt, this.#dueRefresh), now)
+    this.#dueRefresh = Infinity
     return { active, held }
   }
 
@@ -231,11 +255,21 @@ export class LearnedBook {
   /** Removes what expired by `now` (the timer calls it; tests with their own clock may too). */
   sweep (now = this.#now()): number {
     let n = 0
+    let resent = 0
     for (const r of [...this.#rows.values()]) {
-      if (r.expiresAt > now) continue
+      if (r.expiresAt > now) {
+        // A kernel element that would run out before the next sweep, while the book keeps the
+        // address longer (re-learned below RESYNC_MS, or capped at MAX_TIMEOUT_SECONDS): given again.
+        if (r.held === null && r.sentExpiresAt < r.expiresAt && r.sentExpiresAt - now <= MAX_SWEEP_MS + REFRESH_AHEAD_MS) {
+          this.#send(r, now)
+          resent++
+        }
+        continue
+      }
       this.#drop(r)
       n++
     }
+    if (resent > 0) this.#log.debug({ resent }, 'learned elements given to the firewall again before their timeout')
     this.#expired += n
     this.#guard.prune(now)
     if (n > 0) this.#log.debug({ expired: n }, 'learned addresses expired')
@@ -248,12 +282,11 @@ export class LearnedBook {
     const key = category + '\t' + a.text
     let r = this.#rows.get(key)
     const wasActive = r !== undefined && r.held === null
-    const before = r?.expiresAt ?? 0
     if (r === undefined) {
       this.#bound()
       // Inserted as not active (#insert counts active rows): below, it enters the set (counted
       // once, as added) or is held with the guard's reason.
-      r = { category, address: a, name, via, firstSeen: now, lastSeen: now, expiresAt, held: hold?.reason ?? 'allowed-name', sharedWith: [], range: null }
+      r = { category, address: a, name, via, firstSeen: now, lastSeen: now, expiresAt, sentExpiresAt: 0, held: hold?.reason ?? 'allowed-name', sharedWith: [], range: null }
       this.#insert(r)
     } else {
       // Most recently seen: to the back of the eviction order.
@@ -271,9 +304,12 @@ export class LearnedBook {
         r.range = null
         this.#active++
         this.#added++
-        this.#sink?.add(category, a.text, a.family, timeoutOf(r, now))
-      } else if (r.expiresAt - before >= RESYNC_MS) {
-        this.#sink?.add(category, a.text, a.family, timeoutOf(r, now))
+        this.#send(r, now)
+      } else if (r.sentExpiresAt < r.expiresAt) {
+        // What the kernel would get now (capped), against what it has.
+        const target = Math.min(r.expiresAt, now + MAX_TIMEOUT_SECONDS * 1000)
+        if (target - r.sentExpiresAt >= RESYNC_MS || (r.sentExpiresAt - now) * 2 <= target - now) this.#send(r, now)
+        else if (r.sentExpiresAt - REFRESH_AHEAD_MS < this.#dueRefresh) this.#dueRefresh = r.sentExpiresAt - REFRESH_AHEAD_MS
       }
     } else {
       if (wasActive) {
@@ -350,24 +386,42 @@ export class LearnedBook {
     return out
   }
 
-  /** Arms the timer for the next expiry (at most MAX_SWEEP_MS away, at least 1 s). */
+  /** Gives the sink an active row with its remaining lifetime (capped at the firewall's longest timeout). */
+  #send (r: Row, now: number): void {
+    const timeout = Math.max(1, Math.min(Math.ceil((r.expiresAt - now) / 1000), MAX_TIMEOUT_SECONDS))
+    r.sentExpiresAt = now + timeout * 1000
+    this.#sink?.add(r.category, r.address.text, r.address.family, timeout)
+  }
+
+  /** Brings the timer forward to `at` when it would fire later (or is not armed). */
+  #due (at: number, now: number): void {
+    if (this.#closed || (this.#timer !== undefined && this.#timerAt <= Math.max(at, now + 1000))) return
+    this.#arm(at, now)
+  }
+
+  /** Arms the timer for the next expiry or refresh (at most MAX_SWEEP_MS away, at least 1 s). */
   #schedule (now: number): void {
     if (this.#closed) return
     let next = now + MAX_SWEEP_MS
-    for (const r of this.#rows.values()) if (r.expiresAt < next) next = r.expiresAt
-    const delay = Math.max(1000, next - now)
+    for (const r of this.#rows.values()) {
+      if (r.expiresAt < next) next = r.expiresAt
+      if (r.held === null && r.sentExpiresAt < r.expiresAt && r.sentExpiresAt - REFRESH_AHEAD_MS < next) next = r.sentExpiresAt - REFRESH_AHEAD_MS
+    }
+    this.#arm(next, now)
+  }
+
+  #arm (at: number, now: number): void {
+    const delay = Math.min(MAX_SWEEP_MS, Math.max(1000, at - now))
     clearTimeout(this.#timer)
+    this.#timerAt = now + delay
     this.#timer = setTimeout(() => {
       this.#timer = undefined
+      this.#timerAt = Infinity
       try { this.sweep() } catch (err) { this.#log.error({ err }, 'expiring learned addresses failed') }
       this.#schedule(this.#now())
     }, delay)
     this.#timer.unref()
   }
-}
-
-function timeoutOf (r: Row, now: number): number {
-  return Math.max(1, Math.ceil((r.expiresAt - now) / 1000))
 }
 
 function stored (r: Row): StoredLearned {
