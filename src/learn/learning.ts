@@ -67,7 +67,8 @@ export class Learning {
     const packs = d.config.blocklists.dir
     this.#probes = new ProbeScheduler({
       learner: this.#learner,
-      probeNames: d.probeNames,
+      // Only the categories the firewall carries: a change for a set not in the table fails its nft batch.
+      probeNames: () => new Map([...d.probeNames()].filter(([category]) => this.#categories.has(category))),
       guardNames: () => (this.#guardNames ??= this.#readGuardNames(packs)),
       intervalSeconds: learning.probeIntervalSeconds,
       log: d.log
