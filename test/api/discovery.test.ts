@@ -39,7 +39,7 @@ const get = async (path: string, token: string | undefined = TOKENS.viewer): Pro
 t.test('the report, by role', async t => {
   const r = await get('/api/v1/discovery')
   t.equal(r.status, 200, r.text)
-  const by = Object.fromEntries((r.json.clients as Array<{ client: string }>).map(c => [c.client, c]))
+  const by = Object.fromEntries((r.json.clients as Array<{ client: string, categories: Array<{ perDay: unknown[] }> }>).map(c => [c.client, c]))
   t.match(by['10.1.0.1'], { pattern: 'installed-app', dnsAttempts: 3, firewallAttempts: 7, categories: [{ category: 'whatsapp', days: 3, firewallEvents: 1 }] })
   t.equal(by['10.1.0.1'].categories[0].perDay.length, 3)
   t.match(by['10.1.0.2'], { pattern: 'single-click', dnsAttempts: 2, firewallAttempts: 0, categories: [{ category: 'telegram' }] })
