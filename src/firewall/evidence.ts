@@ -6,22 +6,31 @@
 // of the pair since the pair's previous hit (attempts), also those of suppressed reads, which are
 // emitted when the pair's window has passed.
 //
-// Counting: per element (client . destination . proto . port . set tag) the packet counter of the
+// Counting: per element (client . destination . proto . set tag) the packet counter of the
 // previous read is kept; the difference is what is new. An element that is gone is forgotten; one
 // whose counter went down, or one of a set whose handle changed (a full table sync recreated the
-// table), starts again from zero. The kernel refreshes an element's timeout (1 h) on every packet,
-// so an element only times out after an hour without attempts.
+// table), starts again from zero. The kernel refreshes an element's timeout (15 min) on every
+// packet, so an element only times out after 15 minutes without attempts.
 //
-// Bounds: the element maps hold what the kernel sets hold (each at most EVIDENCE_SET_SIZE); the
-// pair map holds pairs inside their window, at most maxPairs (the oldest goes first, counted).
-// nft's output is read up to 64 MiB. Bad output is counted and reported (state.lastError), never
-// thrown. With firewall.sync or firewall.evidence.enabled off nothing is read.
+// Ports: the counted key has none (a port sweep would fill the set, see nftables.ts). When a read
+// finds new attempts, the small port set `evidence_ports_v4`/`_v6` (client . destination . proto .
+// port, 60 s, not refreshed) is read too and names the port of the pair's hit (the most recently
+// added one); when the port set was full, or the sample expired, the port is the pair's previous
+// one, or 0 (unknown).
+//
+// Bounds: the element maps hold what the kernel sets hold (each at most EVIDENCE_SET_SIZE,
+// 16384: about 2 MB of JSON per family); the pair map holds pairs inside their window, at most
+// maxPairs (the oldest goes first, counted). A set at its size is reported (state.full, and a warn
+// at most once an hour): the reject still works, but new (client, destination) keys are not
+// recorded until old ones time out. nft's output is read up to 64 MiB. Bad output is counted and
+// reported (state.lastError), never thrown. With firewall.sync or firewall.evidence.enabled off
+// nothing is read.
 
 import { spawn } from 'node:child_process'
 import type { Logger } from 'pino'
 import type { FirewallConfig } from '../config/types.js'
 import type { Family, FirewallHit } from '../learn/types.js'
-import { evidenceSetName, evidenceTags, isAddress, type SetKind } from './nftables.js'
+import { evidencePortSetName, evidenceSetName, evidenceTags, isAddress, type SetKind } from './nftables.js'
 
 export interface EvidenceState {
   /** Set reads (one nft spawn each) that succeeded and failed. */
@@ -36,6 +45,11 @@ export interface EvidenceState {
   suppressed: number
   /** Pairs dropped from a full pair map, with their attempts not yet reported. */
   evictedPairs: number
+  /** Elements in the evidence sets at the last read (both families), and whether one was at its size. */
+  elements: number
+  full: boolean
+  /** Whether a port set was at its size at its last read (ports of new attempts may be 0, unknown). */
+  portsFull: boolean
 }
 
 export interface EvidenceDeps {
@@ -60,14 +74,26 @@ export interface EvidenceElement {
   readonly client: string
   readonly destination: string
   readonly proto: string
-  readonly port: number
   readonly tag: number
   readonly packets: number
 }
 
-export type EvidenceRead =
-  | { readonly ok: true, readonly handle: number | undefined, readonly elements: readonly EvidenceElement[], readonly bad: number, readonly firstBad: string | undefined }
+/** One element of an evidence port set, as read: a port seen for the key, `expires` seconds left. */
+export interface PortSample {
+  readonly client: string
+  readonly destination: string
+  readonly proto: string
+  readonly port: number
+  readonly expires: number
+}
+
+/** A set as read: its handle, its size (undefined: nft printed none) and its elements. */
+export type SetRead<E> =
+  | { readonly ok: true, readonly handle: number | undefined, readonly size: number | undefined, readonly elements: readonly E[], readonly bad: number, readonly firstBad: string | undefined }
   | { readonly ok: false, readonly error: string }
+
+export type EvidenceRead = SetRead<EvidenceElement>
+export type PortRead = SetRead<PortSample>
 
 interface Pair {
   lastHitAt: number
@@ -79,9 +105,12 @@ interface Pair {
 }
 
 const MAX_OUTPUT = 64 * 1024 * 1024
+const FULL_WARN_GAP_MS = 3_600_000
 
 export class FirewallEvidence {
-  readonly state: EvidenceState = { reads: 0, failures: 0, badElements: 0, lastError: undefined, lastOkAt: undefined, hits: 0, suppressed: 0, evictedPairs: 0 }
+  readonly state: EvidenceState = {
+    reads: 0, failures: 0, badElements: 0, lastError: undefined, lastOkAt: undefined, hits: 0, suppressed: 0, evictedPairs: 0, elements: 0, full: false, portsFull: false
+  }
   readonly #deps: EvidenceDeps
   readonly #log: Logger
   readonly #maxPairs: number
@@ -92,6 +121,7 @@ export class FirewallEvidence {
   #timer: NodeJS.Timeout | undefined
   #running: Promise<void> | undefined
   #started = false
+  #fullWarnedAt = -Infinity
 
   constructor (deps: EvidenceDeps) {
     this.#deps = deps
@@ -137,30 +167,58 @@ export class FirewallEvidence {
   async #tick (): Promise<void> {
     const fw = this.#deps.firewall()
     if (!fw.sync || !fw.evidence.enabled) return
+    let elements = 0
+    let full = false
+    let portsFull = false
     for (const family of [4, 6] as const) {
-      const read = parseEvidenceSet(await this.#list(fw.table, family), evidenceSetName(family), family)
-      if (!read.ok) {
-        this.state.failures++
-        this.state.lastError = `${evidenceSetName(family)}: ${read.error}`
-        this.#log.warn({ err: this.state.lastError }, 'firewall evidence: set not read')
-        continue
+      const read = parseEvidenceSet(await this.#list(fw.table, evidenceSetName(family)), evidenceSetName(family), family)
+      if (!this.#readOk(read, evidenceSetName(family))) continue
+      elements += read.elements.length
+      if (read.size !== undefined && read.elements.length + read.bad >= read.size) full = true
+      const fresh = this.#fresh(family, read.handle, read.elements)
+      let ports = new Map<string, PortSample>()
+      if (fresh.length > 0) {
+        const portRead = parsePortSet(await this.#list(fw.table, evidencePortSetName(family)), evidencePortSetName(family), family)
+        if (this.#readOk(portRead, evidencePortSetName(family))) {
+          if (portRead.size !== undefined && portRead.elements.length + portRead.bad >= portRead.size) portsFull = true
+          ports = latestPorts(portRead.elements)
+        }
       }
-      this.state.reads++
-      this.state.lastOkAt = this.#deps.now()
-      if (read.bad > 0) {
-        this.state.badElements += read.bad
-        this.state.lastError = `${evidenceSetName(family)}: ${read.bad} element(s) not understood, e.g. ${read.firstBad ?? ''}`
-      }
-      this.#count(family, read.handle, read.elements, fw.evidence.perPairSeconds * 1000)
+      this.#count(family, fresh, ports, fw.evidence.perPairSeconds * 1000)
+    }
+    this.state.elements = elements
+    this.state.full = full
+    this.state.portsFull = portsFull
+    const now = this.#deps.now()
+    if (full && now - this.#fullWarnedAt >= FULL_WARN_GAP_MS) {
+      this.#fullWarnedAt = now
+      this.#log.warn({ elements }, 'firewall evidence set full: rejects still work, but new client/destination attempts are not recorded until old ones time out (15 min without attempts)')
     }
     this.#expire(fw.evidence.perPairSeconds * 1000)
   }
 
+  /** Counts a read (ok or failed); true when it is usable. */
+  #readOk<E> (read: SetRead<E>, name: string): read is Extract<SetRead<E>, { ok: true }> {
+    if (!read.ok) {
+      this.state.failures++
+      this.state.lastError = `${name}: ${read.error}`
+      this.#log.warn({ err: this.state.lastError }, 'firewall evidence: set not read')
+      return false
+    }
+    this.state.reads++
+    this.state.lastOkAt = this.#deps.now()
+    if (read.bad > 0) {
+      this.state.badElements += read.bad
+      this.state.lastError = `${name}: ${read.bad} element(s) not understood, e.g. ${read.firstBad ?? ''}`
+    }
+    return true
+  }
+
   /** nft's output of one set, or the error text (a string starting with '!'). */
-  #list (table: string, family: Family): Promise<string> {
+  #list (table: string, set: string): Promise<string> {
     const [cmd, ...args] = this.#deps.command ?? ['nft']
     return new Promise(resolve => {
-      const nft = spawn(cmd, [...args, '-j', 'list', 'set', 'inet', table, evidenceSetName(family)], { stdio: ['ignore', 'pipe', 'pipe'] })
+      const nft = spawn(cmd, [...args, '-j', 'list', 'set', 'inet', table, set], { stdio: ['ignore', 'pipe', 'pipe'] })
       const out: Buffer[] = []
       let size = 0
       let err = ''
@@ -181,32 +239,43 @@ export class FirewallEvidence {
     })
   }
 
-  #count (family: Family, handle: number | undefined, elements: readonly EvidenceElement[], windowMs: number): void {
+  /** The elements with attempts since the previous read, with how many (and remembers the counters). */
+  #fresh (family: Family, handle: number | undefined, elements: readonly EvidenceElement[]): Array<{ e: EvidenceElement, delta: number }> {
     const before = this.#seen.get(family)
     const previous = before !== undefined && before.handle === handle ? before.packets : new Map<string, number>()
     const packets = new Map<string, number>()
-    const now = this.#deps.now()
+    const fresh: Array<{ e: EvidenceElement, delta: number }> = []
     for (const e of elements) {
-      const key = `${e.client} ${e.destination} ${e.proto} ${e.port} ${e.tag}`
+      const key = `${e.client} ${e.destination} ${e.proto} ${e.tag}`
       packets.set(key, e.packets)
       const prev = previous.get(key)
       const delta = prev === undefined || e.packets < prev ? e.packets : e.packets - prev
-      if (delta <= 0) continue
+      if (delta > 0) fresh.push({ e, delta })
+    }
+    this.#seen.set(family, { handle, packets })
+    return fresh
+  }
+
+  #count (family: Family, fresh: ReadonlyArray<{ e: EvidenceElement, delta: number }>, ports: ReadonlyMap<string, PortSample>, windowMs: number): void {
+    const now = this.#deps.now()
+    for (const { e, delta } of fresh) {
       const pairKey = `${e.client} ${e.destination}`
+      const port = ports.get(`${pairKey} ${e.proto}`)?.port
       let pair = this.#pairs.get(pairKey)
       if (pair === undefined) {
         if (this.#pairs.size >= this.#maxPairs) this.#evictOldest()
-        pair = { lastHitAt: -Infinity, attempts: 0, family, proto: e.proto, port: e.port, tag: e.tag }
+        pair = { lastHitAt: -Infinity, attempts: 0, family, proto: e.proto, port: port ?? 0, tag: e.tag }
         this.#pairs.set(pairKey, pair)
       }
       pair.attempts += delta
+      // Without a sample the pair keeps the port it had for the same protocol, else 0 (unknown).
+      if (port !== undefined) pair.port = port
+      else if (pair.proto !== e.proto) pair.port = 0
       pair.proto = e.proto
-      pair.port = e.port
       pair.tag = e.tag
       if (now - pair.lastHitAt >= windowMs) this.#emit(pairKey, pair, now)
       else this.state.suppressed++
     }
-    this.#seen.set(family, { handle, packets })
   }
 
   /** Pairs whose window has passed: their carried attempts become a hit; idle ones are forgotten. */
@@ -266,12 +335,32 @@ function integer (x: unknown): number | undefined {
   return undefined
 }
 
+/** Per `client destination proto`, the sample added last (the most time left). */
+export function latestPorts (samples: readonly PortSample[]): Map<string, PortSample> {
+  const latest = new Map<string, PortSample>()
+  for (const p of samples) {
+    const key = `${p.client} ${p.destination} ${p.proto}`
+    const had = latest.get(key)
+    if (had === undefined || p.expires > had.expires) latest.set(key, p)
+  }
+  return latest
+}
+
 /**
  * Parses `nft -j list set inet TABLE NAME` output of an evidence set (text starting with '!' is
  * the error of a failed nft run). Strict: the set must be there by name; an element that is not
- * (address . address . proto . port . tag) with a packet counter is counted as bad and skipped.
+ * (address . address . proto . tag) with a packet counter is counted as bad and skipped.
  */
 export function parseEvidenceSet (text: string, name: string, family: Family): EvidenceRead {
+  return parseSet(text, name, item => parseElement(item, family))
+}
+
+/** Parses an evidence port set (address . address . proto . port), like parseEvidenceSet. */
+export function parsePortSet (text: string, name: string, family: Family): PortRead {
+  return parseSet(text, name, item => parsePortSample(item, family))
+}
+
+function parseSet<E> (text: string, name: string, parse: (item: unknown) => E | undefined): SetRead<E> {
   if (text.startsWith('!')) return { ok: false, error: text.slice(1) }
   let doc: unknown
   try { doc = JSON.parse(text) } catch (e) { return { ok: false, error: `nft printed no JSON: ${(e as Error).message}` } }
@@ -279,31 +368,49 @@ export function parseEvidenceSet (text: string, name: string, family: Family): E
   const set = doc.nftables.map(x => isObject(x) ? x.set : undefined).find(s => isObject(s) && s.name === name)
   if (!isObject(set)) return { ok: false, error: `nft JSON without the set ${name}` }
   const handle = isCount(set.handle) ? set.handle : undefined
-  if (set.elem === undefined) return { ok: true, handle, elements: [], bad: 0, firstBad: undefined }
+  const size = isCount(set.size) && set.size > 0 ? set.size : undefined
+  if (set.elem === undefined) return { ok: true, handle, size, elements: [], bad: 0, firstBad: undefined }
   if (!Array.isArray(set.elem)) return { ok: false, error: `set ${name}: "elem" is not an array` }
-  const elements: EvidenceElement[] = []
+  const elements: E[] = []
   let bad = 0
   let firstBad: string | undefined
   for (const item of set.elem) {
-    const e = parseElement(item, family)
+    const e = parse(item)
     if (e !== undefined) { elements.push(e); continue }
     bad++
     firstBad ??= JSON.stringify(item).slice(0, 200)
   }
-  return { ok: true, handle, elements, bad, firstBad }
+  return { ok: true, handle, size, elements, bad, firstBad }
+}
+
+/** The value of an element of `width` concatenated fields, the first two addresses of the family. */
+function concat (item: unknown, width: number, family: Family): { elem: Record<string, unknown>, fields: unknown[], client: string, destination: string, proto: string } | undefined {
+  const elem = isObject(item) && isObject(item.elem) ? item.elem : undefined
+  if (elem === undefined || !isObject(elem.val) || !Array.isArray(elem.val.concat) || elem.val.concat.length !== width) return undefined
+  const fields = elem.val.concat as unknown[]
+  const [client, destination, proto] = fields
+  if (typeof client !== 'string' || !isAddress(client, family) || typeof destination !== 'string' || !isAddress(destination, family)) return undefined
+  const protoText = typeof proto === 'string' && /^[a-z0-9-]{1,20}$/i.test(proto) ? proto : isCount(proto) && proto <= 255 ? String(proto) : undefined
+  if (protoText === undefined) return undefined
+  return { elem, fields, client, destination, proto: protoText }
 }
 
 function parseElement (item: unknown, family: Family): EvidenceElement | undefined {
-  const elem = isObject(item) && isObject(item.elem) ? item.elem : undefined
-  if (elem === undefined || !isObject(elem.val) || !Array.isArray(elem.val.concat) || elem.val.concat.length !== 5) return undefined
-  const [client, destination, proto, port, tagValue] = elem.val.concat as unknown[]
-  if (typeof client !== 'string' || !isAddress(client, family) || typeof destination !== 'string' || !isAddress(destination, family)) return undefined
-  const protoText = typeof proto === 'string' && /^[a-z0-9-]{1,20}$/i.test(proto) ? proto : isCount(proto) && proto <= 255 ? String(proto) : undefined
-  const portNumber = integer(port)
-  const tag = integer(tagValue)
-  const counter = elem.counter
-  if (protoText === undefined || portNumber === undefined || portNumber > 65535 || tag === undefined || tag > 0xffffffff) return undefined
-  if (counter === undefined) return { client, destination, proto: protoText, port: portNumber, tag, packets: 0 }
+  const c = concat(item, 4, family)
+  if (c === undefined) return undefined
+  const tag = integer(c.fields[3])
+  if (tag === undefined || tag > 0xffffffff) return undefined
+  const counter = c.elem.counter
+  if (counter === undefined) return { client: c.client, destination: c.destination, proto: c.proto, tag, packets: 0 }
   if (!isObject(counter) || !isCount(counter.packets)) return undefined
-  return { client, destination, proto: protoText, port: portNumber, tag, packets: counter.packets }
+  return { client: c.client, destination: c.destination, proto: c.proto, tag, packets: counter.packets }
+}
+
+function parsePortSample (item: unknown, family: Family): PortSample | undefined {
+  const c = concat(item, 4, family)
+  if (c === undefined) return undefined
+  const port = integer(c.fields[3])
+  if (port === undefined || port > 65535) return undefined
+  const expires = isCount(c.elem.expires) ? c.elem.expires : 0
+  return { client: c.client, destination: c.destination, proto: c.proto, port, expires }
 }

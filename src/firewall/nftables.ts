@@ -13,16 +13,22 @@
 //
 // Evidence (firewall.evidence, read back by firewall/evidence.ts): each reject rule for TCP and UDP
 // first updates a dynamic set `evidence_v4`/`evidence_v6` keyed by (client, destination, protocol,
-// port, tag of the set that matched) with a counter. Why this mechanism: it needs no extra daemon,
-// netlink socket or native module (nft is already a dependency, and `nft -j list set` on a timer is
-// all the reading there is); the kernel aggregates per key, so a flood of attempts costs one set
-// element and its counter, never one event per packet; the set's size bounds the memory. nflog
+// tag of the set that matched) with a counter, then adds (client, destination, protocol, port) to a
+// small second dynamic set `evidence_ports_v4`/`_v6` with a short timeout, which only names a port
+// for the event. The port is not in the counted key: one client sweeping ports to one address
+// would otherwise fill the set (one element per port) and blind the evidence of every other
+// client; so the counted set is bounded by clients x destinations, and a full port set only makes
+// ports unknown (0) for a minute. Why this mechanism: it needs no extra daemon, netlink socket or
+// native module (nft is already a dependency, and `nft -j list set` on a timer is all the reading
+// there is); the kernel aggregates per key, so a flood of attempts costs one set element and its
+// counter, never one event per packet; the sets' sizes bound the memory and the reading time. nflog
 // would need a netlink listener in the daemon and carries one message per packet. A full dynamic
-// set makes `update` fail, which ends that rule without its verdict: so each evidence rule is
+// set makes `update`/`add` fail, which ends that rule without its verdict: so each evidence rule is
 // followed by a plain reject of the same set, which also rejects ICMP and the other protocols
 // (they have no port, and a rule that reads `th dport` does not match them).
 import { isIPv4, isIPv6 } from 'node:net'
 import type { FirewallConfig } from '../config/types.js'
+import { PolicyError } from '../errors.js'
 import type { Family, LearnedElements } from '../learn/types.js'
 
 export interface FirewallCategory {
@@ -72,9 +78,27 @@ export function evidenceSetName (family: Family): string {
   return `evidence_v${family}`
 }
 
-/** Evidence sets: how long an idle (client, destination, proto, port, set) key stays, and how many keys. */
-export const EVIDENCE_TIMEOUT_SECONDS = 3600
-export const EVIDENCE_SET_SIZE = 65535
+/** The dynamic set that names a port per (client, destination, proto) for the evidence events. */
+export function evidencePortSetName (family: Family): string {
+  return `evidence_ports_v${family}`
+}
+
+/**
+ * Evidence sets: how long an idle (client, destination, proto, set) key stays (every packet
+ * refreshes it), and how many keys; at least three reads (firewall.evidence.intervalMs) long.
+ * 16384 elements are about 2 MB of `nft -j` output per family.
+ */
+export const EVIDENCE_TIMEOUT_SECONDS = 900
+export const EVIDENCE_SET_SIZE = 16384
+/** Port samples: a short timeout (not refreshed: `add`), few elements; a full set only makes ports unknown. */
+export const EVIDENCE_PORT_TIMEOUT_SECONDS = 60
+export const EVIDENCE_PORT_SET_SIZE = 2048
+
+/** Element timeouts of the evidence sets for a read interval: never shorter than three reads. */
+export function evidenceTimeouts (intervalMs: number): { readonly counted: number, readonly ports: number } {
+  const reads = Math.ceil(3 * intervalMs / 1000)
+  return { counted: Math.max(EVIDENCE_TIMEOUT_SECONDS, reads), ports: Math.max(EVIDENCE_PORT_TIMEOUT_SECONDS, reads) }
+}
 
 /**
  * The number a reject rule writes into its evidence key to say which set matched: FNV-1a (32 bit)
@@ -135,16 +159,51 @@ function learnedSet (name: string, family: Family, elements: LearnedElements['v4
   return `  set ${name} {\n    type ${type}; flags timeout; comment ${quote(comment.slice(0, 100))};${els}\n  }`
 }
 
-function evidenceSet (family: Family): string {
+function evidenceSets (family: Family, intervalMs: number): string[] {
   const addr = family === 4 ? 'ipv4_addr' : 'ipv6_addr'
-  return `  set ${evidenceSetName(family)} {\n    type ${addr} . ${addr} . inet_proto . inet_service . mark; flags dynamic,timeout; ` +
-    `timeout ${EVIDENCE_TIMEOUT_SECONDS}s; size ${EVIDENCE_SET_SIZE}; comment "rejected attempts: client . destination . proto . port . set tag";\n  }`
+  const timeouts = evidenceTimeouts(intervalMs)
+  return [
+    `  set ${evidenceSetName(family)} {\n    type ${addr} . ${addr} . inet_proto . mark; flags dynamic,timeout; ` +
+      `timeout ${timeouts.counted}s; size ${EVIDENCE_SET_SIZE}; comment "rejected attempts: client . destination . proto . set tag";\n  }`,
+    `  set ${evidencePortSetName(family)} {\n    type ${addr} . ${addr} . inet_proto . inet_service; flags dynamic,timeout; ` +
+      `timeout ${timeouts.ports}s; size ${EVIDENCE_PORT_SET_SIZE}; comment "port samples of rejected attempts: client . destination . proto . port";\n  }`
+  ]
+}
+
+/**
+ * Throws a PolicyError when two rendered sets would get the same nft name (names are made of the
+ * category with '-' and ':' turned into '_': `doh-bypass` and `doh_bypass`, a category `learned_x`
+ * beside x's learned set, `x_shared` beside x's shared set, or a category `lan` beside egressd's own
+ * LAN set). nft would refuse the script, or worse, two categories would share one set.
+ */
+function checkSetNames (input: FirewallInput, evidence: boolean): void {
+  // Every name ends in _v4 or _v6, so a clash in one family is the same clash in the other: v4 says it.
+  const owners = new Map<string, string>()
+  const problems: string[] = []
+  const claim = (name: string, owner: string): void => {
+    const other = owners.get(name)
+    if (other === undefined) owners.set(name, owner)
+    else problems.push(`firewall: the nft set name ${name} of ${owner} is also that of ${other}; rename or disable one of the two`)
+  }
+  for (const own of ['lan', 'allow', 'exempt']) claim(`${own}_v4`, `egressd's own ${own} set`)
+  if (evidence) {
+    claim(evidenceSetName(4), "egressd's own evidence set")
+    claim(evidencePortSetName(4), "egressd's own evidence port set")
+  }
+  for (const cat of input.categories) {
+    claim(setName(cat.name, 4), `category "${cat.name}" (its published ranges)`)
+    if (cat.shared !== undefined) claim(sharedSetName(cat.name, 4), `category "${cat.name}" (its shared ranges)`)
+    claim(learnedSetName(cat.name, 4), `category "${cat.name}" (its learned addresses)`)
+  }
+  if (problems.length > 0) throw new PolicyError(problems)
 }
 
 const quote = (s: string): string => `"${s.replace(/["\\]/g, '')}"`
 
 export function renderNftables (input: FirewallInput): string {
   const c = input.config
+  const evidence = c.evidence.enabled && c.rejectAddresses
+  checkSetNames(input, evidence)
   const lines: string[] = []
   const table = `inet ${c.table}`
   lines.push(`#!/usr/sbin/nft -f`)
@@ -170,8 +229,7 @@ export function renderNftables (input: FirewallInput): string {
     const title = `${cat.title}: learned addresses`
     sets.push(learnedSet(learnedSetName(cat.name, 4), 4, cat.learned?.v4 ?? [], title), learnedSet(learnedSetName(cat.name, 6), 6, cat.learned?.v6 ?? [], title))
   }
-  const evidence = c.evidence.enabled && c.rejectAddresses
-  if (evidence) sets.push(evidenceSet(4), evidenceSet(6))
+  if (evidence) sets.push(...evidenceSets(4, c.evidence.intervalMs), ...evidenceSets(6, c.evidence.intervalMs))
   lines.push(...sets)
 
   // Which traffic is "from the LAN", per family: input interfaces and/or source ranges. A family
@@ -199,7 +257,8 @@ export function renderNftables (input: FirewallInput): string {
       const ip = family === 4 ? 'ip' : 'ip6'
       if (evidence) {
         forward.push(`    ${lan}${ip} daddr @${set} meta l4proto { tcp, udp } update @${evidenceSetName(family)} ` +
-          `{ ${ip} saddr . ${ip} daddr . meta l4proto . th dport . ${evidenceTag(set)} counter } counter reject with icmpx type admin-prohibited comment ${comment}`)
+          `{ ${ip} saddr . ${ip} daddr . meta l4proto . ${evidenceTag(set)} counter } add @${evidencePortSetName(family)} ` +
+          `{ ${ip} saddr . ${ip} daddr . meta l4proto . th dport } counter reject with icmpx type admin-prohibited comment ${comment}`)
       }
       forward.push(`    ${lan}${ip} daddr @${set} counter reject with icmpx type admin-prohibited comment ${comment}`)
     }

@@ -2,16 +2,19 @@
 // client --(lan)-- gw --(wan)-- server. The gateway carries a rendered table with an address in a
 // learned set; the client's rejected TCP and UDP attempts come back from nft's evidence sets as
 // FirewallHits with the client, destination, protocol, port, category and set, one per pair per
-// window, the next one carrying the attempts in between. Bad nft output is counted, never thrown.
+// window, the next one carrying the attempts in between. A port sweep by one client costs one
+// element and does not blind the evidence of another; full sets are reported and still reject.
+// Bad nft output is counted, never thrown.
 
 import t from 'tap'
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { Writable } from 'node:stream'
 import pino from 'pino'
 import { requireTool } from '../helpers/tools.js'
 import type { FirewallConfig } from '../../src/config/types.js'
 import type { FirewallHit } from '../../src/learn/types.js'
 import { renderNftables } from '../../src/firewall/nftables.js'
-import { FirewallEvidence, parseEvidenceSet, type EvidenceDeps } from '../../src/firewall/evidence.js'
+import { FirewallEvidence, latestPorts, parseEvidenceSet, parsePortSet, type EvidenceDeps } from '../../src/firewall/evidence.js'
 
 const nft = requireTool('nft')
 const ip = requireTool('ip')
@@ -36,6 +39,7 @@ function setupNamespaces (): void {
   const x = (n: string, ...a: string[]): void => sh('-n', n, ...a)
   for (const n of Object.values(ns)) x(n, 'link', 'set', 'lo', 'up')
   x(ns.client, 'addr', 'add', '10.99.1.2/24', 'dev', `${tag}cl`)
+  x(ns.client, 'addr', 'add', '10.99.1.3/24', 'dev', `${tag}cl`)
   x(ns.client, 'link', 'set', `${tag}cl`, 'up')
   x(ns.client, 'route', 'add', 'default', 'via', '10.99.1.1')
   x(ns.gw, 'addr', 'add', '10.99.1.1/24', 'dev', `${tag}gl`)
@@ -57,9 +61,9 @@ function teardownNamespaces (): void {
   for (const n of Object.values(ns)) spawnSync(ip, ['netns', 'del', n], { stdio: 'ignore' })
 }
 
-/** From the client: 'ok' if a TCP connection opens, else the error code. */
-function connect (host: string, port: number): string {
-  const code = `const s=require('net').connect({host:'${host}',port:${port},timeout:2000});` +
+/** From the client (from its address `from`): 'ok' if a TCP connection opens, else the error code. */
+function connect (host: string, port: number, from = '10.99.1.2'): string {
+  const code = `const s=require('net').connect({host:'${host}',port:${port},localAddress:'${from}',timeout:2000});` +
     `s.on('connect',()=>{console.log('ok');s.destroy()});s.on('timeout',()=>{console.log('TIMEOUT');s.destroy()});s.on('error',e=>console.log(e.code))`
   return execFileSync(ip, ['netns', 'exec', ns.client, process.execPath, '-e', code], { encoding: 'utf8', timeout: 10_000 }).trim()
 }
@@ -71,12 +75,23 @@ function sendUdp (host: string, port: number, count: number): void {
   execFileSync(ip, ['netns', 'exec', ns.client, process.execPath, '-e', code], { timeout: 10_000 })
 }
 
+/** From the client: one UDP datagram to each port from `first`, `count` ports (a port sweep). */
+function sweepUdp (host: string, first: number, count: number): void {
+  const code = `const s=require('dgram').createSocket('udp4');s.on('error',()=>{});s.bind(0,'10.99.1.2',()=>{let n=0;` +
+    `const go=()=>{for(let i=0;i<50&&n<${count};i++,n++)s.send('x',${first}+n,'${host}');if(n<${count})setImmediate(go);else setTimeout(()=>s.close(),200)};go()})`
+  execFileSync(ip, ['netns', 'exec', ns.client, process.execPath, '-e', code], { timeout: 20_000 })
+}
+
+/** Elements of a set in the gateway's table. */
+function setElements (set: string): Array<{ elem: { val: { concat: unknown[] }, counter?: { packets: number } } }> {
+  const doc = JSON.parse(execFileSync(ip, ['netns', 'exec', ns.gw, nft, '-j', 'list', 'set', 'inet', 'egressd', set], { encoding: 'utf8' })) as
+    { nftables: Array<{ set?: { elem?: Array<{ elem: { val: { concat: unknown[] }, counter?: { packets: number } } }> } }> }
+  return doc.nftables.find(x => x.set !== undefined)?.set?.elem ?? []
+}
+
 /** Packets the kernel counted in evidence_v4 for a destination. */
 function kernelPackets (destination: string): number {
-  const doc = JSON.parse(execFileSync(ip, ['netns', 'exec', ns.gw, nft, '-j', 'list', 'set', 'inet', 'egressd', 'evidence_v4'], { encoding: 'utf8' })) as
-    { nftables: Array<{ set?: { elem?: Array<{ elem: { val: { concat: unknown[] }, counter: { packets: number } } }> } }> }
-  const elems = doc.nftables.find(x => x.set !== undefined)?.set?.elem ?? []
-  return elems.filter(e => e.elem.val.concat[1] === destination).reduce((sum, e) => sum + e.elem.counter.packets, 0)
+  return setElements('evidence_v4').filter(e => e.elem.val.concat[1] === destination).reduce((sum, e) => sum + (e.elem.counter?.packets ?? 0), 0)
 }
 
 teardownNamespaces()
@@ -181,19 +196,56 @@ t.test('rejected attempts to a learned address become hits: one per pair per win
   t.equal(blindHits[0].category, undefined)
 })
 
-t.test('a full evidence set does not let traffic through: the plain reject after the evidence rule rejects it', async t => {
+t.test('one client sweeping ports costs one element and does not blind the evidence of another', async t => {
+  // Small sets, so that the sweep would fill them if the counted key had the port.
+  applyTable(firewall(), s => s.replace(/(set evidence_v4 \{[^}]*?size )\d+;/, '$164;').replace(/(set evidence_ports_v4 \{[^}]*?size )\d+;/, '$116;'))
+  const { ev, hits } = evidence()
+  await ev.readNow()
+  sweepUdp('192.0.2.80', 20000, 300)
+  t.match(connect('192.0.2.80', 8080, '10.99.1.3'), /^E(HOSTUNREACH|CONNREFUSED|ACCES)$/, 'the other client is rejected')
+  const counted = setElements('evidence_v4')
+  t.equal(counted.length, 2, `one element per (client, destination, proto, set): ${JSON.stringify(counted.map(e => e.elem.val.concat))}`)
+  t.equal(setElements('evidence_ports_v4').length, 16, 'the port samples are full')
+  clock += 1000
+  await ev.readNow()
+  const sweeper = hits.find(h => h.client === '10.99.1.2')
+  const other = hits.find(h => h.client === '10.99.1.3')
+  t.match(sweeper, { destination: '192.0.2.80', proto: 'udp', category: 'telegram', set: 'learned_telegram_v4' })
+  t.equal(sweeper?.attempts, kernelPackets('192.0.2.80') - (other?.attempts ?? 0), 'every datagram of the sweep counted')
+  t.ok(sweeper !== undefined && sweeper.port >= 20000 && sweeper.port < 20300, `a port of the sweep: ${String(sweeper?.port)}`)
+  t.match(other, { destination: '192.0.2.80', proto: 'tcp', category: 'telegram' }, "the other client's attempt is evidence")
+  t.equal(other?.port, 0, 'its port is unknown: the port samples were full')
+  t.same({ elements: ev.state.elements, full: ev.state.full, portsFull: ev.state.portsFull }, { elements: 2, full: false, portsFull: true })
+})
+
+t.test('full evidence sets do not let traffic through, and are reported with a warning once an hour', async t => {
   // No server listens now: a connection that passed the gateway would be refused by the server (ECONNREFUSED).
-  applyTable(firewall(), s => s.replace(/size 65535;/g, 'size 1;'))
-  t.equal(connect('192.0.2.80', 8080), 'EHOSTUNREACH', 'the first attempt fills the set')
-  t.equal(connect('192.0.2.80', 8081), 'EHOSTUNREACH', 'the second (a new key, no room) is rejected all the same')
+  applyTable(firewall(), s => s.replace(/size \d+;/g, 'size 1;'))
+  t.equal(connect('192.0.2.80', 8080), 'EHOSTUNREACH', 'the first attempt fills both sets')
+  t.equal(connect('192.0.2.80', 8081), 'EHOSTUNREACH', 'a second port (no room for its sample) is rejected all the same')
+  t.equal(connect('192.0.2.80', 8080, '10.99.1.3'), 'EHOSTUNREACH', 'a second client (no room for its key) is rejected all the same')
   sendUdp('192.0.2.80', 5001, 1)
   const set = execFileSync(ip, ['netns', 'exec', ns.gw, nft, 'list', 'set', 'inet', 'egressd', 'evidence_v4'], { encoding: 'utf8' })
   t.equal(set.match(/ \. 192\.0\.2\.80 \./g)?.length, 1, 'the set holds one key')
-  t.match(set, /10\.99\.1\.2 \. 192\.0\.2\.80 \. tcp \. 8080 \./, 'the first attempt\'s')
+  t.match(set, /10\.99\.1\.2 \. 192\.0\.2\.80 \. tcp \. 0x[0-9a-f]+ counter/, 'the first attempt\'s')
+  t.same(setElements('evidence_ports_v4').map(e => e.elem.val.concat), [['10.99.1.2', '192.0.2.80', 'tcp', 8080]])
   const listed = execFileSync(ip, ['netns', 'exec', ns.gw, nft, 'list', 'chain', 'inet', 'egressd', 'forward'], { encoding: 'utf8' })
   const plain = listed.split('\n').find(l => /ip daddr @learned_telegram_v4 counter packets \d+/.test(l)) ?? ''
-  // A TCP attempt may be more than one packet (the SYN is sent again), so at least the two attempts.
-  t.ok(Number(/counter packets (\d+)/.exec(plain)?.[1]) >= 2, `the plain reject caught the TCP and UDP attempts the evidence rule could not record: ${plain.trim()}`)
+  // A TCP attempt may be more than one packet (the SYN is sent again), so at least the three attempts.
+  t.ok(Number(/counter packets (\d+)/.exec(plain)?.[1]) >= 3, `the plain reject caught the attempts the evidence rule could not record: ${plain.trim()}`)
+
+  const lines: string[] = []
+  const captured = pino({ level: 'warn' }, new Writable({ write (chunk: Buffer, _enc, done) { lines.push(String(chunk)); done() } }))
+  const { ev } = evidence({ log: captured })
+  await ev.readNow()
+  t.same({ elements: ev.state.elements, full: ev.state.full, portsFull: ev.state.portsFull }, { elements: 1, full: true, portsFull: true })
+  clock += 30 * 60_000
+  await ev.readNow()
+  const warned = (): number => lines.filter(l => l.includes('firewall evidence set full')).length
+  t.equal(warned(), 1, 'warned once within the hour')
+  clock += 31 * 60_000
+  await ev.readNow()
+  t.equal(warned(), 2, 'and again after an hour')
 })
 
 t.test('the timer reads every intervalMs; sync or evidence off reads nothing; a missing table is a counted failure', async t => {
@@ -225,9 +277,9 @@ t.test('the timer reads every intervalMs; sync or evidence off reads nothing; a 
   t.match(noNft.state.lastError, /ENOENT/)
 })
 
-t.test('parseEvidenceSet is strict: bad output is an error, bad elements are counted and skipped', async t => {
+t.test('parseEvidenceSet and parsePortSet are strict: bad output is an error, bad elements are counted and skipped', async t => {
   const wrap = (set: unknown): string => JSON.stringify({ nftables: [{ metainfo: { version: '1.0.6' } }, { set }] })
-  const good = { elem: { val: { concat: ['10.0.0.1', '192.0.2.1', 'udp', 53, 42] }, expires: 10, counter: { packets: 7, bytes: 400 } } }
+  const good = { elem: { val: { concat: ['10.0.0.1', '192.0.2.1', 'udp', 42] }, expires: 10, counter: { packets: 7, bytes: 400 } } }
   for (const [text, error] of [
     ['', /no JSON/], ['{"nftables": 1}', /"nftables" array/], [wrap({ name: 'other' }), /without the set evidence_v4/],
     [wrap({ name: 'evidence_v4', elem: {} }), /not an array/], ['!Error: No such file', /^Error: No such file$/]
@@ -239,27 +291,64 @@ t.test('parseEvidenceSet is strict: bad output is an error, bad elements are cou
   const r = parseEvidenceSet(wrap({
     name: 'evidence_v4',
     handle: 9,
+    size: 16384,
     elem: [
       good,
-      { elem: { val: { concat: ['10.0.0.1', '192.0.2.1', 'tcp', 443, '0x2a'] }, counter: { packets: 1, bytes: 60 } } },
-      { elem: { val: { concat: ['10.0.0.1', '2001:db8::1', 'tcp', 443, 42] }, counter: { packets: 1 } } },   // wrong family
-      { elem: { val: { concat: ['10.0.0.1', '192.0.2.1', 'tcp', 70000, 42] }, counter: { packets: 1 } } },   // port out of range
-      { elem: { val: { concat: ['10.0.0.1', '192.0.2.1', 'tcp', 443] }, counter: { packets: 1 } } },         // no tag
-      { elem: { val: { concat: ['10.0.0.1', '192.0.2.1', 'tcp', 443, 42] }, counter: { packets: -1 } } },    // negative
+      { elem: { val: { concat: ['10.0.0.1', '192.0.2.1', 'tcp', '0x2a'] }, counter: { packets: 1, bytes: 60 } } },
+      { elem: { val: { concat: ['10.0.0.1', '2001:db8::1', 'tcp', 42] }, counter: { packets: 1 } } },       // wrong family
+      { elem: { val: { concat: ['10.0.0.1', '192.0.2.1', 'tcp', 443, 42] }, counter: { packets: 1 } } },    // the old key with a port
+      { elem: { val: { concat: ['10.0.0.1', '192.0.2.1', 'tcp'] }, counter: { packets: 1 } } },             // no tag
+      { elem: { val: { concat: ['10.0.0.1', '192.0.2.1', 'tcp', 42] }, counter: { packets: -1 } } },        // negative
       'x'
     ]
   }), 'evidence_v4', 4)
   t.equal(r.ok, true)
   if (!r.ok) return
-  t.equal(r.handle, 9)
+  t.same([r.handle, r.size], [9, 16384])
   t.same(r.elements, [
-    { client: '10.0.0.1', destination: '192.0.2.1', proto: 'udp', port: 53, tag: 42, packets: 7 },
-    { client: '10.0.0.1', destination: '192.0.2.1', proto: 'tcp', port: 443, tag: 42, packets: 1 }
+    { client: '10.0.0.1', destination: '192.0.2.1', proto: 'udp', tag: 42, packets: 7 },
+    { client: '10.0.0.1', destination: '192.0.2.1', proto: 'tcp', tag: 42, packets: 1 }
   ])
   t.equal(r.bad, 5)
   t.match(r.firstBad, /2001:db8::1/)
   const empty = parseEvidenceSet(wrap({ name: 'evidence_v6', handle: 3 }), 'evidence_v6', 6)
-  t.same(empty, { ok: true, handle: 3, elements: [], bad: 0, firstBad: undefined })
+  t.same(empty, { ok: true, handle: 3, size: undefined, elements: [], bad: 0, firstBad: undefined })
+
+  const ports = parsePortSet(wrap({
+    name: 'evidence_ports_v6',
+    size: 2048,
+    elem: [
+      { elem: { val: { concat: ['fd00::2', '2001:db8::1', 'tcp', 443] }, expires: 20 } },
+      { elem: { val: { concat: ['fd00::2', '2001:db8::1', 'tcp', 8443] }, expires: 55 } },
+      { elem: { val: { concat: ['fd00::2', '2001:db8::1', 'udp', '3478'] }, expires: 5 } },
+      { elem: { val: { concat: ['fd00::2', '2001:db8::1', 'udp', 70000] }, expires: 5 } }   // port out of range
+    ]
+  }), 'evidence_ports_v6', 6)
+  t.equal(ports.ok, true)
+  if (!ports.ok) return
+  t.equal(ports.bad, 1)
+  const latest = latestPorts(ports.elements)
+  t.equal(latest.get('fd00::2 2001:db8::1 tcp')?.port, 8443, 'the sample added last (most time left)')
+  t.equal(latest.get('fd00::2 2001:db8::1 udp')?.port, 3478)
+})
+
+t.test('parse time of a full evidence set (16384 elements) read from the kernel', async t => {
+  const name = 'evidence_v4'
+  applyTable(firewall())
+  const lines: string[] = []
+  for (let i = 0; i < 16384; i++) {
+    lines.push(`add element inet egressd ${name} { 10.${64 + (i >> 14)}.${(i >> 7) & 127}.${i & 127} . 203.0.${i & 255}.${(i >> 8) & 255} . tcp . 0x${(0x811c9dc5 + i).toString(16)} counter packets ${i + 1} bytes 60 }`)
+  }
+  execFileSync(ip, ['netns', 'exec', ns.gw, nft, '-f', '-'], { input: lines.join('\n') + '\n' })
+  const text = execFileSync(ip, ['netns', 'exec', ns.gw, nft, '-j', 'list', 'set', 'inet', 'egressd', name], { encoding: 'utf8', maxBuffer: 64 << 20 })
+  const started = process.hrtime.bigint()
+  const r = parseEvidenceSet(text, name, 4)
+  const ms = Number(process.hrtime.bigint() - started) / 1e6
+  t.equal(r.ok && r.elements.length, 16384, 'all elements parsed')
+  t.equal(r.ok && r.size, 16384, 'the set is at its size')
+  t.comment(`nft -j output ${(text.length / 1e6).toFixed(2)} MB, parsed in ${ms.toFixed(1)} ms`)
+  t.ok(ms < 1000, `parsed in ${ms.toFixed(1)} ms`)
+  applyTable(firewall())
 })
 
 t.test('a full pair map drops its oldest pair (counted); onHit throwing is not the reader\'s failure', async t => {
@@ -272,9 +361,11 @@ t.test('a full pair map drops its oldest pair (counted); onHit throwing is not t
   const write = (name: string, elems: unknown[]): void => {
     writeFileSync(`${dir}/${name}.json`, JSON.stringify({ nftables: [{ set: { name, handle: 1, elem: elems } }] }))
   }
-  const el = (client: string, packets: number): unknown => ({ elem: { val: { concat: [client, '192.0.2.1', 'tcp', 443, 1] }, counter: { packets } } })
+  const el = (client: string, packets: number): unknown => ({ elem: { val: { concat: [client, '192.0.2.1', 'tcp', 1] }, counter: { packets } } })
   write('evidence_v4', [el('10.0.0.1', 1), el('10.0.0.2', 1), el('10.0.0.3', 1)])
   write('evidence_v6', [])
+  write('evidence_ports_v4', [])
+  write('evidence_ports_v6', [])
   let calls = 0
   const { ev } = evidence({ command: [fake], maxPairs: 2, onHit: () => { calls++; throw new Error('boom') } })
   await ev.readNow()

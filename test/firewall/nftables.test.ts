@@ -117,14 +117,18 @@ t.test('learned, shared and evidence sets: rendered as nft accepts them', async 
   t.same(setElements(script, 'whatsapp_shared_v4'), ['31.13.64.0/18'])
   t.same(setElements(script, 'whatsapp_shared_v6'), ['2a03:2880::/32'])
   t.notMatch(script, /doh_bypass_shared/, 'no shared sets for a category without them')
-  t.match(script, /set evidence_v4 \{\n {4}type ipv4_addr \. ipv4_addr \. inet_proto \. inet_service \. mark; flags dynamic,timeout; timeout 3600s; size 65535;/)
-  t.match(script, /set evidence_v6 \{\n {4}type ipv6_addr \. ipv6_addr \./)
+  // The counted key has no port (bounded by clients x destinations); a small short-lived set names ports.
+  t.match(script, /set evidence_v4 \{\n {4}type ipv4_addr \. ipv4_addr \. inet_proto \. mark; flags dynamic,timeout; timeout 900s; size 16384;/)
+  t.match(script, /set evidence_v6 \{\n {4}type ipv6_addr \. ipv6_addr \. inet_proto \. mark;/)
+  t.match(script, /set evidence_ports_v4 \{\n {4}type ipv4_addr \. ipv4_addr \. inet_proto \. inet_service; flags dynamic,timeout; timeout 60s; size 2048;/)
+  t.match(script, /set evidence_ports_v6 \{\n {4}type ipv6_addr \. ipv6_addr \. inet_proto \. inet_service;/)
   // Every set of a category is rejected: with evidence, a TCP/UDP rule recording the attempt, then a
   // plain reject for the other protocols (and for when the evidence set is full).
   for (const [set, ip] of [['whatsapp_v4', 'ip'], ['whatsapp_shared_v4', 'ip'], ['learned_whatsapp_v4', 'ip'], ['whatsapp_v6', 'ip6'], ['whatsapp_shared_v6', 'ip6'], ['learned_whatsapp_v6', 'ip6'], ['learned_doh_bypass_v4', 'ip']]) {
-    const ev = ip === 'ip' ? 'evidence_v4' : 'evidence_v6'
+    const v = ip === 'ip' ? 'v4' : 'v6'
     const lan = ip === 'ip' ? 'ip saddr @lan_v4' : 'ip6 saddr @lan_v6'
-    t.match(script, new RegExp(`${ip} daddr @${set} meta l4proto \\{ tcp, udp \\} update @${ev} \\{ ${ip} saddr \\. ${ip} daddr \\. meta l4proto \\. th dport \\. ${evidenceTag(set)} counter \\} counter reject with icmpx type admin-prohibited`), `${set}: evidence rule`)
+    t.match(script, new RegExp(`${ip} daddr @${set} meta l4proto \\{ tcp, udp \\} update @evidence_${v} \\{ ${ip} saddr \\. ${ip} daddr \\. meta l4proto \\. ${evidenceTag(set)} counter \\} ` +
+      `add @evidence_ports_${v} \\{ ${ip} saddr \\. ${ip} daddr \\. meta l4proto \\. th dport \\} counter reject with icmpx type admin-prohibited`), `${set}: evidence rule`)
     t.match(script, new RegExp(`${ip} daddr @${set} counter reject with icmpx type admin-prohibited`), `${set}: plain reject`)
     t.match(script, new RegExp(`iifname \\{ "eth1" \\} ${lan} ${ip} daddr @${set} meta`), `${set}: LAN traffic only`)
   }
@@ -140,6 +144,24 @@ t.test('learned, shared and evidence sets: rendered as nft accepts them', async 
   t.equal(nftCheck(noReject).status, 0)
   t.notMatch(noReject, /evidence|reject with icmpx type admin-prohibited comment "egressd: telegram"/, 'rejectAddresses off: no evidence sets, no reject of the sets')
   t.match(noReject, /set learned_telegram_v4 \{/, 'the learned sets are still there for the element sync')
+})
+
+t.test('two rendered sets with one nft name are refused, naming both categories', async t => {
+  const cat = (name: string, shared = false): FirewallInput['categories'][number] =>
+    ({ name, title: name, v4: [], v6: [], ...shared ? { shared: { v4: ['192.0.2.0/24'], v6: [] } } : {} })
+  const cases: Array<[string, FirewallInput['categories'], RegExp]> = [
+    ["'-' and '_'", [cat('doh-bypass'), cat('doh_bypass')], /set name doh_bypass_v4 of category "doh_bypass" \(its published ranges\) is also that of category "doh-bypass" \(its published ranges\)/],
+    ['a category named like a learned set', [cat('x'), cat('learned_x')], /set name learned_x_v4 of category "learned_x" \(its published ranges\) is also that of category "x" \(its learned addresses\)/],
+    ['a category named like a shared set', [cat('x', true), cat('x_shared')], /set name x_shared_v4 of category "x_shared" \(its published ranges\) is also that of category "x" \(its shared ranges\)/],
+    ["a category named like egressd's own set", [cat('lan')], /set name lan_v4 of category "lan" \(its published ranges\) is also that of egressd's own lan set/],
+    ['a category named like the evidence set', [cat('evidence')], /set name evidence_v4 of category "evidence" \(its published ranges\) is also that of egressd's own evidence set/]
+  ]
+  for (const [name, categories, message] of cases) {
+    t.throws(() => renderNftables(input(firewall(), categories)), { code: 'EGRESSD_ERR_POLICY_INVALID', message }, name)
+  }
+  // Without shared ranges turned on, x_shared beside x is no clash; evidence off frees the evidence names.
+  t.equal(nftCheck(renderNftables(input(firewall(), [cat('x'), cat('x_shared')]))).status, 0)
+  t.equal(nftCheck(renderNftables(input(firewall({ evidence: { enabled: false, intervalMs: 5000, perPairSeconds: 300 } }), [cat('evidence')]))).status, 0)
 })
 
 // ---- network namespaces: client --(lan)-- gw --(wan)-- server --------------------------------
