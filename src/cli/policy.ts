@@ -7,12 +7,15 @@ import { pino } from 'pino'
 import type { Config } from '../config/types.js'
 import { ConfigError, EgressdError, PolicyError } from '../errors.js'
 import { firewallScript } from '../firewall/sync.js'
-import { readLearnedElements } from '../learn/store.js'
+import type { CoverageSources } from '../firewall/coverage.js'
+import { parseAddress } from '../learn/address.js'
+import { CollateralGuard, type Hold } from '../learn/guard.js'
+import { readLearned, readLearnedElements } from '../learn/store.js'
 import { policyPath } from '../store/policy-db.js'
 import { createLogger } from '../log.js'
 import { loadRuleGuard } from '../packs/collateral.js'
 import { buildEngine, hasGuardedRules, type EngineBuild } from '../policy/build.js'
-import { checkName } from '../policy/check.js'
+import { checkAddress, checkName, type AddressCheck, type NameCheck } from '../policy/check.js'
 import { normalizeName } from '../policy/names.js'
 import { qtypeNumber } from '../qtypes.js'
 import { readStoredPolicy } from '../stored-policy.js'
@@ -26,9 +29,12 @@ export const POLICY_USAGE = `  egressd check-config [FILE | --config FILE]
       as the daemon on its data dir would. Prints every problem once: path.to.field: message, or
       FILE:LINE: message for list lines. Exit 0 if all is clean, 3 if valid but list lines were
       skipped (or other list warnings), 1 if invalid.
-  egressd query NAME [--client IP] [--type A] [--config FILE] [--json | --table]
+  egressd query NAME|ADDRESS [--client IP] [--type A] [--config FILE] [--json | --table]
       Prints the policy Verdict for NAME as the running daemon would decide it (no DNS traffic),
-      stored custom rules and category overrides included. Exit 0 if allowed, 3 if blocked.
+      stored custom rules and category overrides included, and for a blocked name the addresses it
+      left in the learned sets. For an IP ADDRESS: how the firewall's table treats traffic to it
+      (published ranges, opt-in shared ranges, learned sets from the policy file, what the guard
+      holds back). Exit 0 if allowed, 3 if blocked.
   egressd export nftables [--table NAME] [--config FILE]
       Prints the nft script (sets of the enabled categories' address ranges, LAN rules, DNS
       redirect, DoT/DoQ reject); apply it with: egressd export nftables | nft -f -`
@@ -134,17 +140,65 @@ export function query (argv: string[], io: CliIo): number {
     allowPositionals: true,
     strict: true
   })
-  if (positionals.length !== 1) usage('query needs exactly one NAME')
-  const name = normalizeName(positionals[0])
-  if ('error' in name) usage(`not a name: ${name.error}`)
+  if (positionals.length !== 1) usage('query needs exactly one NAME or ADDRESS')
+  const isAddress = isIP(positionals[0]) !== 0
+  const name = isAddress ? undefined : normalizeName(positionals[0])
+  if (name !== undefined && 'error' in name) usage(`not a name: ${name.error}`)
   const client = values.client ?? '127.0.0.1'
   if (isIP(client) === 0) usage(`--client must be an IP address, got "${client}"`)
   const qtype = qtypeNumber(values.type ?? 'A')
   if (qtype === undefined) usage(`--type must be a DNS record type (A, AAAA, MX, ... or a number), got "${values.type ?? ''}"`)
+  if (isAddress && values.type !== undefined) usage('--type is for names; an ADDRESS is checked against the firewall\'s sets')
   const mode = outputMode(values, io.isTTY)
   const config = loadCliConfig(io, values.config)
-  const engine = buildAsDaemon(config, io).build.engine
-  const out = checkName(engine, name.name, qtype, client)
-  io.out(mode === 'json' ? json(out) : formatPairs({ ...out }))
+  const build = buildAsDaemon(config, io).build
+  // The learned sets as the daemon keeps them in its policy file (read-only); the guard's
+  // never-block ranges (its memory of allowed answers is the daemon's: held rows carry it).
+  const policyFile = policyPath(config.dataDir)
+  const sources: CoverageSources = {
+    config,
+    build,
+    learned: config.learning.enabled ? () => readLearned(policyFile, io.now()) : undefined,
+    guard: config.learning.enabled ? neverBlockGuard(config, io) : undefined
+  }
+  const out = isAddress ? checkAddress(sources, positionals[0], client) : checkName(build.engine, (name as { name: string }).name, qtype, client, sources)
+  if (out === undefined) usage(`not an IP address: ${positionals[0]}`)
+  io.out(mode === 'json' ? json(out) : formatCheck(out))
   return out.verdict === 'block' ? 3 : 0
+}
+
+/** The collateral guard's never-block ranges for this config (no memory of allowed answers). */
+function neverBlockGuard (config: Config, io: CliIo): (address: string) => Hold | undefined {
+  const guard = new CollateralGuard({
+    learning: config.learning,
+    lanCidrs: config.firewall.lanCidrs,
+    upstreamHosts: config.upstreams.map(u => u.host),
+    log: createLogger('warn', pino.destination({ dest: 2, sync: true })),
+    now: io.now
+  })
+  return a => {
+    const p = parseAddress(a)
+    if (p === undefined) return undefined
+    const range = guard.neverBlock(p)
+    return range === undefined ? undefined : { reason: 'never-block', range }
+  }
+}
+
+/** `key  value` lines; the firewall part as one line per set or learned row. */
+function formatCheck (out: NameCheck | AddressCheck): string {
+  const { firewall, ...rest } = out
+  const pairs: Record<string, unknown> = { ...rest }
+  if (firewall !== undefined) {
+    pairs.firewall = `${firewall.sync ? 'sync on' : 'sync off'} (table inet ${firewall.table}${firewall.learning ? '' : ', learning off'})` +
+      (firewall.covered === undefined ? '' : firewall.covered ? ': in a rejected set' : ': in no set')
+    const lines = (key: string, items: readonly string[]): void => { items.forEach((v, i) => { pairs[i === 0 ? key : `${key} ${i + 1}`] = v }) }
+    lines('note', firewall.notes)
+    lines('ranges', (firewall.ranges ?? []).map(r => `${r.set} ${r.range} (${r.category}${r.list !== undefined ? `, ${r.list}:${r.line ?? '?'}` : ''})`))
+    lines('shared', (firewall.shared ?? []).map(r => `${r.set} ${r.range} (${r.category}; also cuts off ${r.cutsOff.join(', ')})`))
+    lines('learned', firewall.learned.map(r => `${r.set} ${r.address} from ${r.name} (via ${r.via}, expires ${r.expiresAt})`))
+    lines('held', firewall.held.map(r => `${r.address} (${r.category}, from ${r.name}): ${r.reason === 'never-block' ? `never-block ${r.range ?? ''}` : `shared with ${r.sharedWith.join(', ')}`}`))
+    if (firewall.guard !== undefined) pairs.guard = firewall.guard.reason === 'never-block' ? `never-block ${firewall.guard.range ?? ''}` : `shared with ${firewall.guard.sharedWith.join(', ')}`
+    if (firewall.allowRule !== undefined) pairs.allowRule = firewall.allowRule
+  }
+  return formatPairs(pairs)
 }
