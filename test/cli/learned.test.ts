@@ -39,7 +39,7 @@ t.test('from the policy file of a daemon that learned', async t => {
   t.same(JSON.parse(run(cfg).out), j, 'a pipe gets JSON')
 
   const table = run(cfg, true).out.split('\n')
-  t.equal(table[0], `Learned (in the firewall's learned sets): ${j.learned.length as number}`)
+  t.equal(table[0], `Learned (in the firewall's learned sets): ${j.learned.length}`)
   t.match(table[1], /^CATEGORY +ADDRESS +NAME +VIA +LAST SEEN +EXPIRES$/)
   t.ok(table.some(l => new RegExp(`^whatsapp +${A.replace(/\./g, '\\.')} +www\\.whatsapp\\.com +query +\\S+Z +\\S+Z$`).test(l)), `A in the table:\n${table.join('\n')}`)
   const heldAt = table.findIndex(l => l.startsWith('Held back by the collateral guard: '))
