@@ -5,7 +5,8 @@
 // every fresh upstream answer of an allowed name passes through observeAllowed, so that is built
 // for the DNS path: one Map lookup per address, and no allocation when the address and name were
 // seen recently. Memory is bounded by learning.maxAllowedAddresses (the least recently seen go
-// first) and kept in the policy file through LearnedStore (a restart keeps it).
+// first) and kept in the policy file through LearnedStore, one row per address with its names (a
+// restart keeps it).
 
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os'
 import type { Logger } from 'pino'
@@ -97,10 +98,10 @@ export class CollateralGuard {
     if (this.#store === undefined || this.#loaded) return
     this.#loaded = true
     const now = this.#now()
-    for (const r of this.#store.loadAllowed(now)) {
+    for (const r of this.#store.loadAllowed(now, this.#max)) {
       const a = parseAddress(r.address)
       if (a === undefined) continue
-      this.#remember(a.family, a.key, r.name, r.lastSeen, false)
+      for (const name of r.names) this.#remember(a.family, a.key, name, r.lastSeen, false)
     }
     this.#log.debug({ addresses: this.#v4.size + this.#v6.size }, 'allowed addresses loaded')
   }
@@ -185,12 +186,14 @@ export class CollateralGuard {
           map.set(key, s)
           s.stamp = now
         }
-        if (persist) this.#store?.putAllowed(family, key, name, s.lastSeen)
+        // The store writes the address's whole list (one row per address, at most 8 names).
+        if (persist) this.#store?.putAllowed(family, key, s.names, s.lastSeen)
       }
       return
     }
-    map.set(key, { names: [name], lastSeen: now, stamp: now })
-    if (persist) this.#store?.putAllowed(family, key, name, now)
+    const seen: Seen = { names: [name], lastSeen: now, stamp: now }
+    map.set(key, seen)
+    if (persist) this.#store?.putAllowed(family, key, seen.names, now)
     if (this.#v4.size + this.#v6.size > this.#max) this.#evictOne()
   }
 

@@ -1,10 +1,18 @@
 // Learned addresses and the guard's allowed-address observations in the policy file (policy.sqlite,
-// POLICY_MIGRATIONS 2), so a restart keeps both. Writers queue changes in memory (coalesced per row)
-// and one timer writes them in one transaction, at most about once a `flushMs` (1 s): a learned
-// address is on disk within that second; the DNS path never waits on SQLite. A failed write is
-// counted, logged and retried at the next flush (the queue is keyed, so it cannot grow beyond the
-// rows it stands for). Reading functions serve the API and, from a path read-only, the CLI's
-// `export nftables` and `learned`.
+// POLICY_MIGRATIONS 2 and 3), so a restart keeps both. Writers queue changes in memory (coalesced
+// per row) and one timer writes them, at most about once a `flushMs` (1 s), in one transaction of
+// at most `maxRowsPerFlush` rows (the rest go at the next flush): a learned address is on disk
+// within that second; the DNS path never waits on SQLite.
+//
+// The flush runs on the DNS thread, so it never waits for the file's write lock either: it sets
+// the connection's busy_timeout to 0 around its transaction (restored after, so the policy file's
+// other writers, custom rules, keep theirs); a file locked by another connection is a counted
+// failure, retried at the next flush. What is queued is bounded by `maxPending`: beyond it the
+// guard's observations go first (they are made again by the next allowed answer), learned rows
+// last, every drop counted. `allowed_addresses` has one row per address (the guard's names for it,
+// at most 8), and at most learning.maxAllowedAddresses rows (the least recently seen go).
+// Reading functions serve the API and, from a path read-only, the CLI's `export nftables` and
+// `learned`.
 
 import Database from 'better-sqlite3'
 import { existsSync } from 'node:fs'
@@ -28,11 +36,11 @@ export interface StoredLearned {
   readonly range: string | null
 }
 
-/** One row of `allowed_addresses`: an allowed name resolved to the address, last at `lastSeen`. */
+/** One row of `allowed_addresses`: allowed names that resolved to the address (oldest first), last at `lastSeen`. */
 export interface StoredAllowed {
   readonly address: string
   readonly family: Family
-  readonly name: string
+  readonly names: readonly string[]
   readonly lastSeen: number
 }
 
@@ -43,23 +51,35 @@ export interface LearnedStoreDeps {
   readonly now: () => number
   /** How long an allowed observation is kept (learning.guardWindowSeconds, in ms). */
   readonly guardWindowMs: number
+  /** Rows of allowed_addresses kept at most (learning.maxAllowedAddresses; default 200 000). */
+  readonly maxAllowedAddresses?: number
   /** At most one write transaction per this many ms (default 1000). */
   readonly flushMs?: number
+  /** Rows written by one transaction at most (default 5000; the rest at the next flush). */
+  readonly maxRowsPerFlush?: number
+  /** Changes queued at most (default 100 000; beyond it observations are dropped first, counted). */
+  readonly maxPending?: number
 }
 
 export interface LearnedStoreStats {
   /** Write transactions committed. */
   readonly flushes: number
-  /** Write transactions that failed (retried at the next flush). */
+  /** Write transactions that failed (the file locked by another connection, ...; retried at the next flush). */
   readonly failures: number
   /** Queued changes not yet written. */
   readonly pending: number
+  /** Queued learned-row changes dropped by the maxPending bound (the oldest). */
+  readonly droppedLearned: number
+  /** Queued guard observations (and their removals) dropped by the maxPending bound. */
+  readonly droppedAllowed: number
   readonly lastError: string | undefined
 }
 
-interface PendingAllowed { family: Family, key: AddressKey, name: string, lastSeen: number }
+/** The guard's observation of one address, as it stands: `names` is the guard's own list (read at the flush). */
+interface PendingAllowed { family: Family, key: AddressKey, names: readonly string[], lastSeen: number }
 
 const PRUNE_EVERY_MS = 60_000
+const MAX_NAMES = 8
 
 const rowOf = (r: Record<string, unknown>): StoredLearned => ({
   category: String(r.category),
@@ -89,31 +109,42 @@ export class LearnedStore {
   readonly #log: Logger
   readonly #now: () => number
   readonly #windowMs: number
+  readonly #maxAllowed: number
   readonly #flushMs: number
+  readonly #maxRows: number
+  readonly #maxPending: number
   /** `category \t address` -> the row to write, or null to delete it. */
   readonly #learned = new Map<string, StoredLearned | null>()
-  /** `key \t name` -> the observation to write. */
-  readonly #allowed = new Map<string, PendingAllowed>()
-  /** Addresses whose observations go (evicted from the guard's memory): family and key. */
-  readonly #allowedGone: Array<{ family: Family, key: AddressKey }> = []
+  /** Address key (as the guard keys it) -> its observation to write. */
+  readonly #allowed = new Map<AddressKey, PendingAllowed>()
+  /** Addresses whose observations go (evicted from the guard's memory): key -> family. */
+  readonly #allowedGone = new Map<AddressKey, Family>()
   #timer: NodeJS.Timeout | undefined
   #lastPrune = 0
+  /** A removal of an observation was dropped: the next prune trims the table to maxAllowed rows. */
+  #trimAllowed = false
   #closed = false
   #flushes = 0
   #failures = 0
+  #droppedLearned = 0
+  #droppedAllowed = 0
   #lastError: string | undefined
   readonly #put: Database.Statement
   readonly #del: Database.Statement
   readonly #putAllowed: Database.Statement
   readonly #delAllowed: Database.Statement
   readonly #pruneAllowed: Database.Statement
+  readonly #trimAllowedRows: Database.Statement
 
   constructor (deps: LearnedStoreDeps) {
     this.#db = deps.db
     this.#log = deps.log.child({ mod: 'learned-store' })
     this.#now = deps.now
     this.#windowMs = deps.guardWindowMs
+    this.#maxAllowed = deps.maxAllowedAddresses ?? 200_000
     this.#flushMs = deps.flushMs ?? 1000
+    this.#maxRows = deps.maxRowsPerFlush ?? 5000
+    this.#maxPending = deps.maxPending ?? 100_000
     this.#put = this.#db.prepare(`
       INSERT INTO learned (category, address, family, name, via, first_seen, last_seen, expires_at, held, shared_with, range)
       VALUES (@category, @address, @family, @name, @via, @firstSeen, @lastSeen, @expiresAt, @held, @sharedWith, @range)
@@ -121,36 +152,58 @@ export class LearnedStore {
         first_seen = excluded.first_seen, last_seen = excluded.last_seen, expires_at = excluded.expires_at,
         held = excluded.held, shared_with = excluded.shared_with, range = excluded.range`)
     this.#del = this.#db.prepare('DELETE FROM learned WHERE category = ? AND address = ?')
-    this.#putAllowed = this.#db.prepare(`INSERT INTO allowed_addresses (address, name, last_seen) VALUES (?, ?, ?)
-      ON CONFLICT (address, name) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)`)
+    this.#putAllowed = this.#db.prepare(`INSERT INTO allowed_addresses (address, names, last_seen) VALUES (?, ?, ?)
+      ON CONFLICT (address) DO UPDATE SET names = excluded.names, last_seen = max(last_seen, excluded.last_seen)`)
     this.#delAllowed = this.#db.prepare('DELETE FROM allowed_addresses WHERE address = ?')
     this.#pruneAllowed = this.#db.prepare('DELETE FROM allowed_addresses WHERE last_seen < ?')
+    this.#trimAllowedRows = this.#db.prepare(`DELETE FROM allowed_addresses WHERE id NOT IN
+      (SELECT id FROM allowed_addresses ORDER BY last_seen DESC, id DESC LIMIT ?)`)
   }
 
   /** Queues a learned row (insert or replace); written at the next flush. */
   putLearned (row: StoredLearned): void {
-    this.#learned.set(row.category + '\t' + row.address, row)
+    const k = row.category + '\t' + row.address
+    if (!this.#learned.has(k)) this.#room()
+    this.#learned.set(k, row)
     this.#arm()
   }
 
   /** Queues the removal of a learned row. */
   deleteLearned (category: string, address: string): void {
-    this.#learned.set(category + '\t' + address, null)
+    const k = category + '\t' + address
+    if (!this.#learned.has(k)) this.#room()
+    this.#learned.set(k, null)
     this.#arm()
   }
 
-  /** Queues an allowed observation (address as the guard keys it; converted to text at the flush). */
-  putAllowed (family: Family, key: AddressKey, name: string, lastSeen: number): void {
-    const k = String(key) + '\t' + name
-    const p = this.#allowed.get(k)
-    if (p !== undefined) p.lastSeen = lastSeen
-    else this.#allowed.set(k, { family, key, name, lastSeen })
+  /**
+   * Queues the guard's observation of an address (keyed as the guard keys it; text at the flush):
+   * `names` is the guard's list for it, read when the flush writes it. Allocates nothing when the
+   * address is queued already.
+   */
+  putAllowed (family: Family, key: AddressKey, names: readonly string[], lastSeen: number): void {
+    const p = this.#allowed.get(key)
+    if (p !== undefined) {
+      p.names = names
+      if (lastSeen > p.lastSeen) p.lastSeen = lastSeen
+      return
+    }
+    this.#allowedGone.delete(key)
+    if (this.#pending() >= this.#maxPending) { this.#droppedAllowed++; return }
+    this.#allowed.set(key, { family, key, names, lastSeen })
     this.#arm()
   }
 
-  /** Queues the removal of every observation of an address (the guard forgot it). */
+  /** Queues the removal of an address's observation (the guard forgot it). */
   deleteAllowed (family: Family, key: AddressKey): void {
-    this.#allowedGone.push({ family, key })
+    this.#allowed.delete(key)
+    if (this.#allowedGone.has(key)) return
+    if (this.#pending() >= this.#maxPending) {
+      this.#droppedAllowed++
+      this.#trimAllowed = true
+      return
+    }
+    this.#allowedGone.set(key, family)
     this.#arm()
   }
 
@@ -160,59 +213,90 @@ export class LearnedStore {
     return (this.#db.prepare('SELECT * FROM learned ORDER BY last_seen').all() as Array<Record<string, unknown>>).map(rowOf)
   }
 
-  /** The allowed observations within the guard window, oldest first, for the guard's start. */
-  loadAllowed (now = this.#now()): StoredAllowed[] {
+  /**
+   * The observations within the guard window, at most `limit` (the most recent; the table is
+   * trimmed to them), oldest first, for the guard's start.
+   */
+  loadAllowed (now = this.#now(), limit = this.#maxAllowed): StoredAllowed[] {
     this.#pruneAllowed.run(now - this.#windowMs)
-    const rows = this.#db.prepare('SELECT address, name, last_seen FROM allowed_addresses ORDER BY last_seen').all() as Array<{ address: string, name: string, last_seen: number }>
-    return rows.map(r => ({ address: r.address, family: r.address.includes(':') ? 6 : 4, name: r.name, lastSeen: r.last_seen }))
+    this.#trimAllowedRows.run(limit)
+    const rows = this.#db.prepare('SELECT address, names, last_seen FROM allowed_addresses ORDER BY last_seen, id').all() as Array<{ address: string, names: string, last_seen: number }>
+    return rows.map(r => ({ address: r.address, family: r.address.includes(':') ? 6 : 4, names: sharedOf(r.names).slice(-MAX_NAMES), lastSeen: r.last_seen }))
   }
 
-  /** Writes the queued changes in one transaction now. False (counted, kept for the next try) on failure. */
-  flush (): boolean {
+  /**
+   * Writes queued changes in one transaction now: at most maxRowsPerFlush (learned rows first),
+   * or everything with `all`. Without `all` it does not wait for a write lock another connection
+   * holds. False (counted, everything kept for the next try) on failure.
+   */
+  flush (all = false): boolean {
     clearTimeout(this.#timer)
     this.#timer = undefined
     const now = this.#now()
     const prune = now - this.#lastPrune >= PRUNE_EVERY_MS
-    if (this.#learned.size === 0 && this.#allowed.size === 0 && this.#allowedGone.length === 0 && !prune) return true
-    const learned = [...this.#learned]
-    const allowed = [...this.#allowed.values()]
-    const gone = this.#allowedGone.splice(0)
-    this.#learned.clear()
-    this.#allowed.clear()
+    if (this.#pending() === 0 && !prune) return true
+    const max = all ? Infinity : this.#maxRows
+    // Written in this order, each map from its oldest entry; removed from the maps after the commit.
+    let nLearned = 0
+    let nGone = 0
+    let nAllowed = 0
+    const busy = all ? undefined : this.#db.pragma('busy_timeout', { simple: true }) as number
     try {
+      if (busy !== undefined) this.#db.pragma('busy_timeout = 0')
       this.#db.transaction(() => {
-        for (const [k, row] of learned) {
+        let n = 0
+        for (const [k, row] of this.#learned) {
+          if (n++ >= max) break
           if (row === null) {
             const tab = k.indexOf('\t')
             this.#del.run(k.slice(0, tab), k.slice(tab + 1))
           } else {
             this.#put.run({ ...row, sharedWith: JSON.stringify(row.sharedWith) })
           }
+          nLearned++
         }
-        for (const g of gone) this.#delAllowed.run(keyText(g.family, g.key))
-        for (const a of allowed) this.#putAllowed.run(keyText(a.family, a.key), a.name, a.lastSeen)
-        if (prune) this.#pruneAllowed.run(now - this.#windowMs)
+        for (const [key, family] of this.#allowedGone) {
+          if (n++ >= max) break
+          this.#delAllowed.run(keyText(family, key))
+          nGone++
+        }
+        for (const a of this.#allowed.values()) {
+          if (n++ >= max) break
+          this.#putAllowed.run(keyText(a.family, a.key), JSON.stringify(a.names.slice(-MAX_NAMES)), a.lastSeen)
+          nAllowed++
+        }
+        if (prune) {
+          this.#pruneAllowed.run(now - this.#windowMs)
+          if (this.#trimAllowed) this.#trimAllowedRows.run(this.#maxAllowed)
+        }
       })()
-      if (prune) this.#lastPrune = now
-      this.#flushes++
-      return true
     } catch (err) {
       this.#failures++
       this.#lastError = (err as Error).message
-      this.#log.warn({ err }, 'writing learned addresses to the policy file failed; retried in a second')
-      // Put back what is not superseded by a newer change queued meanwhile (none: flush is synchronous).
-      for (const [k, row] of learned) if (!this.#learned.has(k)) this.#learned.set(k, row)
-      for (const a of allowed) { const k = String(a.key) + '\t' + a.name; if (!this.#allowed.has(k)) this.#allowed.set(k, a) }
-      this.#allowedGone.unshift(...gone)
+      this.#log.warn({ err, pending: this.#pending() }, 'writing learned addresses to the policy file failed; retried at the next flush')
       if (!this.#closed) this.#arm()
       return false
+    } finally {
+      if (busy !== undefined) {
+        try { this.#db.pragma(`busy_timeout = ${busy}`) } catch (err) { this.#log.warn({ err }, 'restoring the policy file\'s busy_timeout failed') }
+      }
     }
+    dropFirst(this.#learned, nLearned)
+    dropFirst(this.#allowedGone, nGone)
+    dropFirst(this.#allowed, nAllowed)
+    if (prune) {
+      this.#lastPrune = now
+      this.#trimAllowed = false
+    }
+    this.#flushes++
+    if (this.#pending() > 0 && !this.#closed) this.#arm()
+    return true
   }
 
-  /** Writes what is queued and stops the timer (the db stays open: its owner closes it). */
+  /** Writes everything queued (waiting for the lock as the file's other writers do) and stops the timer (the db stays open: its owner closes it). */
   close (): void {
     this.#closed = true
-    this.flush()
+    this.flush(true)
     clearTimeout(this.#timer)
     this.#timer = undefined
   }
@@ -221,8 +305,30 @@ export class LearnedStore {
     return {
       flushes: this.#flushes,
       failures: this.#failures,
-      pending: this.#learned.size + this.#allowed.size + this.#allowedGone.length,
+      pending: this.#pending(),
+      droppedLearned: this.#droppedLearned,
+      droppedAllowed: this.#droppedAllowed,
       lastError: this.#lastError
+    }
+  }
+
+  #pending (): number {
+    return this.#learned.size + this.#allowed.size + this.#allowedGone.size
+  }
+
+  /** Makes room for one more learned change under maxPending: observations go first, then the oldest learned change. */
+  #room (): void {
+    if (this.#pending() < this.#maxPending) return
+    if (this.#allowed.size > 0) {
+      this.#allowed.delete(this.#allowed.keys().next().value as AddressKey)
+      this.#droppedAllowed++
+    } else if (this.#allowedGone.size > 0) {
+      this.#allowedGone.delete(this.#allowedGone.keys().next().value as AddressKey)
+      this.#droppedAllowed++
+      this.#trimAllowed = true
+    } else if (this.#learned.size > 0) {
+      this.#learned.delete(this.#learned.keys().next().value as string)
+      this.#droppedLearned++
     }
   }
 
@@ -230,6 +336,15 @@ export class LearnedStore {
     if (this.#timer !== undefined || this.#closed) return
     this.#timer = setTimeout(() => { this.#timer = undefined; this.flush() }, this.#flushMs)
     this.#timer.unref()
+  }
+}
+
+/** Deletes the first `n` entries of a map (insertion order). */
+function dropFirst<K, V> (map: Map<K, V>, n: number): void {
+  if (n >= map.size) { map.clear(); return }
+  for (const k of map.keys()) {
+    if (n-- <= 0) return
+    map.delete(k)
   }
 }
 

@@ -329,5 +329,52 @@ export const POLICY_MIGRATIONS: readonly Migration[] = [
       );
       CREATE INDEX allowed_addresses_last_seen ON allowed_addresses (last_seen);
     `
+  },
+  {
+    version: 3,
+    name: 'one allowed_addresses row per address; learned.held may be shared-host',
+    // learn/store.ts. `allowed_addresses` had one row per address and name and kept names that
+    // dropped out of the guard's memory (8 per address): a flood of names under one allowed
+    // wildcard grew it without bound. Now one row per address, `names` the JSON array the guard
+    // keeps (oldest first, at most 8), so rows <= learning.maxAllowedAddresses; existing rows are
+    // folded (the 8 most recent names). `learned.held` gains 'shared-host' (an address reached
+    // through a multi-tenant front end): the CHECK refused it, failing every write that held one.
+    sql: `
+      CREATE TABLE allowed_addresses_v3 (
+        id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE,
+        names TEXT NOT NULL DEFAULT '[]',
+        last_seen INTEGER NOT NULL
+      );
+      INSERT INTO allowed_addresses_v3 (address, names, last_seen)
+        SELECT address, json_group_array(name), max(last_seen) FROM (
+          SELECT address, name, last_seen,
+            row_number() OVER (PARTITION BY address ORDER BY last_seen DESC, id DESC) AS n
+          FROM allowed_addresses ORDER BY address, last_seen, id
+        ) WHERE n <= 8 GROUP BY address;
+      DROP TABLE allowed_addresses;
+      ALTER TABLE allowed_addresses_v3 RENAME TO allowed_addresses;
+      CREATE INDEX allowed_addresses_last_seen ON allowed_addresses (last_seen);
+      CREATE TABLE learned_v3 (
+        id INTEGER PRIMARY KEY,
+        category TEXT NOT NULL,
+        address TEXT NOT NULL,
+        family INTEGER NOT NULL CHECK (family IN (4, 6)),
+        name TEXT NOT NULL,
+        via TEXT NOT NULL CHECK (via IN ('query', 'probe')),
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        held TEXT CHECK (held IN ('allowed-name', 'never-block', 'shared-host')),
+        shared_with TEXT NOT NULL DEFAULT '[]',
+        range TEXT,
+        UNIQUE (category, address)
+      );
+      INSERT INTO learned_v3 (id, category, address, family, name, via, first_seen, last_seen, expires_at, held, shared_with, range)
+        SELECT id, category, address, family, name, via, first_seen, last_seen, expires_at, held, shared_with, range FROM learned;
+      DROP TABLE learned;
+      ALTER TABLE learned_v3 RENAME TO learned;
+      CREATE INDEX learned_expires_at ON learned (expires_at);
+    `
   }
 ]

@@ -23,7 +23,7 @@ t.test('a flush that finds the file locked is counted and retried; nothing is lo
   const other = new Database(file.path)
   other.exec('BEGIN IMMEDIATE') // holds the write lock, as another writer would
   store.putLearned(row({}))
-  store.putAllowed(4, ipv4Number('192.168.1.1') | 0 /* as the guard keys it */, 'router.lan', T0)
+  store.putAllowed(4, ipv4Number('192.168.1.1') | 0 /* as the guard keys it */, ['router.lan'], T0)
   t.equal(store.flush(), false)
   t.match(store.stats, { failures: 1, pending: 2 })
   t.match(store.stats.lastError, /locked|busy/i)
@@ -34,7 +34,7 @@ t.test('a flush that finds the file locked is counted and retried; nothing is lo
   while (store.stats.pending > 0 && Date.now() - start < 2000) await new Promise(resolve => setTimeout(resolve, 20))
   t.equal(store.stats.pending, 0)
   t.same(readLearned(file.path, T0).active.map(r => r.address), ['149.154.167.50'])
-  t.same(store.loadAllowed(T0), [{ address: '192.168.1.1', family: 4, name: 'router.lan', lastSeen: T0 }])
+  t.same(store.loadAllowed(T0), [{ address: '192.168.1.1', family: 4, names: ['router.lan'], lastSeen: T0 }])
 })
 
 t.test('readers: by category, held apart, expired rows left out; held rows are not elements', async t => {
