@@ -3,6 +3,11 @@
 // `add element` / `delete element` lines, never by reloading the table. The caller never waits:
 // add() and remove() only touch a map; nft runs in the background.
 //
+// Removes do not wait: a remove (the guard releasing an address an allowed name now uses) starts a
+// batch at once (when none runs; else right after it), taking the pending adds with it, so a
+// client's first connection to a site sharing a just-held address is not rejected for a second.
+// Adds wait up to flushMs to be batched.
+//
 // Coalescing: one pending change per (set, address), the later call wins. An add then a remove in
 // the same window becomes a remove (the element may be in the kernel from an earlier batch), a
 // remove then an add becomes an add.
@@ -15,8 +20,11 @@
 //           delete makes a re-learned address's new timeout stick; all in one transaction, so no
 //           packet sees the address missing)
 //
-// Failure: a batch is one transaction; when it fails (no table yet, a set of a category no longer
-// rendered, no nft) nothing of it is applied. Its changes are dropped, not retried in a loop: the
+// Sets: after a full sync that succeeded and named the learned sets it rendered (afterFullSync's
+// `sets`), changes to other sets (a category the table does not carry) are refused and counted,
+// never put in a batch: nft would fail the whole batch for one missing set.
+//
+// Failure: a batch is one transaction; when it fails (no table yet, no nft) nothing of it is applied. Its changes are dropped, not retried in a loop: the
 // failure is counted with its error, and `requestFullSync` (at most once a minute) asks for a full
 // table sync, which writes the learned sets from the store (the source of truth) anyway.
 //
@@ -24,10 +32,12 @@
 // batch from landing in the middle of one, the full sync brackets its work:
 //   const token = elements.beginFullSync()   // before reading the store and rendering the script
 //   ...render + nft -f...
-//   elements.afterFullSync(token, ok)        // after nft finished
-// Between the two, no batch is started (one already running finishes first: beginFullSync's
-// promise `token.idle` resolves when it has). With ok, the changes queued before beginFullSync are
-// dropped (the script carried them); changes queued later are kept and written by the next batch.
+//   elements.afterFullSync(token, ok, sets) // after nft finished; sets: the learned set names rendered
+// Between the two, no batch of adds is started (one already running finishes first: beginFullSync's
+// promise `token.idle` resolves when it has). Removes are written at once all the same, and stay
+// queued: the full sync's script may have been rendered before them, so they are written again
+// after it. With ok, the changes queued before beginFullSync are dropped (the script carried them);
+// changes queued later are kept and written by the next batch (at once when one is a remove).
 
 import { spawn } from 'node:child_process'
 import type { Logger } from 'pino'
@@ -44,7 +54,7 @@ export interface ElementSyncState {
   /** Batches nft refused, and the elements they carried (dropped). */
   failures: number
   droppedElements: number
-  /** Changes refused because the pending map was full, or because their address was not an address. */
+  /** Changes refused: the pending map was full, the address was not an address, or the set is not in the table. */
   refused: number
   lastError: string | undefined
   lastOkAt: number | undefined
@@ -96,6 +106,12 @@ export class ElementSync implements LearnedSink {
   #pausedUntil = 0
   #lastFullSyncRequest = -Infinity
   #closed = false
+  /** When the timer fires (performance.now()), to bring it forward for a remove. */
+  #timerDue = Infinity
+  /** The learned sets the last successful full sync rendered (undefined: not told yet, all are taken). */
+  #inTable: ReadonlySet<string> | undefined
+  /** Removes already written while a full sync ran (written again after it). */
+  #sentInPause = new WeakSet<ElementChange>()
 
   constructor (deps: ElementSyncDeps) {
     this.#deps = deps
@@ -119,23 +135,36 @@ export class ElementSync implements LearnedSink {
 
   #queue (set: string, address: string, family: Family, timeout: string | undefined): void {
     if (this.#closed || !this.#deps.firewall().sync) return
-    if (!isAddress(address, family)) { this.state.refused++; return }
+    if (!isAddress(address, family) || (this.#inTable !== undefined && !this.#inTable.has(set))) { this.state.refused++; return }
     const key = `${set} ${address}`
     if (this.#pending.size >= this.#maxPending && !this.#pending.has(key)) { this.state.refused++; return }
     this.#pending.delete(key)
     this.#pending.set(key, { set, address, timeout, seq: ++this.#seq })
-    this.#schedule(this.#flushMs)
+    this.#schedule(timeout === undefined ? 0 : this.#flushMs)
   }
 
+  /** The wait before the next batch: none when a remove is pending (not yet written), else flushMs. */
+  #nextWait (): number {
+    for (const c of this.#pending.values()) if (c.timeout === undefined && !this.#sentInPause.has(c)) return 0
+    return this.#flushMs
+  }
+
+  /** Starts the timer, or brings it forward; nothing while a batch runs (it schedules when done). */
   #schedule (ms: number): void {
-    if (this.#timer !== undefined || this.#running !== undefined || this.#closed) return
-    this.#timer = setTimeout(() => { this.#timer = undefined; void this.#flush() }, ms)
+    if (this.#running !== undefined || this.#closed) return
+    const due = performance.now() + ms
+    if (this.#timer !== undefined) {
+      if (due >= this.#timerDue) return
+      clearTimeout(this.#timer)
+    }
+    this.#timerDue = due
+    this.#timer = setTimeout(() => { this.#timer = undefined; this.#timerDue = Infinity; void this.#flush() }, ms)
     this.#timer.unref()
   }
 
   /** Writes the pending changes now (after a running batch); resolves when nft has finished. Never rejects. */
   async flushNow (): Promise<void> {
-    if (this.#timer !== undefined) { clearTimeout(this.#timer); this.#timer = undefined }
+    if (this.#timer !== undefined) { clearTimeout(this.#timer); this.#timer = undefined; this.#timerDue = Infinity }
     while (this.#running !== undefined) await this.#running
     await this.#flush(true)
   }
@@ -147,11 +176,21 @@ export class ElementSync implements LearnedSink {
     return { seq: this.#seq, idle: running ?? Promise.resolve() }
   }
 
-  /** Call after the full sync's nft finished (ok: it succeeded); see the header. */
-  afterFullSync (token: FullSyncToken, ok: boolean): void {
+  /**
+   * Call after the full sync's nft finished (ok: it succeeded), with the names of the learned sets
+   * its script rendered (`learnedSetName` of each category, both families); see the header. After
+   * a successful one, changes to other sets are refused.
+   */
+  afterFullSync (token: FullSyncToken, ok: boolean, sets?: Iterable<string>): void {
     this.#pausedUntil = 0
-    if (ok) for (const [key, c] of this.#pending) if (c.seq <= token.seq) this.#pending.delete(key)
-    if (this.#pending.size > 0) this.#schedule(this.#flushMs)
+    if (ok && sets !== undefined) this.#inTable = new Set(sets)
+    const inTable = this.#inTable
+    for (const [key, c] of this.#pending) {
+      if (ok && c.seq <= token.seq) this.#pending.delete(key)
+      else if (inTable !== undefined && !inTable.has(c.set)) { this.#pending.delete(key); this.state.refused++ }
+    }
+    this.#sentInPause = new WeakSet()
+    if (this.#pending.size > 0) this.#schedule(this.#nextWait())
   }
 
   /** Stops the timer and writes what is pending (when sync is still on). */
@@ -159,7 +198,7 @@ export class ElementSync implements LearnedSink {
     if (this.#closed) return
     await this.flushNow()
     this.#closed = true
-    if (this.#timer !== undefined) { clearTimeout(this.#timer); this.#timer = undefined }
+    if (this.#timer !== undefined) { clearTimeout(this.#timer); this.#timer = undefined; this.#timerDue = Infinity }
   }
 
   #flush (force = false): Promise<void> {
@@ -167,17 +206,27 @@ export class ElementSync implements LearnedSink {
     if (this.#pending.size === 0) return Promise.resolve()
     const firewall = this.#deps.firewall()
     if (!firewall.sync) { this.#pending.clear(); return Promise.resolve() }
-    if (!force && this.#deps.now() < this.#pausedUntil) { this.#schedule(this.#flushMs); return Promise.resolve() }
-    const changes = [...this.#pending.values()]
-    this.#pending = new Map()
-    this.#running = this.#apply(firewall.table, changes).finally(() => {
+    let changes: ElementChange[]
+    let keep = false
+    if (!force && this.#deps.now() < this.#pausedUntil) {
+      // A full sync runs: adds wait for it; removes not yet written go now and stay queued (see the header).
+      changes = [...this.#pending.values()].filter(c => c.timeout === undefined && !this.#sentInPause.has(c))
+      if (changes.length === 0) { this.#schedule(this.#flushMs); return Promise.resolve() }
+      for (const c of changes) this.#sentInPause.add(c)
+      keep = true
+    } else {
+      changes = [...this.#pending.values()]
+      this.#pending = new Map()
+    }
+    this.#running = this.#apply(firewall.table, changes, keep).finally(() => {
       this.#running = undefined
-      if (this.#pending.size > 0) this.#schedule(this.#flushMs)
+      if (this.#pending.size > 0) this.#schedule(this.#nextWait())
     })
     return this.#running
   }
 
-  #apply (table: string, changes: readonly ElementChange[]): Promise<void> {
+  /** One batch; `kept`: its changes stay queued (written during a full sync), so a failure drops nothing. */
+  #apply (table: string, changes: readonly ElementChange[], kept = false): Promise<void> {
     const script = batchScript(table, changes)
     const state = this.state
     state.batches++
@@ -201,7 +250,7 @@ export class ElementSync implements LearnedSink {
           this.#log.debug({ added, removed: changes.length - added }, 'learned set elements written')
         } else {
           state.failures++
-          state.droppedElements += changes.length
+          if (!kept) state.droppedElements += changes.length
           state.lastError = err.trim().split('\n').slice(0, 5).join(' | ') || `nft exited with ${String(code)}`
           this.#log.error({ err: state.lastError, elements: changes.length }, 'learned set element batch failed; its changes wait for the next full table sync')
           const now = this.#deps.now()

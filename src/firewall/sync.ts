@@ -12,7 +12,7 @@ import type { FirewallHit, LearnedElements } from '../learn/types.js'
 import type { EngineBuild } from '../policy/build.js'
 import { ElementSync } from './elements.js'
 import { FirewallEvidence } from './evidence.js'
-import { renderNftables } from './nftables.js'
+import { learnedSetName, renderNftables } from './nftables.js'
 
 /** The categories the firewall carries: those enabled in the default group, custom rules aside. */
 export function firewallCategories (build: EngineBuild): string[] {
@@ -123,9 +123,21 @@ export class FirewallSync {
     // No element batch runs while the table is replaced; the script carries what was queued before.
     const token = this.elements.beginFullSync()
     await token.idle
-    const script = firewallScript(config, build, `egressd sync, generation ${build.engine.generation}`, this.#deps.dnsPort(), this.#deps.learned())
+    let script: string
+    try {
+      script = firewallScript(config, build, `egressd sync, generation ${build.engine.generation}`, this.#deps.dnsPort(), this.#deps.learned())
+    } catch (e) {
+      // A script that cannot be rendered (two categories whose nft set names clash) is a failed sync, never a rejected chain.
+      this.state.attempts++
+      this.state.failures++
+      this.state.lastError = e instanceof Error ? e.message : String(e)
+      this.#log.error({ err: this.state.lastError }, 'nftables script not rendered; DNS filtering goes on')
+      this.elements.afterFullSync(token, false)
+      return
+    }
     const ok = await this.#nft(config, script)
-    this.elements.afterFullSync(token, ok)
+    // The learned sets this script rendered: element changes to any other set are refused.
+    this.elements.afterFullSync(token, ok, firewallCategories(build).flatMap(c => [learnedSetName(c, 4), learnedSetName(c, 6)]))
   }
 
   #nft (config: Config, script: string): Promise<boolean> {

@@ -37,11 +37,13 @@ const script = renderNftables({
 })
 execFileSync(ip, ['netns', 'exec', ns, nft, '-f', '-'], { input: script })
 
-/** Every nft run goes through this wrapper, which counts it in a file: spawns counted apart from the code's own state. */
+/** Every nft run goes through this wrapper, which writes its start time (ms) to a file: spawns counted apart from the code's own state. */
 const runs = join(dir, 'runs')
 writeFileSync(runs, '')
-const command = ['sh', '-c', `echo run >> ${runs}; exec ${ip} netns exec ${ns} ${nft} "$@"`, 'nft']
-const spawns = (): number => readFileSync(runs, 'utf8').split('\n').filter(Boolean).length
+const command = ['sh', '-c', `echo $(($(date +%s%N) / 1000000)) >> ${runs}; exec ${ip} netns exec ${ns} ${nft} "$@"`, 'nft']
+const runTimes = (): number[] => readFileSync(runs, 'utf8').split('\n').filter(Boolean).map(Number)
+const spawns = (): number => runTimes().length
+const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
 /** The set's elements: address → timeout in seconds (0: none). */
 function listSet (set: string): Map<string, number> {
@@ -177,4 +179,93 @@ t.test('batchScript: idempotent removes and refreshing adds, per set, in chunks'
   t.match(lines[4], /^add element inet tb s \{ 10\.0\.0\.0 timeout 60s, /)
   t.equal(lines[5], 'add element inet tb s { 10.0.1.244 timeout 60s }')
   t.same(lines.slice(6), ['add element inet tb r { 10.9.9.9 }', 'delete element inet tb r { 10.9.9.9 }'])
+})
+
+t.test('changes for sets the last full sync did not render are refused; the rest of the batch is written', async t => {
+  const s = sync({ flushMs: 50 })
+  // The table has telegram and doh-bypass; the last full sync says so. whatsapp has no set in it.
+  const token = s.beginFullSync()
+  await token.idle
+  const refused = s.state.refused
+  s.add('whatsapp', '203.0.113.30', 4, 60)   // queued during the full sync, for a set its table does not have
+  s.afterFullSync(token, true, ['learned_telegram_v4', 'learned_telegram_v6', 'learned_doh_bypass_v4', 'learned_doh_bypass_v6'])
+  t.equal(s.pending, 0, 'dropped when the full sync lands')
+  t.equal(s.state.refused - refused, 1)
+  s.add('telegram', '203.0.113.31', 4, 60)
+  s.add('whatsapp', '203.0.113.32', 4, 60)
+  s.remove('whatsapp', '203.0.113.33', 4)
+  t.equal(s.state.refused - refused, 3, 'changes to a set not in the table are refused (counted)')
+  await s.flushNow()
+  t.equal(s.state.failures, 0, String(s.state.lastError))
+  t.ok(listSet('learned_telegram_v4').has('203.0.113.31'), 'the change to a set in the table is written')
+
+  // Changes queued after beginFullSync for a set the new table no longer has are dropped when it lands.
+  const next = s.beginFullSync()
+  s.add('doh-bypass', '198.51.100.40', 4, 60)
+  s.add('telegram', '203.0.113.34', 4, 60)
+  s.afterFullSync(next, true, ['learned_telegram_v4', 'learned_telegram_v6'])
+  t.equal(s.pending, 1, 'the doh-bypass change is dropped: its set is gone')
+  t.equal(s.state.refused - refused, 4)
+  await s.flushNow()
+  t.equal(s.state.failures, 0, String(s.state.lastError))
+  t.ok(listSet('learned_telegram_v4').has('203.0.113.34'))
+  // A failed full sync changes nothing of what the table holds.
+  const failed = s.beginFullSync()
+  s.afterFullSync(failed, false, [])
+  s.add('telegram', '203.0.113.35', 4, 60)
+  t.equal(s.pending, 1)
+  await s.flushNow()
+})
+
+t.test('a remove is written at once; adds wait for flushMs; during a full sync removes are written at once and again after it', async t => {
+  const s = sync({ flushMs: 1000 })
+  s.add('telegram', '203.0.113.40', 4, 600)
+  s.add('telegram', '203.0.113.41', 4, 600)
+  await s.flushNow()
+  t.ok(listSet('learned_telegram_v4').has('203.0.113.40'))
+
+  let before = spawns()
+  const removedAt = Date.now()
+  s.remove('telegram', '203.0.113.40', 4)
+  for (let i = 0; i < 100 && listSet('learned_telegram_v4').has('203.0.113.40'); i++) await sleep(10)
+  const goneAfter = Date.now() - removedAt
+  t.notOk(listSet('learned_telegram_v4').has('203.0.113.40'), 'removed')
+  t.equal(spawns() - before, 1)
+  const startedAfter = runTimes()[before] - removedAt
+  t.ok(startedAfter < 150, `nft started ${startedAfter} ms after remove() (flushMs is 1000)`)
+  t.ok(goneAfter < 600, `gone from the kernel's set ${goneAfter} ms after remove()`)
+  await sleep(50)
+
+  before = spawns()
+  s.add('telegram', '203.0.113.42', 4, 600)
+  await sleep(400)
+  t.equal(spawns() - before, 0, 'an add alone waits for its batch')
+  s.remove('telegram', '203.0.113.41', 4)   // takes the pending add with it
+  for (let i = 0; i < 100 && s.pending > 0; i++) await sleep(10)
+  await s.flushNow()
+  t.equal(spawns() - before, 1, 'one batch for the remove and the add queued before it')
+  t.ok(listSet('learned_telegram_v4').has('203.0.113.42'))
+  t.notOk(listSet('learned_telegram_v4').has('203.0.113.41'))
+
+  // During a full sync: the remove is written at once, and again after the full sync (whose script
+  // may have been rendered before it).
+  s.add('telegram', '203.0.113.43', 4, 600)
+  await s.flushNow()
+  const token = s.beginFullSync()
+  await token.idle
+  before = spawns()
+  s.remove('telegram', '203.0.113.43', 4)
+  s.add('telegram', '203.0.113.44', 4, 600)
+  for (let i = 0; i < 100 && listSet('learned_telegram_v4').has('203.0.113.43'); i++) await sleep(10)
+  t.notOk(listSet('learned_telegram_v4').has('203.0.113.43'), 'removed during the full sync')
+  t.notOk(listSet('learned_telegram_v4').has('203.0.113.44'), 'the add waits for the full sync')
+  // The (pretend) full sync's script was rendered before the remove: it puts the element back.
+  execFileSync(ip, ['netns', 'exec', ns, nft, 'add', 'element', 'inet', 'egressd', 'learned_telegram_v4', '{ 203.0.113.43 timeout 600s }'])
+  s.afterFullSync(token, true, ['learned_telegram_v4', 'learned_telegram_v6', 'learned_doh_bypass_v4', 'learned_doh_bypass_v6'])
+  for (let i = 0; i < 100 && (listSet('learned_telegram_v4').has('203.0.113.43') || s.pending > 0); i++) await sleep(10)
+  await s.flushNow()
+  t.notOk(listSet('learned_telegram_v4').has('203.0.113.43'), 'written again after the full sync')
+  t.ok(listSet('learned_telegram_v4').has('203.0.113.44'))
+  t.equal(s.state.failures, 0, String(s.state.lastError))
+  t.equal(spawns() - before, 2, 'once during, once after')
 })
