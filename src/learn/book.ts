@@ -44,7 +44,11 @@ export interface BookStats {
   readonly expired: number
   /** Rows dropped by the maxLearned bound (the least recently seen). */
   readonly evicted: number
+  /** learn() calls for a category the firewall does not carry (not in the last retainCategories set): nothing done. */
+  readonly ignored: number
 }
+
+const IGNORED: LearnOutcome = Object.freeze({ active: 0, held: 0 })
 
 interface Row {
   readonly category: string
@@ -102,6 +106,9 @@ export class LearnedBook {
   #removedByGuard = 0
   #expired = 0
   #evicted = 0
+  #ignored = 0
+  /** The categories the firewall carries (the last retainCategories); undefined: not said yet, all are learned. */
+  #retained: ReadonlySet<string> | undefined
   /** The earliest refresh #learnOne found due during one learn() call (Infinity: none). */
   #dueRefresh = Infinity
 
@@ -121,9 +128,16 @@ export class LearnedBook {
   start (): void {
     this.#guard.load()
     const now = this.#now()
+    let dropped = 0
     for (const r of this.#store.loadLearned(now)) {
       const address = parseAddress(r.address)
       if (address === undefined) continue
+      if (this.#retained !== undefined && !this.#retained.has(r.category)) {
+        // A category the firewall no longer carries (retainCategories was called before start).
+        this.#store.deleteLearned(r.category, r.address)
+        dropped++
+        continue
+      }
       const row: Row = {
         category: r.category, address, name: r.name, via: r.via, firstSeen: r.firstSeen, lastSeen: r.lastSeen,
         expiresAt: r.expiresAt, sentExpiresAt: 0, held: r.held, sharedWith: r.sharedWith, range: r.range
@@ -131,7 +145,7 @@ export class LearnedBook {
       this.#insert(row)
       if (row.held === null) this.#send(row, now)
     }
-    this.#log.info({ active: this.#active, held: this.#rows.size - this.#active }, 'learned addresses loaded')
+    this.#log.info({ active: this.#active, held: this.#rows.size - this.#active, dropped }, 'learned addresses loaded')
     this.#schedule(now)
   }
 
@@ -159,6 +173,12 @@ export class LearnedBook {
    */
   learn (category: string, name: string, v4: Iterable<number>, v6: Iterable<string>, ttlSeconds: number, via: LearnedVia,
     frontEnds?: readonly string[]): LearnOutcome {
+    // A resolution that finishes after its category was dropped (or of one never carried): a set
+    // change for it would name an nft set the table does not have and fail the element batch.
+    if (this.#retained !== undefined && !this.#retained.has(category)) {
+      this.#ignored++
+      return IGNORED
+    }
     const now = this.#now()
     const c = this.#cfg
     const lifetimeMs = Math.min(Math.max(ttlSeconds * c.ttlMultiple, c.minExpirySeconds), c.maxExpirySeconds) * 1000
@@ -236,9 +256,17 @@ export class LearnedBook {
     return elementsOf(rows, now)
   }
 
-  /** Drops every row of categories not in `keep` (a reload disabled them): out of the sink and the store. */
+  /**
+   * The categories the firewall carries now (at start and after every policy swap; may be called
+   * before start, which then loads only theirs). Rows of other categories are dropped from memory
+   * and the store but not sent to the sink as removals: their nft sets are gone, or go with the
+   * table's next full sync (which writes only these categories' elements), and a removal from a
+   * set the table lacks would fail the whole element batch. From now on learn() ignores the
+   * others (counted), so a resolution in flight cannot bring a dropped category back.
+   */
   retainCategories (keep: ReadonlySet<string>): void {
-    for (const r of [...this.#rows.values()]) if (!keep.has(r.category)) this.#drop(r)
+    this.#retained = new Set(keep)
+    for (const r of [...this.#rows.values()]) if (!keep.has(r.category)) this.#drop(r, false)
   }
 
   get stats (): BookStats {
@@ -248,7 +276,8 @@ export class LearnedBook {
       added: this.#added,
       removedByGuard: this.#removedByGuard,
       expired: this.#expired,
-      evicted: this.#evicted
+      evicted: this.#evicted,
+      ignored: this.#ignored
     }
   }
 
@@ -347,8 +376,8 @@ export class LearnedBook {
     if (r.held === null) this.#active++
   }
 
-  /** Removes a row everywhere: memory, sink (when active), store. */
-  #drop (r: Row): void {
+  /** Removes a row everywhere: memory, sink (when active and `fromSink`), store. */
+  #drop (r: Row, fromSink = true): void {
     this.#rows.delete(r.category + '\t' + r.address.text)
     const list = this.#rowsOf(r.address.family, r.address.key)
     if (list !== undefined) {
@@ -361,7 +390,7 @@ export class LearnedBook {
     }
     if (r.held === null) {
       this.#active--
-      this.#sink?.remove(r.category, r.address.text, r.address.family)
+      if (fromSink) this.#sink?.remove(r.category, r.address.text, r.address.family)
     }
     this.#store.deleteLearned(r.category, r.address.text)
   }
