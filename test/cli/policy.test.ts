@@ -153,3 +153,46 @@ t.test('check-config: the rule guard refuses a too-broad config rule (exit 1, na
   t.match(skipped.stdout + skipped.stderr, /broad\.txt:2: skipped: '0\.0\.0\.0\/0'/)
   t.match(skipped.stdout + skipped.stderr, /broad\.txt:3: skipped: 'google\.com' would block/)
 })
+
+t.test('query ADDRESS: the firewall\'s coverage from the config and the lists (no daemon)', async t => {
+  const cfg = (name: string, extra: Record<string, unknown>): string => {
+    const file = join(dir, name)
+    writeFileSync(file, JSON.stringify({ upstreams: ['udp://127.0.0.1:9'], dataDir: `data-${name}`, ...extra }))
+    return file
+  }
+  const synced = cfg('fw-sync.json', { firewall: { sync: true, sharedRanges: ['whatsapp'] } })
+  const shared = run(['query', '31.13.24.5', '--config', synced])
+  t.equal(shared.status, 3, shared.stderr)
+  const s = JSON.parse(shared.stdout)
+  t.match(s, { address: '31.13.24.5', verdict: 'block', firewall: { sync: true, notes: [], covered: true, ranges: [], learned: [], held: [] } }, 'sync on: no export note')
+  t.match(s.firewall.shared, [{ category: 'whatsapp', set: 'whatsapp_shared_v4', range: '31.13.24.0/21', cutsOff: ['Facebook', 'Instagram', 'Messenger', 'Threads'] }], 'the opted-in shared ranges and what they cut off')
+  const table = run(['query', '149.154.167.51', '--config', synced, '--table'])
+  t.equal(table.status, 3)
+  t.match(table.stdout, /^verdict +block\nfirewall +sync on \(table inet egressd\): in a rejected set\nranges +telegram_v4 149\.154\.160\.0\/20 \(telegram, \S+\/telegram\/cidrs\.txt:13\)\n/m)
+
+  // Not shared: the same address is in no set.
+  const off = run(['query', '31.13.24.5', '--config', cfg('fw-off.json', {})])
+  t.equal(off.status, 0)
+  t.match(JSON.parse(off.stdout), { verdict: 'allow', firewall: { sync: false, covered: false, shared: [], notes: [/export it with `egressd export nftables`/] } })
+
+  // An allow rule and an exempt client are accepted before any reject.
+  const allowed = run(['query', '149.154.167.51', '--config', cfg('fw-allow.json', { blocklists: { rules: { allow: ['149.154.167.0/24'] } } })])
+  t.equal(allowed.status, 0, allowed.stderr)
+  t.match(JSON.parse(allowed.stdout), { verdict: 'allow', firewall: { covered: true, allowRule: '149.154.167.0/24', ranges: [{ set: 'telegram_v4' }], notes: [/export/, /an allow rule \(149\.154\.167\.0\/24, set allow_v4\) accepts/] } })
+  const exempt = run(['query', '149.154.167.51', '--client', '10.20.0.9', '--config', cfg('fw-exempt.json', { blocklists: { groups: [{ name: 'soc', clients: ['10.20.0.0/24'], exempt: true }] } })])
+  t.equal(exempt.status, 0)
+  t.match(JSON.parse(exempt.stdout), { group: 'soc', verdict: 'allow', firewall: { covered: true, notes: [/export/, /exempt group/] } })
+
+  // The never-block ranges (from the config), and learning off.
+  const never = JSON.parse(run(['query', '203.0.113.9', '--config', cfg('fw-never.json', { learning: { neverBlock: ['203.0.113.0/24'] } })]).stdout)
+  t.match(never.firewall.guard, { reason: 'never-block', range: '203.0.113.0/24 (special-purpose)' })
+  const custom = JSON.parse(run(['query', '11.0.0.9', '--config', cfg('fw-never2.json', { learning: { neverBlock: ['11.0.0.0/24'] } })]).stdout)
+  t.match(custom.firewall.guard, { reason: 'never-block', range: '11.0.0.0/24 (learning.neverBlock)' })
+  const noLearning = JSON.parse(run(['query', '10.1.1.1', '--config', cfg('fw-nolearn.json', { learning: { enabled: false } })]).stdout)
+  t.match(noLearning.firewall, { learning: false, learned: [], held: [] })
+  t.notOk('guard' in noLearning.firewall)
+
+  const badType = run(['query', '149.154.167.51', '--type', 'AAAA', '--config', synced])
+  t.equal(badType.status, 2)
+  t.match(badType.stderr, /--type is for names/)
+})
