@@ -7,10 +7,12 @@
 // when the ring is full the name is dropped and counted (and tried again at its next query).
 //
 // Resolutions start from a token bucket of learning.resolvesPerSecond tokens a second (burst: one
-// second's worth), with at most `concurrency` in flight; each asks A, AAAA and HTTPS. Probe and
-// guard-seed names wait in a second ring and take the same tokens: query learning goes first, but
-// while probe names wait at least one start in PROBE_SHARE goes to them, so neither starves the
-// other and the total rate stays the configured one.
+// second's worth), with at most `concurrency` in flight; each asks A, AAAA and HTTPS. Probe names
+// and guard seeds wait in rings of their own (queueMax each, so the ~660 everyday seed names
+// cannot push out the pack's probe names) and take the same tokens: query learning goes first, but
+// while probe names or seeds wait at least one start in PROBE_SHARE goes to them (seeds before
+// probes, so the guard knows the addresses everyday names use before probe answers are judged),
+// so neither starves the other and the total rate stays the configured one.
 
 import type { Logger } from 'pino'
 import type { LearningConfig } from '../config/types.js'
@@ -56,10 +58,16 @@ export interface LearnerStats {
   readonly inflight: number
   /** Blocked names waiting now. */
   readonly queueDepth: number
-  /** Probe and guard-seed names waiting now. */
+  /** Probe names waiting now. */
   readonly probeQueueDepth: number
   readonly probesQueued: number
+  /** Probe names dropped because their ring was full. */
   readonly probesDropped: number
+  /** Guard seeds waiting now. */
+  readonly seedQueueDepth: number
+  readonly seedsQueued: number
+  /** Guard seeds dropped because their ring was full. */
+  readonly seedsDropped: number
 }
 
 const QUEUED = 0
@@ -124,6 +132,7 @@ export class Learner {
   readonly #maxNames: number
   readonly #queue: Ring<NameState>
   readonly #probes: Ring<ProbeItem>
+  readonly #seeds: Ring<ProbeItem>
   #tokens: number
   #refilledAt: number
   #sinceProbe = 0
@@ -140,6 +149,8 @@ export class Learner {
   #inflight = 0
   #probesQueued = 0
   #probesDropped = 0
+  #seedsQueued = 0
+  #seedsDropped = 0
   /** Settles when nothing is in flight (close waits on it). */
   #idle: Array<() => void> = []
 
@@ -155,6 +166,7 @@ export class Learner {
     this.#maxNames = Math.max(10_000, c.queueMax * 10)
     this.#queue = new Ring(c.queueMax)
     this.#probes = new Ring(c.queueMax)
+    this.#seeds = new Ring(c.queueMax)
     this.#tokens = this.#rate
     this.#refilledAt = deps.now()
   }
@@ -207,7 +219,10 @@ export class Learner {
       queueDepth: this.#queue.size,
       probeQueueDepth: this.#probes.size,
       probesQueued: this.#probesQueued,
-      probesDropped: this.#probesDropped
+      probesDropped: this.#probesDropped,
+      seedQueueDepth: this.#seeds.size,
+      seedsQueued: this.#seedsQueued,
+      seedsDropped: this.#seedsDropped
     }
   }
 
@@ -218,6 +233,7 @@ export class Learner {
     this.#timer = undefined
     for (let s = this.#queue.shift(); s !== undefined; s = this.#queue.shift()) this.#names.delete(s.name)
     this.#probes.clear()
+    this.#seeds.clear()
     if (this.#inflight > 0) await new Promise<void>(resolve => this.#idle.push(resolve))
   }
 
@@ -225,8 +241,14 @@ export class Learner {
     if (this.#closed) return
     const name = item.name.toLowerCase().replace(/\.$/, '')
     if (question(name, QType.A) === undefined) { this.#log.warn({ name }, 'probe name skipped: not a host name'); return }
-    if (!this.#probes.push(name === item.name ? item : { name, category: item.category })) { this.#probesDropped++; return }
-    this.#probesQueued++
+    const seed = item.category === undefined
+    if (!(seed ? this.#seeds : this.#probes).push(name === item.name ? item : { name, category: item.category })) {
+      if (seed) this.#seedsDropped++
+      else this.#probesDropped++
+      return
+    }
+    if (seed) this.#seedsQueued++
+    else this.#probesQueued++
     this.#wake()
   }
 
@@ -249,11 +271,12 @@ export class Learner {
     const now = this.#now()
     this.#tokens = Math.min(this.#rate, this.#tokens + (now - this.#refilledAt) * this.#rate / 1000)
     this.#refilledAt = now
-    while (this.#tokens >= 1 && this.#inflight < this.#concurrency && (this.#queue.size > 0 || this.#probes.size > 0)) {
+    while (this.#tokens >= 1 && this.#inflight < this.#concurrency && (this.#queue.size > 0 || this.#probes.size > 0 || this.#seeds.size > 0)) {
       this.#tokens -= 1
-      if (this.#probes.size > 0 && (this.#queue.size === 0 || this.#sinceProbe >= PROBE_SHARE - 1)) {
+      const side = this.#seeds.size > 0 ? this.#seeds : this.#probes
+      if (side.size > 0 && (this.#queue.size === 0 || this.#sinceProbe >= PROBE_SHARE - 1)) {
         this.#sinceProbe = 0
-        const p = this.#probes.shift() as ProbeItem
+        const p = side.shift() as ProbeItem
         void this.#run(p.name, p.category, p.category === undefined ? undefined : 'probe', undefined)
       } else {
         this.#sinceProbe++
@@ -262,7 +285,7 @@ export class Learner {
         void this.#run(s.name, s.category, 'query', s)
       }
     }
-    if (this.#queue.size === 0 && this.#probes.size === 0) return
+    if (this.#queue.size === 0 && this.#probes.size === 0 && this.#seeds.size === 0) return
     // Waiting for a token (a completion below the concurrency bound wakes the drain itself).
     if (this.#tokens < 1 && this.#timer === undefined) {
       this.#timer = setTimeout(() => { this.#timer = undefined; this.#drain() }, Math.ceil((1 - this.#tokens) * 1000 / this.#rate))

@@ -1,8 +1,10 @@
 // Runs the scheduled resolutions: each enabled pack's probe names (learned as 'probe') and the
 // guard's everyday allowed names (fed to the guard), every learning.probeIntervalSeconds, the first
 // run soon after start. It only queues names: the Learner's bounded queue and rate do the work, so
-// a run never adds load beyond learning.resolvesPerSecond. The guard's names are queued first, so
-// the addresses they share are known before the probe names' addresses are judged.
+// a run never adds load beyond learning.resolvesPerSecond. The two kinds wait in separate rings of
+// the Learner (the ~660 everyday names cannot push out the ~110 probe names), which resolves the
+// guard's names first, so the addresses they share are known before the probe names' addresses
+// are judged.
 
 import type { Logger } from 'pino'
 import type { Learner } from './learner.js'

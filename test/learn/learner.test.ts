@@ -188,3 +188,15 @@ t.test('the probe scheduler queues guard seeds and probe names soon after start,
   await new Promise(resolve => setTimeout(resolve, 250))
   t.equal(s.runs, runs, 'no run after close')
 })
+
+t.test('a probe run with more guard seeds than queueMax keeps every probe name (seeds and probes are bounded apart)', async t => {
+  const r = await rig(t, { resolvesPerSecond: 5, queueMax: 300 })
+  // As the scheduler queues a run: ~660 everyday names, then ~110 probe names.
+  r.learner.seedGuard(Array.from({ length: 660 }, (_, i) => `s${i}.flood.test`))
+  r.learner.probe(new Map([['telegram', Array.from({ length: 112 }, (_, i) => `p${i}.flood.test`)]]))
+  const s = r.learner.stats
+  t.match(s, { probesQueued: 112, probesDropped: 0 }, 'no probe name dropped')
+  t.equal(s.seedsQueued + s.seedsDropped, 660)
+  t.ok(s.seedsDropped >= 660 - 300, `seeds beyond queueMax dropped and counted (${s.seedsDropped})`)
+  t.ok(s.seedQueueDepth <= 300 && s.probeQueueDepth <= 300)
+})
