@@ -136,7 +136,7 @@ export function appPattern (a: { first: number, last: number, days: number, wind
   return 'unclear'
 }
 
-interface Group { client: number, category: number, fw: number, win: number, n: number, a: number, first: number, last: number, grp: number }
+interface Group { client: number, category: number, fw: number, win: number, n: number, a: number, first: number, last: number }
 
 interface Acc {
   dns: number, fw: number, fwEvents: number, first: number, last: number
@@ -157,17 +157,18 @@ export function discoveryReport (db: Db, req: DiscoveryRequest): DiscoveryReport
     args.push(JSON.stringify(ids))
   }
   if (req.category !== undefined) { terms.push('category = ?'); args.push(stringId(db, req.category)) }
-  // `grp` beside max(ts): SQLite takes it from the row with the latest ts of the group.
+  // No bare `grp` here: beside both min(ts) and max(ts), SQLite may take it from either row. The
+  // group of each reported client's latest event is read afterwards, one indexed lookup per client.
   const groups = db.prepare(`SELECT client, category, matched = ${MATCH_CODES.firewall} AS fw, ts / ${WINDOW_MS} AS win, count(*) AS n,
-      sum(coalesce(attempts, 1)) AS a, min(ts) AS first, max(ts) AS last, grp
+      sum(coalesce(attempts, 1)) AS a, min(ts) AS first, max(ts) AS last
     FROM events WHERE ts >= ? AND ts < ? AND action != ?${terms.map(x => ` AND ${x}`).join('')}
     GROUP BY client, category, fw, win`).all(...args) as Group[]
 
-  const per = new Map<number, { last: number, grp: number, cats: Map<number, Acc> }>()
+  const per = new Map<number, { last: number, cats: Map<number, Acc> }>()
   for (const g of groups) {
     let c = per.get(g.client)
-    if (c === undefined) { c = { last: g.last, grp: g.grp, cats: new Map() }; per.set(g.client, c) }
-    if (g.last > c.last) { c.last = g.last; c.grp = g.grp }
+    if (c === undefined) { c = { last: g.last, cats: new Map() }; per.set(g.client, c) }
+    if (g.last > c.last) c.last = g.last
     let acc = c.cats.get(g.category)
     if (acc === undefined) {
       acc = { dns: 0, fw: 0, fwEvents: 0, first: g.first, last: g.last, windows: new Set(), perDay: new Map() }
@@ -184,7 +185,7 @@ export function discoveryReport (db: Db, req: DiscoveryRequest): DiscoveryReport
 
   const name = db.prepare('SELECT value FROM strings WHERE id = ?').pluck()
   const addr = db.prepare('SELECT addr FROM clients WHERE id = ?').pluck()
-  const clients: DiscoveryClient[] = []
+  const clients: Array<{ id: number, last: number, report: Omit<DiscoveryClient, 'group'> }> = []
   for (const [id, c] of per) {
     const categories: DiscoveryCategory[] = [...c.cats].map(([cat, a]) => {
       const days = [...a.perDay.keys()].sort((x, y) => x - y)
@@ -203,16 +204,28 @@ export function discoveryReport (db: Db, req: DiscoveryRequest): DiscoveryReport
     }).sort((x, y) => rank(x.pattern) - rank(y.pattern) || (y.dnsAttempts + y.firewallAttempts) - (x.dnsAttempts + x.firewallAttempts) || x.category.localeCompare(y.category))
     const accs = [...c.cats.values()]
     clients.push({
-      client: addr.get(id) as string,
-      group: (name.get(c.grp) as string | undefined) ?? '',
-      pattern: categories[0].pattern,
-      dnsAttempts: categories.reduce((s, x) => s + x.dnsAttempts, 0),
-      firewallAttempts: categories.reduce((s, x) => s + x.firewallAttempts, 0),
-      firstSeen: iso(Math.min(...accs.map(a => a.first))),
-      lastSeen: iso(Math.max(...accs.map(a => a.last))),
-      categories
+      id,
+      last: c.last,
+      report: {
+        client: addr.get(id) as string,
+        pattern: categories[0].pattern,
+        dnsAttempts: categories.reduce((s, x) => s + x.dnsAttempts, 0),
+        firewallAttempts: categories.reduce((s, x) => s + x.firewallAttempts, 0),
+        firstSeen: iso(Math.min(...accs.map(a => a.first))),
+        lastSeen: iso(Math.max(...accs.map(a => a.last))),
+        categories
+      }
     })
   }
-  clients.sort((x, y) => rank(x.pattern) - rank(y.pattern) || (y.dnsAttempts + y.firewallAttempts) - (x.dnsAttempts + x.firewallAttempts) || x.client.localeCompare(y.client))
-  return { from: iso(req.from), to: iso(req.to), rule: PATTERN_RULE, clients: clients.slice(0, limit) }
+  clients.sort(({ report: x }, { report: y }) => rank(x.pattern) - rank(y.pattern) || (y.dnsAttempts + y.firewallAttempts) - (x.dnsAttempts + x.firewallAttempts) || x.client.localeCompare(y.client))
+  // The group of the client's latest counted event (the last written of equal times), on events_client_ts.
+  const latestGroup = db.prepare(`SELECT grp FROM events WHERE client = ? AND ts = ? AND action != ?${req.category !== undefined ? ' AND category = ?' : ''}
+    ORDER BY rowid DESC LIMIT 1`).pluck()
+  const groupArgs = req.category !== undefined ? [args[2], stringId(db, req.category)] : [args[2]]
+  const reported = clients.slice(0, limit).map(({ id, last, report }) => {
+    const grp = latestGroup.get(id, last, ...groupArgs) as number | undefined
+    const { client, ...rest } = report
+    return { client, group: grp === undefined ? '' : (name.get(grp) as string | undefined) ?? '', ...rest }
+  })
+  return { from: iso(req.from), to: iso(req.to), rule: PATTERN_RULE, clients: reported }
 }

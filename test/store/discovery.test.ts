@@ -101,3 +101,28 @@ t.test('the pattern rule', async t => {
   ]
   for (const [name, a, want] of cases) t.equal(appPattern(a), want, name)
 })
+
+t.test("a client's group is the group of its latest event, wherever it sits among the rows", async t => {
+  const { db } = freshDb()
+  t.teardown(() => db.close())
+  const at = T0 + 6 * DAY
+  const ev = (ts: number, client: string, group: string): BlockEvent => event({ ts, client, group, qname: 't.me', category: 'telegram' })
+  new EventWriter(db).write([
+    // In one 10-minute window: guest first, staff last (written in time order) ...
+    ev(at, '10.1.0.1', 'guest'), ev(at + 60_000, '10.1.0.1', 'guest'), ev(at + 120_000, '10.1.0.1', 'staff'),
+    // ... written out of time order: the latest (staff) first, then earlier guest rows.
+    ev(at + 120_000, '10.1.0.2', 'staff'), ev(at, '10.1.0.2', 'guest'), ev(at + 60_000, '10.1.0.2', 'guest'),
+    // ... and the other way round: moved from staff to guest, written out of order.
+    ev(at + 60_000, '10.1.0.3', 'staff'), ev(at + 120_000, '10.1.0.3', 'guest'), ev(at, '10.1.0.3', 'staff'),
+    // Firewall events (another group of rows) earlier, in their own group.
+    fw(at - 60_000, '10.1.0.3', 'telegram', 2)
+  ])
+  const groups = (p: Parameters<typeof parseDiscovery>[0] = {}): Record<string, string> =>
+    Object.fromEntries(discoveryReport(db, parseDiscovery({ since: '-7d', ...p }, NOW)).clients.map(c => [c.client, c.group]))
+  const want = { '10.1.0.1': 'staff', '10.1.0.2': 'staff', '10.1.0.3': 'guest' }
+  t.same(groups(), want)
+  t.same(groups({ category: 'telegram' }), want, 'with a category filter')
+  t.same(groups({ client: '10.1.0.3' }), { '10.1.0.3': 'guest' }, 'with a client filter')
+  db.exec('ANALYZE')   // the planner now scans the table in rowid (write) order
+  t.same(groups(), want, 'with another query plan')
+})
