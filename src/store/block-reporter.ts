@@ -29,6 +29,8 @@ export interface BlockReporterDeps {
 }
 
 export class BlockReporter {
+  /** Firewall hits dropped because their set tag named no set the reader knows (for /metrics), and their attempts. */
+  readonly firewallUnknownSet = { hits: 0, attempts: 0 }
   readonly #deps: BlockReporterDeps
 
   constructor (deps: BlockReporterDeps) {
@@ -64,7 +66,12 @@ export class BlockReporter {
    * destination): counted by category, logged at info, stored as a `matched: firewall` event.
    */
   firewall (hit: FirewallHit): void {
-    if (hit.category === undefined || hit.set === undefined) return // a set the reader does not know
+    if (hit.category === undefined || hit.set === undefined) {
+      // A set the reader does not know (a table rendered with categories it was not told of): counted, not stored.
+      this.firewallUnknownSet.hits++
+      this.firewallUnknownSet.attempts += hit.attempts
+      return
+    }
     const { log, metrics } = this.#deps
     metrics.firewallByCategory.set(hit.category, (metrics.firewallByCategory.get(hit.category) ?? 0) + hit.attempts)
     const group = this.#deps.engine()?.groupOf(hit.client).name ?? 'default'
