@@ -14,6 +14,13 @@ export const LEARNED_USAGE = `  egressd learned [--category C] [--held] [--json 
       the learned address sets (from the policy file): addresses in each category's set, and those
       the collateral guard holds back with the allowed names that share them`
 
+/** Why the guard holds an address back, in a few words (the WHY column, `egressd query`'s held lines). */
+export function holdText (h: { readonly reason: HeldAddress['reason'], readonly sharedWith: readonly string[], readonly range?: string | null }): string {
+  if (h.reason === 'never-block') return `never-block ${h.range ?? ''}`
+  if (h.reason === 'shared-host') return `behind shared front end ${h.sharedWith.join(', ')}`
+  return `shared with ${h.sharedWith.join(', ')}`
+}
+
 const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
 const isoMs = (ms: number): string => new Date(ms).toISOString()
 const learnedOut = (a: LearnedAddress): Record<string, unknown> => ({
@@ -49,6 +56,6 @@ export function learnedCommand (argv: string[], io: CliIo): number {
     io.out(formatTable(rows.active, [...common, { title: 'EXPIRES', value: r => iso(r.expiresAt) }]))
   }
   io.out(`Held back by the collateral guard: ${rows.held.length}\n`)
-  io.out(formatTable(rows.held, [...common, { title: 'WHY', value: (r: HeldAddress) => r.reason === 'never-block' ? `never-block ${r.range ?? ''}` : `shared with ${r.sharedWith.join(', ')}` }]))
+  io.out(formatTable(rows.held, [...common, { title: 'WHY', value: (r: HeldAddress) => holdText(r) }]))
   return 0
 }

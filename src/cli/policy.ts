@@ -21,6 +21,7 @@ import { qtypeNumber } from '../qtypes.js'
 import { readStoredPolicy } from '../stored-policy.js'
 import { parseCliArgs } from '../cli-args.js'
 import { loadCliConfig } from './config.js'
+import { holdText } from './learned.js'
 import type { CliIo } from './io.js'
 import { formatPairs, json, OUTPUT_OPTIONS, outputMode } from './output.js'
 
@@ -196,8 +197,8 @@ function formatCheck (out: NameCheck | AddressCheck): string {
     lines('ranges', (firewall.ranges ?? []).map(r => `${r.set} ${r.range} (${r.category}${r.list !== undefined ? `, ${r.list}:${r.line ?? '?'}` : ''})`))
     lines('shared', (firewall.shared ?? []).map(r => `${r.set} ${r.range} (${r.category}; also cuts off ${r.cutsOff.join(', ')})`))
     lines('learned', firewall.learned.map(r => `${r.set} ${r.address} from ${r.name} (via ${r.via}, expires ${r.expiresAt})`))
-    lines('held', firewall.held.map(r => `${r.address} (${r.category}, from ${r.name}): ${r.reason === 'never-block' ? `never-block ${r.range ?? ''}` : `shared with ${r.sharedWith.join(', ')}`}`))
-    if (firewall.guard !== undefined) pairs.guard = firewall.guard.reason === 'never-block' ? `never-block ${firewall.guard.range ?? ''}` : `shared with ${firewall.guard.sharedWith.join(', ')}`
+    lines('held', firewall.held.map(r => `${r.address} (${r.category}, from ${r.name}): ${holdText(r)}`))
+    if (firewall.guard !== undefined) pairs.guard = holdText(firewall.guard)
     if (firewall.allowRule !== undefined) pairs.allowRule = firewall.allowRule
   }
   return formatPairs(pairs)

@@ -68,7 +68,7 @@ export interface HeldHit {
   readonly name: string
   readonly via: LearnedVia
   readonly reason: HeldAddress['reason']
-  /** Allowed names that share it (reason allowed-name). */
+  /** Allowed names that share it (allowed-name), or the shared front ends of its chain (shared-host). */
   readonly sharedWith: string[]
   /** The never-block range it falls in (reason never-block), else null. */
   readonly range: string | null
@@ -188,7 +188,7 @@ export function addressCoverage (s: CoverageSources, address: string, exemptClie
       shared,
       learned,
       held,
-      ...(hold !== undefined && { guard: { reason: hold.reason, sharedWith: hold.reason === 'allowed-name' ? [...hold.sharedWith] : [], range: hold.reason === 'never-block' ? hold.range : null } }),
+      ...(hold !== undefined && { guard: { reason: hold.reason, sharedWith: hold.reason === 'never-block' ? [] : [...hold.sharedWith], range: hold.reason === 'never-block' ? hold.range : null } }),
       ...(allowRule !== undefined && { allowRule })
     }
   }
