@@ -225,6 +225,7 @@ export class Daemon implements ApiHost, Reloadable {
   /** When the engine in force was built. */
   get policyLoadedAt (): number { return this.parts.policy.builtAt(this.parts.policy.ref.engine) ?? this.startedAt }
   get firewall (): FirewallSync['state'] { return this.firewallSync.state }
+  get firewallUnknownSet (): BlockReporter['firewallUnknownSet'] { return this.#reporter.firewallUnknownSet }
   get db (): Stores['db'] { return this.#parts?.stores.db }
   get customPolicy (): Stores['customPolicy'] { return this.#parts?.stores.customPolicy }
   get policyStore (): Stores['policyStore'] | undefined { return this.#parts?.stores.policyStore }

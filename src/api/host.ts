@@ -46,6 +46,8 @@ export interface ApiHost {
     readonly elements: { readonly state: Readonly<ElementSyncState>, readonly pending: number }
     readonly evidence: { readonly state: Readonly<EvidenceState> }
   }
+  /** Firewall hits whose set tag named no set the evidence reader knows (counted, not stored), and their attempts. */
+  readonly firewallUnknownSet?: { readonly hits: number, readonly attempts: number }
   readonly db: Db | undefined
   /** Custom rules, category overrides and the audit log; undefined when the policy file is unavailable. */
   readonly customPolicy: CustomPolicy | undefined

@@ -357,6 +357,12 @@ export function createMetricsExporter (c: MetricsContext): MetricsExporter {
     'Firewall events reported from the evidence sets (block-log events matched=firewall): at most one per client and destination per firewall.evidence.perPairSeconds', () => ev()?.hits ?? 0)
   f.counter('egressd_firewall_evidence_suppressed_total', 'Evidence elements with new attempts inside their pair\'s window (the attempts go with its next event)', () => ev()?.suppressed ?? 0)
   f.counter('egressd_firewall_evidence_evicted_pairs_total', 'Client and destination pairs dropped from the full pair map with attempts not yet reported', () => ev()?.evictedPairs ?? 0)
+  f.gauge('egressd_firewall_evidence_elements', 'Elements in the evidence sets at the last read (client . destination . proto . set, both families)', () => ev()?.elements ?? 0)
+  f.gauge('egressd_firewall_evidence_set_full', '1 if an evidence set was at its size at the last read (rejects go on; new client and destination pairs are not recorded until old ones time out)',
+    () => ev()?.full === true ? 1 : 0)
+  f.gauge('egressd_firewall_evidence_port_set_full', '1 if a port sample set was at its size at the last read (ports of new attempts may be reported as 0)', () => ev()?.portsFull === true ? 1 : 0)
+  f.counter('egressd_firewall_evidence_unknown_set_hits_total', 'Evidence hits whose set tag named no set egressd knows (a table rendered with other categories): counted, not logged',
+    () => host.firewallUnknownSet?.hits ?? 0)
   f.gauge('egressd_firewall_evidence_last_success_timestamp_seconds', 'When an evidence set was last read (Unix time; 0 = never)', () => (ev()?.lastOkAt ?? 0) / 1000)
   // Every category the firewall carries has a series (0 until an attempt), so rate() sees the first ones.
   const fwCategories = perScrape(() => firewallCategories(host.policyBuild))
@@ -391,9 +397,12 @@ export function createMetricsExporter (c: MetricsContext): MetricsExporter {
     () => lf()?.learner.started ?? 0)
   f.counters('egressd_learning_resolutions_total', 'Background resolutions finished, by result: resolved (at least one answer), failed (every question failed)', ['result'],
     () => [[{ result: 'resolved' }, lf()?.learner.resolved ?? 0], [{ result: 'failed' }, lf()?.learner.failed ?? 0]])
-  f.counter('egressd_learning_probes_total', 'Probe names (and the guard\'s everyday names) queued by the probe schedule', () => lf()?.learner.probesQueued ?? 0)
-  f.counter('egressd_learning_probes_dropped_total', 'Probe names not queued because their queue was full', () => lf()?.learner.probesDropped ?? 0)
+  f.counter('egressd_learning_probes_total', 'Packs\' probe names queued by the probe schedule (learning.probeIntervalSeconds)', () => lf()?.learner.probesQueued ?? 0)
+  f.counter('egressd_learning_probes_dropped_total', 'Probe names not queued because their queue was full (learning.queueMax)', () => lf()?.learner.probesDropped ?? 0)
   f.gauge('egressd_learning_probe_queue_depth', 'Probe names waiting for a background resolution', () => lf()?.learner.probeQueueDepth ?? 0)
+  f.counter('egressd_learning_guard_seeds_total', 'Everyday allowed names queued by the probe schedule, resolved so the guard knows their addresses (guard seeds)', () => lf()?.learner.seedsQueued ?? 0)
+  f.counter('egressd_learning_guard_seeds_dropped_total', 'Guard seeds not queued because their queue was full (learning.queueMax)', () => lf()?.learner.seedsDropped ?? 0)
+  f.gauge('egressd_learning_guard_seed_queue_depth', 'Guard seeds waiting for a background resolution', () => lf()?.learner.seedQueueDepth ?? 0)
   f.gauge('egressd_guard_allowed_addresses', 'Addresses of allowed answers the collateral guard remembers now (learning.maxAllowedAddresses at most)', () => lf()?.guard.allowedAddresses ?? 0)
   f.counter('egressd_guard_evicted_total', 'Remembered allowed addresses evicted by the learning.maxAllowedAddresses bound', () => lf()?.guard.evicted ?? 0)
   f.counter('egressd_learning_store_failures_total', 'Writes of learned addresses and guard observations to the policy file that failed (retried at the next flush)', () => lf()?.store.failures ?? 0)

@@ -55,7 +55,14 @@ exit 1
   }
 }
 
-/** An evidence set element: `client` tried `destination` (TCP `port`), rejected by the set tagged `tag`, `packets` times. */
-export function evidenceElement (client: string, destination: string, port: number, tag: number, packets: number): unknown {
-  return { elem: { val: { concat: [client, destination, 'tcp', port, tag] }, expires: 3000, counter: { packets, bytes: packets * 60 } } }
+/**
+ * What the reject rules leave when `client` tried `destination` (TCP `port`) `packets` times and
+ * the set tagged `tag` rejected it: the counted element of evidence_v4/_v6 (client . destination .
+ * proto . tag) and the port sample of evidence_ports_v4/_v6 (client . destination . proto . port).
+ */
+export function evidenceElements (client: string, destination: string, port: number, tag: number, packets: number): { counted: unknown, port: unknown } {
+  return {
+    counted: { elem: { val: { concat: [client, destination, 'tcp', tag] }, expires: 900, counter: { packets, bytes: packets * 60 } } },
+    port: { elem: { val: { concat: [client, destination, 'tcp', port] }, expires: 55 } }
+  }
 }

@@ -12,7 +12,7 @@ import { ANSWER_TIME_BUCKETS_S } from '../../src/dns/answer-time.js'
 import { evidenceTag, learnedSetName } from '../../src/firewall/nftables.js'
 import { dig } from '../helpers/dig.js'
 import { startDnsmasq } from '../helpers/dnsmasq.js'
-import { evidenceElement, installFakeNft, type FakeNft } from './fake-nft.js'
+import { evidenceElements, installFakeNft, type FakeNft } from './fake-nft.js'
 import { parseExposition, value, type Family } from './exposition.js'
 import { answeringUpstream, call, startApiDaemon, TOKENS, type ApiDaemon } from './helpers.js'
 
@@ -327,13 +327,17 @@ t.test('firewall layers through a fake nft (fault injection): learned address, f
   let fw: ApiDaemon | undefined
   t.teardown(async () => { await fw?.close(); nft?.restore(); await dns.stop() })
   nft = installFakeNft()
-  nft.writeSet('evidence_v4', [evidenceElement('10.9.8.7', learned, 443, evidenceTag(learnedSetName('telegram', 4)), 3)])
+  const attempt = evidenceElements('10.9.8.7', learned, 443, evidenceTag(learnedSetName('telegram', 4)), 3)
+  // A second client's attempt rejected by a set whose tag egressd does not know (another table's).
+  const stranger = evidenceElements('10.9.8.6', learned, 443, 12345, 2)
+  nft.writeSet('evidence_v4', [attempt.counted, stranger.counted])
+  nft.writeSet('evidence_ports_v4', [attempt.port, stranger.port])
   fw = await startApiDaemon({ upstreams: [dns.url], firewall: { sync: true, evidence: { intervalMs: 1000 } } })
-  const scrapeFw = async (): Promise<Map<string, Family>> => parseExposition((await call(fw!.base, 'GET', '/metrics', { token: TOKENS.metrics })).text)
+  const scrapeFw = async (): Promise<Map<string, Family>> => parseExposition((await call(fw.base, 'GET', '/metrics', { token: TOKENS.metrics })).text)
   t.equal((await dig(['@127.0.0.1', '-p', String(fw.dnsPort), 'web.telegram.org', 'A', '+tries=1', '+time=3'])).status, 'NXDOMAIN')
   let f = await scrapeFw()
   for (let i = 0; i < 100 && (value(f, 'egressd_firewall_element_failures_total') < 1 || value(f, 'egressd_firewall_evidence_failures_total') < 1 ||
-    value(f, 'egressd_firewall_evidence_hits_total') < 1); i++) {
+    value(f, 'egressd_firewall_evidence_hits_total') < 2); i++) {
     await new Promise(resolve => setTimeout(resolve, 100))
     f = await scrapeFw()
   }
@@ -347,8 +351,12 @@ t.test('firewall layers through a fake nft (fault injection): learned address, f
   t.equal(value(f, 'egressd_firewall_element_last_success_timestamp_seconds'), 0, 'no batch succeeded')
   t.ok(value(f, 'egressd_firewall_evidence_reads_total') >= 1, 'evidence_v4 was read')
   t.ok(value(f, 'egressd_firewall_evidence_failures_total') >= 1, 'evidence_v6 is missing: failed reads')
-  t.equal(value(f, 'egressd_firewall_evidence_hits_total'), 1, 'one event for the client and destination')
+  t.equal(value(f, 'egressd_firewall_evidence_hits_total'), 2, 'one event for each client and destination')
   t.equal(value(f, 'egressd_firewall_blocked_total', { category: 'telegram' }), 3, 'its 3 attempts, by category')
+  t.equal(value(f, 'egressd_firewall_evidence_elements'), 2, 'two elements in the evidence sets')
+  t.equal(value(f, 'egressd_firewall_evidence_set_full'), 0)
+  t.equal(value(f, 'egressd_firewall_evidence_unknown_set_hits_total'), 1, 'the stranger\'s hit: counted, in no category')
+  t.same(f.get('egressd_firewall_blocked_total')?.samples.filter(x => x.value > 0).map(x => x.labels.category), ['telegram'], 'its attempts are in no category')
   t.ok(Math.abs(value(f, 'egressd_firewall_evidence_last_success_timestamp_seconds') - Date.now() / 1000) < 60)
   t.equal(value(f, 'egressd_firewall_sync_failures_total'), 0, 'full syncs succeed (the fake takes them)')
   t.ok(nft.calls().includes('-j list set inet egressd evidence_v4'))

@@ -8,7 +8,7 @@ import t from 'tap'
 import { dig } from '../helpers/dig.js'
 import { startDnsmasq, type Dnsmasq } from '../helpers/dnsmasq.js'
 import { evidenceTag, learnedSetName } from '../../src/firewall/nftables.js'
-import { ELEMENT_BATCH_ERROR, evidenceElement, installFakeNft, type FakeNft } from './fake-nft.js'
+import { ELEMENT_BATCH_ERROR, evidenceElements, installFakeNft, type FakeNft } from './fake-nft.js'
 import { call, startApiDaemon, TOKENS, type ApiDaemon } from './helpers.js'
 
 const LEARNED = '93.184.216.34'
@@ -44,7 +44,9 @@ t.test('learning on, sync through a failing nft: learned address, failed element
   t.teardown(async () => { await d?.close(); nft?.restore() })
   nft = installFakeNft()
   // The learned telegram set's tag, as the reject rules write it into the evidence key.
-  nft.writeSet('evidence_v4', [evidenceElement('10.9.8.7', LEARNED, 443, evidenceTag(learnedSetName('telegram', 4)), 3)])
+  const attempt = evidenceElements('10.9.8.7', LEARNED, 443, evidenceTag(learnedSetName('telegram', 4)), 3)
+  nft.writeSet('evidence_v4', [attempt.counted])
+  nft.writeSet('evidence_ports_v4', [attempt.port])
   d = await startApiDaemon({ upstreams: [upstream.url], firewall: { sync: true, evidence: { intervalMs: 1000 } } })
 
   const first = await status(d)
