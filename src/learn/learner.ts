@@ -80,6 +80,8 @@ interface NameState {
   category: string
   state: typeof QUEUED | typeof INFLIGHT | typeof DONE
   until: number
+  /** The number of its last resolution (its entry in the forgetting order). */
+  doneSeq: number
 }
 
 /** A probe name (learned as 'probe' for its category) or a guard seed (an allowed name). */
@@ -128,6 +130,16 @@ export class Learner {
   readonly #rate: number
   readonly #concurrency: number
   readonly #names = new Map<string, NameState>()
+  /**
+   * Names in the order they were resolved (the first is forgotten first), with the resolution's
+   * number: an entry whose name was queued again, resolved again or forgotten since is stale and
+   * skipped. A plain array read from #doneHead (not a Map iterated from its start, which walks the
+   * holes its deletions leave): forgetting is O(1) amortized.
+   */
+  #doneQ: NameState[] = []
+  #doneQSeq: number[] = []
+  #doneHead = 0
+  #doneSeq = 0
   /** How many names the map keeps at most (resolved ones are forgotten first-in first-out). */
   readonly #maxNames: number
   readonly #queue: Ring<NameState>
@@ -188,7 +200,7 @@ export class Learner {
     }
     if (this.#closed) return
     if (this.#queue.size === this.#queue.capacity) { this.#dropped++; return }
-    const n: NameState = { name, category, state: QUEUED, until: 0 }
+    const n: NameState = { name, category, state: QUEUED, until: 0, doneSeq: 0 }
     this.#names.set(name, n)
     this.#queue.push(n)
     this.#queued++
@@ -252,11 +264,43 @@ export class Learner {
     this.#wake()
   }
 
-  /** Forgets the oldest resolved name (a queued or in-flight one stays: the ring bounds those). */
+  /**
+   * Forgets the name resolved longest ago (a queued or in-flight one stays: the ring bounds those).
+   * O(1): #done holds only resolved names, so nothing queued has to be skipped.
+   */
   #forgetOne (): void {
-    for (const [name, s] of this.#names) {
-      if (s.state === DONE) { this.#names.delete(name); return }
+    const q = this.#doneQ
+    while (this.#doneHead < q.length) {
+      const i = this.#doneHead++
+      const s = q[i]
+      if (s.state === DONE && s.doneSeq === this.#doneQSeq[i] && this.#names.get(s.name) === s) {
+        this.#names.delete(s.name)
+        break
+      }
     }
+    if (this.#doneHead >= 1024 && this.#doneHead * 2 >= q.length) this.#compactDone()
+  }
+
+  /** A name was resolved: to the back of the forgetting order. */
+  #resolvedName (s: NameState): void {
+    s.doneSeq = ++this.#doneSeq
+    this.#doneQ.push(s)
+    this.#doneQSeq.push(s.doneSeq)
+    // Names resolved again and again while the map is not full leave stale entries: drop them now
+    // and then (amortized O(1): only when they outnumber the map's names).
+    if (this.#doneQ.length - this.#doneHead > 2 * this.#names.size + 1024) this.#compactDone()
+  }
+
+  #compactDone (): void {
+    const q: NameState[] = []
+    const seq: number[] = []
+    for (let i = this.#doneHead; i < this.#doneQ.length; i++) {
+      const s = this.#doneQ[i]
+      if (s.state === DONE && s.doneSeq === this.#doneQSeq[i] && this.#names.get(s.name) === s) { q.push(s); seq.push(this.#doneQSeq[i]) }
+    }
+    this.#doneQ = q
+    this.#doneQSeq = seq
+    this.#doneHead = 0
   }
 
   #wake (): void {
@@ -351,6 +395,7 @@ export class Learner {
     } finally {
       if (state !== undefined) {
         state.state = DONE
+        this.#resolvedName(state)
         const ttl = addrTtl !== Infinity ? addrTtl : anyTtl !== Infinity ? anyTtl : 0
         const wait = answered ? Math.max(MIN_RECHECK_MS, ttl * 1000) : FAIL_RETRY_MS
         state.until = this.#now() + wait
