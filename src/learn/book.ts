@@ -10,7 +10,7 @@ import type { Logger } from 'pino'
 import type { LearningConfig } from '../config/types.js'
 import { fromV4, fromV6, parseAddress, type AddressKey, type AddressList, type ParsedAddress } from './address.js'
 import { timeoutText } from '../firewall/nftables.js'
-import type { CollateralGuard, Hold } from './guard.js'
+import type { CollateralGuard, GuardRanges, Hold } from './guard.js'
 import { elementsOf, viewOf, type LearnedStore, type StoredLearned } from './store.js'
 import type { Family, HeldAddress, LearnedAddress, LearnedElements, LearnedSink, LearnedVia } from './types.js'
 
@@ -219,6 +219,30 @@ export class LearnedBook {
       const rows = this.#byV6.get(list.v6[i])
       if (rows !== undefined) this.#holdShared(rows, now)
     }
+  }
+
+  /**
+   * A reload changed the configured never-block ranges (firewall.lanCidrs, the upstreams,
+   * learning.neverBlock): the guard takes them (and re-reads the gateway's addresses), and every
+   * address in a set that now falls in one leaves its set (held, never-block). Returns how many left.
+   */
+  setGuardRanges (r: GuardRanges): number {
+    this.#guard.setRanges(r)
+    let n = 0
+    for (const row of this.#rows.values()) {
+      if (row.held !== null) continue
+      const range = this.#guard.neverBlock(row.address)
+      if (range === undefined) continue
+      row.held = 'never-block'
+      row.range = range
+      row.sharedWith = []
+      this.#active--
+      this.#sink?.remove(row.category, row.address.text, row.address.family)
+      this.#store.putLearned(stored(row))
+      n++
+    }
+    if (n > 0) this.#log.info({ held: n }, 'learned addresses taken out of their sets: they fall in a never-block range now')
+    return n
   }
 
   /** The active learned address `address` (canonical or any valid text) of some category, if any. */

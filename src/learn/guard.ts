@@ -34,11 +34,21 @@ export type Hold =
   /** Not the guard's own finding: the learner saw the address behind a shared front end (shared-hosts.ts). */
   | { readonly reason: 'shared-host', readonly sharedWith: readonly string[] }
 
-export interface GuardDeps {
-  readonly learning: LearningConfig
+/** The configured never-block ranges besides the special-purpose ones (a reload may change them: setRanges). */
+export interface GuardRanges {
   /** firewall.lanCidrs (normalized). */
   readonly lanCidrs: readonly string[]
   /** The upstream resolvers' hosts (config.upstreams[].host); names among them are skipped. */
+  readonly upstreamHosts: readonly string[]
+  /** learning.neverBlock (default: as the guard was built with). */
+  readonly neverBlock?: readonly string[]
+}
+
+export interface GuardDeps {
+  readonly learning: LearningConfig
+  /** firewall.lanCidrs (normalized), at construction (setRanges replaces them). */
+  readonly lanCidrs: readonly string[]
+  /** The upstream resolvers' hosts (config.upstreams[].host), at construction; names among them are skipped. */
   readonly upstreamHosts: readonly string[]
   /** Where observations are kept across restarts (optional: memory only without it). */
   readonly store?: LearnedStore
@@ -79,6 +89,7 @@ export class CollateralGuard {
   readonly #log: Logger
   #ranges: NeverRange[]
   readonly #deps: GuardDeps
+  #configured: Required<GuardRanges>
   #evicted = 0
   #loaded = false
 
@@ -90,6 +101,7 @@ export class CollateralGuard {
     this.#store = deps.store
     this.#now = deps.now
     this.#log = deps.log.child({ mod: 'learn-guard' })
+    this.#configured = { lanCidrs: deps.lanCidrs, upstreamHosts: deps.upstreamHosts, neverBlock: deps.learning.neverBlock }
     this.#ranges = this.#buildRanges()
   }
 
@@ -106,7 +118,16 @@ export class CollateralGuard {
     this.#log.debug({ addresses: this.#v4.size + this.#v6.size }, 'allowed addresses loaded')
   }
 
-  /** Re-reads the gateway's own addresses (e.g. after a reload or an interface change). */
+  /**
+   * The configured never-block ranges changed (a reload: firewall.lanCidrs, the upstreams,
+   * learning.neverBlock): rebuilds every range from them, and re-reads the gateway's own addresses.
+   */
+  setRanges (r: GuardRanges): void {
+    this.#configured = { lanCidrs: r.lanCidrs, upstreamHosts: r.upstreamHosts, neverBlock: r.neverBlock ?? this.#configured.neverBlock }
+    this.#ranges = this.#buildRanges()
+  }
+
+  /** Re-reads the gateway's own addresses (an interface change), keeping the configured ranges. */
   refreshRanges (): void {
     this.#ranges = this.#buildRanges()
   }
@@ -224,9 +245,9 @@ export class CollateralGuard {
     // IPv4-mapped IPv6 (an AAAA record that carries an IPv4 address): parseCidr would read it as
     // the IPv4 range 0.0.0.0/0, so it is written out here.
     out.push({ family: 6, start: 0xffffn << 32n, end: (0xffffn << 32n) | 0xffffffffn, label: '::ffff:0:0/96 (special-purpose)' })
-    for (const r of this.#deps.learning.neverBlock) add(r, 'learning.neverBlock')
-    for (const r of this.#deps.lanCidrs) add(r, 'firewall.lanCidrs')
-    for (const h of this.#deps.upstreamHosts) if (parseAddress(h) !== undefined) add(h, 'upstream resolver')
+    for (const r of this.#configured.neverBlock) add(r, 'learning.neverBlock')
+    for (const r of this.#configured.lanCidrs) add(r, 'firewall.lanCidrs')
+    for (const h of this.#configured.upstreamHosts) if (parseAddress(h) !== undefined) add(h, 'upstream resolver')
     let ifaces: NodeJS.Dict<NetworkInterfaceInfo[]> = {}
     try { ifaces = (this.#deps.interfaces ?? networkInterfaces)() } catch (err) { this.#log.warn({ err }, 'cannot read the gateway\'s interfaces') }
     for (const [name, list] of Object.entries(ifaces)) {
