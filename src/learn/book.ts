@@ -10,7 +10,7 @@ import type { Logger } from 'pino'
 import type { LearningConfig } from '../config/types.js'
 import { fromV4, fromV6, parseAddress, type AddressKey, type AddressList, type ParsedAddress } from './address.js'
 import { timeoutText } from '../firewall/nftables.js'
-import type { CollateralGuard, GuardRanges, Hold } from './guard.js'
+import { v4MappedValue, type CollateralGuard, type GuardRanges, type Hold } from './guard.js'
 import { elementsOf, viewOf, type LearnedStore, type StoredLearned } from './store.js'
 import type { Family, HeldAddress, LearnedAddress, LearnedElements, LearnedSink, LearnedVia } from './types.js'
 
@@ -204,20 +204,23 @@ export class LearnedBook {
   /**
    * The DNS path's call for every fresh upstream answer of an allowed name (not for cache hits,
    * not for blocked names' background resolutions): the guard remembers its addresses, and any of
-   * them in a learned set leaves the set (held, with the allowed names sharing it). For addresses
-   * seen recently this is two Map lookups each and allocates nothing.
+   * them in a learned set leaves the set (held, with the allowed names sharing it; logged with the
+   * `client` whose lookup it was, when given). An IPv4-mapped AAAA counts as its IPv4 address. For
+   * addresses seen recently this is two Map lookups each and allocates nothing.
    */
-  allowedAnswer (name: string, list: AddressList): void {
+  allowedAnswer (name: string, list: AddressList, client?: string): void {
     const now = this.#now()
     this.#guard.observeAllowed(name, list, now)
     if (this.#active === 0) return
     for (let i = 0; i < list.v4Count; i++) {
       const rows = this.#byV4.get(list.v4[i] | 0)
-      if (rows !== undefined) this.#holdShared(rows, now)
+      if (rows !== undefined) this.#holdShared(rows, now, name, client)
     }
     for (let i = 0; i < list.v6Count; i++) {
-      const rows = this.#byV6.get(list.v6[i])
-      if (rows !== undefined) this.#holdShared(rows, now)
+      const w = list.v6[i]
+      const mapped = v4MappedValue(w)
+      const rows = mapped >= 0 ? this.#byV4.get(mapped | 0) : this.#byV6.get(w)
+      if (rows !== undefined) this.#holdShared(rows, now, name, client)
     }
   }
 
@@ -377,8 +380,8 @@ export class LearnedBook {
     return hold === undefined
   }
 
-  /** An allowed answer shares these rows' address: the active ones leave their sets. */
-  #holdShared (rows: readonly Row[], now: number): void {
+  /** An allowed answer (of `allowedName`, asked by `client`) shares these rows' address: the active ones leave their sets. */
+  #holdShared (rows: readonly Row[], now: number, allowedName: string, client: string | undefined): void {
     for (const r of rows) {
       if (r.held !== null) continue
       r.held = 'allowed-name'
@@ -387,7 +390,8 @@ export class LearnedBook {
       this.#removedByGuard++
       this.#sink?.remove(r.category, r.address.text, r.address.family)
       this.#store.putLearned(stored(r))
-      this.#log.info({ category: r.category, address: r.address.text, name: r.name, sharedWith: r.sharedWith }, 'learned address taken out of its set: an allowed name resolves to it')
+      this.#log.info({ category: r.category, address: r.address.text, name: r.name, allowedName, client, sharedWith: r.sharedWith },
+        'learned address taken out of its set: an allowed name resolves to it')
     }
   }
 

@@ -27,6 +27,35 @@ export const SPECIAL_PURPOSE_RANGES: readonly string[] = [
 /** Allowed names kept per address (the most recent). */
 export const MAX_SHARED_NAMES = 8
 
+const MAPPED_PREFIX = '0:0:0:0:0:ffff:'
+
+/**
+ * The IPv4 value (unsigned) of an IPv4-mapped IPv6 address in wire form (`0:0:0:0:0:ffff:959a:a763`
+ * for ::ffff:149.154.167.99), or -1 when it is not one. Reads characters only: allocates nothing.
+ */
+export function v4MappedValue (wire: string): number {
+  if (!wire.startsWith(MAPPED_PREFIX)) return -1
+  let hi = 0
+  let lo = 0
+  let group = 0
+  let digits = 0
+  for (let i = MAPPED_PREFIX.length; i < wire.length; i++) {
+    const c = wire.charCodeAt(i)
+    if (c === 58 /* : */) {
+      if (group !== 0 || digits === 0) return -1
+      group = 1
+      digits = 0
+      continue
+    }
+    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1
+    if (d < 0 || ++digits > 4) return -1
+    if (group === 0) hi = hi * 16 + d
+    else lo = lo * 16 + d
+  }
+  if (group !== 1 || digits === 0) return -1
+  return hi * 65536 + lo
+}
+
 /** Why the guard holds an address back. */
 export type Hold =
   | { readonly reason: 'allowed-name', readonly sharedWith: readonly string[] }
@@ -146,7 +175,14 @@ export class CollateralGuard {
    */
   observeAllowed (name: string, list: AddressList, now: number): void {
     for (let i = 0; i < list.v4Count; i++) this.#remember(4, list.v4[i] | 0, name, now, true)
-    for (let i = 0; i < list.v6Count; i++) this.#remember(6, list.v6[i], name, now, true)
+    for (let i = 0; i < list.v6Count; i++) {
+      // An IPv4-mapped AAAA (::ffff:a.b.c.d) is the IPv4 address a.b.c.d: kept under it, so it
+      // protects a learned a.b.c.d.
+      const w = list.v6[i]
+      const mapped = v4MappedValue(w)
+      if (mapped >= 0) this.#remember(4, mapped | 0, name, now, true)
+      else this.#remember(6, w, name, now, true)
+    }
   }
 
   /** Whether an address may go into a block set: undefined when it may, else why not. */
