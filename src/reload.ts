@@ -10,6 +10,7 @@ import { AnswerCache } from './dns/cache.js'
 import type { DnsListener, Serve } from './dns/listener.js'
 import type { UpstreamPool } from './dns/upstream/pool.js'
 import type { FirewallSync } from './firewall/sync.js'
+import type { Learning } from './learn/learning.js'
 import type { ListUpdater } from './lists/updater.js'
 import { sameLists, type PolicyManager } from './policy/manager.js'
 import { ConfigError, PolicyError } from './errors.js'
@@ -40,7 +41,7 @@ export interface Reloadable {
   readonly now: () => number
   readonly reloads: ReloadCounters
   readonly firewallSync: FirewallSync
-  readonly parts: { stores: Stores, lists: ListUpdater, policy: PolicyManager, cache: AnswerCache, pool: UpstreamPool, listener: DnsListener }
+  readonly parts: { stores: Stores, lists: ListUpdater, policy: PolicyManager, cache: AnswerCache, pool: UpstreamPool, listener: DnsListener, learning: Learning | undefined }
   setConfig: (next: Config) => void
   newPool: (c: Config) => UpstreamPool
   newPipeline: (c: Config) => Serve
@@ -104,6 +105,7 @@ function reload (d: Reloadable, file: Config): ReloadReport {
     prev.firewall.sharedRanges.join() !== next.firewall.sharedRanges.join() // the build carries the opted-in ranges
   if (listsChanged) applied.unshift('blocklists')
   d.setConfig(next)
+  if (touches(live, 'firewall') || touches(live, 'upstreams')) parts.learning?.reconfigure(next) // the guard's never-block ranges
   if (listsChanged) parts.policy.swap(prepared, 'config reloaded')
   if (pool !== undefined) {
     const old = parts.pool

@@ -65,7 +65,8 @@ export const RELOAD_PLAN: ReloadPlan<Config> = {
   dataDir: 'restart',
   blocklists: 'live',
   firewall: 'live',
-  // The learner, its guard and probe schedule are built once at start from these.
+  // The learner, its guard and probe schedule are built once at start from these (the guard's
+  // never-block ranges follow firewall.lanCidrs and the upstreams live).
   learning: 'restart',
   store: {
     path: 'restart',

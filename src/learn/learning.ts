@@ -48,14 +48,13 @@ export class Learning {
   readonly #probes: ProbeScheduler
   readonly #log: Logger
   #categories: ReadonlySet<string> = new Set()
-  #started = false
   /** The everyday names (sources/collateral and every pack's mustNotBlock), read at the first probe run. */
   #guardNames: readonly string[] | undefined
 
   constructor (d: LearningDeps) {
     const learning = d.config.learning
     this.#log = d.log.child({ mod: 'learning' })
-    this.#store = new LearnedStore({ db: d.db, log: d.log, now: d.now, guardWindowMs: learning.guardWindowSeconds * 1000 })
+    this.#store = new LearnedStore({ db: d.db, log: d.log, now: d.now, guardWindowMs: learning.guardWindowSeconds * 1000, maxAllowedAddresses: learning.maxAllowedAddresses })
     this.guard = new CollateralGuard({
       learning, lanCidrs: d.config.firewall.lanCidrs, upstreamHosts: d.config.upstreams.map(u => u.host), store: this.#store, log: d.log, now: d.now
     })
@@ -74,7 +73,7 @@ export class Learning {
       log: d.log
     })
     const targets = new AnswerTargets() // refilled per answer (synchronously)
-    this.allowed = (ctx, answer) => { this.book.allowedAnswer(ctx.q.qname, answerTargets(answer, targets)) }
+    this.allowed = (ctx, answer) => { this.book.allowedAnswer(ctx.q.qname, answerTargets(answer, targets), ctx.client) }
   }
 
   /** The pipeline's callback for every fresh allowed answer (dns/stages/learn.ts). */
@@ -95,13 +94,21 @@ export class Learning {
   follow (build: EngineBuild): void {
     // A pack whose names resolve to its parent company's shared front ends (meta.yaml learnAddresses: false) is not learned.
     this.#categories = new Set(firewallCategories(build).filter(c => !build.extras.unlearned.has(c)))
-    if (this.#started) this.book.retainCategories(this.#categories)
+    // Before start() too: start() then loads only these categories' rows.
+    this.book.retainCategories(this.#categories)
+  }
+
+  /**
+   * A reload's config: the never-block ranges follow firewall.lanCidrs, the upstreams and
+   * learning.neverBlock (learned addresses now inside one leave their sets). The rest of
+   * `learning` applies at the next start.
+   */
+  reconfigure (c: Config): void {
+    this.book.setGuardRanges({ lanCidrs: c.firewall.lanCidrs, upstreamHosts: c.upstreams.map(u => u.host), neverBlock: c.learning.neverBlock })
   }
 
   start (): void {
     this.book.start()
-    this.#started = true
-    this.book.retainCategories(this.#categories)
     this.#probes.start()
   }
 

@@ -76,7 +76,7 @@ t.test('adds with timeouts; removes one present and one never added in the same 
   s.add('telegram', '203.0.113.2', 4, 7200)
   s.add('telegram', '203.0.113.3', 4, 0.5)   // run out: a remove of an element that is not there
   await s.flushNow()
-  t.equal(s.state.failures, 0, s.state.lastError)
+  t.equal(s.state.failures, 0, s.state.lastError ?? 'no error')
   t.same([...listSet('learned_telegram_v4')], [['203.0.113.2', 7200]], 'the present one is gone, the absent one failed nothing, the re-add has its new timeout')
   t.same({ batches: s.state.batches, added: s.state.added, removed: s.state.removed }, { batches: 2, added: 5, removed: 3 })
   t.ok(s.state.lastOkAt !== undefined)
