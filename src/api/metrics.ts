@@ -389,7 +389,7 @@ export function createMetricsExporter (c: MetricsContext): MetricsExporter {
   f.counter('egressd_learned_expired_total', 'Learned addresses that expired (not seen again within their expiry)', () => lf()?.book.expired ?? 0)
   f.counter('egressd_learned_evicted_total', 'Learned addresses dropped by the learning.maxLearned bound (the least recently seen)', () => lf()?.book.evicted ?? 0)
   f.counter('egressd_learning_queued_total', 'Blocked names queued for a background resolution', () => lf()?.learner.queued ?? 0)
-  f.counter('egressd_learning_dropped_total', 'Blocked names not learned because the queue was full (learning.queueMax)', () => lf()?.learner.dropped ?? 0)
+  f.counter('egressd_learning_dropped_total', 'Blocked queries not considered for learning because the queue was full (learning.queueMax; a flood of distinct names)', () => lf()?.learner.dropped ?? 0)
   f.gauge('egressd_learning_queue_depth', 'Blocked names waiting for a background resolution', () => lf()?.learner.queueDepth ?? 0)
   f.gauge('egressd_learning_queue_max', 'learning.queueMax: blocked names beyond it are dropped (0 with learning off)', () => host.learning === undefined ? 0 : host.config.learning.queueMax)
   f.gauge('egressd_learning_inflight', 'Background resolutions in flight', () => lf()?.learner.inflight ?? 0)

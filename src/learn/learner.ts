@@ -43,7 +43,7 @@ export interface LearnerDeps {
 export interface LearnerStats {
   /** Blocked names accepted into the queue. */
   readonly queued: number
-  /** Blocked names dropped because the queue was full. */
+  /** Blocked queries not considered because the queue was full (learning.queueMax), repeats of a name included. */
   readonly dropped: number
   /** Resolutions started (all kinds). */
   readonly started: number
@@ -188,10 +188,12 @@ export class Learner {
    * path for every blocked query; nearly free for a name seen recently.
    */
   blocked (name: string, category: string): void {
+    // A full queue takes nothing: no lookup at all (a flood of distinct names costs a comparison).
+    if (this.#queue.size === this.#queue.capacity) { this.#dropped++; return }
     const s = this.#names.get(name)
     if (s !== undefined) {
       if (s.state !== DONE || s.until > this.#now() || this.#closed) return
-      if (!this.#queue.push(s)) { this.#dropped++; return }
+      this.#queue.push(s)
       s.state = QUEUED
       s.category = category
       this.#queued++
@@ -199,7 +201,6 @@ export class Learner {
       return
     }
     if (this.#closed) return
-    if (this.#queue.size === this.#queue.capacity) { this.#dropped++; return }
     const n: NameState = { name, category, state: QUEUED, until: 0, doneSeq: 0 }
     this.#names.set(name, n)
     this.#queue.push(n)

@@ -1,8 +1,8 @@
 // The learner's memory of names (src/learn/learner.ts): once it holds max(10 000, 10 x queueMax)
 // names, each new blocked name makes it forget the one resolved longest ago. That must not scan
-// past names waiting in the queue: blocked() runs on the DNS path. Here the oldest names in the
-// map are queued again (in reverse, so they stay queued while the queue drains), and the time
-// spent inside blocked() for new names is measured. The upstream fails every question at once
+// past names waiting in the queue, nor forget them: blocked() runs on the DNS path. Here the oldest
+// names in the map are queued again (in reverse, so they stay queued while the queue drains), and
+// new names past the bound must leave them known. The upstream fails every question at once
 // (fault injection: a resolution only has to end, so names reach the resolved state quickly); the
 // clock is the test's, so tokens come only when the test advances it.
 
@@ -15,7 +15,7 @@ import { learningConfig, policyFile, quiet } from './fixtures.js'
 
 const tick = async (): Promise<void> => await new Promise(resolve => setImmediate(resolve))
 
-t.test('forgetting the oldest resolved name does not scan the queued ones', async t => {
+t.test('forgetting the oldest resolved name leaves the queued ones known', async t => {
   const queueMax = 10_000
   const learning = learningConfig({ resolvesPerSecond: 1000, queueMax })
   const clock = { now: Date.UTC(2030, 0, 1) }
@@ -51,24 +51,19 @@ t.test('forgetting the oldest resolved name does not scan the queued ones', asyn
   for (let i = 0; i < 200 && learner.stats.inflight > 0; i++) await tick()
   t.ok(learner.stats.queueDepth >= queueMax - 1 - 1000, `still queued: ${learner.stats.queueDepth}`)
 
-  const took: number[] = []
-  const base: number[] = []
+  // New names past the bound: each makes the learner forget the name resolved longest ago, never
+  // one still waiting in the queue. (How long that takes is the benchmarks' business, not a
+  // test's: bench/ab.sh W1 floods blocked() with distinct names.)
   const n = 1000
   for (let i = 0; i < n; i++) {
     clock.now += 1 // one token
-    let start = process.hrtime.bigint()
-    learner.blocked('n0.example', 'snapchat') // queued: one Map lookup (the baseline)
-    base.push(Number(process.hrtime.bigint() - start) / 1000)
-    start = process.hrtime.bigint()
     learner.blocked(`new${i}.example`, 'snapchat')
-    took.push(Number(process.hrtime.bigint() - start) / 1000)
     await new Promise(resolve => setTimeout(resolve, 0))
     for (let k = 0; k < 20 && learner.stats.inflight > 0; k++) await tick()
   }
-  took.sort((a, b) => a - b)
-  base.sort((a, b) => a - b)
-  const median = took[n >> 1]
-  t.comment(`blocked() of a new name with ~${learner.stats.queueDepth} older names queued: median ${median.toFixed(2)} µs, 90th ${took[Math.floor(n * 0.9)].toFixed(2)} µs; of a queued name ${base[n >> 1].toFixed(2)} µs`)
-  t.ok(median < 30, `no scan past the queued names (median ${median.toFixed(2)} µs a call; a scan of ~9000 costs about 100 µs)`)
+  t.ok(learner.stats.queueDepth < queueMax, 'the queue has room (a forgotten name would be queued again)')
+  const queuedBefore = learner.stats.queued
+  learner.blocked('n0.example', 'snapchat')
+  t.equal(learner.stats.queued, queuedBefore, 'n0 (queued since, the oldest in the map) was not forgotten: blocking it again queues nothing')
   t.equal(learner.stats.queued, total + (queueMax - 1) + n - learner.stats.dropped)
 })
