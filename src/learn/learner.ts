@@ -163,8 +163,6 @@ export class Learner {
   #probesDropped = 0
   #seedsQueued = 0
   #seedsDropped = 0
-  /** Settles when nothing is in flight (close waits on it). */
-  #idle: Array<() => void> = []
 
   constructor (deps: LearnerDeps) {
     const c = deps.learning
@@ -247,7 +245,9 @@ export class Learner {
     for (let s = this.#queue.shift(); s !== undefined; s = this.#queue.shift()) this.#names.delete(s.name)
     this.#probes.clear()
     this.#seeds.clear()
-    if (this.#inflight > 0) await new Promise<void>(resolve => this.#idle.push(resolve))
+    // In-flight resolutions are not waited for: an upstream that does not answer would hold the
+    // shutdown for its timeouts (or, with nothing else keeping the process alive, forever). They
+    // end on their own and learn nothing once closed.
   }
 
   #queueProbe (item: ProbeItem): void {
@@ -359,6 +359,8 @@ export class Learner {
         if (q === undefined) throw new Error(`not a host name: ${JSON.stringify(name)}`)
         return await this.#query(q, false)
       }))
+      // Closed meanwhile: the book may be closed too; what this resolution found is dropped.
+      if (this.#closed) return
       for (const r of settled) {
         if (r.status === 'rejected') continue
         const a = r.value.answer
@@ -402,7 +404,6 @@ export class Learner {
         state.until = this.#now() + wait
       }
       this.#inflight--
-      if (this.#inflight === 0) for (const f of this.#idle.splice(0)) f()
       if (!this.#closed) this.#drain()
     }
   }
