@@ -7,9 +7,10 @@
 // Bad nft output is counted, never thrown.
 
 import t from 'tap'
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { Writable } from 'node:stream'
 import pino from 'pino'
+import { netnsTopology } from '../helpers/netns.js'
 import { requireTool } from '../helpers/tools.js'
 import type { FirewallConfig } from '../../src/config/types.js'
 import type { FirewallHit } from '../../src/learn/types.js'
@@ -20,53 +21,17 @@ const nft = requireTool('nft')
 const ip = requireTool('ip')
 const log = pino({ level: 'silent' })
 const tag = `eB${Math.random().toString(36).slice(2, 6)}`
-const ns = { client: `${tag}c`, gw: `${tag}g`, server: `${tag}s` }
-const sh = (...args: string[]): void => { execFileSync(ip, args, { stdio: 'pipe' }) }
+const net = netnsTopology({ tag, clientAddresses: ['10.99.1.3'], serverAddresses: ['149.154.167.51', '192.0.2.80', '192.0.2.81'], routes: ['149.154.167.0/24', '192.0.2.0/24'] })
+const ns = net.ns
+t.teardown(net.teardown)
 
 const firewall = (over: Partial<FirewallConfig> = {}): FirewallConfig => ({
-  table: 'egressd', lanInterfaces: [`${tag}gl`], lanCidrs: [], rejectAddresses: true, redirectDns: false,
+  table: 'egressd', lanInterfaces: [net.lanInterface], lanCidrs: [], rejectAddresses: true, redirectDns: false,
   rejectDot: true, rejectDoq: true, sync: true, sharedRanges: [], evidence: { enabled: true, intervalMs: 1000, perPairSeconds: 300 }, ...over
 })
 
-function setupNamespaces (): void {
-  for (const n of Object.values(ns)) sh('netns', 'add', n)
-  sh('link', 'add', `${tag}cl`, 'type', 'veth', 'peer', 'name', `${tag}gl`)
-  sh('link', 'add', `${tag}gw`, 'type', 'veth', 'peer', 'name', `${tag}sw`)
-  sh('link', 'set', `${tag}cl`, 'netns', ns.client)
-  sh('link', 'set', `${tag}gl`, 'netns', ns.gw)
-  sh('link', 'set', `${tag}gw`, 'netns', ns.gw)
-  sh('link', 'set', `${tag}sw`, 'netns', ns.server)
-  const x = (n: string, ...a: string[]): void => sh('-n', n, ...a)
-  for (const n of Object.values(ns)) x(n, 'link', 'set', 'lo', 'up')
-  x(ns.client, 'addr', 'add', '10.99.1.2/24', 'dev', `${tag}cl`)
-  x(ns.client, 'addr', 'add', '10.99.1.3/24', 'dev', `${tag}cl`)
-  x(ns.client, 'link', 'set', `${tag}cl`, 'up')
-  x(ns.client, 'route', 'add', 'default', 'via', '10.99.1.1')
-  x(ns.gw, 'addr', 'add', '10.99.1.1/24', 'dev', `${tag}gl`)
-  x(ns.gw, 'addr', 'add', '10.99.2.1/24', 'dev', `${tag}gw`)
-  x(ns.gw, 'link', 'set', `${tag}gl`, 'up')
-  x(ns.gw, 'link', 'set', `${tag}gw`, 'up')
-  x(ns.gw, 'route', 'add', '149.154.167.0/24', 'via', '10.99.2.2')
-  x(ns.gw, 'route', 'add', '192.0.2.0/24', 'via', '10.99.2.2')
-  x(ns.server, 'addr', 'add', '10.99.2.2/24', 'dev', `${tag}sw`)
-  x(ns.server, 'link', 'set', `${tag}sw`, 'up')
-  x(ns.server, 'addr', 'add', '149.154.167.51/32', 'dev', 'lo')
-  x(ns.server, 'addr', 'add', '192.0.2.80/32', 'dev', 'lo')
-  x(ns.server, 'addr', 'add', '192.0.2.81/32', 'dev', 'lo')
-  x(ns.server, 'route', 'add', 'default', 'via', '10.99.2.1')
-  execFileSync(ip, ['netns', 'exec', ns.gw, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'], { stdio: 'pipe' })
-}
-
-function teardownNamespaces (): void {
-  for (const n of Object.values(ns)) spawnSync(ip, ['netns', 'del', n], { stdio: 'ignore' })
-}
-
 /** From the client (from its address `from`): 'ok' if a TCP connection opens, else the error code. */
-function connect (host: string, port: number, from = '10.99.1.2'): string {
-  const code = `const s=require('net').connect({host:'${host}',port:${port},localAddress:'${from}',timeout:2000});` +
-    `s.on('connect',()=>{console.log('ok');s.destroy()});s.on('timeout',()=>{console.log('TIMEOUT');s.destroy()});s.on('error',e=>console.log(e.code))`
-  return execFileSync(ip, ['netns', 'exec', ns.client, process.execPath, '-e', code], { encoding: 'utf8', timeout: 10_000 }).trim()
-}
+const connect = (host: string, port: number, from = '10.99.1.2'): string => net.connect(host, port, from)
 
 /** From the client: `count` UDP datagrams to host:port, 50 ms apart. */
 function sendUdp (host: string, port: number, count: number): void {
@@ -94,9 +59,6 @@ function kernelPackets (destination: string): number {
   return setElements('evidence_v4').filter(e => e.elem.val.concat[1] === destination).reduce((sum, e) => sum + (e.elem.counter?.packets ?? 0), 0)
 }
 
-teardownNamespaces()
-setupNamespaces()
-t.teardown(teardownNamespaces)
 
 function applyTable (config: FirewallConfig, edit: (script: string) => string = s => s): void {
   const script = edit(renderNftables({

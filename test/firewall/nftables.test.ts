@@ -3,9 +3,10 @@
 // allowed address. All traffic stays inside the test's namespaces.
 
 import t from 'tap'
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
+import { netnsTopology } from '../helpers/netns.js'
 import { requireTool } from '../helpers/tools.js'
 import { tempDir } from '../helpers/tmp.js'
 import type { FirewallConfig } from '../../src/config/types.js'
@@ -167,52 +168,12 @@ t.test('two rendered sets with one nft name are refused, naming both categories'
 // ---- network namespaces: client --(lan)-- gw --(wan)-- server --------------------------------
 
 const tag = `eg${process.pid % 100000}`
-const ns = { client: `${tag}c`, gw: `${tag}g`, server: `${tag}s` }
-const sh = (...args: string[]): void => { execFileSync(ip, args, { stdio: 'pipe' }) }
-const inNs = (name: string, cmd: string, args: string[]): ChildProcess => spawn(ip, ['netns', 'exec', name, cmd, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
-
-function setupNamespaces (): void {
-  for (const n of Object.values(ns)) sh('netns', 'add', n)
-  sh('link', 'add', `${tag}cl`, 'type', 'veth', 'peer', 'name', `${tag}gl`)
-  sh('link', 'add', `${tag}gw`, 'type', 'veth', 'peer', 'name', `${tag}sw`)
-  sh('link', 'set', `${tag}cl`, 'netns', ns.client)
-  sh('link', 'set', `${tag}gl`, 'netns', ns.gw)
-  sh('link', 'set', `${tag}gw`, 'netns', ns.gw)
-  sh('link', 'set', `${tag}sw`, 'netns', ns.server)
-  const x = (n: string, ...a: string[]): void => sh('-n', n, ...a)
-  for (const n of Object.values(ns)) x(n, 'link', 'set', 'lo', 'up')
-  x(ns.client, 'addr', 'add', '10.99.1.2/24', 'dev', `${tag}cl`)
-  x(ns.client, 'link', 'set', `${tag}cl`, 'up')
-  x(ns.client, 'route', 'add', 'default', 'via', '10.99.1.1')
-  x(ns.gw, 'addr', 'add', '10.99.1.1/24', 'dev', `${tag}gl`)
-  x(ns.gw, 'addr', 'add', '10.99.2.1/24', 'dev', `${tag}gw`)
-  x(ns.gw, 'link', 'set', `${tag}gl`, 'up')
-  x(ns.gw, 'link', 'set', `${tag}gw`, 'up')
-  x(ns.gw, 'route', 'add', '149.154.167.0/24', 'via', '10.99.2.2')
-  x(ns.gw, 'route', 'add', '192.0.2.0/24', 'via', '10.99.2.2')
-  x(ns.server, 'addr', 'add', '10.99.2.2/24', 'dev', `${tag}sw`)
-  x(ns.server, 'link', 'set', `${tag}sw`, 'up')
-  x(ns.server, 'addr', 'add', '149.154.167.51/32', 'dev', 'lo')
-  x(ns.server, 'addr', 'add', '192.0.2.80/32', 'dev', 'lo')
-  x(ns.server, 'route', 'add', 'default', 'via', '10.99.2.1')
-  execFileSync(ip, ['netns', 'exec', ns.gw, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'], { stdio: 'pipe' })
-}
-
-function teardownNamespaces (): void {
-  for (const n of Object.values(ns)) spawnSync(ip, ['netns', 'del', n], { stdio: 'ignore' })
-}
-
-/** From the client namespace: 'ok' if a TCP connection to host:port opens, else the error code. */
-function connectFromClient (host: string, port: number): string {
-  const code = `const s=require('net').connect({host:'${host}',port:${port},timeout:2000});` +
-    `s.on('connect',()=>{console.log('ok');s.destroy()});s.on('timeout',()=>{console.log('TIMEOUT');s.destroy()});s.on('error',e=>console.log(e.code))`
-  return execFileSync(ip, ['netns', 'exec', ns.client, process.execPath, '-e', code], { encoding: 'utf8', timeout: 10_000 }).trim()
-}
 
 t.test('in network namespaces: blocked addresses and DoT are rejected, allowed ones pass; sync applies the rules', async t => {
-  teardownNamespaces()
-  setupNamespaces()
-  t.teardown(teardownNamespaces)
+  const net = netnsTopology({ tag, serverAddresses: ['149.154.167.51', '192.0.2.80'], routes: ['149.154.167.0/24', '192.0.2.0/24'] })
+  t.teardown(net.teardown)
+  const { ns, inNs } = net
+  const connectFromClient = (host: string, port: number): string => net.connect(host, port)
   // Servers in the "internet" namespace: one Telegram address, one allowed address, and port 853.
   const server = inNs(ns.server, process.execPath, ['-e',
     "const net=require('net');for(const [h,p] of [['149.154.167.51',8080],['192.0.2.80',8080],['192.0.2.80',853]]) net.createServer(s=>s.end()).listen(p,h);console.log('listening')"])
@@ -226,7 +187,7 @@ t.test('in network namespaces: blocked addresses and DoT are rejected, allowed o
   writeFileSync(config, [
     'dns: { listen: ["127.0.0.1:5353"] }',
     'upstreams: ["udp://127.0.0.1:9"]',
-    `firewall: { lanInterfaces: [${tag}gl], sync: true }`,
+    `firewall: { lanInterfaces: [${net.lanInterface}], sync: true }`,
     'log: { level: info }'
   ].join('\n') + '\n')
   // The daemon itself applies the rules (sync) inside the gateway namespace.

@@ -10,9 +10,10 @@
 // the kernel's learned set; expiry removes it. All traffic stays inside the test's namespaces.
 
 import t from 'tap'
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
+import { netnsTopology, type Topology } from '../helpers/netns.js'
 import { requireTool } from '../helpers/tools.js'
 import { tempDir } from '../helpers/tmp.js'
 
@@ -24,53 +25,14 @@ const dig = requireTool('dig')
 const dir = tempDir('egressd-learn-')
 
 const tag = `el${process.pid % 100000}`
-const ns = { client: `${tag}c`, gw: `${tag}g`, server: `${tag}s` }
 const A = '11.0.0.10' // web.whatsapp.com
 const B = '11.0.0.20' // portal.example.com and mmg.whatsapp.net
-const sh = (...args: string[]): void => { execFileSync(ip, args, { stdio: 'pipe' }) }
-const inNs = (name: string, cmd: string, args: string[]): ChildProcess => spawn(ip, ['netns', 'exec', name, cmd, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
-
-function setupNamespaces (): void {
-  for (const n of Object.values(ns)) sh('netns', 'add', n)
-  sh('link', 'add', `${tag}cl`, 'type', 'veth', 'peer', 'name', `${tag}gl`)
-  sh('link', 'add', `${tag}gw`, 'type', 'veth', 'peer', 'name', `${tag}sw`)
-  sh('link', 'set', `${tag}cl`, 'netns', ns.client)
-  sh('link', 'set', `${tag}gl`, 'netns', ns.gw)
-  sh('link', 'set', `${tag}gw`, 'netns', ns.gw)
-  sh('link', 'set', `${tag}sw`, 'netns', ns.server)
-  const x = (n: string, ...a: string[]): void => sh('-n', n, ...a)
-  for (const n of Object.values(ns)) x(n, 'link', 'set', 'lo', 'up')
-  x(ns.client, 'addr', 'add', '10.99.1.2/24', 'dev', `${tag}cl`)
-  x(ns.client, 'link', 'set', `${tag}cl`, 'up')
-  x(ns.client, 'route', 'add', 'default', 'via', '10.99.1.1')
-  x(ns.gw, 'addr', 'add', '10.99.1.1/24', 'dev', `${tag}gl`)
-  x(ns.gw, 'addr', 'add', '10.99.2.1/24', 'dev', `${tag}gw`)
-  x(ns.gw, 'link', 'set', `${tag}gl`, 'up')
-  x(ns.gw, 'link', 'set', `${tag}gw`, 'up')
-  x(ns.gw, 'route', 'add', '11.0.0.0/24', 'via', '10.99.2.2')
-  x(ns.server, 'addr', 'add', '10.99.2.2/24', 'dev', `${tag}sw`)
-  x(ns.server, 'link', 'set', `${tag}sw`, 'up')
-  x(ns.server, 'addr', 'add', `${A}/32`, 'dev', 'lo')
-  x(ns.server, 'addr', 'add', `${B}/32`, 'dev', 'lo')
-  x(ns.server, 'route', 'add', 'default', 'via', '10.99.2.1')
-  execFileSync(ip, ['netns', 'exec', ns.gw, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'], { stdio: 'pipe' })
-}
-
-function teardownNamespaces (): void {
-  for (const n of Object.values(ns)) spawnSync(ip, ['netns', 'del', n], { stdio: 'ignore' })
-}
-
-/** From the client namespace: 'ok' if a TCP connection to host:port opens, else the error code. */
-function connectFromClient (host: string, port: number): string {
-  const code = `const s=require('net').connect({host:'${host}',port:${port},timeout:2000});` +
-    `s.on('connect',()=>{console.log('ok');s.destroy()});s.on('timeout',()=>{console.log('TIMEOUT');s.destroy()});s.on('error',e=>console.log(e.code))`
-  return execFileSync(ip, ['netns', 'exec', ns.client, process.execPath, '-e', code], { encoding: 'utf8', timeout: 10_000 }).trim()
-}
+let net: Topology
 
 /** dig from the client namespace at egressd on the gateway: the status and the A records. */
 function lookup (name: string): { status: string, addresses: string[] } {
-  const out = execFileSync(ip, ['netns', 'exec', ns.client, dig, '@10.99.1.1', '-p', '5353', '+tries=1', '+time=3', name, 'A'], { encoding: 'utf8' })
+  const out = execFileSync(ip, ['netns', 'exec', net.ns.client, dig, '@10.99.1.1', '-p', '5353', '+tries=1', '+time=3', name, 'A'], { encoding: 'utf8' })
   const status = /status: (\w+)/.exec(out)?.[1] ?? '?'
   const addresses = [...out.matchAll(/^\S+\s+\d+\s+IN\s+A\s+(\S+)$/gm)].map(m => m[1])
   return { status, addresses }
@@ -79,7 +41,7 @@ function lookup (name: string): { status: string, addresses: string[] } {
 const cli = (config: string, ...args: string[]): string => execFileSync(process.execPath, [CLI, ...args, '--config', config], { encoding: 'utf8' })
 
 function learnedSet (): string {
-  const r = spawnSync(ip, ['netns', 'exec', ns.gw, nft, 'list', 'set', 'inet', 'egressd', 'learned_whatsapp_v4'], { encoding: 'utf8' })
+  const r = spawnSync(ip, ['netns', 'exec', net.ns.gw, nft, 'list', 'set', 'inet', 'egressd', 'learned_whatsapp_v4'], { encoding: 'utf8' })
   return r.status === 0 ? r.stdout : `nft failed: ${r.stderr}`
 }
 
@@ -99,9 +61,10 @@ interface Held extends Learned { reason: string, sharedWith: string[] }
 const learnedJson = (config: string): { learned: Learned[], held: Held[] } => JSON.parse(cli(config, 'learned', '--json')) as { learned: Learned[], held: Held[] }
 
 t.test('learned address sets, the collateral guard and firewall evidence, in network namespaces', async t => {
-  teardownNamespaces()
-  setupNamespaces()
-  t.teardown(teardownNamespaces)
+  net = netnsTopology({ tag, serverAddresses: [A, B], routes: ['11.0.0.0/24'] })
+  t.teardown(net.teardown)
+  const { ns, inNs } = net
+  const connectFromClient = (host: string, port: number): string => net.connect(host, port)
   const server = inNs(ns.server, process.execPath, ['-e',
     `const net=require('net');for(const h of ['${A}','${B}']) net.createServer(s=>s.end()).listen(8443,h);console.log('listening')`])
   t.teardown(() => { server.kill() })
@@ -123,7 +86,7 @@ t.test('learned address sets, the collateral guard and firewall evidence, in net
     'upstreams: ["udp://127.0.0.1:5300"]',
     'api: { listen: "127.0.0.1:0" }',
     `dataDir: ${join(dir, 'var')}`,
-    `firewall: { lanInterfaces: [${tag}gl], sync: true, evidence: { intervalMs: 1000, perPairSeconds: 60 } }`,
+    `firewall: { lanInterfaces: [${net.lanInterface}], sync: true, evidence: { intervalMs: 1000, perPairSeconds: 60 } }`,
     'learning: { minExpirySeconds: 25, maxExpirySeconds: 25 }',
     'log: { level: info }'
   ].join('\n') + '\n')
