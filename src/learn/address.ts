@@ -7,7 +7,7 @@
 
 import { isIP } from 'node:net'
 import { ipv4Number } from '../policy/ip-index.js'
-import { ipv4Text } from '../policy/names.js'
+import { ipv4Text, ipv6GroupsText } from '../policy/names.js'
 import type { Family } from './types.js'
 
 /** An address as the in-memory maps key it: an int32 for IPv4 (`value | 0`), the wire form for IPv6. */
@@ -91,18 +91,5 @@ function v6Groups (s: string): number[] {
   return head.concat(new Array<number>(8 - head.length - tail.length).fill(0), tail)
 }
 
-/** RFC 5952: lower case, no leading zeros, the longest run (the first of equals) of two or more zero groups as `::`. */
-function canonicalV6 (g: readonly number[]): string {
-  let best = -1
-  let bestLen = 1
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) { i++; continue }
-    let j = i
-    while (j < 8 && g[j] === 0) j++
-    if (j - i > bestLen) { best = i; bestLen = j - i }
-    i = j
-  }
-  const hex = (a: readonly number[]): string => a.map(x => x.toString(16)).join(':')
-  if (best < 0) return hex(g)
-  return hex(g.slice(0, best)) + '::' + hex(g.slice(best + bestLen))
-}
+/** RFC 5952 text of eight groups (policy/names.ts). */
+const canonicalV6 = ipv6GroupsText

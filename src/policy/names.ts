@@ -193,7 +193,11 @@ function v4ToText (v: bigint): string {
 function v6ToText (v: bigint): string {
   const g: number[] = []
   for (let i = 7; i >= 0; i--) g.push(Number((v >> BigInt(i * 16)) & 0xffffn))
-  // The longest run of two or more zero groups (the first of equals) becomes '::'.
+  return ipv6GroupsText(g)
+}
+
+/** Eight 16-bit groups as RFC 5952 text: lower case, no leading zeros, the longest run (the first of equals) of two or more zero groups as `::`. */
+export function ipv6GroupsText (g: readonly number[]): string {
   let best = -1
   let bestLen = 1
   for (let i = 0; i < 8;) {
@@ -203,7 +207,7 @@ function v6ToText (v: bigint): string {
     if (j - i > bestLen) { best = i; bestLen = j - i }
     i = j
   }
-  const hex = (a: number[]): string => a.map(x => x.toString(16)).join(':')
+  const hex = (a: readonly number[]): string => a.map(x => x.toString(16)).join(':')
   if (best < 0) return hex(g)
   return hex(g.slice(0, best)) + '::' + hex(g.slice(best + bestLen))
 }
