@@ -23,7 +23,7 @@ const row = (i: number, o: Partial<StoredLearned> = {}): StoredLearned => ({
 const answer = (a4: string[]): { v4: number[], v4Count: number, v6: string[], v6Count: number } =>
   ({ v4: a4.map(ipv4Number), v4Count: a4.length, v6: [], v6Count: 0 })
 const count = (path: string, sql: string): number => {
-  const db = new Database(path, { readonly: true })
+  const db = new Database(path, { fileMustExist: true }) // a second connection: reads what the store flushed
   try { return (db.prepare(sql).get() as { n: number }).n } finally { db.close() }
 }
 
