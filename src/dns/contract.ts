@@ -123,9 +123,9 @@ export type Step = (ctx: QueryContext, o: Outcome) => Outcome
  */
 export function later (ctx: QueryContext, o: Outcome | Pending, step: Step): Outcome | Pending {
   if (o !== PENDING) return step(ctx, o)
-  // Room for five at once (every stage with a step): growing from one element by push would
+  // Room for four at once (every stage with a step): growing from one element by push would
   // allocate room for 17.
-  ctx.steps ??= new Array<Step>(5)
+  ctx.steps ??= new Array<Step>(4)
   ctx.steps[ctx.stepCount++] = step
   return o
 }

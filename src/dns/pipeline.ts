@@ -2,7 +2,7 @@
 // under stages/ (STYLE.md: a stage is `(next) => (ctx) => Outcome | PENDING`), around the
 // terminal that forwards to the upstream pool:
 //
-//   bytes ─▶ readQuery ─▶ [client ACL] ─▶ [local answers] ─▶ [observe] ─▶ [learn] ─▶ [answer policy] ─▶ [cache] ─▶ [query policy] ─▶ [coalesce] ─▶ forward
+//   bytes ─▶ readQuery ─▶ [client ACL] ─▶ [local answers] ─▶ [observe] ─▶ [answer policy] ─▶ [cache] ─▶ [query policy] ─▶ [coalesce] ─▶ forward
 //                                                                                                   ◀── Outcome ──┘
 //   Outcome ─▶ [queued steps] ─▶ respond: render (ID, question case, TTLs, OPT), count, time, truncate for UDP ─▶ bytes
 //
@@ -23,7 +23,7 @@ import type { ClientAcl } from './client-acl.js'
 import { type Handler, type ObserveAnswer, PENDING, QueryContext, type ReportMatch, type Serve, type Stage } from './contract.js'
 import type { DnsMetrics } from './metrics.js'
 import { Responder } from './respond.js'
-import { type AllowedAnswer, answerPolicyStage, cacheStage, clientAclStage, coalesceStage, forward, learnStage, localAnswersStage, observeStage, queryPolicyStage } from './stages/index.js'
+import { type AllowedAnswer, answerPolicyStage, cacheStage, clientAclStage, coalesceStage, forward, localAnswersStage, observeStage, queryPolicyStage } from './stages/index.js'
 import type { UpstreamPool } from './upstream/pool.js'
 import type { Engine } from '../policy/engine.js'
 import { headerOnlyResponse, malformedRcode, readQuery, Rcode } from './wire.js'
@@ -48,7 +48,7 @@ export interface PipelineDeps {
   readonly report: ReportMatch
   /** Only when every query is logged (store.logQueries: all); absent, the stage is not in the chain. */
   readonly observe?: ObserveAnswer | undefined
-  /** Only when learning is on: fresh answers of allowed names, for the collateral guard; absent, the stage is not in the chain. */
+  /** Only when learning is on: fresh answers let through, for the collateral guard (handed over by the answer-policy stage). */
   readonly allowed?: AllowedAnswer | undefined
   readonly answers: AnswerCache
   readonly pool: UpstreamPool
@@ -72,8 +72,7 @@ export function createPipeline (d: PipelineDeps): Serve {
     clientAclStage(d.acl, m, d.dns.ednsUdpSize),                     // first: a client outside dns.allowClients gets REFUSED before any work
     localAnswersStage(d.dns, m),                                     // BADVERS, CHAOS, zone transfers: answered by egressd itself
     ...(d.observe !== undefined ? [observeStage(d.observe, d.answers, d.now)] : []), // logQueries: all
-    ...(d.allowed !== undefined ? [learnStage(d.allowed)] : []),     // learning: which addresses allowed names use
-    answerPolicyStage(d.report, d.answers),                          // above the cache: cached answers follow list changes
+    answerPolicyStage(d.report, d.answers, d.allowed),               // above the cache: cached answers follow list changes; learning: which addresses allowed names use
     ...(d.cache.enabled ? [cacheStage(d.answers, d.now)] : []),      // hits answer here, synchronously
     queryPolicyStage(d.report),                                      // a miss: blocked names never leave the gateway
     coalesceStage(m, d.dns.maxInflight)                              // identical misses share one upstream query

@@ -6,7 +6,6 @@
 import type { Logger } from 'pino'
 import type { Config } from '../config/types.js'
 import type { AllowedAnswer } from '../dns/stages/index.js'
-import { AnswerTargets, answerTargets } from '../dns/wire.js'
 import { firewallCategories } from '../firewall/sync.js'
 import { INSTALLATION_ROOT, loadCollateral } from '../packs/collateral.js'
 import type { EngineBuild } from '../policy/build.js'
@@ -72,11 +71,10 @@ export class Learning {
       intervalSeconds: learning.probeIntervalSeconds,
       log: d.log
     })
-    const targets = new AnswerTargets() // refilled per answer (synchronously)
-    this.allowed = (ctx, answer) => { this.book.allowedAnswer(ctx.q.qname, answerTargets(answer, targets), ctx.client) }
+    this.allowed = (ctx, targets) => { this.book.allowedAnswer(ctx.q.qname, targets, ctx.client) }
   }
 
-  /** The pipeline's callback for every fresh allowed answer (dns/stages/learn.ts). */
+  /** The pipeline's callback for every fresh answer let through (dns/stages/answer-policy.ts). */
   readonly allowed: AllowedAnswer
 
   /**

@@ -1,14 +1,16 @@
-// The learn stage: every fresh answer that reaches the client unblocked is handed to the guard
-// with its query name, now or when a PENDING outcome arrives; cache hits, blocks, failures and a
-// monitored name's answer are not.
+// The answer-policy stage's hand-over to the collateral guard (learning): every fresh answer that
+// reaches the client unblocked is handed over with its query name and parsed targets, now or when
+// a PENDING outcome arrives; cache hits, blocks, failures and a monitored name's answer are not.
 
 import t from 'tap'
 import { AnswerCache } from '../../../src/dns/cache.js'
 import { PENDING, type Outcome } from '../../../src/dns/contract.js'
-import { learnStage } from '../../../src/dns/stages/learn.js'
-import { answerTargets } from '../../../src/dns/wire.js'
+import { answerPolicyStage, type AllowedAnswer } from '../../../src/dns/stages/answer-policy.js'
 import { ipv4Text } from '../../../src/policy/names.js'
 import { context, engine, fakeNext, upstreamAnswer } from './helpers.js'
+
+/** The answer-policy stage with a hand-over and nothing reported (no row here is a block of its own). */
+const learnStage = (allowed: AllowedAnswer, cache = new AnswerCache({ maxEntries: 10, now: () => 1000 })) => answerPolicyStage(() => {}, cache, allowed)
 
 t.test('rows of outcome from next -> handed to the guard or not', async t => {
   const ctx0 = context({ name: 'innocent.example' })
@@ -28,10 +30,9 @@ t.test('rows of outcome from next -> handed to the guard or not', async t => {
   for (const row of rows) {
     for (const pending of [false, true]) {
       const seen: string[] = []
-      const stage = learnStage((c, a) => {
-        const found = answerTargets(a)
+      const stage = learnStage((c, found) => {
         seen.push(`${c.q.qname} ${found.v4.slice(0, found.v4Count).map(ipv4Text).join(',')}`)
-      })
+      }, cache)
       const next = fakeNext(() => pending ? PENDING : row.o)
       const ctx = context({ name: 'innocent.example' })
       if (row.monitored === true) ctx.nameVerdict = { ...verdict, action: 'monitor' }
